@@ -1,0 +1,304 @@
+/*
+ * darknet.h — the whole public API of the darknet-evolve framework.
+ *
+ * A Darknet-compatible deep-learning framework: it reads upstream Darknet
+ * .cfg, .weights and .data files and trains image classifiers on the CPU.
+ * evo/ and the command line use nothing but this header.
+ *
+ * Quick tour:
+ *
+ *     dn_network *net = NULL;
+ *     if (dn_network_parse_file("cfg/fashion-small.cfg", NULL, &net) != DN_OK) {
+ *         fprintf(stderr, "%s\n", dn_last_error());   // "file:line: what was wrong"
+ *         return 1;
+ *     }
+ *     dn_weights_load(net, "model.weights");           // optional
+ *     float loss;
+ *     dn_network_train(net, X, Y, net->batch * net->subdivisions, &loss);
+ *     const float *p = dn_network_predict(net, image);  // (outputs)
+ *     dn_weights_save(net, "model.weights");
+ *     dn_network_free(net);
+ *
+ * Conventions:
+ *   - every call that can fail returns dn_status; DN_OK is 0. The message of
+ *     the last failure on the calling thread is dn_last_error().
+ *   - the library never exits, aborts or asserts on input.
+ *   - tensors are float32, laid out (N, C, H, W): batch, channel, row, column.
+ *   - deltas hold the NEGATIVE gradient of the loss, as upstream Darknet.
+ */
+#ifndef DARKNET_H
+#define DARKNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+typedef enum {
+    DN_OK = 0,
+    DN_ERR_ARG,      /* a caller passed something invalid                 */
+    DN_ERR_IO,       /* a file could not be opened, read or written      */
+    DN_ERR_PARSE,    /* cfg / .data text is malformed                     */
+    DN_ERR_SHAPE,    /* shapes do not fit together                        */
+    DN_ERR_NOMEM,    /* an allocation failed or would be too large        */
+    DN_ERR_NUMERIC,  /* training diverged: NaN or Inf                      */
+    DN_ERR_DATA,     /* a dataset or image is corrupt or inconsistent     */
+    DN_ERR_WEIGHTS   /* a .weights file does not match the network        */
+} dn_status;
+
+/* Message of the last failure on this thread ("" if none). */
+const char *dn_last_error(void);
+/* Name of a status code, e.g. "parse error". */
+const char *dn_status_name(dn_status s);
+
+/* Warnings (unknown cfg keys, skipped images, ...) go to this sink; the default
+ * prints "warning: ..." to stderr. Pass NULL to silence. Per process. */
+typedef void (*dn_log_fn)(const char *message, void *user);
+void dn_set_warning_sink(dn_log_fn fn, void *user);
+void dn_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ------------------------------------------------------------- enums */
+
+typedef enum {
+    DN_CONVOLUTIONAL, DN_CONNECTED, DN_MAXPOOL, DN_AVGPOOL, DN_LOCAL_AVGPOOL,
+    DN_DROPOUT, DN_SOFTMAX, DN_COST, DN_ROUTE, DN_SHORTCUT, DN_BATCHNORM,
+    DN_ACTIVATION_LAYER, DN_LAYER_TYPE_COUNT
+} dn_layer_type;
+
+typedef enum {
+    DN_LOGISTIC, DN_RELU, DN_RELIE, DN_LINEAR, DN_RAMP, DN_TANH, DN_PLSE,
+    DN_LEAKY, DN_ELU, DN_LOGGY, DN_STAIR, DN_HARDTAN, DN_LHTAN, DN_SELU,
+    DN_ACTIVATION_COUNT
+} dn_activation;
+
+typedef enum {
+    DN_POLICY_CONSTANT, DN_POLICY_STEP, DN_POLICY_STEPS, DN_POLICY_EXP,
+    DN_POLICY_POLY, DN_POLICY_SIGMOID, DN_POLICY_RANDOM
+} dn_policy;
+
+typedef enum { DN_COST_SSE, DN_COST_L1, DN_COST_SMOOTH } dn_cost_type;
+
+const char *dn_layer_type_name(dn_layer_type t);   /* "convolutional", ... */
+const char *dn_activation_name(dn_activation a);   /* "leaky", ...         */
+dn_status dn_activation_from_name(const char *name, dn_activation *out);
+
+/* ------------------------------------------------------------- layers */
+
+/* One learnable or saved array of a layer, in .weights file order. */
+typedef struct {
+    const char *name;  /* "biases", "scales", "rolling_mean", "rolling_variance", "weights" */
+    float *data;       /* (n) */
+    float *updates;    /* (n) accumulated negative gradient, NULL if not learned */
+    size_t n;
+    int decay;         /* 1 if weight decay applies (weights only)   */
+    int rows, cols;    /* matrix shape for connected weights, else 0 */
+} dn_param;
+
+#define DN_MAX_PARAMS 5
+
+typedef struct dn_layer dn_layer;
+typedef struct dn_network dn_network;
+struct dn_layer_ops;
+
+struct dn_layer {
+    dn_layer_type type;
+    const struct dn_layer_ops *ops;
+    int index;                 /* position in the network             */
+    int line;                  /* cfg line of the section header       */
+
+    int batch;                 /* mini-batch the buffers are sized for */
+    int w, h, c;               /* input shape (per image)              */
+    int out_w, out_h, out_c;   /* output shape (per image)             */
+    int inputs, outputs;       /* w*h*c and out_w*out_h*out_c          */
+
+    /* options shared by several layer types */
+    int filters, size, stride, pad, groups, batch_normalize;
+    dn_activation activation;
+    float lr_mult;             /* per-layer learning_rate multiplier   */
+    int stopbackward, dontsave, dontload, dontloadscales;
+    float probability;         /* dropout                              */
+    float dropout_scale;       /* 1/(1-p)                              */
+    float temperature;         /* softmax                              */
+    int softmax_groups;
+    dn_cost_type cost_type;
+    float cost_scale;
+    int n_inputs;              /* route: number of inputs              */
+    int *input_layers;         /* route: (n_inputs) absolute indexes   */
+    int *input_sizes;          /* route: (n_inputs) outputs of each    */
+    int from;                  /* shortcut: absolute index             */
+    float alpha, beta;         /* shortcut: out = act(alpha*prev + beta*from) */
+    int shortcut_w, shortcut_h, shortcut_c;  /* shape of the `from` layer */
+
+    /* parameters (NULL when absent) */
+    float *weights, *weight_updates;   /* conv: (filters, c/groups, size, size); connected: (outputs, inputs) */
+    float *biases, *bias_updates;      /* (out_c) or (outputs)                     */
+    float *scales, *scale_updates;     /* (out_c) batch-norm gamma                 */
+    float *rolling_mean, *rolling_variance; /* (out_c)                             */
+    size_t nweights;
+
+    /* activations and scratch, sized for `batch` images */
+    float *output;             /* (batch, outputs)                     */
+    float *delta;              /* (batch, outputs)  negative gradient   */
+    float *x, *x_norm;         /* (batch, outputs)  batch-norm inputs   */
+    float *mean, *variance;    /* (out_c) batch statistics              */
+    float *mean_delta, *variance_delta; /* (out_c)                      */
+    int *indexes;              /* maxpool argmax (batch, outputs)       */
+    float *rand;               /* dropout draws (batch, inputs)         */
+    float cost;                /* loss of the last forward (cost layers) */
+    int has_cost;
+    size_t workspace_size;     /* floats of shared scratch it needs     */
+};
+
+/* ------------------------------------------------------------- network */
+
+struct dn_network {
+    int n;                     /* number of layers                     */
+    dn_layer *layers;          /* (n)                                   */
+    char *source;              /* file name or "<string>"               */
+
+    int batch;                 /* mini-batch = cfg batch / subdivisions */
+    int subdivisions;
+    int w, h, c, inputs;       /* input shape                           */
+    int outputs;               /* outputs of the last non-cost layer    */
+    int truths;                /* length of one target vector           */
+
+    /* optimiser (see dn_network_rate) */
+    float learning_rate, momentum, decay;
+    dn_policy policy;
+    int burn_in, max_batches, step, num_steps;
+    float power, scale, gamma;
+    int *steps; float *scales; /* (num_steps)                           */
+    uint64_t seen;             /* images trained so far                 */
+
+    /* augmentation options from [net], used by data loaders */
+    int max_crop, min_crop, center;
+    float max_ratio, min_ratio, angle, aspect, saturation, exposure, hue;
+
+    /* state of the pass in progress */
+    int train;                 /* 1 while training                      */
+    float *input;              /* (batch, inputs) current layer input   */
+    float *input_buf;          /* (batch, inputs) owned copy of input   */
+    float *truth;              /* (batch, truths) or NULL               */
+    float *truth_buf;
+    float *delta;              /* delta of the previous layer or NULL   */
+    float *workspace;          /* shared scratch (im2col)               */
+    size_t workspace_size;
+    float cost;                /* mean cost of the last forward         */
+    uint64_t rng;              /* state of the network's random numbers */
+};
+
+/* Options for parsing; pass NULL for the defaults. */
+typedef struct {
+    int batch;        /* > 0: override [net] batch and set subdivisions=1 */
+    uint64_t seed;    /* weight initialisation and dropout (0: fixed default) */
+    int quiet;        /* 1: no layer table on stderr (default 1 via NULL) */
+} dn_parse_options;
+
+dn_status dn_network_parse_file(const char *path, const dn_parse_options *opt, dn_network **out);
+dn_status dn_network_parse_string(const char *cfg_text, const char *name,
+                                  const dn_parse_options *opt, dn_network **out);
+void dn_network_free(dn_network *net);
+
+/* Print the layer table ("layer filters size input output") to a FILE*. */
+void dn_network_print(const dn_network *net, void *file);
+
+/* Reallocate every buffer for a new mini-batch size. */
+dn_status dn_network_set_batch(dn_network *net, int batch);
+
+/* Learning rate the next update uses (policy, burn-in; see reference). */
+float dn_network_rate(const dn_network *net);
+/* Number of full batches trained so far: seen / (batch*subdivisions). */
+size_t dn_network_batch_num(const dn_network *net);
+
+/* Passes over the current mini-batch. `input` (batch, inputs); `truth`
+ * (batch, truths) or NULL. Forward zeroes every layer's delta first. */
+dn_status dn_network_forward(dn_network *net, const float *input, const float *truth, int train);
+void dn_network_backward(dn_network *net);
+void dn_network_update(dn_network *net);
+
+/* Train on n images (a multiple of the mini-batch): forward, backward and an
+ * update after every `subdivisions` mini-batches, exactly as upstream.
+ * X (n, inputs), Y (n, truths). *loss gets the mean loss per image.
+ * A NaN or Inf loss returns DN_ERR_NUMERIC. */
+dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int n, float *loss);
+
+/* Predict one image (inputs floats); returns the output (outputs floats) of
+ * the last non-cost layer, owned by the network, or NULL on error. Uses the
+ * first slot of the current mini-batch. */
+const float *dn_network_predict(dn_network *net, const float *input);
+/* Predict n images; out gets (n, outputs). */
+dn_status dn_network_predict_batch(dn_network *net, const float *X, int n, float *out);
+
+/* Parameters of a layer in .weights file order; returns the count. */
+int dn_layer_params(const dn_layer *l, dn_param out[DN_MAX_PARAMS]);
+/* Count of learnable floats in the network, and forward FLOPs per image. */
+size_t dn_network_param_count(const dn_network *net);
+double dn_network_flops(const dn_network *net);
+
+/* Re-initialise every parameter as a freshly parsed network would be. */
+void dn_layer_init_params(dn_layer *l, uint64_t *rng);
+
+/* ------------------------------------------------------------- weights */
+
+/* Upstream binary layout: int32 major, minor, revision; seen as uint64 when
+ * major*10+minor >= 2 (and both < 1000), else int32; then every layer's arrays.
+ * Loading checks every read: truncation and trailing bytes are errors. */
+dn_status dn_weights_load(dn_network *net, const char *path);
+dn_status dn_weights_load_upto(dn_network *net, const char *path, int cutoff);
+dn_status dn_weights_save(const dn_network *net, const char *path);
+/* The same, from/to memory (for in-process weight copies). */
+dn_status dn_weights_load_memory(dn_network *net, const void *buf, size_t size, const char *name);
+dn_status dn_weights_save_memory(const dn_network *net, void **buf, size_t *size);
+
+/* ------------------------------------------------------------- data */
+
+typedef struct {
+    int rows;          /* images                                */
+    int cols;          /* floats per image: w*h*c               */
+    int w, h, c;       /* image shape                           */
+    int classes;
+    float *X;          /* (rows, cols) CHW floats in [0,1]       */
+    float *y;          /* (rows, classes) one-hot targets        */
+    int *labels;       /* (rows) class index                     */
+} dn_dataset;
+
+void dn_dataset_free(dn_dataset *d);
+
+/* IDX files (MNIST / Fashion-MNIST), gzipped or not: images (N,H,W) u8 and
+ * labels (N) u8. max_rows > 0 limits the count. */
+dn_status dn_load_idx(const char *images_path, const char *labels_path, int classes,
+                      int max_rows, dn_dataset *out);
+/* CIFAR-10 binary batch files (records of 1 label byte + 3072 pixel bytes). */
+dn_status dn_load_cifar10(const char *const *paths, int npaths, int max_rows, dn_dataset *out);
+
+/* A classifier .data file (key=value, upstream lexing). */
+typedef struct {
+    int classes;
+    char *train, *valid, *labels, *names, *backup;
+    int top;
+    /* non-upstream keys for array datasets: */
+    char *train_images, *train_labels, *valid_images, *valid_labels; /* IDX */
+    char *format;      /* "list" (default), "idx", "cifar10"         */
+    char **label_names; int nlabels;   /* read from labels/names file */
+} dn_data_config;
+
+dn_status dn_data_config_read(const char *path, dn_data_config *out);
+void dn_data_config_free(dn_data_config *cfg);
+
+/* ------------------------------------------------------------- misc */
+
+/* Deterministic random numbers (splitmix64 / xorshift). */
+uint64_t dn_rand_u64(uint64_t *state);
+float dn_rand_uniform(uint64_t *state, float lo, float hi);
+float dn_rand_normal(uint64_t *state);
+
+double dn_time_now(void);   /* seconds, monotonic */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DARKNET_H */

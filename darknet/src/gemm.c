@@ -1,0 +1,66 @@
+/*
+ * gemm.c — matrix multiply. dn_gemm goes to OpenBLAS's cblas_sgemm when the
+ * build has it (the default) and to the portable dn_gemm_ref otherwise.
+ * Row-major: C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C.
+ */
+#include "internal.h"
+#ifdef DN_OPENBLAS
+#include <cblas.h>
+#endif
+
+void dn_gemm_ref(int TA, int TB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; ++i) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0) dn_fill(c, (size_t)N, 0);
+        else if (beta != 1) dn_scal(c, beta, (size_t)N);
+    }
+    if (!TA && !TB) {            /* i-k-j: unit-stride inner loop over B's row */
+        for (int i = 0; i < M; ++i)
+            for (int k = 0; k < K; ++k) {
+                float a = alpha * A[(size_t)i * lda + k];
+                const float *b = B + (size_t)k * ldb;
+                float *c = C + (size_t)i * ldc;
+                for (int j = 0; j < N; ++j) c[j] += a * b[j];
+            }
+    } else if (TA && !TB) {      /* A is (K,M) */
+        for (int k = 0; k < K; ++k)
+            for (int i = 0; i < M; ++i) {
+                float a = alpha * A[(size_t)k * lda + i];
+                const float *b = B + (size_t)k * ldb;
+                float *c = C + (size_t)i * ldc;
+                for (int j = 0; j < N; ++j) c[j] += a * b[j];
+            }
+    } else if (!TA && TB) {      /* B is (N,K): dot products */
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+                const float *a = A + (size_t)i * lda, *b = B + (size_t)j * ldb;
+                float s = 0;
+                for (int k = 0; k < K; ++k) s += a[k] * b[k];
+                C[(size_t)i * ldc + j] += alpha * s;
+            }
+    } else {
+        for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+                float s = 0;
+                for (int k = 0; k < K; ++k) s += A[(size_t)k * lda + i] * B[(size_t)j * ldb + k];
+                C[(size_t)i * ldc + j] += alpha * s;
+            }
+    }
+}
+
+void dn_gemm(int TA, int TB, int M, int N, int K, float alpha,
+             const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+#ifdef DN_OPENBLAS
+    if (K <= 0) { dn_gemm_ref(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
+    cblas_sgemm(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, TB ? CblasTrans : CblasNoTrans,
+                M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    dn_gemm_ref(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}

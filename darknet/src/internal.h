@@ -1,0 +1,180 @@
+/*
+ * internal.h — private declarations shared by the framework's source files:
+ * error helpers, the cfg section model, the per-layer ops table and the
+ * numeric kernels (blas, gemm, im2col, activations, batch norm).
+ * Nothing here is part of the public API (see include/darknet.h).
+ */
+#ifndef DN_INTERNAL_H
+#define DN_INTERNAL_H
+
+#include "darknet.h"
+#include <stdio.h>
+
+/* ------------------------------------------------------------ errors */
+
+/* Record the thread's last error message and return `s`. */
+dn_status dn_fail(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message with "context: ". Returns s. */
+dn_status dn_fail_context(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void dn_clear_error(void);
+
+/* Checked allocation: returns NULL and records DN_ERR_NOMEM on failure or on
+ * a size that overflows. Memory is zeroed. */
+void *dn_calloc(size_t count, size_t size);
+/* count*size without overflow? */
+int dn_mul_ok(size_t a, size_t b, size_t *out);
+char *dn_strdup(const char *s);
+
+#define DN_TRY(expr) do { dn_status dn__s = (expr); if (dn__s != DN_OK) return dn__s; } while (0)
+
+/* ------------------------------------------------------------ cfg text */
+
+typedef struct {
+    char *key;
+    char *value;     /* NULL when the line had no '=' */
+    int line;
+    int used;
+} dn_option;
+
+typedef struct {
+    char *type;      /* "[convolutional]" with brackets */
+    int line;
+    dn_option *opts; int nopts;
+} dn_section;
+
+typedef struct {
+    char *name;      /* file name or "<string>" */
+    dn_section *sections; int nsections;
+} dn_cfg;
+
+/* Lex cfg text with upstream's rules (all whitespace removed, '#' and ';'
+ * comments, first '=' splits). Errors name `name` and the line. */
+dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out);
+dn_status dn_cfg_lex_file(const char *path, dn_cfg *out);
+void dn_cfg_free(dn_cfg *cfg);
+/* Read a whole file into a NUL-terminated buffer. */
+dn_status dn_read_file(const char *path, char **text, size_t *size);
+
+/* Option lookup within a section. Each returns DN_OK with the default when the
+ * key is missing, and DN_ERR_PARSE (naming cfg name and line) when the value is
+ * not a number. Lookups mark the key used. */
+typedef struct { const dn_cfg *cfg; dn_section *sec; } dn_opts;
+dn_status dn_opt_int(dn_opts o, const char *key, int def, int *out);
+dn_status dn_opt_float(dn_opts o, const char *key, float def, float *out);
+const char *dn_opt_str(dn_opts o, const char *key, const char *def);
+int dn_opt_line(dn_opts o, const char *key);   /* line of key or of the section */
+/* Error at the line of `key` (or the section header). */
+dn_status dn_opt_fail(dn_opts o, const char *key, dn_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Warn about keys never looked up ("Unused field"). */
+void dn_opts_warn_unused(dn_opts o);
+
+/* ------------------------------------------------------------ layer ops */
+
+/* Everything a layer's parse function may look at. */
+typedef struct {
+    dn_opts opts;
+    dn_network *net;     /* layers [0, index) are parsed and shaped */
+    int index;           /* this layer's position */
+    int w, h, c;         /* shape of the previous layer's output (or the input) */
+} dn_parse_ctx;
+
+typedef struct dn_layer_ops {
+    dn_layer_type type;
+    const char *names[3];        /* section names without brackets; [0] canonical */
+    /* read options into l, compute the output shape; allocate nothing big */
+    dn_status (*parse)(dn_layer *l, dn_parse_ctx *ctx);
+    /* allocate parameters (once) */
+    dn_status (*alloc_params)(dn_layer *l);
+    /* initialise parameters as upstream does */
+    void (*init_params)(dn_layer *l, uint64_t *rng);
+    /* allocate activation buffers for l->batch images (called again on batch change) */
+    dn_status (*alloc_buffers)(dn_layer *l);
+    void (*forward)(dn_layer *l, dn_network *net);
+    void (*backward)(dn_layer *l, dn_network *net);
+    /* list the arrays saved in .weights, in file order */
+    int (*params)(const dn_layer *l, dn_param out[DN_MAX_PARAMS]);
+    /* release everything the layer owns (but not the dn_layer itself) */
+    void (*free)(dn_layer *l);
+    /* forward FLOPs per image (multiply-adds * 2) */
+    double (*flops)(const dn_layer *l);
+} dn_layer_ops;
+
+extern const dn_layer_ops dn_convolutional_ops, dn_connected_ops, dn_maxpool_ops,
+    dn_avgpool_ops, dn_local_avgpool_ops, dn_dropout_ops, dn_softmax_ops, dn_cost_ops,
+    dn_route_ops, dn_shortcut_ops, dn_batchnorm_ops, dn_activation_layer_ops;
+
+/* The table of every layer type, and lookup by section name ("[conv]"). */
+const dn_layer_ops *dn_layer_ops_for_type(dn_layer_type t);
+const dn_layer_ops *dn_layer_ops_for_section(const char *bracketed);
+
+/* Generic helpers layers share */
+dn_status dn_alloc_output_delta(dn_layer *l);   /* output, delta (batch*outputs) */
+void dn_free_common(dn_layer *l);               /* frees every pointer field */
+float *dn_layer_alloc(size_t n);                /* dn_calloc of floats */
+/* Batch-norm state of conv/connected/batchnorm layers over c channels */
+dn_status dn_alloc_batchnorm_params(dn_layer *l, int c);  /* scales, rolling stats, batch stats */
+void dn_init_batchnorm_params(dn_layer *l, int c);        /* scales 1, mean 0, variance 1 */
+dn_status dn_alloc_batchnorm_buffers(dn_layer *l);        /* x, x_norm (batch*outputs) */
+int dn_batchnorm_param_list(const dn_layer *l, int c, dn_param *out);  /* 3 entries */
+dn_param dn_make_param(const char *name, float *data, float *updates, size_t n, int decay);
+/* Shared parse of per-layer keys (learning_rate, stopbackward, dontsave, ...) */
+dn_status dn_parse_common(dn_layer *l, dn_opts o);
+/* Input must be an image (w, h, c >= 1) */
+dn_status dn_require_image(dn_layer *l, dn_parse_ctx *ctx);
+
+/* ------------------------------------------------------------ kernels */
+
+/* Level-1 helpers (x, y of length n, unit stride) */
+void dn_fill(float *x, size_t n, float v);
+void dn_copy(float *dst, const float *src, size_t n);
+void dn_axpy(float *y, float a, const float *x, size_t n);  /* y += a*x */
+void dn_scal(float *x, float a, size_t n);
+float dn_sum(const float *x, size_t n);
+int dn_all_finite(const float *x, size_t n);
+
+/* C (M,N) = alpha * op(A) op(B) + beta * C, row-major, lda/ldb/ldc as in BLAS. */
+void dn_gemm(int TA, int TB, int M, int N, int K, float alpha,
+             const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
+/* Portable reference GEMM (always available; used by tests and OPENBLAS=0). */
+void dn_gemm_ref(int TA, int TB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+
+/* im (c, h, w) -> col (c*ksize*ksize, out_h*out_w) and back (col2im adds). */
+void dn_im2col(const float *im, int c, int h, int w, int ksize, int stride, int pad,
+               int out_h, int out_w, float *col);
+void dn_col2im(const float *col, int c, int h, int w, int ksize, int stride, int pad,
+               int out_h, int out_w, float *im);
+
+/* Activations: apply in place; gradient multiplies delta by f'(y) where y is
+ * the activated output (upstream computes every derivative from y). */
+float dn_activate(float x, dn_activation a);
+float dn_gradient(float y, dn_activation a);
+void dn_activate_array(float *x, size_t n, dn_activation a);
+void dn_gradient_array(const float *y, size_t n, dn_activation a, float *delta);
+
+/* Batch norm over (batch, c, spatial). One epsilon everywhere: */
+#define DN_BN_EPSILON 1e-5f
+/* forward: x -> y using batch stats (train) or rolling stats; stores x and
+ * x_norm for backward; updates rolling stats when training. */
+void dn_batchnorm_forward(dn_layer *l, float *data, int train);
+/* backward: data holds delta of y; accumulates scale/bias updates and
+ * rewrites data with the delta of x. */
+void dn_batchnorm_backward(dn_layer *l, float *data, int train);
+/* Add per-channel bias / accumulate its gradient over (batch, c, spatial). */
+void dn_add_bias(float *out, const float *biases, int batch, int c, int spatial);
+void dn_backward_bias(float *bias_updates, const float *delta, int batch, int c, int spatial);
+
+/* ------------------------------------------------------------ files */
+
+/* Write to path.tmp.PID, fsync, rename over path. */
+dn_status dn_write_file_atomic(const char *path, const void *data, size_t size);
+dn_status dn_weights_load_memory_upto(dn_network *net, const void *buf, size_t size, const char *name, int cutoff);
+
+/* ------------------------------------------------------------ network */
+
+dn_status dn_network_build(dn_cfg *cfg, const dn_parse_options *opt, dn_network **out);
+
+#endif /* DN_INTERNAL_H */

@@ -256,6 +256,22 @@ dn_status dn_weights_save_memory(const dn_network *net, void **buf, size_t *size
 
 /* ------------------------------------------------------------- data */
 
+/* An image (c, h, w), floats in [0,1], channel-planar like the network input. */
+typedef struct { int w, h, c; float *data; } dn_image;
+
+dn_status dn_image_make(int w, int h, int c, dn_image *out);     /* zeroed */
+/* Load PNG/JPEG/BMP/... through stb_image; channels 1 or 3 forces that count,
+ * 0 keeps the file's. A corrupt or missing file is an error naming it. */
+dn_status dn_image_load(const char *path, int channels, dn_image *out);
+dn_status dn_image_save_png(const dn_image *im, const char *path);
+void dn_image_free(dn_image *im);
+dn_status dn_image_resize(const dn_image *in, int w, int h, dn_image *out);     /* bilinear */
+/* Fit inside w x h keeping the aspect ratio, pad with 0.5 gray (upstream predict). */
+dn_status dn_image_letterbox(const dn_image *in, int w, int h, dn_image *out);
+/* Central square, resized to w x h (upstream classifier valid). */
+dn_status dn_image_center_crop_resize(const dn_image *in, int w, int h, dn_image *out);
+
+/* Images and one-hot labels held in memory (IDX, CIFAR-10). */
 typedef struct {
     int rows;          /* images                                */
     int cols;          /* floats per image: w*h*c               */
@@ -275,19 +291,66 @@ dn_status dn_load_idx(const char *images_path, const char *labels_path, int clas
 /* CIFAR-10 binary batch files (records of 1 label byte + 3072 pixel bytes). */
 dn_status dn_load_cifar10(const char *const *paths, int npaths, int max_rows, dn_dataset *out);
 
-/* A classifier .data file (key=value, upstream lexing). */
+/* A classifier .data file (key=value, upstream lexing). Missing keys take
+ * upstream's defaults except backup, which defaults to "backup/". */
 typedef struct {
     int classes;
     char *train, *valid, *labels, *names, *backup;
     int top;
-    /* non-upstream keys for array datasets: */
-    char *train_images, *train_labels, *valid_images, *valid_labels; /* IDX */
-    char *format;      /* "list" (default), "idx", "cifar10"         */
-    char **label_names; int nlabels;   /* read from labels/names file */
+    char *train_labels, *valid_labels;  /* IDX label files (inferred when absent) */
+    int flip;                           /* array data: random horizontal flip (0) */
+    int crop_pad;                       /* array data: pad by N and random-crop back (0) */
+    char **label_names; int nlabels;    /* read from names= (or labels=) */
 } dn_data_config;
 
 dn_status dn_data_config_read(const char *path, dn_data_config *out);
 void dn_data_config_free(dn_data_config *cfg);
+
+/* One split (train or valid) of a .data file. The source is recognised by
+ * content: an IDX file (gzipped or not), CIFAR-10 .bin files (a comma list),
+ * or else a text list of image paths whose class is the label name found in
+ * the path (upstream's substring rule). */
+typedef struct {
+    int n;                 /* images                                  */
+    int classes;
+    int is_list;           /* 1: image paths, 0: arrays in memory     */
+    dn_dataset arrays;     /* when !is_list                           */
+    char **paths;          /* (n) when is_list                        */
+    int *labels;           /* (n) class index, -1 when none matched   */
+} dn_split;
+
+dn_status dn_split_load(const dn_data_config *cfg, int valid, int max_rows, dn_split *out);
+void dn_split_free(dn_split *s);
+/* New split holding rows [start, start+count) of s (copies). */
+dn_status dn_split_slice(const dn_split *s, int start, int count, dn_split *out);
+/* The evaluation input for image i at the network's w x h x c: arrays as
+ * they are (resized if needed), image files as upstream's valid (central
+ * square resized). x gets w*h*c floats. */
+dn_status dn_split_eval_input(const dn_split *s, int i, int w, int h, int c, float *x);
+
+/* Background batch loader: draws images with replacement (as upstream),
+ * augments them and assembles (batch, w*h*c) inputs and (batch, classes)
+ * one-hot targets while the network trains on the previous batch. */
+typedef struct {
+    const dn_split *split;
+    int batch, w, h, c;
+    /* image-list augmentation, upstream's classifier (from [net]) */
+    float min_ratio, max_ratio, angle, aspect, hue, saturation, exposure;
+    int center;
+    /* array augmentation: random flip, pad-and-crop (paper style) */
+    int flip, crop_pad;
+    uint64_t seed;
+    int threads;           /* decode threads for image lists (0: 2)   */
+} dn_loader_options;
+
+typedef struct dn_loader dn_loader;
+
+/* Fill the augmentation fields from a network's [net] options. */
+void dn_loader_options_from_network(dn_loader_options *o, const dn_network *net);
+dn_status dn_loader_start(const dn_loader_options *o, dn_loader **out);
+/* Blocks until the next batch is ready; *waited (may be NULL) gets the seconds spent waiting. */
+dn_status dn_loader_next(dn_loader *ld, float *X, float *Y, double *waited);
+void dn_loader_stop(dn_loader *ld);
 
 /* ------------------------------------------------------------- misc */
 

@@ -34,6 +34,7 @@ BIN ?= $(if $(filter build,$(BUILD)),bin,$(BUILD)/bin)
 LIB_SRC = $(wildcard darknet/src/*.c)
 CLI_SRC = $(wildcard darknet/cli/*.c) $(wildcard evo/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
+TEST_SH = $(wildcard tests/test_*.sh)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -71,7 +72,7 @@ test: setup
 
 HARNESS = $(if $(wildcard tests/oracle/upstream_harness.c),$(BUILD)/tests/upstream_harness)
 test-run: $(BIN)/darknet $(TEST_BIN) $(HARNESS)
-	@BUILD=$(BUILD) BIN=$(BIN) tests/run_all $(TEST_BIN)
+	@BUILD=$(BUILD) BIN=$(BIN) tests/run_all $(TEST_BIN) $(TEST_SH)
 
 demo: setup $(BIN)/darknet
 	@scripts/demo

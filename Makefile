@@ -10,7 +10,7 @@ DEBUG ?= 0
 
 CC ?= cc
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Idarknet/include -Idarknet/src -pthread
-LDLIBS = -lm -lz -pthread
+LDLIBS = -lm -lz -lstb -pthread
 
 ifeq ($(SANITIZE),1)
   BUILD ?= build-san

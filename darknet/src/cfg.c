@@ -7,7 +7,9 @@
  * section; key=value splits at the first '='; the first of duplicate keys wins.
  * Deviations (on purpose): '\r' is stripped too, so CRLF files work; an option
  * before the first section is an error (upstream segfaults); numbers must be
- * numbers ("filters=abc" is an error, upstream reads 0).
+ * numbers ("filters=abc" is an error, upstream reads 0); a line without '='
+ * is dropped with a warning, like "key=" (upstream keeps it as a key with no
+ * value).
  */
 #include "internal.h"
 #include <errno.h>
@@ -63,7 +65,11 @@ static dn_status add_option(dn_cfg *cfg, char *stripped, int line)
                        cfg->name, line, stripped);
     dn_section *s = &cfg->sections[cfg->nsections - 1];
     char *eq = strchr(stripped, '=');
-    if (eq && eq[1] == 0) {
+    if (!eq) {
+        dn_warn("%s:%d: '%s' has no '=' (expected key=value); line ignored", cfg->name, line, stripped);
+        return DN_OK;
+    }
+    if (eq[1] == 0) {
         dn_warn("%s:%d: '%s' has no value; line ignored", cfg->name, line, stripped);
         return DN_OK;
     }
@@ -73,15 +79,10 @@ static dn_status add_option(dn_cfg *cfg, char *stripped, int line)
     dn_option *o = &no[s->nopts];
     memset(o, 0, sizeof *o);
     o->line = line;
-    if (eq) {
-        *eq = 0;
-        o->key = dn_strdup(stripped);
-        o->value = dn_strdup(eq + 1);
-        if (!o->key || !o->value) { free(o->key); free(o->value); return DN_ERR_NOMEM; }
-    } else {
-        o->key = dn_strdup(stripped);
-        if (!o->key) return DN_ERR_NOMEM;
-    }
+    *eq = 0;
+    o->key = dn_strdup(stripped);
+    o->value = dn_strdup(eq + 1);
+    if (!o->key || !o->value) { free(o->key); free(o->value); return DN_ERR_NOMEM; }
     s->nopts++;
     return DN_OK;
 }

@@ -31,7 +31,7 @@ char *dn_strdup(const char *s);
 
 typedef struct {
     char *key;
-    char *value;     /* NULL when the line had no '=' */
+    char *value;     /* never NULL: lines without '=' or value are dropped with a warning */
     int line;
     int used;
 } dn_option;

@@ -41,11 +41,18 @@ static dn_status conv_parse(dn_layer *l, dn_parse_ctx *ctx)
     if (l->c % l->groups || l->filters % l->groups)
         return dn_opt_fail(o, "groups", DN_ERR_SHAPE, "groups=%d must divide both the input channels (%d) and filters (%d)",
                            l->groups, l->c, l->filters);
-    if (l->size > l->w + 2 * l->pad || l->size > l->h + 2 * l->pad)
+    long long pw = (long long)l->w + 2LL * l->pad, ph = (long long)l->h + 2LL * l->pad;  /* no int overflow */
+    if (l->size > pw || l->size > ph)
         return dn_opt_fail(o, "size", DN_ERR_SHAPE, "kernel size %d is larger than its padded input %dx%d (padding %d)",
                            l->size, l->w, l->h, l->pad);
-    l->out_w = (l->w + 2 * l->pad - l->size) / l->stride + 1;
-    l->out_h = (l->h + 2 * l->pad - l->size) / l->stride + 1;
+    long long ow = (pw - l->size) / l->stride + 1, oh = (ph - l->size) / l->stride + 1;
+    double limit = 1073741824.0, kc = (double)l->size * l->size * l->c;   /* 2^30 floats, as the parser's limit */
+    if ((double)ow * oh * l->filters > limit || kc > limit || kc / l->groups * l->filters > limit ||
+        kc / l->groups * ow * oh > limit)
+        return dn_opt_fail(o, NULL, DN_ERR_SHAPE, "too large: output %lldx%lldx%d, kernel %dx%dx%d (limit 2^30 floats)",
+                           ow, oh, l->filters, l->size, l->size, l->c);
+    l->out_w = (int)ow;
+    l->out_h = (int)oh;
     l->out_c = l->filters;
     l->nweights = (size_t)l->filters * (l->c / l->groups) * l->size * l->size;
     l->workspace_size = (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;

@@ -25,7 +25,7 @@ static dn_status cost_parse(dn_layer *l, dn_parse_ctx *ctx)
     float ratio, noobj, thresh;
     DN_TRY(dn_opt_float(o, "scale", 1, &l->cost_scale));
     DN_TRY(dn_opt_float(o, "ratio", 0, &ratio));
-    DN_TRY(dn_opt_float(o, "noobject_scale", 1, &noobj));
+    DN_TRY(dn_opt_float(o, "noobj", 1, &noobj));   /* upstream's key */
     DN_TRY(dn_opt_float(o, "thresh", 0, &thresh));
     l->out_w = l->w; l->out_h = l->h; l->out_c = l->c;
     l->has_cost = 1;

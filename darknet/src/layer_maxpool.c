@@ -18,14 +18,20 @@ dn_status dn_parse_pool_window(dn_layer *l, dn_parse_ctx *ctx)
     DN_TRY(dn_opt_int(o, "size", l->stride, &l->size));
     DN_TRY(dn_opt_int(o, "padding", l->size - 1, &l->pad));
     DN_TRY(dn_require_image(l, ctx));
-    if (l->size < 1) return dn_opt_fail(o, "size", DN_ERR_SHAPE, "size=%d must be at least 1", l->size);
+    /* stride first: size defaults to it */
     if (l->stride < 1) return dn_opt_fail(o, "stride", DN_ERR_SHAPE, "stride=%d must be at least 1", l->stride);
+    if (l->size < 1) return dn_opt_fail(o, "size", DN_ERR_SHAPE, "size=%d must be at least 1", l->size);
     if (l->pad < 0) return dn_opt_fail(o, "padding", DN_ERR_SHAPE, "padding=%d must not be negative", l->pad);
-    if (l->size > l->w + l->pad || l->size > l->h + l->pad)
+    long long pw = (long long)l->w + l->pad, ph = (long long)l->h + l->pad;   /* no int overflow */
+    if (l->size > pw || l->size > ph)
         return dn_opt_fail(o, "size", DN_ERR_SHAPE, "window size %d is larger than its padded input %dx%d (padding %d)",
                            l->size, l->w, l->h, l->pad);
-    l->out_w = (l->w + l->pad - l->size) / l->stride + 1;
-    l->out_h = (l->h + l->pad - l->size) / l->stride + 1;
+    long long ow = (pw - l->size) / l->stride + 1, oh = (ph - l->size) / l->stride + 1;
+    if ((double)ow * oh * l->c > 1073741824.0 || (double)l->size * l->size > 1073741824.0)
+        return dn_opt_fail(o, NULL, DN_ERR_SHAPE, "too large: output %lldx%lldx%d, window %d (limit 2^30 floats)", ow, oh,
+                           l->c, l->size);
+    l->out_w = (int)ow;
+    l->out_h = (int)oh;
     l->out_c = l->c;
     return DN_OK;
 }

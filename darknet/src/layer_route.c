@@ -44,6 +44,8 @@ static dn_status route_parse(dn_layer *l, dn_parse_ctx *ctx)
         l->input_sizes[j] = in->outputs;
         l->out_w = in->out_w;
         l->out_h = in->out_h;
+        if ((long long)l->out_c + in->out_c > 1073741824LL)
+            return dn_opt_fail(o, "layers", DN_ERR_SHAPE, "layers=%s: too many channels (limit 2^30)", spec);
         l->out_c += in->out_c;
         p = *end ? end + 1 : end;
     }

@@ -39,7 +39,8 @@ static dn_status shortcut_parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-/* out (b, c2, h2, w2) = s1*out + s2*add (b, c1, h1, w1), upstream's mapping. */
+/* out (b, c2, h2, w2) = s1*out + s2*add (b, c1, h1, w1), upstream's mapping.
+ * add == NULL only scales the positions the mapping reaches by s1. */
 static void shortcut_add(int batch, int w1, int h1, int c1, const float *add, int w2, int h2, int c2, float s1,
                          float s2, float *out)
 {
@@ -52,7 +53,7 @@ static void shortcut_add(int batch, int w1, int h1, int c1, const float *add, in
                 for (int i = 0; i < minw; ++i) {
                     size_t oi = (size_t)i * sample + (size_t)w2 * ((size_t)j * sample + (size_t)h2 * (k + (size_t)c2 * b));
                     size_t ai = (size_t)i * stride + (size_t)w1 * ((size_t)j * stride + (size_t)h1 * (k + (size_t)c1 * b));
-                    out[oi] = s1 * out[oi] + s2 * add[ai];
+                    out[oi] = s1 * out[oi] + (add ? s2 * add[ai] : 0);
                 }
 }
 
@@ -67,9 +68,15 @@ static void shortcut_forward(dn_layer *l, dn_network *net)
 static void shortcut_backward(dn_layer *l, dn_network *net)
 {
     dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
-    if (net->delta) dn_axpy(net->delta, l->alpha, l->delta, (size_t)l->batch * l->outputs);
     shortcut_add(l->batch, l->out_w, l->out_h, l->out_c, l->delta, l->shortcut_w, l->shortcut_h, l->shortcut_c, 1,
                  l->beta, net->layers[l->from].delta);
+    /* forward scaled prev by alpha only where `from` was added; elsewhere
+     * (other channels or positions of a differently shaped `from`) by 1.
+     * (Upstream applies alpha everywhere in backward.) */
+    if (l->alpha != 1)
+        shortcut_add(l->batch, l->shortcut_w, l->shortcut_h, l->shortcut_c, NULL, l->out_w, l->out_h, l->out_c,
+                     l->alpha, 0, l->delta);
+    if (net->delta) dn_axpy(net->delta, 1, l->delta, (size_t)l->batch * l->outputs);
 }
 
 static double shortcut_flops(const dn_layer *l) { return 2.0 * l->outputs; }

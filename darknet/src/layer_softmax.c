@@ -49,7 +49,7 @@ static void softmax_forward(dn_layer *l, dn_network *net)
     for (size_t i = 0; i < total; ++i) {
         float t = net->truth[i], p = l->output[i];
         l->delta[i] = t - p;
-        if (t != 0) l->cost += -t * logf(p > FLT_MIN ? p : FLT_MIN);
+        if (t != 0) l->cost += -t * logf(p < FLT_MIN ? FLT_MIN : p);   /* a NaN p stays NaN */
     }
 }
 

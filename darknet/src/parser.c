@@ -4,9 +4,15 @@
  * Nothing big is allocated until every layer's shape is known and valid.
  */
 #include "internal.h"
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Largest tensor (floats per image) or parameter array a layer may have: 4 GiB.
+ * Checked during shape inference, before anything is allocated, so that
+ * absurd generated cfgs fail with a shape error instead of int overflow. */
+#define MAX_FLOATS ((size_t)1 << 30)
 
 dn_status dn_require_image(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -43,6 +49,7 @@ static dn_status parse_policy(dn_network *net, dn_opts o)
     DN_TRY(dn_opt_float(o, "power", 4, &net->power));
     DN_TRY(dn_opt_int(o, "max_batches", 0, &net->max_batches));
     DN_TRY(dn_opt_int(o, "burn_in", 0, &net->burn_in));
+    if (net->burn_in < 0) return dn_opt_fail(o, "burn_in", DN_ERR_PARSE, "burn_in=%d must not be negative", net->burn_in);
     if (net->policy == DN_POLICY_STEP && net->step < 1)
         return dn_opt_fail(o, "step", DN_ERR_PARSE, "step=%d must be at least 1", net->step);
     if (net->policy != DN_POLICY_STEPS) return DN_OK;
@@ -81,7 +88,15 @@ static dn_status parse_net(dn_network *net, dn_opts o, const dn_parse_options *o
     DN_TRY(dn_opt_int(o, "width", 0, &net->w));
     DN_TRY(dn_opt_int(o, "height", 0, &net->h));
     DN_TRY(dn_opt_int(o, "channels", 0, &net->c));
-    DN_TRY(dn_opt_int(o, "inputs", net->w * net->h * net->c, &net->inputs));
+    if (net->w < 0 || net->h < 0 || net->c < 0)
+        return dn_opt_fail(o, "width", DN_ERR_PARSE, "width, height and channels must not be negative");
+    double whc = (double)net->w * net->h * net->c;   /* no int overflow */
+    if (whc > (double)MAX_FLOATS)
+        return dn_opt_fail(o, "width", DN_ERR_SHAPE, "input %dx%dx%d is too large (more than %zu floats)", net->w, net->h,
+                           net->c, MAX_FLOATS);
+    DN_TRY(dn_opt_int(o, "inputs", (int)whc, &net->inputs));
+    if (net->inputs > 0 && (size_t)net->inputs > MAX_FLOATS)
+        return dn_opt_fail(o, "inputs", DN_ERR_SHAPE, "inputs=%d is too large (more than %zu floats)", net->inputs, MAX_FLOATS);
     if (opt && opt->batch > 0) { batch = opt->batch; net->subdivisions = 1; }
     if (batch < 1) return dn_opt_fail(o, "batch", DN_ERR_PARSE, "batch=%d must be at least 1", batch);
     if (net->subdivisions < 1)
@@ -92,8 +107,6 @@ static dn_status parse_net(dn_network *net, dn_opts o, const dn_parse_options *o
         dn_warn("%s:%d: batch=%d is not a multiple of subdivisions=%d; the mini-batch is %d", o.cfg->name,
                 dn_opt_line(o, "subdivisions"), batch, net->subdivisions, batch / net->subdivisions);
     net->batch = batch / net->subdivisions;
-    if (net->w < 0 || net->h < 0 || net->c < 0)
-        return dn_opt_fail(o, "width", DN_ERR_PARSE, "width, height and channels must not be negative");
     if (net->inputs < 1)
         return dn_opt_fail(o, NULL, DN_ERR_PARSE, "needs width, height and channels (or inputs)");
     if (net->w * net->h * net->c != net->inputs) { net->w = net->h = 1; net->c = net->inputs; }
@@ -103,7 +116,7 @@ static dn_status parse_net(dn_network *net, dn_opts o, const dn_parse_options *o
     DN_TRY(dn_opt_float(o, "decay", .0001f, &net->decay));
     DN_TRY(parse_policy(net, o));
 
-    DN_TRY(dn_opt_int(o, "max_crop", net->w * 2, &net->max_crop));
+    DN_TRY(dn_opt_int(o, "max_crop", net->w > INT_MAX / 2 ? INT_MAX : net->w * 2, &net->max_crop));
     DN_TRY(dn_opt_int(o, "min_crop", net->w, &net->min_crop));
     DN_TRY(dn_opt_float(o, "max_ratio", net->w ? (float)net->max_crop / net->w : 1, &net->max_ratio));
     DN_TRY(dn_opt_float(o, "min_ratio", net->w ? (float)net->min_crop / net->w : 1, &net->min_ratio));
@@ -126,6 +139,7 @@ static dn_status parse_net(dn_network *net, dn_opts o, const dn_parse_options *o
 static dn_status parse_layers(dn_cfg *cfg, dn_network *net)
 {
     int w = net->w, h = net->h, c = net->c;
+    int loss = -1;   /* first [softmax] or [cost]: they read the targets, so only [cost] may follow them */
     for (int i = 0; i < net->n; ++i) {
         dn_section *sec = &cfg->sections[i + 1];
         dn_opts o = {cfg, sec};
@@ -135,6 +149,11 @@ static dn_status parse_layers(dn_cfg *cfg, dn_network *net)
                 return dn_fail(DN_ERR_PARSE, "%s:%d: %s may only be the first section", cfg->name, sec->line, sec->type);
             return dn_fail(DN_ERR_PARSE, "%s:%d: unknown section %s", cfg->name, sec->line, sec->type);
         }
+        if (loss >= 0 && ops->type != DN_COST)
+            return dn_fail(DN_ERR_SHAPE, "%s:%d: %s cannot follow %s (line %d): only [cost] layers may come after "
+                           "[softmax] or [cost]", cfg->name, sec->line, sec->type, cfg->sections[loss + 1].type,
+                           cfg->sections[loss + 1].line);
+        if (loss < 0 && (ops->type == DN_SOFTMAX || ops->type == DN_COST)) loss = i;
         dn_layer *l = &net->layers[i];
         l->type = ops->type;
         l->ops = ops;
@@ -149,8 +168,11 @@ static dn_status parse_layers(dn_cfg *cfg, dn_network *net)
         if (l->out_w < 1 || l->out_h < 1 || l->out_c < 1)
             return dn_opt_fail(o, NULL, DN_ERR_SHAPE, "output would be %dx%dx%d", l->out_w, l->out_h, l->out_c);
         size_t outputs = (size_t)l->out_w * l->out_h * l->out_c;
-        if (outputs > (size_t)1 << 30)
+        if (outputs > MAX_FLOATS)
             return dn_opt_fail(o, NULL, DN_ERR_SHAPE, "output %dx%dx%d is too large", l->out_w, l->out_h, l->out_c);
+        if (l->nweights > MAX_FLOATS || l->workspace_size > MAX_FLOATS)
+            return dn_opt_fail(o, NULL, DN_ERR_SHAPE, "too large: %zu weights, %zu floats of scratch (limit %zu)",
+                               l->nweights, l->workspace_size, MAX_FLOATS);
         l->outputs = (int)outputs;
         dn_opts_warn_unused(o);
         w = l->out_w; h = l->out_h; c = l->out_c;

@@ -54,7 +54,7 @@ dn_status dn_weights_load_memory_upto(dn_network *net, const void *buf, size_t s
     if (size < 12) return dn_fail(DN_ERR_WEIGHTS, "%s: %zu bytes is too short for a .weights header (at least 16)", name, size);
     int32_t major, minor, revision;
     memcpy(&major, p, 4); memcpy(&minor, p + 4, 4); memcpy(&revision, p + 8, 4);
-    size_t header = (major * 10 + minor >= 2 && major < 1000 && minor < 1000) ? 20 : 16;
+    size_t header = (major < 1000 && minor < 1000 && (long long)major * 10 + minor >= 2) ? 20 : 16;  /* no overflow */
     int transpose = major > 1000 || minor > 1000;
     if (size < header)
         return dn_fail(DN_ERR_WEIGHTS, "%s: truncated header: expected %zu bytes, found %zu", name, header, size);

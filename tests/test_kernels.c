@@ -1,0 +1,288 @@
+/*
+ * test_kernels.c — the numeric kernels against naive double-precision loops:
+ *   - dn_gemm (OpenBLAS when built with it) and dn_gemm_ref, all four
+ *     transpose combinations, odd sizes, alpha/beta, padded lda/ldb/ldc;
+ *   - dn_im2col against a direct unfolding, im2col+GEMM against a direct
+ *     convolution, and col2im as the adjoint of im2col;
+ *   - the convolutional and connected layers' forward passes against direct
+ *     loops (groups, stride, padding, 1x1 stride 2).
+ */
+#include "darknet.h"
+#include "internal.h"
+#include "testlib.h"
+
+static uint64_t rng = 12345;
+static float urand(void) { return dn_rand_uniform(&rng, -1, 1); }
+
+/* ------------------------------------------------------------ gemm */
+
+typedef void (*gemm_fn)(int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int);
+
+#define SENTINEL 12345.f
+
+/* Returns the number of wrong elements of C (including touched padding). */
+static int check_gemm(gemm_fn fn, const char *name, int TA, int TB, int M, int N, int K, float alpha, float beta,
+                      int pad, int nan_c)
+{
+    int lda = (TA ? M : K) + pad, ldb = (TB ? K : N) + pad, ldc = N + pad;
+    int arows = TA ? K : M, brows = TB ? N : K;
+    float *A = malloc(sizeof(float) * ((size_t)arows * lda + 1));
+    float *B = malloc(sizeof(float) * ((size_t)brows * ldb + 1));
+    float *C = malloc(sizeof(float) * ((size_t)M * ldc + 1));
+    float *C0 = malloc(sizeof(float) * ((size_t)M * ldc + 1));
+    for (int i = 0; i < arows * lda; ++i) A[i] = (i % lda) < (TA ? M : K) ? urand() : SENTINEL;
+    for (int i = 0; i < brows * ldb; ++i) B[i] = (i % ldb) < (TB ? K : N) ? urand() : SENTINEL;
+    for (int i = 0; i < M * ldc; ++i) C0[i] = (i % ldc) < N ? (nan_c ? NAN : urand()) : SENTINEL;
+    dn_copy(C, C0, (size_t)M * ldc);
+    fn(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    int bad = 0;
+    double worst = 0;
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < ldc; ++j) {
+            float got = C[(size_t)i * ldc + j];
+            if (j >= N) { bad += got != SENTINEL; continue; }
+            double s = 0, abs_s = 0;
+            for (int k = 0; k < K; ++k) {
+                double a = TA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                double b = TB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                s += a * b;
+                abs_s += fabs(a * b);
+            }
+            double c0 = beta == 0 ? 0 : C0[(size_t)i * ldc + j];
+            double want = alpha * s + beta * c0;
+            double bound = 1e-6 * (K + 4) * (fabs(alpha) * abs_s + fabs(beta * c0)) + 1e-30;
+            double err = fabs(got - want);
+            if (!(err <= bound)) {
+                ++bad;
+                if (err / bound > worst) worst = err / bound;
+            }
+        }
+    CHECK(bad == 0, "%s TA=%d TB=%d M=%d N=%d K=%d alpha=%g beta=%g pad=%d%s: %d wrong (worst %.3g x bound)", name, TA,
+          TB, M, N, K, alpha, beta, pad, nan_c ? " (C was NaN)" : "", bad, worst);
+    free(A); free(B); free(C); free(C0);
+    return bad;
+}
+
+static void test_gemm(void)
+{
+    static const int sizes[][3] = {
+        {1, 1, 1}, {1, 7, 3}, {5, 1, 4}, {3, 5, 7}, {8, 8, 8}, {17, 13, 11}, {33, 65, 31}, {64, 3, 129},
+        {2, 100, 27}, {31, 2, 64}, {16, 49, 9},
+    };
+    static const float alphas[] = {1, -.75f, 2.5f}, betas[] = {0, 1, .5f};
+    struct { gemm_fn fn; const char *name; } fns[] = {{dn_gemm, "dn_gemm"}, {dn_gemm_ref, "dn_gemm_ref"}};
+    for (int f = 0; f < 2; ++f)
+        for (int TA = 0; TA < 2; ++TA)
+            for (int TB = 0; TB < 2; ++TB)
+                for (size_t s = 0; s < sizeof sizes / sizeof *sizes; ++s)
+                    for (int ai = 0; ai < 3; ++ai)
+                        for (int bi = 0; bi < 3; ++bi)
+                            for (int pad = 0; pad <= 3; pad += 3)
+                                check_gemm(fns[f].fn, fns[f].name, TA, TB, sizes[s][0], sizes[s][1], sizes[s][2],
+                                           alphas[ai], betas[bi], pad, 0);
+    /* beta = 0 must overwrite C, even garbage (BLAS semantics) */
+    for (int f = 0; f < 2; ++f)
+        for (int TA = 0; TA < 2; ++TA)
+            for (int TB = 0; TB < 2; ++TB) check_gemm(fns[f].fn, fns[f].name, TA, TB, 6, 9, 5, 1, 0, 2, 1);
+    /* K = 0: C = beta*C */
+    for (int f = 0; f < 2; ++f) {
+        check_gemm(fns[f].fn, fns[f].name, 0, 0, 3, 4, 0, 1, .5f, 1, 0);
+        check_gemm(fns[f].fn, fns[f].name, 1, 1, 3, 4, 0, 1, 0, 0, 0);
+    }
+    /* M = 0 or N = 0: nothing is touched */
+    float C[4] = {1, 2, 3, 4}, A[4] = {1, 1, 1, 1};
+    dn_gemm(0, 0, 0, 2, 2, 1, A, 2, A, 2, 0, C, 2);
+    dn_gemm(0, 0, 2, 0, 2, 1, A, 2, A, 2, 0, C, 2);
+    CHECK(C[0] == 1 && C[1] == 2 && C[2] == 3 && C[3] == 4, "dn_gemm with M or N = 0 wrote to C");
+    /* the two implementations agree on a layer-sized product */
+    int M = 32, N = 196, K = 75;
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * K * N);
+    float *c1 = malloc(sizeof(float) * M * N), *c2 = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M * K; ++i) a[i] = urand();
+    for (int i = 0; i < K * N; ++i) b[i] = urand();
+    dn_gemm(0, 0, M, N, K, 1, a, K, b, N, 0, c1, N);
+    dn_gemm_ref(0, 0, M, N, K, 1, a, K, b, N, 0, c2, N);
+    double maxd = 0;
+    for (int i = 0; i < M * N; ++i) maxd = fmax(maxd, fabs(c1[i] - c2[i]));
+    CHECK(maxd < 1e-4, "dn_gemm and dn_gemm_ref differ by %g", maxd);
+    free(a); free(b); free(c1); free(c2);
+}
+
+/* ------------------------------------------------------------ im2col */
+
+typedef struct { int c, h, w, k, stride, pad; } conv_shape;
+
+static const conv_shape shapes[] = {
+    {1, 5, 5, 3, 1, 1}, {3, 5, 5, 3, 1, 0}, {2, 7, 6, 3, 2, 1}, {2, 6, 7, 5, 1, 2}, {3, 8, 8, 5, 2, 0},
+    {4, 4, 3, 1, 1, 0}, {3, 5, 5, 1, 2, 0}, {2, 3, 4, 1, 1, 1}, {2, 3, 3, 2, 1, 1}, {1, 9, 7, 3, 3, 1},
+    {2, 5, 6, 2, 3, 0}, {1, 4, 4, 4, 1, 3}, {3, 1, 1, 3, 1, 1}, {5, 2, 9, 3, 2, 1},
+};
+
+static int out_size(int in, int k, int stride, int pad) { return (in + 2 * pad - k) / stride + 1; }
+
+static float im_at(const float *im, int h, int w, int ch, int y, int x)
+{
+    return (y < 0 || y >= h || x < 0 || x >= w) ? 0 : im[((size_t)ch * h + y) * w + x];
+}
+
+static void test_im2col(void)
+{
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; ++s) {
+        conv_shape p = shapes[s];
+        int oh = out_size(p.h, p.k, p.stride, p.pad), ow = out_size(p.w, p.k, p.stride, p.pad);
+        size_t nim = (size_t)p.c * p.h * p.w, rows = (size_t)p.c * p.k * p.k, ncol = rows * oh * ow;
+        float *im = malloc(nim * sizeof(float)), *col = malloc(ncol * sizeof(float));
+        float *y = malloc(ncol * sizeof(float)), *back = malloc(nim * sizeof(float)), *z = malloc(nim * sizeof(float));
+        for (size_t i = 0; i < nim; ++i) im[i] = urand();
+        for (size_t i = 0; i < ncol; ++i) col[i] = NAN;   /* every cell must be written */
+        dn_im2col(im, p.c, p.h, p.w, p.k, p.stride, p.pad, oh, ow, col);
+        int bad = 0;
+        for (int ch = 0; ch < p.c; ++ch)
+            for (int ky = 0; ky < p.k; ++ky)
+                for (int kx = 0; kx < p.k; ++kx)
+                    for (int oy = 0; oy < oh; ++oy)
+                        for (int ox = 0; ox < ow; ++ox) {
+                            size_t r = ((size_t)ch * p.k + ky) * p.k + kx;
+                            int iy = oy * p.stride + ky - p.pad, ix = ox * p.stride + kx - p.pad;
+                            float want = im_at(im, p.h, p.w, ch, iy, ix);
+                            bad += col[r * oh * ow + (size_t)oy * ow + ox] != want;
+                        }
+        CHECK(bad == 0, "im2col c=%d %dx%d k=%d s=%d p=%d: %d cells wrong", p.c, p.h, p.w, p.k, p.stride, p.pad, bad);
+
+        /* adjoint: <im2col(x), y> == <x, col2im(y)> */
+        for (size_t i = 0; i < ncol; ++i) y[i] = urand();
+        for (size_t i = 0; i < nim; ++i) z[i] = urand();
+        dn_copy(back, z, nim);
+        dn_col2im(y, p.c, p.h, p.w, p.k, p.stride, p.pad, oh, ow, back);   /* adds onto z */
+        double lhs = 0, rhs = 0, mag = 0;
+        for (size_t i = 0; i < ncol; ++i) { lhs += (double)col[i] * y[i]; mag += fabs((double)col[i] * y[i]); }
+        for (size_t i = 0; i < nim; ++i) rhs += (double)im[i] * ((double)back[i] - z[i]);
+        CHECK(fabs(lhs - rhs) <= 1e-5 * (mag + 1),
+              "col2im is not the adjoint of im2col (c=%d %dx%d k=%d s=%d p=%d): %g vs %g", p.c, p.h, p.w, p.k, p.stride,
+              p.pad, lhs, rhs);
+        /* and it adds: pixels no window reaches keep z exactly */
+        int kept = 1;
+        for (int ch = 0; ch < p.c; ++ch)
+            for (int yy = 0; yy < p.h; ++yy)
+                for (int xx = 0; xx < p.w; ++xx) {
+                    int reached = 0;
+                    for (int ky = 0; ky < p.k; ++ky)
+                        for (int kx = 0; kx < p.k; ++kx) {
+                            int ty = yy + p.pad - ky, tx = xx + p.pad - kx;
+                            if (ty >= 0 && tx >= 0 && ty % p.stride == 0 && tx % p.stride == 0 && ty / p.stride < oh &&
+                                tx / p.stride < ow)
+                                reached = 1;
+                        }
+                    size_t i = ((size_t)ch * p.h + yy) * p.w + xx;
+                    if (!reached && back[i] != z[i]) kept = 0;
+                }
+        CHECK(kept, "col2im touched pixels no window covers (c=%d %dx%d k=%d s=%d p=%d)", p.c, p.h, p.w, p.k, p.stride,
+              p.pad);
+
+        /* im2col + GEMM == direct convolution */
+        int f = 3;
+        float *wts = malloc(sizeof(float) * f * rows), *out = malloc(sizeof(float) * f * oh * ow);
+        for (size_t i = 0; i < (size_t)f * rows; ++i) wts[i] = urand();
+        dn_gemm(0, 0, f, oh * ow, (int)rows, 1, wts, (int)rows, col, oh * ow, 0, out, oh * ow);
+        double maxerr = 0;
+        for (int o = 0; o < f; ++o)
+            for (int oy = 0; oy < oh; ++oy)
+                for (int ox = 0; ox < ow; ++ox) {
+                    double sum = 0;
+                    for (int ch = 0; ch < p.c; ++ch)
+                        for (int ky = 0; ky < p.k; ++ky)
+                            for (int kx = 0; kx < p.k; ++kx)
+                                sum += (double)wts[(((size_t)o * p.c + ch) * p.k + ky) * p.k + kx] *
+                                       im_at(im, p.h, p.w, ch, oy * p.stride + ky - p.pad, ox * p.stride + kx - p.pad);
+                    maxerr = fmax(maxerr, fabs(out[((size_t)o * oh + oy) * ow + ox] - sum));
+                }
+        CHECK(maxerr < 1e-5 * (double)rows, "im2col+gemm conv c=%d %dx%d k=%d s=%d p=%d: max error %g", p.c, p.h, p.w,
+              p.k, p.stride, p.pad, maxerr);
+        free(wts); free(out);
+        free(im); free(col); free(y); free(back); free(z);
+    }
+}
+
+/* ------------------------------------------------------------ layer forwards */
+
+static void test_conv_layer_forward(void)
+{
+    static const struct { int c, h, w, filters, size, stride, pad, groups, batch; } cases[] = {
+        {3, 5, 5, 4, 3, 1, 1, 1, 2}, {2, 7, 6, 3, 3, 2, 1, 1, 2}, {2, 6, 7, 2, 5, 1, 2, 1, 1},
+        {3, 4, 3, 4, 1, 1, 0, 1, 2}, {3, 5, 5, 2, 1, 2, 0, 1, 2}, {2, 3, 4, 2, 1, 1, 1, 1, 1},
+        {4, 5, 4, 6, 3, 1, 1, 2, 2}, {3, 6, 5, 3, 3, 2, 1, 3, 2}, {4, 5, 5, 2, 1, 2, 0, 2, 3},
+        {6, 4, 4, 6, 1, 1, 0, 3, 2}, {2, 3, 3, 2, 2, 1, 1, 1, 2},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; ++t) {
+        char cfg[512];
+        snprintf(cfg, sizeof cfg, "[net]\nbatch=%d\nwidth=%d\nheight=%d\nchannels=%d\n[convolutional]\nfilters=%d\n"
+                 "size=%d\nstride=%d\npadding=%d\ngroups=%d\nactivation=linear\n[cost]\n",
+                 cases[t].batch, cases[t].w, cases[t].h, cases[t].c, cases[t].filters, cases[t].size, cases[t].stride,
+                 cases[t].pad, cases[t].groups);
+        dn_network *net = NULL;
+        CHECK_OK(dn_network_parse_string(cfg, "conv forward", NULL, &net));
+        if (!net) continue;
+        dn_layer *l = &net->layers[0];
+        int C = cases[t].c, H = cases[t].h, W = cases[t].w, F = cases[t].filters;
+        int K = cases[t].size, S = cases[t].stride;
+        int P = cases[t].pad, G = cases[t].groups, Bn = cases[t].batch;
+        int oh = out_size(H, K, S, P), ow = out_size(W, K, S, P), cg = C / G, fg = F / G;
+        CHECK(l->out_h == oh && l->out_w == ow && l->out_c == F, "conv shape %dx%dx%d, want %dx%dx%d", l->out_w,
+              l->out_h, l->out_c, ow, oh, F);
+        for (int i = 0; i < F; ++i) l->biases[i] = urand();
+        size_t nin = (size_t)Bn * C * H * W;
+        float *x = malloc(nin * sizeof(float));
+        for (size_t i = 0; i < nin; ++i) x[i] = urand();
+        CHECK_OK(dn_network_forward(net, x, NULL, 0));
+        double maxerr = 0;
+        for (int b = 0; b < Bn; ++b)
+            for (int o = 0; o < F; ++o)
+                for (int oy = 0; oy < oh; ++oy)
+                    for (int ox = 0; ox < ow; ++ox) {
+                        int g = o / fg;
+                        double sum = l->biases[o];
+                        for (int cc = 0; cc < cg; ++cc)
+                            for (int ky = 0; ky < K; ++ky)
+                                for (int kx = 0; kx < K; ++kx)
+                                    sum += (double)l->weights[(((size_t)o * cg + cc) * K + ky) * K + kx] *
+                                           im_at(x + (size_t)b * C * H * W, H, W, g * cg + cc, oy * S + ky - P,
+                                                 ox * S + kx - P);
+                        maxerr = fmax(maxerr, fabs(l->output[(((size_t)b * F + o) * oh + oy) * ow + ox] - sum));
+                    }
+        CHECK(maxerr < 1e-5, "conv layer forward c=%d %dx%d f=%d k=%d s=%d p=%d g=%d: max error %g", C, H, W, F, K, S,
+              P, G, maxerr);
+        free(x);
+        dn_network_free(net);
+    }
+}
+
+static void test_connected_layer_forward(void)
+{
+    dn_network *net = NULL;
+    CHECK_OK(dn_network_parse_string("[net]\nbatch=3\nwidth=3\nheight=2\nchannels=2\n[connected]\noutput=5\n"
+                                     "activation=linear\n[cost]\n", "connected forward", NULL, &net));
+    if (!net) return;
+    dn_layer *l = &net->layers[0];
+    for (int i = 0; i < 5; ++i) l->biases[i] = urand();
+    float x[36];
+    for (int i = 0; i < 36; ++i) x[i] = urand();
+    CHECK_OK(dn_network_forward(net, x, NULL, 0));
+    double maxerr = 0;
+    for (int b = 0; b < 3; ++b)
+        for (int o = 0; o < 5; ++o) {
+            double s = l->biases[o];
+            for (int i = 0; i < 12; ++i) s += (double)l->weights[o * 12 + i] * x[b * 12 + i];
+            maxerr = fmax(maxerr, fabs(l->output[b * 5 + o] - s));
+        }
+    CHECK(maxerr < 1e-5, "connected forward: max error %g", maxerr);
+    dn_network_free(net);
+}
+
+int main(void)
+{
+    test_gemm();
+    test_im2col();
+    test_conv_layer_forward();
+    test_connected_layer_forward();
+    TEST_MAIN_END();
+}

@@ -9,7 +9,7 @@ SANITIZE ?= 0
 DEBUG ?= 0
 
 CC ?= cc
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Idarknet/include -Idarknet/src -pthread
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Idarknet/include -Idarknet/src -Ievo -pthread
 LDLIBS = -lm -lz -lstb -pthread
 
 ifeq ($(SANITIZE),1)
@@ -32,13 +32,16 @@ ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS)
 
 BIN ?= $(if $(filter build,$(BUILD)),bin,$(BUILD)/bin)
 LIB_SRC = $(wildcard darknet/src/*.c)
-CLI_SRC = $(wildcard darknet/cli/*.c) $(wildcard evo/*.c)
+CLI_SRC = $(wildcard darknet/cli/*.c)
+EVO_SRC = $(wildcard evo/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_SH = $(wildcard tests/test_*.sh)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
+EVO_OBJ = $(EVO_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB = $(BUILD)/libdarknet-evolve.a
+EVO_LIB = $(BUILD)/libevo.a
 
 .PHONY: all test test-run demo clean setup
 all: $(BIN)/darknet
@@ -51,13 +54,17 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/darknet: $(CLI_OBJ) $(LIB)
+$(EVO_LIB): $(EVO_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
+	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/%.c tests/testlib.h $(LIB)
+$(BIN)/darknet: $(CLI_OBJ) $(EVO_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(EVO_LIB) $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/testlib.h $(EVO_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests -Ievo $(LDFLAGS) -o $@ $< $(EVO_LIB) $(LIB) $(LDLIBS)
 
 # The upstream oracle: a harness linked against Debian's libdarknet (never a runtime dependency).
 $(BUILD)/tests/upstream_harness: tests/oracle/upstream_harness.c
@@ -80,4 +87,4 @@ demo: setup $(BIN)/darknet
 clean:
 	rm -rf build build-san build-debug bin
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(EVO_OBJ:.o=.d)

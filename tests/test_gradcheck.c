@@ -348,7 +348,7 @@ static int gradcheck(const gc_case *c)
 {
     static int verbose = -1;
     if (verbose < 0) verbose = getenv("GRADCHECK_VERBOSE") != NULL;
-    dn_parse_options opt = {0, name_seed(c->name), 1};
+    dn_parse_options opt = {.seed = name_seed(c->name), .quiet = 1};
     dn_network *net = NULL;
     int w0 = warnings;
     dn_status st = dn_network_parse_string(cfg_text(c), c->name, &opt, &net);

@@ -191,7 +191,7 @@ static int write_cfg(const char *name, const char *text)
 static dn_network *parse_cfg_file(const char *path)
 {
     dn_network *net = NULL;
-    dn_parse_options opt = {0, 7, 1};
+    dn_parse_options opt = {.seed = 7, .quiet = 1};
     CHECK_OK(dn_network_parse_file(path, &opt, &net));
     return net;
 }
@@ -901,7 +901,7 @@ static pid_t start_our_shapes(const shape_cfg *cfgs, int n)
         char path[512];
         fmt(path, sizeof path, "%s/%s", CFG_DIR, cfgs[i].file);
         dn_network *net = NULL;
-        dn_parse_options opt = {1, 1, 1};
+        dn_parse_options opt = {.batch = 1, .seed = 1, .quiet = 1};
         dn_status st = dn_network_parse_file(path, &opt, &net);
         fprintf(f, "cfg %s %d %s\n", cfgs[i].file, (int)st, st == DN_OK ? "" : dn_last_error());
         for (int k = 0; net && k < net->n; ++k) {

@@ -1,26 +1,33 @@
 /*
- * main.c — the darknet command line: dispatches to the subcommand families.
- * The only place in the project that decides to exit.
+ * main.c — the darknet command line: removes the global flags (-i N, -nogpu,
+ * as upstream) and dispatches to the subcommand families.
+ * The only place in the project that decides to exit: every subcommand
+ * returns its exit code here.
  */
-#include "darknet.h"
+#include "cli.h"
 #include <stdio.h>
 #include <string.h>
 
-int run_classifier(int argc, char **argv);
-
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: darknet <command> [args]\n"
+    fprintf(f, "usage: darknet [-i N | -nogpu] <command> [args]\n"
                "commands:\n"
-               "  classifier train|valid|predict <data> <cfg> [weights] [image]\n");
+               "  classifier train|valid|predict <data> <cfg> [weights] [image]\n"
+               "             (darknet classifier -h for the options)\n"
+               "This is a CPU build: -i and -nogpu are accepted and ignored.\n");
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) { usage(stderr); return 2; }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
-    if (!strcmp(argv[1], "classifier")) return run_classifier(argc, argv);
-    fprintf(stderr, "darknet: unknown command '%s'\n", argv[1]);
+    int bad = 0;
+    (void)cli_int(&argc, argv, "-i", 0, &bad);   /* GPU index: CPU build */
+    (void)cli_flag(&argc, argv, "-nogpu");
+    if (bad) { usage(stderr); return CLI_EXIT_USAGE; }
+    if (argc < 2) { usage(stderr); return CLI_EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
+    if (!strcmp(cmd, "classifier")) return run_classifier(argc, argv);
+    fprintf(stderr, "darknet: unknown command '%s'\n", cmd);
     usage(stderr);
-    return 2;
+    return CLI_EXIT_USAGE;
 }

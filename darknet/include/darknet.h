@@ -52,6 +52,9 @@ typedef enum {
 
 /* Message of the last failure on this thread ("" if none). */
 const char *dn_last_error(void);
+/* Set this thread's last error message and return s (for code built on the
+ * framework, e.g. evo/, so that one dn_last_error() serves both). */
+dn_status dn_set_error(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Name of a status code, e.g. "parse error". */
 const char *dn_status_name(dn_status s);
 
@@ -196,6 +199,9 @@ typedef struct {
     int batch;        /* > 0: override [net] batch and set subdivisions=1 */
     uint64_t seed;    /* weight initialisation and dropout (0: fixed default) */
     int quiet;        /* 1: no layer table on stderr (default 1 via NULL) */
+    int shapes_only;  /* 1: shape inference only, nothing allocated; the network can be
+                         inspected (shapes, dn_network_param_count, _flops, _memory_bytes)
+                         but not run or loaded */
 } dn_parse_options;
 
 dn_status dn_network_parse_file(const char *path, const dn_parse_options *opt, dn_network **out);
@@ -238,6 +244,9 @@ int dn_layer_params(const dn_layer *l, dn_param out[DN_MAX_PARAMS]);
 /* Count of learnable floats in the network, and forward FLOPs per image. */
 size_t dn_network_param_count(const dn_network *net);
 double dn_network_flops(const dn_network *net);
+/* Bytes a fully allocated network needs at its mini-batch: parameters with
+ * their updates, activations and deltas, batch-norm buffers, scratch. */
+size_t dn_network_memory_bytes(const dn_network *net);
 
 /* Re-initialise every parameter as a freshly parsed network would be. */
 void dn_layer_init_params(dn_layer *l, uint64_t *rng);

@@ -12,8 +12,8 @@
 
 /* ------------------------------------------------------------ errors */
 
-/* Record the thread's last error message and return `s`. */
-dn_status dn_fail(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record the thread's last error message and return `s` (darknet.h's dn_set_error). */
+#define dn_fail dn_set_error
 /* Prefix the current message with "context: ". Returns s. */
 dn_status dn_fail_context(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dn_clear_error(void);

@@ -83,6 +83,7 @@ float dn_network_rate(const dn_network *net)
 dn_status dn_network_forward(dn_network *net, const float *input, const float *truth, int train)
 {
     if (!net || !input) return dn_fail(DN_ERR_ARG, "dn_network_forward: no network or input");
+    if (!net->input_buf) return dn_fail(DN_ERR_ARG, "%s: network was parsed for shapes only", net->source);
     if (input != net->input_buf) dn_copy(net->input_buf, input, (size_t)net->batch * net->inputs);
     net->truth = NULL;
     if (truth) {
@@ -195,9 +196,23 @@ size_t dn_network_param_count(const dn_network *net)
         dn_param p[DN_MAX_PARAMS];
         int np = dn_layer_params(&net->layers[i], p);
         for (int k = 0; k < np; ++k)
-            if (p[k].updates) total += p[k].n;
+            if (strncmp(p[k].name, "rolling_", 8) != 0) total += p[k].n;
     }
     return total;
+}
+
+size_t dn_network_memory_bytes(const dn_network *net)
+{
+    size_t floats = 2 * dn_network_param_count(net);      /* parameters and their updates */
+    size_t scratch = 0;                                    /* shared by all layers */
+    for (int i = 0; i < net->n; ++i) {
+        const dn_layer *l = &net->layers[i];
+        size_t per = 2 + (l->batch_normalize || l->type == DN_BATCHNORM ? 2 : 0) + (l->type == DN_DROPOUT);
+        floats += per * (size_t)net->batch * l->outputs;   /* output, delta, [x, x_norm], [rand] */
+        if (l->workspace_size > scratch) scratch = l->workspace_size;
+    }
+    floats += scratch + (size_t)net->batch * (net->inputs + net->truths);
+    return floats * sizeof(float);
 }
 
 double dn_network_flops(const dn_network *net)

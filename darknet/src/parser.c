@@ -226,7 +226,7 @@ dn_status dn_network_build(dn_cfg *cfg, const dn_parse_options *opt, dn_network 
     if (st == DN_OK) st = parse_net(net, o, opt);
     if (st == DN_OK) dn_opts_warn_unused(o);
     if (st == DN_OK) st = parse_layers(cfg, net);
-    if (st == DN_OK) st = alloc_network(net);
+    if (st == DN_OK && !(opt && opt->shapes_only)) st = alloc_network(net);
     if (st != DN_OK) { dn_network_free(net); return st; }
     *out = net;
     return DN_OK;

@@ -18,7 +18,7 @@ static _Thread_local char last_error[2048];
 const char *dn_last_error(void) { return last_error; }
 void dn_clear_error(void) { last_error[0] = 0; }
 
-dn_status dn_fail(dn_status s, const char *fmt, ...)
+dn_status dn_set_error(dn_status s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

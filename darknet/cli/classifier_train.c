@@ -1,0 +1,219 @@
+/*
+ * classifier_train.c — `darknet classifier train <data> <cfg> [weights]`.
+ *
+ * Prints what upstream prints (reference A3): on stdout the cfg base name,
+ * the device count, "Learning Rate: .., Momentum: .., Decay: ..", the number
+ * of training images and the crop bounds; the layer table on stderr; then per
+ * full batch (batch*subdivisions images from the background loader)
+ *   Loaded: <s> seconds
+ *   <batch>, <epoch>: <loss>, <avg> avg, <rate> rate, <s> seconds, <seen> images
+ * plus, every few seconds, a progress line for people on stderr.
+ * Saves into the .data's backup dir: <base>_<epoch>.weights when the integer
+ * epoch grows, <base>.backup every 100 batches (upstream: 1000) and when
+ * stopped by SIGINT/SIGTERM, <base>.weights at the end.
+ */
+#include "cli.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define BACKUP_EVERY 100      /* batches between <base>.backup saves */
+#define PROGRESS_EVERY 5.0    /* seconds between progress lines */
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* "cfg/fashion-small.cfg" -> "fashion-small" (upstream: cut at the first '.') */
+static void cfg_base(const char *cfg, char *out, size_t size)
+{
+    const char *slash = strrchr(cfg, '/');
+    snprintf(out, size, "%s", slash ? slash + 1 : cfg);
+    char *dot = strchr(out, '.');
+    if (dot) *dot = 0;
+}
+
+/* mkdir -p; returns 0 or -1 with a message printed. */
+static int make_dirs(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", dir);
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') path[--len] = 0;
+    for (char *p = path + 1;; ++p) {
+        if (*p == '/' || *p == 0) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "darknet: cannot create backup directory %s: %s\n", path, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (!c) break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "darknet: backup path %s is not a directory\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int save(const dn_network *net, const char *dir, const char *base, const char *suffix)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    snprintf(path, sizeof path, "%s%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", base, suffix);
+    fprintf(stderr, "Saving weights to %s\n", path);
+    if (dn_weights_save(net, path) != DN_OK) return cli_fail("saving weights");
+    return 0;
+}
+
+static void fmt_duration(double s, char *out, size_t size)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(out, size, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else snprintf(out, size, "%ldm%02lds", t / 60, t % 60);
+}
+
+typedef struct {
+    double start, last_time;
+    uint64_t last_seen;
+} progress;
+
+static void print_progress(progress *p, const dn_network *net, int n, float avg, int final)
+{
+    double now = dn_time_now();
+    if (!final && now - p->last_time < PROGRESS_EVERY) return;
+    double ips = (double)(net->seen - p->last_seen) / (now - p->last_time + 1e-9);
+    size_t b = dn_network_batch_num(net);
+    char elapsed[32], left[48] = "";
+    fmt_duration(now - p->start, elapsed, sizeof elapsed);
+    if (net->max_batches > 0 && b < (size_t)net->max_batches && ips > 0) {
+        char d[32];
+        double remaining = (double)(net->max_batches - b) * net->batch * net->subdivisions / ips;
+        fmt_duration(remaining, d, sizeof d);
+        snprintf(left, sizeof left, ", ~%s left", d);
+    }
+    char limit[32] = "";
+    if (net->max_batches > 0) snprintf(limit, sizeof limit, "/%d", net->max_batches);
+    fprintf(stderr, "[train] epoch %.2f, batch %zu%s, loss %.4f avg, %.0f images/s, %s elapsed%s\n",
+            (double)net->seen / n, b, limit, avg, ips, elapsed, left);
+    p->last_time = now;
+    p->last_seen = net->seen;
+}
+
+/* The loop; returns the exit code. X, Y hold one full batch. */
+static int train_loop(const cli_classifier_args *a, dn_network *net, dn_loader *ld, int n,
+                      const char *backup, const char *base, float *X, float *Y)
+{
+    int full = net->batch * net->subdivisions;
+    uint64_t epoch = net->seen / (uint64_t)n;
+    float avg = -1;
+    progress p = {dn_time_now(), dn_time_now(), net->seen};
+    while ((net->max_batches == 0 || dn_network_batch_num(net) < (size_t)net->max_batches) && !stop_signal) {
+        double waited = 0;
+        if (dn_loader_next(ld, X, Y, &waited) != DN_OK) return cli_fail("loading a batch");
+        if (!a->quiet) printf("Loaded: %lf seconds\n", waited);
+        double t0 = dn_time_now();
+        float loss = 0;
+        dn_status st = dn_network_train(net, X, Y, full, &loss);
+        if (st == DN_ERR_NUMERIC) {
+            fflush(stdout);
+            fprintf(stderr, "darknet: %s\ndarknet: stopped; nothing was saved after the last good batch "
+                            "(try a lower learning_rate or a burn_in)\n", dn_last_error());
+            return CLI_EXIT_ERROR;
+        }
+        if (st != DN_OK) return cli_fail("training");
+        avg = avg < 0 ? loss : avg * .9f + loss * .1f;
+        size_t b = dn_network_batch_num(net);
+        if (!a->quiet) {
+            printf("%zu, %.3f: %f, %f avg, %f rate, %lf seconds, %" PRIu64 " images\n", b, (double)net->seen / n,
+                   loss, avg, dn_network_rate(net), dn_time_now() - t0, net->seen);
+            fflush(stdout);
+        }
+        print_progress(&p, net, n, avg, 0);
+        if (net->seen / (uint64_t)n > epoch) {
+            char suffix[64];
+            epoch = net->seen / (uint64_t)n;
+            snprintf(suffix, sizeof suffix, "_%" PRIu64 ".weights", epoch);
+            if (save(net, backup, base, suffix)) return CLI_EXIT_ERROR;
+        }
+        if (b % BACKUP_EVERY == 0 && save(net, backup, base, ".backup")) return CLI_EXIT_ERROR;
+    }
+    print_progress(&p, net, n, avg < 0 ? 0 : avg, 1);
+    if (stop_signal) {
+        int sig = stop_signal;
+        fprintf(stderr, "darknet: stopped by %s at batch %zu\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                dn_network_batch_num(net));
+        if (save(net, backup, base, ".backup")) return CLI_EXIT_ERROR;
+        return 128 + sig;
+    }
+    return save(net, backup, base, ".weights") ? CLI_EXIT_ERROR : 0;
+}
+
+int classifier_train(const cli_classifier_args *a)
+{
+    char base[256];
+    cfg_base(a->cfg, base, sizeof base);
+    printf("%s\n%d\n", base, 1);
+    if (a->gpus) fprintf(stderr, "darknet: -gpus given, but this is a CPU build: training on the CPU\n");
+
+    dn_data_config dc;
+    dn_network *net;
+    int rc = classifier_open(a, 0, 1, &dc, &net);
+    if (rc) return rc;
+    if (a->max_batches >= 0) net->max_batches = a->max_batches;
+    printf("Learning Rate: %g, Momentum: %g, Decay: %g\n", net->learning_rate, net->momentum, net->decay);
+
+    dn_split split;
+    dn_loader *ld = NULL;
+    float *X = NULL, *Y = NULL;
+    memset(&split, 0, sizeof split);
+    rc = CLI_EXIT_ERROR;
+    if (dn_split_load(&dc, 0, a->max_rows, &split) != DN_OK) { cli_fail("loading the training set"); goto done; }
+    if (split.n < 1) { fprintf(stderr, "darknet: the training set %s is empty\n", dc.train); goto done; }
+    printf("%d\n", split.n);
+    printf("%d %d\n", (int)(net->min_ratio * net->w), (int)(net->max_ratio * net->w));
+    fflush(stdout);
+
+    int full = net->batch * net->subdivisions;
+    dn_loader_options o;
+    memset(&o, 0, sizeof o);
+    o.split = &split;
+    o.batch = full;
+    o.w = net->w; o.h = net->h; o.c = net->c;
+    dn_loader_options_from_network(&o, net);
+    o.flip = dc.flip;
+    o.crop_pad = dc.crop_pad;
+    o.seed = a->seed;
+    X = malloc(sizeof(float) * (size_t)full * net->inputs);
+    Y = malloc(sizeof(float) * (size_t)full * dc.classes);
+    if (!X || !Y) { fprintf(stderr, "darknet: out of memory for a batch of %d images\n", full); goto done; }
+    if (make_dirs(dc.backup)) goto done;
+    if (dn_loader_start(&o, &ld) != DN_OK) { cli_fail("starting the batch loader"); goto done; }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rc = train_loop(a, net, ld, split.n, dc.backup, base, X, Y);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+done:
+    fflush(stdout);
+    if (ld) dn_loader_stop(ld);
+    free(X);
+    free(Y);
+    dn_split_free(&split);
+    dn_network_free(net);
+    dn_data_config_free(&dc);
+    return rc;
+}

@@ -1,0 +1,302 @@
+#!/usr/bin/env bash
+# test_cli.sh — end-to-end tests of `darknet classifier` through the binary:
+#   1. bad input of every kind gives a non-zero exit and a clear message, never a crash;
+#   2. train / valid / predict on a tiny generated PNG dataset (two trivially
+#      separable classes): upstream's output lines, backup file names, exit codes,
+#      resuming, -clear, SIGINT, flags anywhere, predict from stdin;
+#   3. cfg/cifar10-small.cfg trains a few batches on fake CIFAR-10 .bin files;
+#   4. a short Fashion-MNIST run (3000 training images) must beat chance by far
+#      on 2000 held-out test images (scaled down under the sanitizer build).
+# Env: BIN (where darknet lives, default bin), BUILD (build-san => sanitizer scale).
+# Prints "N passed, M failed"; exits non-zero on failure.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+BUILD=${BUILD:-build}
+case $BIN in /*) DN=$BIN/darknet ;; *) DN=$PWD/$BIN/darknet ;; esac
+FASHION=/usr/share/datasets/fashion-mnist
+T=$(mktemp -d /tmp/dn_cli.XXXXXX)
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+passed=0; failed=0
+
+ok()   { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok; else fail "$what"; fi; }
+matches() { [[ "$1" =~ $2 ]]; }   # matches STRING REGEX (for check)
+
+# run NAME CMD...: runs with a time limit; sets rc; output in $T/NAME.out and $T/NAME.err
+run() {
+  local name=$1; shift
+  timeout 300 "$@" >"$T/$name.out" 2>"$T/$name.err"; rc=$?
+}
+
+# expect_error NAME RC REGEX CMD...: exit code RC (1 or 2) and stderr matching REGEX
+expect_error() {
+  local name=$1 want=$2 re=$3; shift 3
+  run "$name" "$@"
+  if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, wanted $want; stderr: $(tail -n 3 "$T/$name.err")"; return; fi
+  if ! grep -Eq -e "$re" "$T/$name.err"; then fail "$name: stderr does not match /$re/: $(tail -n 3 "$T/$name.err")"; return; fi
+  if grep -Eq 'AddressSanitizer|runtime error|Segmentation' "$T/$name.err"; then fail "$name: sanitizer report"; return; fi
+  ok
+}
+
+[ -x "$DN" ] || { echo "no $DN (build it first)"; echo "0 passed, 1 failed"; exit 1; }
+${CC:-cc} -O1 -o "$T/gen" tests/gen_cli_data.c -lz || { echo "cannot build tests/gen_cli_data.c"; echo "0 passed, 1 failed"; exit 1; }
+
+# ------------------------------------------------------------------ tiny dataset
+mkdir -p "$T/train" "$T/test"
+"$T/gen" "$T/train" 40 20 1 && "$T/gen" "$T/test" 10 20 2 || { echo "data generation failed"; echo "0 passed, 1 failed"; exit 1; }
+printf 'bright\ndark\n' > "$T/tiny.labels"
+cat > "$T/tiny.data" <<EOF
+classes=2
+train=$T/train.list
+valid=$T/test.list
+labels=$T/tiny.labels
+backup=$T/backup/nested
+top=2
+EOF
+# the base name is cut at the first '.': tiny.v1.cfg saves as tiny_*.weights
+cat > "$T/tiny.v1.cfg" <<'EOF'
+[net]
+batch=8
+subdivisions=2
+width=16
+height=16
+channels=3
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=steps
+steps=60
+scales=.1
+max_batches=100
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[avgpool]
+
+[connected]
+output=2
+activation=linear
+
+[softmax]
+EOF
+sed -e 's/filters=8/filters=6/' "$T/tiny.v1.cfg" > "$T/other.cfg"
+sed -e 's/output=2/output=3/' "$T/tiny.v1.cfg" > "$T/three.cfg"
+printf '[net]\nbatch=1\nwidth=16\nheight=16\nchannels=3\n\n[bogus]\nsize=3\n' > "$T/bogus.cfg"
+printf 'size=3\n[net]\nbatch=1\n' > "$T/nonet.cfg"
+printf '[net]\nbatch=1\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=abc\n[softmax]\n' > "$T/nan.cfg"
+sed -e "s#^train=.*#train=$T/empty.list#" "$T/tiny.data" > "$T/empty.data"; : > "$T/empty.list"
+sed -e "s#^valid=.*#valid=$T/nothere.list#" "$T/tiny.data" > "$T/novalid.data"
+: > "$T/afile"; sed -e "s#^backup=.*#backup=$T/afile/sub#" "$T/tiny.data" > "$T/badbackup.data"
+head -c 300 /dev/urandom > "$T/corrupt.png"
+echo "$T/corrupt.png" > "$T/nolabel.list"; sed -e "s#^train=.*#train=$T/nolabel.list#" "$T/tiny.data" > "$T/nolabel.data"
+echo "$T/train/nothere_bright.png" > "$T/gone.list"; sed -e "s#^train=.*#train=$T/gone.list#" "$T/tiny.data" > "$T/gone.data"
+IMG="$T/test/0_bright.png"
+
+# ------------------------------------------------------------------ usage and bad input
+run help "$DN" -h;                        check "darknet -h exits 0 with usage" [ "$rc" -eq 0 ]
+check "darknet -h prints usage" grep -q 'usage: darknet' "$T/help.out"
+run chelp "$DN" classifier -h;            check "classifier -h exits 0" [ "$rc" -eq 0 ]
+check "classifier -h lists the commands" grep -q 'predict <data> <cfg> <weights>' "$T/chelp.out"
+expect_error noargs 2 'usage' "$DN"
+expect_error unknown_cmd 2 "unknown command 'frobnicate'" "$DN" frobnicate
+expect_error unknown_sub 2 "unknown command 'tarin'" "$DN" classifier tarin "$T/tiny.data" "$T/tiny.v1.cfg"
+expect_error no_cfg_arg 2 'needs <data> and <cfg>' "$DN" classifier train "$T/tiny.data"
+expect_error unknown_flag 2 "unknown option '-frob'" "$DN" classifier train "$T/tiny.data" "$T/tiny.v1.cfg" -frob
+expect_error flag_no_value 2 '-t needs a value' "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" -t
+expect_error flag_bad_value 2 "-seed wants an integer" "$DN" classifier train "$T/tiny.data" "$T/tiny.v1.cfg" -seed x1
+expect_error extra_arg 2 "unexpected argument" "$DN" classifier train "$T/tiny.data" "$T/tiny.v1.cfg" w x
+expect_error predict_no_weights 2 'needs <data> <cfg> <weights>' "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg"
+expect_error missing_data 1 'missing\.data' "$DN" classifier train "$T/missing.data" "$T/tiny.v1.cfg"
+expect_error missing_cfg 1 'missing\.cfg' "$DN" classifier train "$T/tiny.data" "$T/missing.cfg"
+expect_error unknown_section 1 'bogus\.cfg:7.*\[bogus\]' "$DN" classifier train "$T/tiny.data" "$T/bogus.cfg"
+expect_error option_before_net 1 'nonet\.cfg' "$DN" classifier valid "$T/tiny.data" "$T/nonet.cfg"
+expect_error not_a_number 1 'nan\.cfg:7' "$DN" classifier valid "$T/tiny.data" "$T/nan.cfg"
+expect_error classes_mismatch 1 'classes=2 but .*three\.cfg outputs 3' "$DN" classifier train "$T/tiny.data" "$T/three.cfg"
+expect_error empty_list 1 'empty' "$DN" classifier train "$T/empty.data" "$T/tiny.v1.cfg"
+expect_error no_label 1 'label' "$DN" classifier train "$T/nolabel.data" "$T/tiny.v1.cfg"
+expect_error image_in_list_missing 1 'nothere_bright\.png' "$DN" classifier train "$T/gone.data" "$T/tiny.v1.cfg"
+expect_error missing_valid 1 'nothere\.list' "$DN" classifier valid "$T/novalid.data" "$T/tiny.v1.cfg"
+expect_error bad_backup 1 'afile' "$DN" classifier train "$T/badbackup.data" "$T/tiny.v1.cfg" -max_batches 1
+expect_error missing_weights 1 'nothere\.weights' "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" "$T/nothere.weights"
+
+# ------------------------------------------------------------------ train on the tiny set
+run train "$DN" classifier train "$T/tiny.data" "$T/tiny.v1.cfg"
+check "train exits 0 (rc=$rc: $(tail -n 2 "$T/train.err"))" [ "$rc" -eq 0 ]
+mapfile -t L < "$T/train.out"
+check "train line 1 is the cfg base name" [ "${L[0]:-}" = "tiny" ]
+check "train line 2 is the device count" [ "${L[1]:-}" = "1" ]
+check "train line 3 is the optimiser" matches "${L[2]:-}" '^Learning Rate: 0\.05, Momentum: 0\.9, Decay: 0\.0005$'
+check "train line 4 is the image count" [ "${L[3]:-}" = "80" ]
+check "train line 5 is the crop bounds" matches "${L[4]:-}" '^16 32$'
+BATCH_RE='^[0-9]+, [0-9]+\.[0-9]{3}: [0-9]+\.[0-9]{6}, [0-9]+\.[0-9]{6} avg, [0-9]+\.[0-9]{6} rate, [0-9]+\.[0-9]{6} seconds, [0-9]+ images$'
+check "100 'Loaded:' lines" [ "$(grep -cE '^Loaded: [0-9]+\.[0-9]{6} seconds$' "$T/train.out")" -eq 100 ]
+check "100 batch lines" [ "$(grep -cE "$BATCH_RE" "$T/train.out")" -eq 100 ]
+check "first batch line" grep -qE '^1, 0\.100: [0-9.]+, [0-9.]+ avg, 0\.050000 rate, [0-9.]+ seconds, 8 images$' "$T/train.out"
+check "rate steps down at 60" grep -qE '^60, 6\.000: .* 0\.005000 rate, .* 480 images$' "$T/train.out"
+check "last batch line" grep -qE '^100, 10\.000: .* 800 images$' "$T/train.out"
+check "layer table on stderr" grep -q 'layer *filters *size *input *output' "$T/train.err"
+check "saving lines on stderr" grep -q "Saving weights to $T/backup/nested/tiny.weights" "$T/train.err"
+check "the loss falls" awk -F'[:,]' '/^1, /{a=$3} /^100, /{b=$4} END{exit !(b < a)}' "$T/train.out"
+for f in tiny_1.weights tiny_5.weights tiny_10.weights tiny.backup tiny.weights; do
+  check "backup file $f" [ -s "$T/backup/nested/$f" ]
+done
+check "one file per epoch" [ "$(ls "$T/backup/nested" | grep -cE '^tiny_[0-9]+\.weights$')" -eq 10 ]
+check "backup and final weights are the same size" [ "$(stat -c %s "$T/backup/nested/tiny.backup")" -eq "$(stat -c %s "$T/backup/nested/tiny.weights")" ]
+W="$T/backup/nested/tiny.weights"
+
+# resume: seen comes from the weights; -clear starts again at 0; -quiet drops batch lines
+# (these runs save into $T/scratch, leaving $W as trained above)
+sed -e "s#^backup=.*#backup=$T/scratch#" "$T/tiny.data" > "$T/scratch.data"
+run resume "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" "$W" -max_batches 102
+check "resume exits 0" [ "$rc" -eq 0 ]
+check "resume says it loads" grep -q "Loading weights from $W...Done!" "$T/resume.err"
+check "resume continues at batch 101" [ "$(grep -E "$BATCH_RE" "$T/resume.out" | head -n 1 | cut -d, -f1)" = "101" ]
+run clear "$DN" classifier -quiet train -max_batches 2 "$T/scratch.data" -clear "$T/tiny.v1.cfg" "$W"
+check "-clear anywhere exits 0" [ "$rc" -eq 0 ]
+check "-quiet prints no batch lines" [ "$(grep -cE "$BATCH_RE|^Loaded:" "$T/clear.out")" -eq 0 ]
+check "-clear restarts at batch 1 (progress line)" grep -qE '^\[train\] epoch 0\.20, batch 2/2' "$T/clear.err"
+run gpus "$DN" -nogpu classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 0,1 -i 0 -max_batches 1 -quiet
+check "-gpus/-i/-nogpu accepted (rc=$rc)" [ "$rc" -eq 0 ]
+check "-gpus: says CPU once" [ "$(grep -c 'CPU build' "$T/gpus.err")" -eq 1 ]
+for r in a b; do
+  sed -e "s#^backup=.*#backup=$T/seed_$r#" "$T/tiny.data" > "$T/seed_$r.data"
+  timeout 60 "$DN" classifier train "$T/seed_$r.data" "$T/tiny.v1.cfg" -seed 5 -max_batches 5 -quiet >/dev/null 2>&1
+done
+check "the same -seed gives the same weights" cmp -s "$T/seed_a/tiny.weights" "$T/seed_b/tiny.weights"
+expect_error weights_mismatch 1 'does not match|truncated' "$DN" classifier valid "$T/tiny.data" "$T/other.cfg" "$W"
+
+# valid
+run valid "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" "$W"
+check "valid exits 0" [ "$rc" -eq 0 ]
+check "valid running line" grep -qE '^19: top 1: [0-9]+\.[0-9]{6}, top 2: 1\.000000$' "$T/valid.out"
+check "valid summary, top-1 >= 0.9" awk '/^valid: 20 images, top 1: /{ok = ($5+0 >= 0.9)} END{exit !ok}' "$T/valid.out"
+run valid_v "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" "$W" -verbose -t 1
+check "valid -verbose prints every image" [ "$(grep -cE '^[0-9]+: top 1: [0-9.]+, top 1: [0-9.]+$' "$T/valid_v.out")" -eq 20 ]
+
+# predict
+run predict "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" "$IMG"
+check "predict exits 0" [ "$rc" -eq 0 ]
+check "predict prints top-2 lines" [ "$(grep -cE '^ ?[0-9]{1,3}\.[0-9]{2}%: (bright|dark)$' "$T/predict.out")" -eq 2 ]
+check "predict gets it right" matches "$(head -n 1 "$T/predict.out")" '%: bright$'
+check "predict timing on stderr" grep -qE "^$IMG: Predicted in [0-9]+\.[0-9]+ seconds\.$" "$T/predict.err"
+printf '%s\n\n%s\n' "$T/test/1_dark.png" "$T/test/2_bright.png" | timeout 60 "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" -t 1 >"$T/stdin.out" 2>"$T/stdin.err"; rc=$?
+check "predict from stdin exits 0" [ "$rc" -eq 0 ]
+check "predict prompts until EOF" [ "$(grep -o 'Enter Image Path: ' "$T/stdin.out" | wc -l)" -eq 4 ]
+check "predict from stdin answers" [ "$(grep -oE '[0-9.]+%: (bright|dark)' "$T/stdin.out" | cut -d' ' -f2 | tr '\n' ' ')" = "dark bright " ]
+expect_error missing_image 1 'nothere\.png' "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" "$T/nothere.png"
+expect_error corrupt_image 1 'corrupt\.png' "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" "$T/corrupt.png"
+
+# SIGINT saves <base>.backup and exits 130; training forever (-max_batches 0) until then
+sed -e "s#^backup=.*#backup=$T/sig#" "$T/tiny.data" > "$T/sig.data"
+timeout 60 "$DN" classifier train "$T/sig.data" "$T/tiny.v1.cfg" -max_batches 0 -quiet >"$T/sig.out" 2>"$T/sig.err" &
+pid=$!
+for _ in $(seq 100); do [ -s "$T/sig/tiny_1.weights" ] && break; sleep 0.1; done
+kill -INT $pid; wait $pid; rc=$?
+check "SIGINT exits 130 (rc=$rc)" [ "$rc" -eq 130 ]
+check "SIGINT saves the backup" [ -s "$T/sig/tiny.backup" ]
+check "SIGINT says so" grep -q 'stopped by SIGINT' "$T/sig.err"
+
+# divergence: a huge learning rate gives NaN/Inf, a clear message and exit 1
+sed -e 's/^learning_rate=.*/learning_rate=1e30/' "$T/tiny.v1.cfg" > "$T/diverge.cfg"
+expect_error diverge 1 'diverged' "$DN" classifier train "$T/sig.data" "$T/diverge.cfg" -quiet
+
+# ------------------------------------------------------------------ CIFAR-10 binary files
+for i in 1 2; do "$T/gen" -cifar "$T/c$i.bin" 64 $i; done
+"$T/gen" -cifar "$T/ct.bin" 20 3
+cat > "$T/cifar.data" <<EOF
+classes=10
+train=$T/c1.bin,$T/c2.bin
+valid=$T/ct.bin
+labels=$PWD/cfg/cifar10.labels
+backup=$T/cifar
+EOF
+sed -e 's/^batch=.*/batch=16/' cfg/cifar10-small.cfg > "$T/cifar10-small.cfg"   # the shipped net, smaller batch
+run cifar "$DN" classifier train "$T/cifar.data" "$T/cifar10-small.cfg" -max_batches 2
+check "cifar10-small.cfg trains on .bin files (rc=$rc: $(tail -n 1 "$T/cifar.err"))" [ "$rc" -eq 0 ]
+check "cifar train counts both files" [ "$(sed -n 4p "$T/cifar.out")" = "128" ]
+run cifar_valid "$DN" classifier valid "$T/cifar.data" "$T/cifar10-small.cfg" "$T/cifar/cifar10-small.weights"
+check "cifar valid (rc=$rc)" grep -qE '^valid: 20 images, top 1: ' "$T/cifar_valid.out"
+
+# ------------------------------------------------------------------ Fashion-MNIST subset
+if [ -r "$FASHION/train-images-idx3-ubyte.gz" ] && [ -r "$FASHION/t10k-images-idx3-ubyte.gz" ]; then
+  # no augmentation: it slows a run this short down
+  sed -e "s#^backup=.*#backup=$T/fashion#" -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" \
+      -e '/^flip=/d' -e '/^crop_pad=/d' cfg/fashion.data > "$T/fashion.data"
+  batches=400; [[ "$BUILD" == *san* ]] && batches=250
+  cat > "$T/fmini.cfg" <<EOF
+[net]
+batch=32
+width=28
+height=28
+channels=1
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=poly
+power=2
+max_batches=$batches
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+EOF
+  t0=$(date +%s)
+  run fashion "$DN" classifier train "$T/fashion.data" "$T/fmini.cfg" -max_rows 3000 -quiet
+  check "fashion subset trains (rc=$rc: $(tail -n 1 "$T/fashion.err"))" [ "$rc" -eq 0 ]
+  check "fashion subset uses 3000 images" [ "$(sed -n 4p "$T/fashion.out")" = "3000" ]
+  run fashion_valid "$DN" classifier valid "$T/fashion.data" "$T/fmini.cfg" "$T/fashion/fmini.weights" -max_rows 2000
+  acc=$(awk '/^valid: /{print $6}' "$T/fashion_valid.out" | tr -d ,)
+  echo "fashion-mnist subset: $batches batches on 3000 images, test top-1 ${acc:-?} on 2000 images, $(( $(date +%s) - t0 )) s"
+  check "fashion subset beats chance by far (top-1 ${acc:-none} > 0.6)" awk -v a="${acc:-0}" 'BEGIN{exit !(a > 0.6)}'
+else
+  echo "skipping the Fashion-MNIST run: $FASHION not installed (scripts/setup installs it)"
+fi
+
+echo "test_cli.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

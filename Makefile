@@ -3,7 +3,8 @@
 #   make OPENBLAS=0    portable GEMM, no OpenBLAS
 #   make SANITIZE=1    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 #   make test          install what the tests need, build, run every test
-#   make demo          train and validate the demo model on Fashion-MNIST
+#   make demo          the main job on Fashion-MNIST (scripts/demo)
+#   make demo-classifier  train and validate cfg/fashion-small.cfg briefly
 OPENBLAS ?= 1
 SANITIZE ?= 0
 DEBUG ?= 0
@@ -43,7 +44,7 @@ TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB = $(BUILD)/libdarknet-evolve.a
 EVO_LIB = $(BUILD)/libevo.a
 
-.PHONY: all test test-run demo clean setup
+.PHONY: all test test-run demo demo-classifier clean setup
 all: $(BIN)/darknet
 
 $(BUILD)/%.o: %.c
@@ -83,6 +84,9 @@ test-run: $(BIN)/darknet $(TEST_BIN) $(HARNESS)
 
 demo: setup $(BIN)/darknet
 	@scripts/demo
+
+demo-classifier: setup $(BIN)/darknet
+	@scripts/demo-classifier
 
 clean:
 	rm -rf build build-san build-debug bin

@@ -5,6 +5,7 @@
  * returns its exit code here.
  */
 #include "cli.h"
+#include "evo.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@ static void usage(FILE *f)
                "commands:\n"
                "  classifier train|valid|predict <data> <cfg> [weights] [image]\n"
                "             (darknet classifier -h for the options)\n"
+               "  evolve <data> <seed.cfg> -out DIR | -resume DIR | export DIR | status DIR\n"
+               "             evolutionary architecture search (darknet evolve -h)\n"
                "This is a CPU build: -i and -nogpu are accepted and ignored.\n");
 }
 
@@ -27,6 +30,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) { usage(stdout); return 0; }
     if (!strcmp(cmd, "classifier")) return run_classifier(argc, argv);
+    if (!strcmp(cmd, "evolve")) return evo_main(argc - 1, argv + 1);
     fprintf(stderr, "darknet: unknown command '%s'\n", cmd);
     usage(stderr);
     return CLI_EXIT_USAGE;

@@ -370,6 +370,10 @@ float dn_rand_normal(uint64_t *state);
 
 double dn_time_now(void);   /* seconds, monotonic */
 
+/* Threads the GEMM (OpenBLAS) may use, process-wide; n < 1 leaves it as is.
+ * No effect in an OPENBLAS=0 build. */
+void dn_set_threads(int n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,631 @@
+/*
+ * cli.c — `darknet evolve`: start a search, resume one, export an individual,
+ * show the state of a run folder. Flags are described once, in a table that
+ * also prints the help (default, meaning, the paper's value). Returns an exit
+ * code (0 ok, 1 runtime error, 2 usage error); only main() exits.
+ *
+ *   darknet evolve <data> <seed.cfg> -out DIR [flags]   start a search
+ *   darknet evolve -resume DIR                          continue it
+ *   darknet evolve export DIR [-id N] [-out PREFIX]     winner -> Darknet files
+ *   darknet evolve status DIR                           population, budget, best
+ */
+#include "evo.h"
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define EXIT_OK 0
+#define EXIT_ERR 1
+#define EXIT_USAGE 2
+#define MB 1048576.0
+
+/* ------------------------------------------------------------ options */
+
+/* The defaults fit a search of a few minutes on 2 CPU cores (`make demo`);
+ * the paper's values are in the help. */
+void evo_options_defaults(evo_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->algo = strdup("tournament");
+    o->population = 20;
+    o->evals = 800;
+    o->hours = 0;
+    o->steps = 200;
+    o->batch = 64;
+    o->holdout = 2000;
+    o->inherit = 1;
+    o->workers = 1;
+    o->seed = 1;
+}
+
+void evo_options_free(evo_options *o)
+{
+    if (!o) return;
+    free(o->data_path);
+    free(o->seed_cfg_path);
+    free(o->out_dir);
+    free(o->algo);
+    memset(o, 0, sizeof *o);
+}
+
+/* ------------------------------------------------------------ flag table */
+
+typedef enum { F_STR, F_INT, F_DBL, F_U64, F_MB } flag_type;
+
+typedef struct {
+    const char *name, *arg;
+    flag_type type;
+    size_t off;               /* into evo_options                       */
+    const char *help;
+    const char *paper;        /* the paper's value, or NULL             */
+} flag_spec;
+
+#define OFF(field) offsetof(evo_options, field)
+static const flag_spec FLAGS[] = {
+    {"-out", "DIR", F_STR, OFF(out_dir), "run folder to create (must not hold a search yet)", NULL},
+    {"-algo", "NAME", F_STR, OFF(algo), "selection: tournament (aging and random come later)", "tournament"},
+    {"-population", "P", F_INT, OFF(population), "individuals alive at once", "1000"},
+    {"-evals", "N", F_INT, OFF(evals), "budget: evaluations in all, initial ones included (0: no limit)", NULL},
+    {"-hours", "H", F_DBL, OFF(hours), "budget: hours of search, summed over resumes (0: no limit)", NULL},
+    {"-steps", "T", F_INT, OFF(steps), "training steps (batches) per evaluation", "25600"},
+    {"-batch", "B", F_INT, OFF(batch), "images per training step (overrides the seed's batch=)", "50"},
+    {"-holdout", "N", F_INT, OFF(holdout), "validation images carved out of the training set", "5000"},
+    {"-inherit", "0|1", F_INT, OFF(inherit), "children start from their parent's trained weights", "1"},
+    {"-workers", "N", F_INT, OFF(workers), "parallel workers (only 1 for now)", "250"},
+    {"-seed", "S", F_U64, OFF(seed), "seed of everything random (selection, mutation, init, data order)", NULL},
+    {"-max-layers", "L", F_INT, OFF(limits.max_layers), "largest network in layers (0: no limit)", NULL},
+    {"-max-params", "P", F_DBL, OFF(limits.max_params), "most learnable parameters (0: no limit)", NULL},
+    {"-max-flops", "F", F_DBL, OFF(limits.max_flops), "most forward FLOPs per image (0: no limit)", NULL},
+    {"-max-memory", "MB", F_MB, OFF(limits.max_memory), "most training memory in MiB at -batch (0: no limit)", NULL},
+    {"-max-train", "N", F_INT, OFF(max_train), "use only the first N training images (0: all)", NULL},
+    {"-threads", "N", F_INT, OFF(threads), "GEMM (OpenBLAS) threads per evaluation (0: OpenBLAS's default)", NULL},
+};
+#define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
+
+static void *field(evo_options *o, const flag_spec *f) { return (char *)o + f->off; }
+
+static void print_default(FILE *out, evo_options *d, const flag_spec *f)
+{
+    void *p = field(d, f);
+    switch (f->type) {
+    case F_STR: fprintf(out, "%s", *(char **)p ? *(char **)p : "none"); break;
+    case F_INT: fprintf(out, "%d", *(int *)p); break;
+    case F_DBL: fprintf(out, "%g", *(double *)p); break;
+    case F_U64: fprintf(out, "%llu", (unsigned long long)*(uint64_t *)p); break;
+    case F_MB: fprintf(out, "%g", *(double *)p / MB); break;
+    }
+}
+
+static void usage(FILE *out)
+{
+    evo_options d;
+    evo_options_defaults(&d);
+    fprintf(out,
+        "usage: darknet evolve <data> <seed.cfg> -out DIR [options]   start a search\n"
+        "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N]\n"
+        "                                                            continue it (other options from DIR/options.cfg)\n"
+        "       darknet evolve export DIR [-id N] [-out PREFIX]      write PREFIX.cfg/.weights/.data/.labels\n"
+        "                                                            (default: the best living one, DIR/best/best)\n"
+        "       darknet evolve status DIR                            population, budget, best (read-only)\n"
+        "Evolutionary architecture search (Real et al., \"Large-Scale Evolution of Image\n"
+        "Classifiers\", ICML 2017): steady-state tournament selection over a population\n"
+        "of networks that grow from the seed cfg by mutation, with weight inheritance.\n"
+        "options (defaults fit a short run on 2 CPU cores; [paper] gives the paper's setting):\n");
+    for (int i = 0; i < NFLAGS; ++i) {
+        const flag_spec *f = &FLAGS[i];
+        char head[48];
+        snprintf(head, sizeof head, "%s %s", f->name, f->arg);
+        fprintf(out, "  %-18s %s (", head, f->help);
+        if (f->type == F_STR && !*(char **)field(&d, f)) {
+            fprintf(out, "required");
+        } else {
+            fprintf(out, "default ");
+            print_default(out, &d, f);
+        }
+        fprintf(out, ")%s%s%s\n", f->paper ? " [paper: " : "", f->paper ? f->paper : "", f->paper ? "]" : "");
+    }
+    fprintf(out,
+        "  The paper's seed is the trivial model of cfg/evo-trivial.cfg: global average pool,\n"
+        "  connected, softmax, learning rate 0.1 (evolved by alter_learning_rate).\n"
+        "Run folder DIR: options.cfg, seed.cfg, events.jsonl (one JSON line per evaluation),\n"
+        "  each individual's cfg and the weights of the living ones. A killed search loses\n"
+        "  only the evaluation in flight: continue it with -resume.\n"
+        "Exit codes: 0 ok, 1 error, 2 usage.\n");
+    evo_options_free(&d);
+}
+
+/* ------------------------------------------------------------ number parsing */
+
+static int bad_value(const char *flag, const char *want, const char *v)
+{
+    fprintf(stderr, "darknet evolve: %s wants %s, not '%s'\n", flag, want, v);
+    return -1;
+}
+
+static int parse_int(const char *flag, const char *v, int *out)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (end == v || *end || errno || x < INT_MIN || x > INT_MAX) return bad_value(flag, "an integer", v);
+    *out = (int)x;
+    return 0;
+}
+
+static int parse_double(const char *flag, const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(x)) return bad_value(flag, "a number", v);
+    *out = x;
+    return 0;
+}
+
+static int parse_u64(const char *flag, const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (v[0] == '-' || v[0] == '+') return bad_value(flag, "a non-negative integer", v);
+    unsigned long long x = strtoull(v, &end, 10);
+    if (end == v || *end || errno) return bad_value(flag, "a non-negative integer", v);
+    *out = (uint64_t)x;
+    return 0;
+}
+
+static int set_flag(evo_options *o, const flag_spec *f, const char *v)
+{
+    void *p = field(o, f);
+    switch (f->type) {
+    case F_STR: {
+        char *s = strdup(v);
+        if (!s) { fprintf(stderr, "darknet evolve: out of memory\n"); return -1; }
+        free(*(char **)p);
+        *(char **)p = s;
+        return 0;
+    }
+    case F_INT: return parse_int(f->name, v, (int *)p);
+    case F_DBL: return parse_double(f->name, v, (double *)p);
+    case F_U64: return parse_u64(f->name, v, (uint64_t *)p);
+    case F_MB: {
+        double mb;
+        if (parse_double(f->name, v, &mb)) return -1;
+        *(double *)p = mb * MB;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static const flag_spec *find_flag(const char *name)
+{
+    for (int i = 0; i < NFLAGS; ++i)
+        if (!strcmp(FLAGS[i].name, name)) return &FLAGS[i];
+    return NULL;
+}
+
+static int looks_like_flag(const char *a) { return a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9'); }
+
+/* Flags of the table anywhere on the line; the rest are positionals, in
+ * order. Returns 0, or -1 after printing the problem. */
+static int parse_start_args(int argc, char **argv, evo_options *o, const char **pos, int *npos, int maxpos)
+{
+    *npos = 0;
+    for (int i = 1; i < argc; ++i) {
+        const char *a = argv[i];
+        if (!looks_like_flag(a)) {
+            if (*npos == maxpos) { fprintf(stderr, "darknet evolve: unexpected argument '%s'\n", a); return -1; }
+            pos[(*npos)++] = a;
+            continue;
+        }
+        const flag_spec *f = find_flag(a);
+        if (!f) { fprintf(stderr, "darknet evolve: unknown option '%s' (darknet evolve -h lists them)\n", a); return -1; }
+        if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return -1; }
+        if (set_flag(o, f, argv[++i])) return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ checks */
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "darknet evolve: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    return -1;
+}
+
+static int check_algo(const char *algo)
+{
+    if (algo && !strcmp(algo, "tournament")) return 0;
+    if (algo && (!strcmp(algo, "aging") || !strcmp(algo, "random")))
+        return usage_error("-algo %s: not available yet (aging evolution and random search come with a later "
+                           "issue); use -algo tournament", algo);
+    return usage_error("-algo '%s': unknown algorithm; the one available is tournament", algo ? algo : "");
+}
+
+static int check_limits(const evo_limits *l)
+{
+    if (l->max_layers < 0 || l->max_params < 0 || l->max_flops < 0 || l->max_memory < 0)
+        return usage_error("the -max-* limits must be >= 0 (0: no limit)");
+    return 0;
+}
+
+/* Values that make no sense, and features of later issues. */
+static int check_options(const evo_options *o)
+{
+    if (check_algo(o->algo)) return -1;
+    if (o->workers != 1)
+        return usage_error("-workers %d: parallel workers are not available yet (asynchronous workers sharing "
+                           "one population come with a later issue); use -workers 1", o->workers);
+    if (o->population < 2) return usage_error("-population %d: needs at least 2 individuals", o->population);
+    if (o->evals < 0) return usage_error("-evals %d: must be >= 0", o->evals);
+    if (o->hours < 0) return usage_error("-hours %g: must be >= 0", o->hours);
+    if (o->evals == 0 && o->hours == 0) return usage_error("no budget: give -evals N or -hours H");
+    if (o->steps < 1) return usage_error("-steps %d: must be >= 1", o->steps);
+    if (o->batch < 1) return usage_error("-batch %d: must be >= 1", o->batch);
+    if (o->holdout < 1) return usage_error("-holdout %d: must be >= 1", o->holdout);
+    if (o->inherit != 0 && o->inherit != 1) return usage_error("-inherit %d: must be 0 or 1", o->inherit);
+    if (o->max_train < 0) return usage_error("-max-train %d: must be >= 0", o->max_train);
+    if (o->max_train > 0 && o->max_train <= o->holdout)
+        return usage_error("-max-train %d: must be larger than -holdout %d", o->max_train, o->holdout);
+    if (o->threads < 0) return usage_error("-threads %d: must be >= 0", o->threads);
+    return check_limits(&o->limits);
+}
+
+/* "darknet evolve: WHAT: MSG", without WHAT when MSG names it already. */
+static int runtime_error(const char *what, const char *msg)
+{
+    if (!msg || !*msg) msg = "failed";
+    if (strstr(msg, what)) fprintf(stderr, "darknet evolve: %s\n", msg);
+    else fprintf(stderr, "darknet evolve: %s: %s\n", what, msg);
+    return EXIT_ERR;
+}
+
+/* The seed builds, fits the limits and has one output per class of the data. */
+static int check_seed_net(const evo_genome *g, const evo_options *o, int classes, const char *path)
+{
+    evo_cost cost;
+    if (evo_genome_check(g, &o->limits, &cost) != DN_OK) return runtime_error(path, evo_last_error());
+    char *text = NULL;
+    if (evo_genome_emit(g, 0, &text) != DN_OK) return runtime_error(path, evo_last_error());
+    dn_parse_options po = { .batch = o->batch, .seed = 1, .quiet = 1, .shapes_only = 1 };
+    dn_network *net = NULL;
+    dn_status s = dn_network_parse_string(text, path, &po, &net);
+    free(text);
+    if (s != DN_OK) return runtime_error(path, dn_last_error());
+    int outputs = net->outputs;
+    dn_network_free(net);
+    if (outputs != classes) {
+        fprintf(stderr, "darknet evolve: %s outputs %d classes but %s has classes=%d\n", path, outputs,
+                o->data_path, classes);
+        return EXIT_ERR;
+    }
+    return EXIT_OK;
+}
+
+/* Read the .data and the seed before anything is created. */
+static int check_inputs(const evo_options *o, char **seed_text)
+{
+    dn_data_config dc;
+    memset(&dc, 0, sizeof dc);
+    if (dn_data_config_read(o->data_path, &dc) != DN_OK) return runtime_error(o->data_path, dn_last_error());
+    int classes = dc.classes;
+    dn_data_config_free(&dc);
+    if (evo_read_file(o->seed_cfg_path, seed_text, NULL) != DN_OK) return runtime_error("seed", evo_last_error());
+    evo_genome g;
+    if (evo_genome_parse(*seed_text, o->seed_cfg_path, &g) != DN_OK)
+        return runtime_error("seed", evo_last_error());
+    int rc = check_seed_net(&g, o, classes, o->seed_cfg_path);
+    evo_genome_free(&g);
+    return rc;
+}
+
+/* Absolute path of an existing file, so that -resume works from anywhere. */
+static int absolutize(char **path)
+{
+    char *abs = realpath(*path, NULL);
+    if (!abs) { fprintf(stderr, "darknet evolve: %s: %s\n", *path, strerror(errno)); return -1; }
+    free(*path);
+    *path = abs;
+    return 0;
+}
+
+static int set_str(char **dst, const char *v)
+{
+    char *s = strdup(v);
+    if (!s) return -1;
+    free(*dst);
+    *dst = s;
+    return 0;
+}
+
+/* ------------------------------------------------------------ commands */
+
+static int search_and_close(evo_store *st, evo_options *o, evo_state *state)
+{
+    dn_status s = evo_search_run(st, o, state, stdout);
+    int rc = s == DN_OK ? EXIT_OK : runtime_error("search", evo_last_error());
+    evo_store_close(st);
+    return rc;
+}
+
+static int cmd_start(int argc, char **argv)
+{
+    evo_options o;
+    evo_options_defaults(&o);
+    const char *pos[2];
+    int npos, rc = EXIT_USAGE;
+    char *seed_text = NULL;
+    if (parse_start_args(argc, argv, &o, pos, &npos, 2)) goto out;
+    if (npos != 2) { fprintf(stderr, "darknet evolve: needs <data> and <seed.cfg> (darknet evolve -h)\n"); goto out; }
+    if (!o.out_dir || !*o.out_dir) { fprintf(stderr, "darknet evolve: needs -out DIR, the run folder to create\n"); goto out; }
+    if (check_options(&o)) goto out;
+    if (set_str(&o.data_path, pos[0]) || set_str(&o.seed_cfg_path, pos[1])) {
+        rc = runtime_error("options", "out of memory");
+        goto out;
+    }
+    rc = check_inputs(&o, &seed_text);
+    if (rc != EXIT_OK) goto out;
+    rc = EXIT_ERR;
+    if (absolutize(&o.data_path) || absolutize(&o.seed_cfg_path)) goto out;
+    evo_store *st = NULL;
+    if (evo_store_create(o.out_dir, &o, seed_text, &st) != DN_OK) {
+        rc = runtime_error(o.out_dir, evo_last_error());
+        goto out;
+    }
+    evo_state state;
+    memset(&state, 0, sizeof state);
+    rc = search_and_close(st, &o, &state);
+    evo_state_free(&state);
+out:
+    free(seed_text);
+    evo_options_free(&o);
+    return rc;
+}
+
+/* -resume DIR [-evals N] [-hours H] [-threads N]: the other options come from
+ * DIR/options.cfg; the budget and threads may be changed (and are saved). */
+static int resume_overrides(int argc, char **argv, const char **dir, evo_options *o, int *changed)
+{
+    static const char *const allowed[] = {"-evals", "-hours", "-threads"};
+    *dir = NULL;
+    *changed = 0;
+    for (int i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "-resume")) {
+            if (i + 1 >= argc || *dir) return usage_error("-resume takes one run folder: darknet evolve -resume DIR");
+            *dir = argv[++i];
+            continue;
+        }
+        int ok = 0;
+        for (int k = 0; k < 3; ++k) ok |= !strcmp(argv[i], allowed[k]);
+        if (!ok || i + 1 >= argc)
+            return usage_error("-resume DIR accepts only -evals N, -hours H and -threads N (the other options come "
+                               "from DIR/options.cfg), not '%s'", argv[i]);
+        if (set_flag(o, find_flag(argv[i]), argv[i + 1])) return -1;
+        ++i;
+        *changed = 1;
+    }
+    return *dir ? 0 : usage_error("-resume needs the run folder");
+}
+
+static int cmd_resume(int argc, char **argv)
+{
+    const char *dir;
+    int changed;
+    evo_options over, o;
+    memset(&o, 0, sizeof o);
+    evo_options_defaults(&over);
+    over.evals = -1; over.hours = -1; over.threads = -1;
+    if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return EXIT_USAGE; }
+    evo_state state;
+    memset(&state, 0, sizeof state);
+    evo_store *st = NULL;
+    int rc;
+    if (evo_store_open(dir, &o, &state, &st) != DN_OK) {
+        rc = runtime_error(dir, evo_last_error());
+    } else {
+        if (over.evals >= 0) o.evals = over.evals;
+        if (over.hours >= 0) o.hours = over.hours;
+        if (over.threads >= 0) o.threads = over.threads;
+        if (check_options(&o)) { evo_store_close(st); rc = EXIT_ERR; }
+        else if (changed && evo_store_save_options(st, &o) != DN_OK) {
+            rc = runtime_error(dir, evo_last_error());
+            evo_store_close(st);
+        } else {
+            rc = search_and_close(st, &o, &state);
+        }
+    }
+    evo_state_free(&state);
+    evo_options_free(&o);
+    evo_options_free(&over);
+    return rc;
+}
+
+/* mkdir -p of the folder part of a file prefix. */
+static int make_parent_dirs(const char *prefix)
+{
+    char *p = strdup(prefix);
+    if (!p) return -1;
+    char *slash = strrchr(p, '/');
+    if (slash && slash != p) {
+        *slash = 0;
+        for (char *c = p + 1; ; ++c) {
+            if (*c != '/' && *c != 0) continue;
+            char keep = *c;
+            *c = 0;
+            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+                fprintf(stderr, "darknet evolve: cannot create %s: %s\n", p, strerror(errno));
+                free(p);
+                return -1;
+            }
+            *c = keep;
+            if (!keep) break;
+        }
+    }
+    free(p);
+    return 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *dir = NULL, *prefix = NULL;
+    int id = -1;
+    for (int i = 2; i < argc; ++i) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-id") || !strcmp(a, "-out")) {
+            if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return EXIT_USAGE; }
+            if (!strcmp(a, "-out")) prefix = argv[++i];
+            else if (parse_int(a, argv[++i], &id) || id < 0) {
+                if (id < 0) fprintf(stderr, "darknet evolve: -id must be >= 0\n");
+                return EXIT_USAGE;
+            }
+        } else if (looks_like_flag(a)) {
+            fprintf(stderr, "darknet evolve: unknown option '%s' for export (-id N, -out PREFIX)\n", a);
+            return EXIT_USAGE;
+        } else if (!dir) {
+            dir = a;
+        } else {
+            fprintf(stderr, "darknet evolve: unexpected argument '%s'\n", a);
+            return EXIT_USAGE;
+        }
+    }
+    if (!dir) { fprintf(stderr, "darknet evolve: usage: darknet evolve export DIR [-id N] [-out PREFIX]\n"); return EXIT_USAGE; }
+    char def[4096];
+    if (!prefix) {
+        snprintf(def, sizeof def, "%s/best/best", dir);
+        prefix = def;
+    }
+    if (make_parent_dirs(prefix)) return EXIT_ERR;
+    if (evo_export(dir, id, prefix, stdout) != DN_OK) return runtime_error("export", evo_last_error());
+    return EXIT_OK;
+}
+
+/* ------------------------------------------------------------ status */
+
+static int cmp_by_accuracy(const void *a, const void *b)
+{
+    const evo_individual *x = *(const evo_individual *const *)a, *y = *(const evo_individual *const *)b;
+    if (x->accuracy != y->accuracy) return x->accuracy < y->accuracy ? 1 : -1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static void fmt_hms(double sec, char *buf, size_t n)
+{
+    long s = sec > 0 ? (long)(sec + 0.5) : 0;
+    snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+}
+
+static void print_budget(const evo_options *o, const evo_state *s)
+{
+    char el[32];
+    fmt_hms(s->elapsed, el, sizeof el);
+    printf("evaluations: %d", s->evals);
+    if (o->evals > 0) printf(" / %d", o->evals);
+    printf("   elapsed: %s", el);
+    if (o->hours > 0) printf(" / %.3g hours", o->hours);
+    int fails = 0;
+    for (int i = 0; i < s->n; ++i) fails += s->ind[i].outcome != EVO_OK;
+    printf("   failed: %d\n", fails);
+}
+
+static int print_population(const evo_state *s)
+{
+    int alive = 0;
+    for (int i = 0; i < s->n; ++i) alive += s->ind[i].alive != 0;
+    const evo_individual **v = malloc((size_t)(alive ? alive : 1) * sizeof *v);
+    if (!v) return runtime_error("status", "out of memory");
+    int k = 0;
+    for (int i = 0; i < s->n; ++i) if (s->ind[i].alive) v[k++] = &s->ind[i];
+    qsort(v, (size_t)alive, sizeof *v, cmp_by_accuracy);
+    if (alive) printf("best: individual %d, validation accuracy %.2f%%\n", v[0]->id, 100.0 * v[0]->accuracy);
+    printf("population: %d alive\n", alive);
+    printf("%6s %6s  %-22s %8s %10s %10s %5s\n", "id", "parent", "mutation", "val", "params", "MFLOPs", "eval");
+    for (int i = 0; i < alive; ++i)
+        printf("%6d %6d  %-22s %7.2f%% %10zu %10.3f %5d\n", v[i]->id, v[i]->parent,
+               evo_mutation_name(v[i]->mutation), 100.0 * v[i]->accuracy, v[i]->params, v[i]->flops / 1e6,
+               v[i]->eval);
+    free(v);
+    return EXIT_OK;
+}
+
+/* A running search may delete a dead individual's weights between our
+ * reading of the log and the check of the files: try again a few times. */
+static dn_status open_for_reading(const char *dir, evo_options *o, evo_state *state, evo_store **st)
+{
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/options.cfg", dir);
+    int retry = stat(path, &sb) == 0;
+    dn_status s = DN_OK;
+    for (int attempt = 0; attempt < 5; ++attempt) {
+        s = evo_store_open(dir, o, state, st);
+        if (s == DN_OK || s == DN_ERR_PARSE || !retry || attempt == 4) return s;
+        evo_state_free(state);
+        evo_options_free(o);
+        struct timespec ts = { 0, 200 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+    return s;
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    if (argc != 3 || looks_like_flag(argv[2])) {
+        fprintf(stderr, "darknet evolve: usage: darknet evolve status DIR\n");
+        return EXIT_USAGE;
+    }
+    evo_options o;
+    memset(&o, 0, sizeof o);
+    evo_state state;
+    memset(&state, 0, sizeof state);
+    evo_store *st = NULL;
+    int rc = EXIT_OK;
+    if (open_for_reading(argv[2], &o, &state, &st) != DN_OK) {
+        rc = runtime_error(argv[2], evo_last_error());
+    } else {
+        printf("run: %s  (algo %s, population %d, %d steps x batch %d, seed %llu)\n", argv[2],
+               o.algo ? o.algo : "?", o.population, o.steps, o.batch, (unsigned long long)o.seed);
+        print_budget(&o, &state);
+        rc = print_population(&state);
+        evo_store_close(st);
+    }
+    evo_state_free(&state);
+    evo_options_free(&o);
+    return rc;
+}
+
+/* ------------------------------------------------------------ entry */
+
+static int has_arg(int argc, char **argv, const char *name)
+{
+    for (int i = 1; i < argc; ++i)
+        if (!strcmp(argv[i], name)) return 1;
+    return 0;
+}
+
+int evo_main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") || has_arg(argc, argv, "-h") || has_arg(argc, argv, "--help")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
+    if (!strcmp(cmd, "status")) return cmd_status(argc, argv);
+    if (has_arg(argc, argv, "-resume")) return cmd_resume(argc, argv);
+    return cmd_start(argc, argv);
+}

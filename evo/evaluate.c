@@ -1,0 +1,269 @@
+/*
+ * evaluate.c — one evaluation of an individual, in-process, through darknet.h:
+ *
+ *   child genome --emit (plain)--> cfg text --parse (batch, seed)--> network
+ *   [parent cfg + weights --parse, load--> parent network --evo_inherit--> child]
+ *   train `steps` batches drawn by a background loader from the training split
+ *   top-1 accuracy on the validation holdout --> trained weights in memory
+ *
+ * It never fails the process: a cfg that does not build, a divergence (NaN or
+ * Inf in the loss, the weights or the outputs), an allocation failure or a
+ * data error make the child EVO_FAILED with the message as its reason.
+ * evo_eval_options.threads > 0 sets the GEMM threads (process-wide).
+ */
+#include "evo.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
+#define LOSS_WINDOW 10   /* the reported loss is the mean of the last LOSS_WINDOW batches */
+
+static dn_status dn_failed(dn_status s, const char *context)
+{
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", dn_last_error());
+    if (!context) return evo_fail(s, "%s", msg);
+    return evo_fail(s, "%s: %s", context, msg);
+}
+
+/* An evo_* call by another part of evo failed: its message is evo_last_error(). */
+static dn_status evo_failed(dn_status s, const char *context)
+{
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", evo_last_error());
+    return evo_fail(s, "%s: %s", context, msg);
+}
+
+/* ------------------------------------------------------------ validation */
+
+static int argmax(const float *p, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; ++i)
+        if (p[i] > p[best]) best = i;
+    return best;
+}
+
+static int all_finite(const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (!isfinite(p[i])) return 0;
+    return 1;
+}
+
+/* Inputs of images [start, start+count) at the network's shape: the rows
+ * themselves when the arrays already have it, else converted into X. */
+static dn_status batch_inputs(dn_network *net, const dn_split *s, int start, int count, float *X, const float **in)
+{
+    const dn_dataset *d = &s->arrays;
+    if (!s->is_list && d->w == net->w && d->h == net->h && d->c == net->c) {
+        *in = d->X + (size_t)start * d->cols;
+        return DN_OK;
+    }
+    for (int j = 0; j < count; ++j)
+        if (dn_split_eval_input(s, start + j, net->w, net->h, net->c, X + (size_t)j * net->inputs) != DN_OK)
+            return dn_failed(DN_ERR_DATA, "validation input");
+    *in = X;
+    return DN_OK;
+}
+
+/* Right answers among images [start, start+count). */
+static dn_status score_batch(dn_network *net, const dn_split *s, int start, int count, float *X, float *P, int *right)
+{
+    const float *in = NULL;
+    TRY(batch_inputs(net, s, start, count, X, &in));
+    if (dn_network_predict_batch(net, in, count, P) != DN_OK) return dn_failed(DN_ERR_ARG, "validation");
+    for (int j = 0; j < count; ++j) {
+        const float *p = P + (size_t)j * net->outputs;
+        if (!all_finite(p, (size_t)net->outputs))
+            return evo_fail(DN_ERR_NUMERIC, "diverged: the network outputs NaN or Inf for validation image %d",
+                                 start + j);
+        *right += argmax(p, net->outputs) == s->labels[start + j];
+    }
+    return DN_OK;
+}
+
+dn_status evo_split_accuracy(dn_network *net, const dn_split *s, float *accuracy)
+{
+    if (!net || !s || !accuracy || s->n < 1)
+        return evo_fail(DN_ERR_ARG, "evo_split_accuracy: no network, or an empty split");
+    *accuracy = 0;
+    float *X = malloc((size_t)net->batch * net->inputs * sizeof(float));
+    float *P = malloc((size_t)net->batch * net->outputs * sizeof(float));
+    dn_status st = X && P ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory for validation buffers");
+    int right = 0;
+    for (int start = 0; st == DN_OK && start < s->n; start += net->batch) {
+        int count = s->n - start < net->batch ? s->n - start : net->batch;
+        st = score_batch(net, s, start, count, X, P, &right);
+    }
+    free(X);
+    free(P);
+    if (st == DN_OK) *accuracy = (float)right / (float)s->n;
+    return st;
+}
+
+/* ------------------------------------------------------------ build */
+
+typedef struct {
+    dn_network *net;
+    dn_loader *ld;
+    float *X, *Y;
+} eval_ctx;
+
+static int param_layers(const dn_network *net)
+{
+    int n = 0;
+    for (int i = 0; i < net->n; ++i) {
+        dn_param p[DN_MAX_PARAMS];
+        n += dn_layer_params(&net->layers[i], p) > 0;
+    }
+    return n;
+}
+
+/* Parse genome g's plain cfg; name names it in messages. */
+static dn_status build_net(const evo_genome *g, const char *name, const dn_parse_options *po, dn_network **out)
+{
+    char *text = NULL;
+    if (evo_genome_emit(g, 0, &text) != DN_OK) return evo_failed(DN_ERR_PARSE, name);
+    dn_status s = dn_network_parse_string(text, name, po, out);
+    free(text);
+    return s == DN_OK ? DN_OK : dn_failed(s, NULL);
+}
+
+static dn_status inherit_from(eval_ctx *c, const evo_genome *child, const evo_genome *parent, const void *pw,
+                              size_t pws, evo_result *r)
+{
+    dn_parse_options po = {.batch = 1, .seed = 1, .quiet = 1};
+    dn_network *pnet = NULL;
+    TRY(build_net(parent, "parent", &po, &pnet));
+    dn_status s = dn_weights_load_memory(pnet, pw, pws, "parent weights");
+    if (s != DN_OK) s = dn_failed(s, NULL);
+    if (s == DN_OK && evo_inherit(c->net, child, pnet, parent, &r->inherited) != DN_OK)
+        s = evo_failed(DN_ERR_ARG, "inheritance");
+    dn_network_free(pnet);
+    return s;
+}
+
+static dn_status build(eval_ctx *c, const evo_genome *child, const evo_genome *parent, const void *pw, size_t pws,
+                       const evo_data *data, const evo_eval_options *o, evo_result *r)
+{
+    double t0 = dn_time_now();
+    dn_parse_options po = {.batch = o->batch > 0 ? o->batch : 0, .seed = o->seed, .quiet = 1};
+    TRY(build_net(child, "child", &po, &c->net));
+    r->params = dn_network_param_count(c->net);
+    r->flops = dn_network_flops(c->net);
+    if (c->net->truths != data->classes || c->net->outputs != data->classes)
+        return evo_fail(DN_ERR_SHAPE, "the network has %d outputs but the data has %d classes",
+                             c->net->outputs, data->classes);
+    r->inherited.initialised = param_layers(c->net);
+    if (o->inherit && parent && pw) TRY(inherit_from(c, child, parent, pw, pws, r));
+    r->build_seconds = dn_time_now() - t0;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ train */
+
+static dn_status check_weights_finite(const dn_network *net, int steps)
+{
+    for (int i = 0; i < net->n; ++i) {
+        dn_param p[DN_MAX_PARAMS];
+        int np = dn_layer_params(&net->layers[i], p);
+        for (int k = 0; k < np; ++k)
+            if (!all_finite(p[k].data, p[k].n))
+                return evo_fail(DN_ERR_NUMERIC, "training diverged: layer %d (%s) has NaN or Inf %s after %d "
+                                     "steps", i, dn_layer_type_name(net->layers[i].type), p[k].name, steps);
+    }
+    return DN_OK;
+}
+
+static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_options *o, int batch)
+{
+    dn_loader_options lo;
+    memset(&lo, 0, sizeof lo);
+    dn_loader_options_from_network(&lo, c->net);
+    lo.split = &data->train;
+    lo.batch = batch;
+    lo.flip = data->config.flip;
+    lo.crop_pad = data->config.crop_pad;
+    lo.seed = o->seed;
+    c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
+    c->Y = malloc((size_t)batch * data->classes * sizeof(float));
+    if (!c->X || !c->Y) return evo_fail(DN_ERR_NOMEM, "out of memory for a training batch of %d", batch);
+    if (dn_loader_start(&lo, &c->ld) != DN_OK) return dn_failed(DN_ERR_DATA, "training data");
+    return DN_OK;
+}
+
+static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options *o, evo_result *r)
+{
+    double t0 = dn_time_now();
+    int batch = c->net->batch * c->net->subdivisions;
+    if (o->steps > 0) TRY(start_loader(c, data, o, batch));
+    float window[LOSS_WINDOW] = {0};
+    for (int i = 0; i < o->steps; ++i) {
+        float loss;
+        if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_failed(DN_ERR_DATA, "training data");
+        dn_status s = dn_network_train(c->net, c->X, c->Y, batch, &loss);
+        if (s != DN_OK) return dn_failed(s, NULL);
+        window[i % LOSS_WINDOW] = loss;
+        r->steps = i + 1;
+    }
+    int nw = r->steps < LOSS_WINDOW ? r->steps : LOSS_WINDOW;
+    float sum = 0;
+    for (int i = 0; i < nw; ++i) sum += window[i];
+    r->loss = nw ? sum / (float)nw : 0;
+    r->seen = c->net->seen;
+    TRY(check_weights_finite(c->net, r->steps));
+    r->train_seconds = dn_time_now() - t0;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ evaluate */
+
+static dn_status validate(eval_ctx *c, const evo_data *data, evo_result *r)
+{
+    double t0 = dn_time_now();
+    TRY(evo_split_accuracy(c->net, &data->holdout, &r->accuracy));
+    if (dn_weights_save_memory(c->net, &r->weights, &r->weights_size) != DN_OK)
+        return dn_failed(DN_ERR_NOMEM, "saving the trained weights");
+    r->eval_seconds = dn_time_now() - t0;
+    return DN_OK;
+}
+
+static void ctx_free(eval_ctx *c)
+{
+    if (c->ld) dn_loader_stop(c->ld);
+    dn_network_free(c->net);
+    free(c->X);
+    free(c->Y);
+}
+
+void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void *parent_weights,
+                  size_t parent_weights_size, const evo_data *data, const evo_eval_options *o, evo_result *r)
+{
+    if (!r) return;
+    memset(r, 0, sizeof *r);
+    eval_ctx c;
+    memset(&c, 0, sizeof c);
+    dn_status s = child && data && o ? DN_OK : evo_fail(DN_ERR_ARG, "evo_evaluate: no child, data or options");
+    if (s == DN_OK) dn_set_threads(o->threads);
+    if (s == DN_OK) s = build(&c, child, parent, parent_weights, parent_weights_size, data, o, r);
+    if (s == DN_OK) s = train(&c, data, o, r);
+    if (s == DN_OK) s = validate(&c, data, r);
+    ctx_free(&c);
+    if (s == DN_OK) { r->outcome = EVO_OK; return; }
+    r->outcome = EVO_FAILED;
+    snprintf(r->reason, sizeof r->reason, "%s", *evo_last_error() ? evo_last_error() : dn_status_name(s));
+    r->accuracy = 0;
+    free(r->weights);
+    r->weights = NULL;
+    r->weights_size = 0;
+}
+
+void evo_result_free(evo_result *r)
+{
+    if (!r) return;
+    free(r->weights);
+    r->weights = NULL;
+    r->weights_size = 0;
+}

@@ -1,0 +1,284 @@
+/*
+ * evo.h — the evolution module behind `darknet evolve` (Large-Scale Evolution
+ * of Image Classifiers, Real et al. 2017): genomes that are Darknet cfgs,
+ * the paper's mutations, tournament selection, weight inheritance, in-process
+ * evaluation, the run folder, export. Uses only darknet/include/darknet.h.
+ *
+ * Data flow of one evaluation:
+ *   parent genome --mutate--> child genome --emit--> cfg text --parse--> network
+ *   --inherit parent's matched layers--> train T steps --> validation accuracy
+ *   --> run folder (cfg, weights, one event line).
+ */
+#ifndef EVO_H
+#define EVO_H
+
+#include "darknet.h"
+#include <stdint.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------ errors */
+
+/* One error channel for the framework and evo: evo_fail formats a message
+ * into the calling thread's dn_last_error() and returns s
+ * (`return evo_fail(DN_ERR_ARG, "...")`); its arguments may include
+ * evo_last_error() itself. evo_last_error() is dn_last_error(). */
+dn_status evo_fail(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define evo_last_error dn_last_error
+
+/* ------------------------------------------------------------ genome */
+
+/* A genome is an ordinary Darknet cfg split into sections. Every layer
+ * section carries a stable id that survives mutation; in emitted cfg text the
+ * id rides on a comment line "# evo id=N" right before the section header,
+ * which upstream Darknet ignores. Route/shortcut references are kept as gene
+ * ids and emitted as relative indexes (layers=-3, from=-2). */
+typedef struct {
+    char *key, *value;
+} evo_kv;
+
+typedef struct {
+    int id;              /* stable gene id, >= 1                         */
+    char *type;          /* section name without brackets: "convolutional" */
+    evo_kv *kv; int nkv; /* options in order, except layers= / from=      */
+    int *refs; int nrefs;/* route: input gene ids; shortcut: one id       */
+} evo_gene;
+
+typedef struct {
+    evo_kv *net; int nnet;   /* [net] options in order                    */
+    evo_gene *genes; int n;  /* layer sections in order                   */
+    int body_end;            /* genes [0, body_end) may mutate; the rest is the
+                                classifier head (global pool, connected,
+                                dropout, softmax, cost at the end), never broken */
+    int next_id;             /* next unused gene id                        */
+} evo_genome;
+
+/* cfg text (annotated or not) -> genome. Unannotated sections get ids 1..n. */
+dn_status evo_genome_parse(const char *cfg_text, const char *name, evo_genome *out);
+/* genome -> cfg text (malloc'd). annotate=1 writes "# evo" id lines;
+ * annotate=0 writes a plain cfg for export. */
+dn_status evo_genome_emit(const evo_genome *g, int annotate, char **text);
+dn_status evo_genome_copy(const evo_genome *src, evo_genome *dst);
+void evo_genome_free(evo_genome *g);
+
+/* Option access on genes and [net]; set replaces or appends. */
+const char *evo_gene_get(const evo_gene *g, const char *key);
+dn_status evo_gene_set(evo_gene *g, const char *key, const char *value);
+const char *evo_net_get(const evo_genome *g, const char *key);
+dn_status evo_net_set(evo_genome *g, const char *key, const char *value);
+int evo_genome_find(const evo_genome *g, int id);   /* index of gene id, or -1 */
+
+/* ------------------------------------------------------------ limits */
+
+typedef struct {
+    int max_layers;          /* 0: no limit */
+    double max_params;       /* learnable floats */
+    double max_flops;        /* forward FLOPs per image */
+    double max_memory;       /* bytes at the training batch */
+} evo_limits;
+
+/* Shape inference of the genome's cfg (nothing allocated) and the limits.
+ * DN_OK when the genome builds and fits; otherwise an error saying why. */
+typedef struct { int layers; size_t params; double flops; size_t memory; } evo_cost;
+dn_status evo_genome_check(const evo_genome *g, const evo_limits *lim, evo_cost *cost);
+
+/* ------------------------------------------------------------ mutations */
+
+typedef enum {
+    EVO_MUT_NONE = -1,       /* the seed / initial individuals */
+    EVO_MUT_ALTER_LEARNING_RATE,
+    EVO_MUT_IDENTITY,
+    EVO_MUT_RESET_WEIGHTS,
+    EVO_MUT_INSERT_CONVOLUTION,
+    EVO_MUT_REMOVE_CONVOLUTION,
+    EVO_MUT_ALTER_STRIDE,
+    EVO_MUT_ALTER_CHANNELS,
+    EVO_MUT_ALTER_FILTER_SIZE,
+    EVO_MUT_INSERT_ONE_TO_ONE,
+    EVO_MUT_ADD_SKIP,
+    EVO_MUT_REMOVE_SKIP,
+    EVO_MUT_COUNT
+} evo_mutation;
+
+const char *evo_mutation_name(evo_mutation m);       /* "insert_convolution", ... */
+dn_status evo_mutation_from_name(const char *name, evo_mutation *out);
+
+/* Apply mutation m to g in place. DN_ERR_ARG (with a message) when m does not
+ * apply to this genome (e.g. nothing to remove); g is then unchanged. The
+ * result is not yet checked against shapes or limits. */
+dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng);
+
+/* The paper's step: draw a mutation uniformly, apply it to a copy of parent,
+ * check shapes and limits; on failure draw again (up to max_tries). */
+dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng,
+                           int max_tries, evo_genome *child, evo_mutation *applied);
+
+/* ------------------------------------------------------------ inheritance */
+
+/* Copy into child every parameter array of the parent's layer with the same
+ * gene id when the layer type and every array size match (bit for bit,
+ * including batch-norm rolling statistics). Layers without a match keep the
+ * initialisation the framework gave them. Returns counts of layers copied and
+ * layers left initialised. Also carries over `seen`. */
+typedef struct { int copied, initialised; } evo_inherit_stats;
+dn_status evo_inherit(dn_network *child, const evo_genome *child_genome,
+                      const dn_network *parent, const evo_genome *parent_genome,
+                      evo_inherit_stats *stats);
+
+/* ------------------------------------------------------------ data */
+
+/* Loaded once per process and shared by every evaluation. The validation
+ * split is carved from the training images; the test set is not loaded
+ * during the search. */
+typedef struct {
+    dn_data_config config;
+    dn_split train;          /* training images minus the holdout */
+    dn_split holdout;        /* validation split (last `holdout` images after a seeded shuffle) */
+    int classes;
+} evo_data;
+
+dn_status evo_data_load(const char *data_path, int holdout, uint64_t seed, int max_train, evo_data *out);
+void evo_data_free(evo_data *d);
+
+/* ------------------------------------------------------------ evaluation */
+
+typedef struct {
+    int steps;               /* training batches per child                */
+    int batch;               /* images per batch (overrides the cfg)      */
+    int inherit;             /* 1: start from the parent's matched weights */
+    uint64_t seed;           /* drives init, dropout and data order        */
+    int threads;             /* BLAS threads (0: leave as is)              */
+} evo_eval_options;
+
+typedef enum { EVO_OK = 0, EVO_FAILED = 1 } evo_outcome;
+
+typedef struct {
+    evo_outcome outcome;
+    char reason[512];        /* why it failed                              */
+    float accuracy;          /* validation top-1 in [0,1]                   */
+    float loss;              /* mean training loss of the last batches      */
+    int steps;               /* batches trained                            */
+    uint64_t seen;           /* images seen by the lineage                  */
+    double train_seconds, eval_seconds, build_seconds;
+    evo_inherit_stats inherited;
+    size_t params; double flops;
+    void *weights; size_t weights_size;  /* trained .weights bytes (malloc'd) */
+} evo_result;
+
+/* Build the child from its cfg, inherit from the parent (cfg text + weights
+ * bytes; NULL for none), train, validate. Never fails the process: a bad cfg,
+ * divergence or out-of-memory gives outcome EVO_FAILED with the reason. */
+void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void *parent_weights,
+                  size_t parent_weights_size, const evo_data *data, const evo_eval_options *o,
+                  evo_result *r);
+void evo_result_free(evo_result *r);
+
+/* ------------------------------------------------------------ run folder */
+
+/* Options of a search; saved in DIR/options.cfg and restored by -resume. */
+typedef struct {
+    char *data_path, *seed_cfg_path, *out_dir;
+    char *algo;              /* "tournament" */
+    int population, evals, steps, batch, holdout, inherit, workers;
+    double hours;
+    uint64_t seed;
+    evo_limits limits;
+    int max_train;           /* 0: all training images */
+    int threads;
+} evo_options;
+
+void evo_options_defaults(evo_options *o);
+void evo_options_free(evo_options *o);
+
+/* One individual as recorded in the run folder. */
+typedef struct {
+    int id, parent;          /* parent -1 for the initial population */
+    evo_mutation mutation;
+    int eval;                /* evaluation number that created it (1-based) */
+    int alive;
+    int died_at;             /* evaluation number of its death, 0 if alive */
+    evo_outcome outcome;
+    float accuracy;
+    int steps;
+    double seconds;
+    size_t params; double flops;
+} evo_individual;
+
+/* The state of a search, rebuilt by replaying DIR/events.jsonl. */
+typedef struct {
+    evo_individual *ind; int n, cap;
+    int evals;               /* evaluations finished                    */
+    int next_id;
+    uint64_t rng;            /* selection/mutation RNG after the last event */
+    double elapsed;          /* search seconds so far (sum over sessions) */
+} evo_state;
+
+void evo_state_free(evo_state *s);
+evo_individual *evo_state_find(evo_state *s, int id);
+
+typedef struct evo_store evo_store;
+/* Create DIR (must not hold another search), write options.cfg and seed.cfg. */
+dn_status evo_store_create(const char *dir, const evo_options *o, const char *seed_cfg_text, evo_store **out);
+/* Open an existing run folder: read options, replay events (a torn last line
+ * from a kill is ignored), check every living individual's files. */
+dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_store **out);
+void evo_store_close(evo_store *st);
+/* Rewrite DIR/options.cfg atomically (a resume that extends the budget). */
+dn_status evo_store_save_options(evo_store *st, const evo_options *o);
+/* Atomic writes of an individual's annotated cfg and weights. */
+dn_status evo_store_save_individual(evo_store *st, int id, const char *cfg_text, const void *weights, size_t size);
+dn_status evo_store_load_individual(evo_store *st, int id, char **cfg_text, void **weights, size_t *size);
+dn_status evo_store_remove_weights(evo_store *st, int id);
+/* Append one evaluation event (and the deaths it caused) as one JSON line, fsync'd. */
+dn_status evo_store_append_event(evo_store *st, const evo_individual *child, const evo_result *r,
+                                 const int *killed, int nkilled, uint64_t rng_after, double elapsed);
+const char *evo_store_dir(const evo_store *st);
+
+/* ------------------------------------------------------------ store internals (data, evaluate, store, export) */
+
+/* Write path atomically: a temporary file beside it, fsync, rename, fsync of the folder. */
+dn_status evo_write_file_atomic(const char *path, const void *data, size_t size);
+/* Read a whole file, NUL-terminated (size may be NULL). */
+dn_status evo_read_file(const char *path, char **data, size_t *size);
+/* Top-1 accuracy of net on every image of s (unlabelled images count as wrong).
+ * A non-finite output is DN_ERR_NUMERIC. Uses the network's batch as is. */
+dn_status evo_split_accuracy(dn_network *net, const dn_split *s, float *accuracy);
+
+/* JSON lines of events.jsonl: a writer for one flat object per line, and a
+ * reader for exactly such objects (numbers, strings, arrays of ints). */
+typedef struct { char *buf; size_t len, cap; int fields, failed; } evo_json_writer;
+void evo_json_begin(evo_json_writer *w);
+void evo_json_int(evo_json_writer *w, const char *key, long long v);
+void evo_json_u64(evo_json_writer *w, const char *key, uint64_t v);
+void evo_json_num(evo_json_writer *w, const char *key, double v);   /* non-finite: null */
+void evo_json_str(evo_json_writer *w, const char *key, const char *v);
+void evo_json_ints(evo_json_writer *w, const char *key, const int *v, int n);
+/* Closes the object, appends '\n'; *line (malloc'd) is the whole line. */
+dn_status evo_json_end(evo_json_writer *w, char **line, size_t *len);
+
+typedef enum { EVO_JSON_NULL, EVO_JSON_NUMBER, EVO_JSON_STRING, EVO_JSON_INTS } evo_json_type;
+typedef struct {
+    char *key;
+    evo_json_type type;
+    double num; uint64_t u64; int is_int;   /* numbers (u64: a non-negative integer, exact) */
+    char *str;                              /* strings */
+    int *ints; int nints;                   /* arrays of ints */
+} evo_json_field;
+typedef struct { evo_json_field *f; int n; } evo_json_object;
+/* One line into an object; errors say "column N: what". */
+dn_status evo_json_parse(const char *line, size_t len, evo_json_object *out);
+const evo_json_field *evo_json_get(const evo_json_object *o, const char *key);
+void evo_json_object_free(evo_json_object *o);
+
+/* ------------------------------------------------------------ search, export, cli */
+
+/* Run (or continue) a search until the budget is spent. */
+dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, FILE *progress);
+
+/* Export an individual (id < 0: the best living one) as PREFIX.cfg (plain),
+ * PREFIX.weights, PREFIX.data and PREFIX.labels; report its test accuracy. */
+dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report);
+
+/* `darknet evolve ...` entry point (returns the process exit code). */
+int evo_main(int argc, char **argv);
+
+#endif /* EVO_H */

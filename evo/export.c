@@ -1,0 +1,367 @@
+/*
+ * export.c — an individual of a run folder as ordinary Darknet files, and its
+ * test accuracy.
+ *
+ *   PREFIX.cfg      the plain cfg (no "# evo" lines): what upstream Darknet reads
+ *   PREFIX.weights  its trained weights, as the search stored them
+ *   PREFIX.labels   the class names of the run's .data (class numbers when it has none)
+ *   PREFIX.data     classes, train/valid as absolute paths, labels/names = PREFIX.labels,
+ *                   backup, top: `darknet classifier valid|predict PREFIX.data
+ *                   PREFIX.cfg PREFIX.weights` works from any folder
+ *
+ * The default prefix is DIR/best/best. After writing, the exported files are
+ * read back (cfg parsed, weights loaded, the .data read) and the network is
+ * run on the valid= split of the .data — the test set, never seen by the
+ * search — so the reported test accuracy is that of what was written.
+ */
+#include "evo.h"
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
+#define TEST_BATCH 100
+#define LINEAGE_SHOWN 12   /* the lineage line lists at most this many steps */
+
+static dn_status dn_failed(dn_status s, const char *context)
+{
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", dn_last_error());
+    if (!context) return evo_fail(s, "%s", msg);
+    return evo_fail(s, "%s: %s", context, msg);
+}
+
+/* ------------------------------------------------------------ small text buffer */
+
+typedef struct { char *s; size_t n; int failed; } text;
+
+static void add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add(text *t, const char *fmt, ...)
+{
+    if (t->failed) return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *piece = NULL;
+    int len = vasprintf(&piece, fmt, ap);
+    va_end(ap);
+    char *ns = len < 0 ? NULL : realloc(t->s, t->n + (size_t)len + 1);
+    if (!ns) { free(piece); t->failed = 1; return; }
+    memcpy(ns + t->n, piece, (size_t)len + 1);
+    t->s = ns;
+    t->n += (size_t)len;
+    free(piece);
+}
+
+static dn_status write_text(const char *path, text *t)
+{
+    dn_status s = t->failed ? evo_fail(DN_ERR_NOMEM, "%s: out of memory", path)
+                            : evo_write_file_atomic(path, t->s ? t->s : "", t->n);
+    free(t->s);
+    memset(t, 0, sizeof *t);
+    return s;
+}
+
+/* ------------------------------------------------------------ paths */
+
+/* Absolute form of p (resolved when it exists, else joined to the working folder). */
+static char *absolute(const char *p)
+{
+    char *r = realpath(p, NULL);
+    if (r || p[0] == '/') return r ? r : strdup(p);
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return strdup(p);
+    char *out = NULL;
+    if (asprintf(&out, "%s/%s", cwd, p) < 0) return NULL;
+    return out;
+}
+
+/* "key=" + each item of a comma list made absolute. */
+static void add_abs_list(text *t, const char *key, const char *list)
+{
+    add(t, "%s=", key);
+    char *copy = strdup(list);
+    if (!copy) { t->failed = 1; return; }
+    char *save = NULL;
+    int first = 1;
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *a = absolute(item);
+        if (!a) t->failed = 1;
+        else add(t, "%s%s", first ? "" : ",", a);
+        free(a);
+        first = 0;
+    }
+    add(t, "\n");
+    free(copy);
+}
+
+static dn_status make_dirs_for(const char *prefix)
+{
+    char *p = strdup(prefix);
+    if (!p) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    char *slash = strrchr(p, '/');
+    for (char *c = p + 1; slash && c <= slash; ++c) {
+        if (*c != '/') continue;
+        *c = 0;
+        struct stat sb;
+        if (mkdir(p, 0755) != 0 && !(errno == EEXIST && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode))) {
+            dn_status s = evo_fail(DN_ERR_IO, "%s: cannot create the folder %s: %s", prefix, p,
+                                        errno == EEXIST ? "not a folder" : strerror(errno));
+            free(p);
+            return s;
+        }
+        *c = '/';
+    }
+    free(p);
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ choosing */
+
+static dn_status pick(const char *dir, evo_state *s, int id, const evo_individual **out)
+{
+    const evo_individual *best = NULL;
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        if (id >= 0 ? v->id == id
+                    : v->alive && (!best || v->accuracy > best->accuracy ||
+                                   (v->accuracy == best->accuracy && v->id < best->id)))
+            best = v;
+    }
+    if (!best && id < 0)
+        return evo_fail(DN_ERR_DATA, "%s: no living individual to export (%d evaluations, all failed or dead)",
+                             dir, s->evals);
+    if (!best) return evo_fail(DN_ERR_ARG, "%s: there is no individual %d (ids below %d)", dir, id, s->next_id);
+    if (best->outcome != EVO_OK)
+        return evo_fail(DN_ERR_ARG, "%s: individual %d failed at evaluation %d: it has no weights to export",
+                             dir, best->id, best->eval);
+    *out = best;
+    return DN_OK;
+}
+
+static dn_status load_chosen(evo_store *st, const evo_individual *v, char **cfg, void **w, size_t *wn)
+{
+    if (evo_store_load_individual(st, v->id, cfg, w, wn) == DN_OK) return DN_OK;
+    if (!v->alive)
+        return evo_fail(DN_ERR_ARG, "%s: individual %d died at evaluation %d and its weights were deleted "
+                             "(only the living and the first initial individual keep weights)",
+                             evo_store_dir(st), v->id, v->died_at);
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", evo_last_error());
+    return evo_fail(DN_ERR_IO, "individual %d: %s", v->id, msg);
+}
+
+/* ------------------------------------------------------------ writing */
+
+typedef struct { char *cfg, *weights, *labels, *data; } export_paths;
+
+static void paths_free(export_paths *p)
+{
+    free(p->cfg);
+    free(p->weights);
+    free(p->labels);
+    free(p->data);
+}
+
+static dn_status make_paths(const char *prefix, export_paths *p)
+{
+    memset(p, 0, sizeof *p);
+    if (asprintf(&p->cfg, "%s.cfg", prefix) < 0) p->cfg = NULL;
+    if (asprintf(&p->weights, "%s.weights", prefix) < 0) p->weights = NULL;
+    if (asprintf(&p->labels, "%s.labels", prefix) < 0) p->labels = NULL;
+    if (asprintf(&p->data, "%s.data", prefix) < 0) p->data = NULL;
+    if (p->cfg && p->weights && p->labels && p->data) return DN_OK;
+    paths_free(p);
+    return evo_fail(DN_ERR_NOMEM, "out of memory");
+}
+
+static dn_status write_plain_cfg(const char *annotated, int id, const char *path)
+{
+    char name[64];
+    snprintf(name, sizeof name, "individual %d", id);
+    evo_genome g;
+    if (evo_genome_parse(annotated, name, &g) != DN_OK) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", evo_last_error());
+        return evo_fail(DN_ERR_PARSE, "%s", msg);
+    }
+    char *plain = NULL;
+    dn_status s = evo_genome_emit(&g, 0, &plain);
+    evo_genome_free(&g);
+    if (s != DN_OK) {
+        char msg[2048];
+        snprintf(msg, sizeof msg, "%s", evo_last_error());
+        return evo_fail(s, "%s", msg);
+    }
+    s = evo_write_file_atomic(path, plain, strlen(plain));
+    free(plain);
+    return s;
+}
+
+static dn_status write_labels(const dn_data_config *dc, const char *path)
+{
+    text t = {0};
+    if (dc->nlabels > 0)
+        for (int i = 0; i < dc->nlabels; ++i) add(&t, "%s\n", dc->label_names[i]);
+    else
+        for (int i = 0; i < dc->classes; ++i) add(&t, "%d\n", i);
+    return write_text(path, &t);
+}
+
+static dn_status write_data(const dn_data_config *dc, const export_paths *p, int id, const char *dir)
+{
+    char *labels = absolute(p->labels);
+    if (!labels) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    text t = {0};
+    add(&t, "# written by darknet evolve export: individual %d of %s\n", id, dir);
+    add(&t, "classes=%d\n", dc->classes);
+    add_abs_list(&t, "train", dc->train);
+    if (dc->valid) add_abs_list(&t, "valid", dc->valid);
+    if (dc->train_labels) add_abs_list(&t, "train_labels", dc->train_labels);
+    if (dc->valid_labels) add_abs_list(&t, "valid_labels", dc->valid_labels);
+    add(&t, "labels=%s\nnames=%s\n", labels, labels);
+    add(&t, "backup=%s\ntop=%d\n", dc->backup ? dc->backup : "backup/", dc->top);
+    free(labels);
+    return write_text(p->data, &t);
+}
+
+/* ------------------------------------------------------------ measuring */
+
+typedef struct { int has_test; int n; float accuracy; char *valid; } test_result;
+
+/* Reads the exported files back and runs the network on the test split. */
+static dn_status measure(const export_paths *p, test_result *tr)
+{
+    memset(tr, 0, sizeof *tr);
+    dn_data_config dc;
+    if (dn_data_config_read(p->data, &dc) != DN_OK) return dn_failed(DN_ERR_PARSE, NULL);
+    dn_parse_options po = {.batch = TEST_BATCH, .quiet = 1};
+    dn_network *net = NULL;
+    dn_split test;
+    memset(&test, 0, sizeof test);
+    dn_status s = dn_network_parse_file(p->cfg, &po, &net);
+    if (s == DN_OK) s = dn_weights_load(net, p->weights);
+    if (s != DN_OK) s = dn_failed(s, "reading the exported files back");
+    if (s == DN_OK && dc.valid) {
+        tr->has_test = 1;
+        tr->valid = strdup(dc.valid);
+        s = dn_split_load(&dc, 1, 0, &test);
+        if (s != DN_OK) s = dn_failed(s, "the test set");
+        if (s == DN_OK) { tr->n = test.n; s = evo_split_accuracy(net, &test, &tr->accuracy); }
+    }
+    dn_split_free(&test);
+    dn_network_free(net);
+    dn_data_config_free(&dc);
+    return s;
+}
+
+/* ------------------------------------------------------------ report */
+
+/* Mutations between v and its initial ancestor; *root gets that ancestor. */
+static int lineage_length(evo_state *s, const evo_individual *v, int *root)
+{
+    int len = 0;
+    *root = v->id;
+    for (const evo_individual *a = v; a && a->parent >= 0 && len <= s->n; a = evo_state_find(s, a->parent)) {
+        ++len;
+        *root = a->parent;
+    }
+    return len;
+}
+
+static void print_lineage(FILE *f, evo_state *s, const evo_individual *v, int len)
+{
+    if (len == 0 || len > LINEAGE_SHOWN) return;
+    const evo_individual *chain[LINEAGE_SHOWN + 1];
+    int n = 0;
+    for (const evo_individual *a = v; a && n <= len; a = a->parent >= 0 ? evo_state_find(s, a->parent) : NULL)
+        chain[n++] = a;
+    fprintf(f, "  lineage: %d", chain[n - 1]->id);
+    for (int i = n - 2; i >= 0; --i) fprintf(f, " -> %d (%s)", chain[i]->id, evo_mutation_name(chain[i]->mutation));
+    fputc('\n', f);
+}
+
+static void report_export(FILE *f, const char *dir, evo_state *s, const evo_individual *v, const export_paths *p,
+                          const test_result *tr)
+{
+    if (!f) return;
+    int root, len = lineage_length(s, v, &root);
+    fprintf(f, "export: individual %d of %s (evaluation %d, parent %d, %s)\n", v->id, dir, v->eval, v->parent,
+            v->alive ? "alive" : "dead");
+    fprintf(f, "  lineage length: %d mutation%s from initial individual %d\n", len, len == 1 ? "" : "s", root);
+    print_lineage(f, s, v, len);
+    fprintf(f, "  validation accuracy: %.2f%% (holdout of the training images, used for selection)\n",
+            100.0 * v->accuracy);
+    if (tr->has_test)
+        fprintf(f, "  test accuracy:       %.2f%% (%d images of %s)\n", 100.0 * tr->accuracy, tr->n, tr->valid);
+    else
+        fprintf(f, "  test accuracy:       n/a (the .data has no valid= test set)\n");
+    fprintf(f, "  params: %zu, FLOPs: %.4g M per image\n", v->params, v->flops / 1e6);
+    fprintf(f, "  wrote: %s %s %s %s\n", p->cfg, p->weights, p->data, p->labels);
+    fprintf(f, "  check: darknet classifier valid %s %s %s\n", p->data, p->cfg, p->weights);
+    fflush(f);
+}
+
+/* ------------------------------------------------------------ export */
+
+static dn_status write_all(evo_store *st, const evo_options *o, const evo_individual *v, const export_paths *p)
+{
+    char *cfg = NULL;
+    void *w = NULL;
+    size_t wn = 0;
+    TRY(load_chosen(st, v, &cfg, &w, &wn));
+    dn_data_config dc;
+    memset(&dc, 0, sizeof dc);
+    dn_status s = write_plain_cfg(cfg, v->id, p->cfg);
+    if (s == DN_OK) s = evo_write_file_atomic(p->weights, w, wn);
+    if (s == DN_OK && dn_data_config_read(o->data_path, &dc) != DN_OK)
+        s = dn_failed(DN_ERR_PARSE, "the search's .data (paths in a .data are relative to the working folder: "
+                                    "export from the folder the search ran in)");
+    if (s == DN_OK) s = write_labels(&dc, p->labels);
+    if (s == DN_OK) s = write_data(&dc, p, v->id, evo_store_dir(st));
+    dn_data_config_free(&dc);
+    free(cfg);
+    free(w);
+    return s;
+}
+
+static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, int id, const char *prefix,
+                             FILE *report)
+{
+    const evo_individual *v = NULL;
+    TRY(pick(evo_store_dir(st), s, id, &v));
+    TRY(make_dirs_for(prefix));
+    export_paths p;
+    TRY(make_paths(prefix, &p));
+    test_result tr = {0};
+    dn_status r = write_all(st, o, v, &p);
+    if (r == DN_OK) r = measure(&p, &tr);
+    if (r == DN_OK) report_export(report, evo_store_dir(st), s, v, &p, &tr);
+    free(tr.valid);
+    paths_free(&p);
+    return r;
+}
+
+dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report)
+{
+    if (!dir) return evo_fail(DN_ERR_ARG, "evo_export: no run folder");
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    dn_status r = evo_store_open(dir, &o, &s, &st);
+    char *def = NULL;
+    if (r == DN_OK && !prefix) {
+        if (asprintf(&def, "%s/best/best", evo_store_dir(st)) < 0) def = NULL;
+        if (!def) r = evo_fail(DN_ERR_NOMEM, "out of memory");
+    }
+    if (r == DN_OK) r = export_from(st, &o, &s, id, prefix ? prefix : def, report);
+    free(def);
+    evo_store_close(st);
+    evo_state_free(&s);
+    evo_options_free(&o);
+    return r;
+}

@@ -1,0 +1,420 @@
+/*
+ * search.c — the steady-state evolutionary search of Real et al. (2017):
+ * P copies of the seed are trained from scratch; then, until the budget is
+ * spent, two living individuals are drawn at random, the worse dies (when the
+ * population is full), and the better gets a mutated child that inherits its
+ * weights, is trained for T steps and joins the population.
+ *
+ * All randomness flows from the search seed: selection and mutation draw from
+ * state->rng (restored from the event log on resume); each evaluation gets a
+ * seed derived from (search seed, child id). Only the event log's timing
+ * fields differ between two runs with the same seed.
+ */
+#include "evo.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MUTATE_TRIES 100
+
+/* What one session of the search keeps besides the state. */
+typedef struct {
+    evo_store *st;
+    const evo_options *o;
+    evo_state *s;
+    FILE *log;
+    evo_data data;
+    evo_genome seed;
+    double t0;            /* session start (dn_time_now)            */
+    double elapsed0;      /* search seconds before this session      */
+} search_ctx;
+
+/* One planned step: who is born from whom, who dies. */
+typedef struct {
+    int parent;           /* id, -1: a copy of the seed              */
+    int killed;           /* id, -1: nobody                          */
+} step_plan;
+
+/* ------------------------------------------------------------ small helpers */
+
+/* Seed of one evaluation: weights init, dropout, data order. Never 0. */
+static uint64_t eval_seed(uint64_t search_seed, int id)
+{
+    uint64_t state = search_seed ^ ((uint64_t)id * 0xD1B54A32D192ED03ull);
+    uint64_t v = dn_rand_u64(&state);
+    return v ? v : 1;
+}
+
+static double elapsed_now(const search_ctx *c)
+{
+    return c->elapsed0 + (dn_time_now() - c->t0);
+}
+
+static void fmt_hms(double sec, char *buf, size_t n)
+{
+    if (sec < 0) sec = 0;
+    long s = (long)(sec + 0.5);
+    snprintf(buf, n, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+}
+
+/* ------------------------------------------------------------ population */
+
+static int count_alive(const evo_state *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n; ++i) n += s->ind[i].alive != 0;
+    return n;
+}
+
+static dn_status state_push(evo_state *s, const evo_individual *ind)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 64;
+        evo_individual *p = realloc(s->ind, (size_t)cap * sizeof *p);
+        if (!p) return evo_fail(DN_ERR_NOMEM, "search: out of memory for %d individuals", cap);
+        s->ind = p; s->cap = cap;
+    }
+    s->ind[s->n++] = *ind;
+    return DN_OK;
+}
+
+/* Index of the best living individual (ties: the older), or -1. */
+static int best_alive(const evo_state *s)
+{
+    int b = -1;
+    for (int i = 0; i < s->n; ++i)
+        if (s->ind[i].alive && (b < 0 || s->ind[i].accuracy > s->ind[b].accuracy)) b = i;
+    return b;
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+static float median_alive(const evo_state *s)
+{
+    int n = count_alive(s);
+    if (n == 0) return 0;
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) return 0;
+    int k = 0;
+    for (int i = 0; i < s->n; ++i) if (s->ind[i].alive) v[k++] = s->ind[i].accuracy;
+    qsort(v, (size_t)n, sizeof *v, cmp_float);
+    float m = n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+    free(v);
+    return m;
+}
+
+/* 1 when a is worse than b: lower accuracy; on a tie the older (smaller id). */
+static int worse(const evo_individual *a, const evo_individual *b)
+{
+    if (a->accuracy != b->accuracy) return a->accuracy < b->accuracy;
+    return a->id < b->id;
+}
+
+/* The paper's tournament. Two distinct living individuals drawn uniformly;
+ * the better is the parent; the worse dies when the population is full.
+ * One alive: it is the parent. None: the seed again. */
+static dn_status plan_step(search_ctx *c, step_plan *p)
+{
+    evo_state *s = c->s;
+    int alive = count_alive(s);
+    p->parent = -1; p->killed = -1;
+    if (alive == 0) return DN_OK;
+    int *idx = malloc((size_t)alive * sizeof *idx);
+    if (!idx) return evo_fail(DN_ERR_NOMEM, "search: out of memory");
+    int k = 0;
+    for (int i = 0; i < s->n; ++i) if (s->ind[i].alive) idx[k++] = i;
+    if (alive == 1) { p->parent = s->ind[idx[0]].id; free(idx); return DN_OK; }
+    int a = (int)(dn_rand_u64(&s->rng) % (uint64_t)alive);
+    int b = (int)(dn_rand_u64(&s->rng) % (uint64_t)(alive - 1));
+    if (b >= a) ++b;
+    const evo_individual *x = &s->ind[idx[a]], *y = &s->ind[idx[b]];
+    free(idx);
+    const evo_individual *lo = worse(x, y) ? x : y, *hi = lo == x ? y : x;
+    p->parent = hi->id;
+    if (alive >= c->o->population) p->killed = lo->id;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ budget and progress */
+
+static int budget_left(const search_ctx *c)
+{
+    const evo_options *o = c->o;
+    if (o->evals > 0 && c->s->evals >= o->evals) return 0;
+    if (o->hours > 0 && elapsed_now(c) >= o->hours * 3600.0) return 0;
+    return 1;
+}
+
+/* Seconds left: the time budget, or the eval budget at the rate so far. */
+static double seconds_left(const search_ctx *c)
+{
+    const evo_options *o = c->o;
+    double el = elapsed_now(c), left = -1;
+    if (o->hours > 0) left = o->hours * 3600.0 - el;
+    if (o->evals > 0 && c->s->evals > 0) {
+        double est = (o->evals - c->s->evals) * (el / c->s->evals);
+        if (left < 0 || est < left) left = est;
+    }
+    return left;
+}
+
+static void print_progress(const search_ctx *c, const evo_individual *ind, const evo_result *r,
+                           const step_plan *p)
+{
+    if (!c->log) return;
+    const evo_state *s = c->s;
+    char counter[32], left[32];
+    if (c->o->evals > 0) snprintf(counter, sizeof counter, "[%3d/%d]", s->evals, c->o->evals);
+    else snprintf(counter, sizeof counter, "[%3d]", s->evals);
+    fprintf(c->log, "%s ", counter);
+    if (ind->parent < 0) fprintf(c->log, "initial %d (seed copy)", ind->id);
+    else fprintf(c->log, "child %d <- %d %s", ind->id, ind->parent, evo_mutation_name(ind->mutation));
+    if (r->outcome == EVO_OK) fprintf(c->log, "  val %.1f%%  (%.2f s)", 100.0 * ind->accuracy, ind->seconds);
+    else fprintf(c->log, "  FAILED (%.2f s): %s", ind->seconds, r->reason);
+    if (p->killed >= 0) fprintf(c->log, "  kills %d", p->killed);
+    int b = best_alive(s);
+    fprintf(c->log, " | best %.1f%% median %.1f%% | alive %d", b >= 0 ? 100.0 * s->ind[b].accuracy : 0.0,
+            100.0 * median_alive(s), count_alive(s));
+    double el = elapsed_now(c);
+    if (el > 0) fprintf(c->log, " | %.0f evals/h", 3600.0 * s->evals / el);
+    double sl = seconds_left(c);
+    if (sl >= 0) { fmt_hms(sl, left, sizeof left); fprintf(c->log, " | %s left", left); }
+    fputc('\n', c->log);
+    fflush(c->log);
+}
+
+/* ------------------------------------------------------------ one evaluation */
+
+/* The child genome and its parent's cfg + weights (when inheriting). */
+typedef struct {
+    evo_genome child, parent;
+    int have_parent;
+    evo_mutation mutation;
+    void *pweights; size_t pweights_size;
+    char mut_error[512];  /* no mutation applied: why                 */
+} step_input;
+
+static void step_input_free(step_input *in)
+{
+    evo_genome_free(&in->child);
+    if (in->have_parent) evo_genome_free(&in->parent);
+    free(in->pweights);
+    memset(in, 0, sizeof *in);
+}
+
+/* Build the child of p->parent (or a seed copy). A mutation that cannot be
+ * applied is not an error of the search: it becomes a failed child. */
+static dn_status prepare_child(search_ctx *c, const step_plan *p, step_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->mutation = EVO_MUT_NONE;
+    if (p->parent < 0) return evo_genome_copy(&c->seed, &in->child);
+    char *cfg = NULL;
+    void **w = c->o->inherit ? &in->pweights : NULL;   /* weights only when children inherit */
+    dn_status s = evo_store_load_individual(c->st, p->parent, &cfg, w, &in->pweights_size);
+    if (s != DN_OK) return s;
+    char name[64];
+    snprintf(name, sizeof name, "individual %d", p->parent);
+    s = evo_genome_parse(cfg, name, &in->parent);
+    free(cfg);
+    if (s != DN_OK) return s;
+    in->have_parent = 1;
+    s = evo_mutate_child(&in->parent, &c->o->limits, &c->s->rng, MUTATE_TRIES, &in->child, &in->mutation);
+    if (s != DN_OK) {
+        snprintf(in->mut_error, sizeof in->mut_error, "no mutation applies: %s", evo_last_error());
+        in->mutation = EVO_MUT_NONE;
+        evo_genome_free(&in->child);
+        return evo_genome_copy(&in->parent, &in->child);   /* recorded as the failed child's cfg */
+    }
+    return DN_OK;
+}
+
+static void evaluate_child(search_ctx *c, int id, step_input *in, evo_result *r)
+{
+    memset(r, 0, sizeof *r);
+    if (in->mut_error[0]) {
+        r->outcome = EVO_FAILED;
+        snprintf(r->reason, sizeof r->reason, "%s", in->mut_error);
+        return;
+    }
+    evo_eval_options eo;
+    memset(&eo, 0, sizeof eo);
+    eo.steps = c->o->steps;
+    eo.batch = c->o->batch;
+    eo.inherit = c->o->inherit && in->have_parent && in->mutation != EVO_MUT_RESET_WEIGHTS;
+    eo.seed = eval_seed(c->o->seed, id);
+    eo.threads = c->o->threads;
+    evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
+                 eo.inherit ? in->pweights_size : 0, &c->data, &eo, r);
+}
+
+/* Write the child's files and the event; then the dead lose their weights. */
+static dn_status record_step(search_ctx *c, const evo_individual *ind, const step_input *in,
+                             const evo_result *r, const step_plan *p, double elapsed)
+{
+    char *text = NULL;
+    dn_status s = evo_genome_emit(&in->child, 1, &text);
+    if (s != DN_OK) return s;
+    int ok = r->outcome == EVO_OK;
+    s = evo_store_save_individual(c->st, ind->id, text, ok ? r->weights : NULL, ok ? r->weights_size : 0);
+    free(text);
+    if (s != DN_OK) return s;
+    int nkilled = p->killed >= 0;
+    s = evo_store_append_event(c->st, ind, r, &p->killed, nkilled, c->s->rng, elapsed);
+    if (s != DN_OK) return s;
+    if (nkilled) return evo_store_remove_weights(c->st, p->killed);
+    return DN_OK;
+}
+
+/* Apply the step to the in-memory state exactly as a replay of its event would. */
+static dn_status apply_step(search_ctx *c, const evo_individual *ind, const step_plan *p, double elapsed)
+{
+    evo_state *s = c->s;
+    if (p->killed >= 0) {
+        evo_individual *k = evo_state_find(s, p->killed);
+        if (k) { k->alive = 0; k->died_at = ind->eval; }
+    }
+    dn_status st = state_push(s, ind);
+    if (st != DN_OK) return st;
+    s->evals = ind->eval;
+    if (s->next_id <= ind->id) s->next_id = ind->id + 1;
+    s->elapsed = elapsed;
+    return DN_OK;
+}
+
+static void fill_individual(search_ctx *c, int id, const step_input *in, const step_plan *p,
+                            const evo_result *r, evo_individual *ind)
+{
+    memset(ind, 0, sizeof *ind);
+    ind->id = id;
+    ind->parent = p->parent;
+    ind->mutation = in->mutation;
+    ind->eval = c->s->evals + 1;
+    ind->outcome = r->outcome;
+    ind->alive = r->outcome == EVO_OK;
+    ind->died_at = ind->alive ? 0 : ind->eval;
+    ind->accuracy = ind->alive ? r->accuracy : 0;
+    ind->steps = r->steps;
+    ind->seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
+    ind->params = r->params;
+    ind->flops = r->flops;
+}
+
+/* One evaluation: a seed copy while the initial population is not complete,
+ * else a tournament child. */
+static dn_status run_step(search_ctx *c)
+{
+    step_plan p = { -1, -1 };
+    dn_status s = c->s->evals < c->o->population ? DN_OK : plan_step(c, &p);
+    if (s != DN_OK) return s;
+    step_input in;
+    s = prepare_child(c, &p, &in);
+    if (s != DN_OK) { step_input_free(&in); return s; }
+    int id = c->s->next_id;
+    evo_result r;
+    evaluate_child(c, id, &in, &r);
+    evo_individual ind;
+    fill_individual(c, id, &in, &p, &r, &ind);
+    double el = elapsed_now(c);
+    s = record_step(c, &ind, &in, &r, &p, el);
+    if (s == DN_OK) s = apply_step(c, &ind, &p, el);
+    if (s == DN_OK) print_progress(c, &ind, &r, &p);
+    evo_result_free(&r);
+    step_input_free(&in);
+    return s;
+}
+
+/* ------------------------------------------------------------ session */
+
+static dn_status load_seed(search_ctx *c)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/seed.cfg", evo_store_dir(c->st));
+    char *text;
+    dn_status rs = evo_read_file(path, &text, NULL);
+    if (rs != DN_OK) return rs;
+    dn_status s = evo_genome_parse(text, path, &c->seed);
+    free(text);
+    return s;
+}
+
+static void print_start(const search_ctx *c)
+{
+    if (!c->log) return;
+    const evo_options *o = c->o;
+    fprintf(c->log, "evolve: %s, population %d, %d steps x batch %d per child, inherit %d, seed %llu\n",
+            evo_store_dir(c->st), o->population, o->steps, o->batch, o->inherit, (unsigned long long)o->seed);
+    fprintf(c->log, "evolve: data %d training / %d validation images; budget", c->data.train.n, c->data.holdout.n);
+    if (o->evals > 0) fprintf(c->log, " %d evaluations", o->evals);
+    if (o->hours > 0) fprintf(c->log, "%s %.3g hours", o->evals > 0 ? " or" : "", o->hours);
+    if (c->s->evals > 0) fprintf(c->log, "; resuming after evaluation %d", c->s->evals);
+    fputc('\n', c->log);
+    fflush(c->log);
+}
+
+static void print_end(const search_ctx *c)
+{
+    if (!c->log) return;
+    const evo_state *s = c->s;
+    char el[32];
+    fmt_hms(elapsed_now(c), el, sizeof el);
+    int fails = 0;
+    for (int i = 0; i < s->n; ++i) fails += s->ind[i].outcome != EVO_OK;
+    fprintf(c->log, "evolve: done, %d evaluations (%d failed) in %s\n", s->evals, fails, el);
+    int b = best_alive(s);
+    if (b < 0) {
+        fprintf(c->log, "evolve: no living individual (every evaluation failed)\n");
+    } else {
+        const evo_individual *x = &s->ind[b];
+        fprintf(c->log, "best: individual %d (parent %d, %s, evaluation %d): val %.2f%%, %zu params, %.3g MFLOPs\n",
+                x->id, x->parent, evo_mutation_name(x->mutation), x->eval, 100.0 * x->accuracy,
+                x->params, x->flops / 1e6);
+    }
+    fprintf(c->log, "export with: darknet evolve export %s\n", evo_store_dir(c->st));
+    fflush(c->log);
+}
+
+/* A fresh search starts its RNG and ids from the seed. */
+static void init_fresh(search_ctx *c)
+{
+    if (c->s->evals > 0) return;
+    uint64_t state = c->o->seed ^ 0x5EA4C4E5EEDull;
+    c->s->rng = dn_rand_u64(&state);
+    if (c->s->n == 0 && c->s->next_id < 1) c->s->next_id = 1;
+}
+
+static dn_status search_loop(search_ctx *c)
+{
+    while (budget_left(c)) {
+        dn_status s = run_step(c);
+        if (s != DN_OK) return s;
+    }
+    return DN_OK;
+}
+
+dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, FILE *progress)
+{
+    if (!st || !o || !state) return evo_fail(DN_ERR_ARG, "evo_search_run: NULL argument");
+    if (o->population < 1) return evo_fail(DN_ERR_ARG, "population must be at least 1, not %d", o->population);
+    if (o->evals <= 0 && o->hours <= 0) return evo_fail(DN_ERR_ARG, "the search needs a budget (-evals or -hours)");
+    search_ctx c;
+    memset(&c, 0, sizeof c);
+    c.st = st; c.o = o; c.s = state; c.log = progress;
+    dn_status s = load_seed(&c);
+    if (s != DN_OK) return s;
+    s = evo_data_load(o->data_path, o->holdout, o->seed, o->max_train, &c.data);
+    if (s != DN_OK) { evo_genome_free(&c.seed); return s; }
+    init_fresh(&c);
+    c.t0 = dn_time_now();
+    c.elapsed0 = state->elapsed;
+    print_start(&c);
+    s = search_loop(&c);
+    if (s == DN_OK) print_end(&c);
+    evo_data_free(&c.data);
+    evo_genome_free(&c.seed);
+    return s;
+}

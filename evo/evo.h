@@ -269,6 +269,14 @@ dn_status evo_json_parse(const char *line, size_t len, evo_json_object *out);
 const evo_json_field *evo_json_get(const evo_json_object *o, const char *key);
 void evo_json_object_free(evo_json_object *o);
 
+/* ------------------------------------------------------------ selection */
+
+/* The paper's pairwise tournament over the living individuals of s, drawing
+ * from s->rng: *parent gets the better of two distinct random ones; *killed
+ * the worse when at least `population` are alive, else -1. One alive: it is
+ * the parent. None alive: *parent = -1 (start again from the seed). */
+dn_status evo_tournament(evo_state *s, int population, int *parent, int *killed);
+
 /* ------------------------------------------------------------ search, export, cli */
 
 /* Run (or continue) a search until the budget is spent. */

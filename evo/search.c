@@ -107,36 +107,10 @@ static float median_alive(const evo_state *s)
     return m;
 }
 
-/* 1 when a is worse than b: lower accuracy; on a tie the older (smaller id). */
-static int worse(const evo_individual *a, const evo_individual *b)
-{
-    if (a->accuracy != b->accuracy) return a->accuracy < b->accuracy;
-    return a->id < b->id;
-}
-
-/* The paper's tournament. Two distinct living individuals drawn uniformly;
- * the better is the parent; the worse dies when the population is full.
- * One alive: it is the parent. None: the seed again. */
+/* The paper's tournament (evo_tournament) on this session's state. */
 static dn_status plan_step(search_ctx *c, step_plan *p)
 {
-    evo_state *s = c->s;
-    int alive = count_alive(s);
-    p->parent = -1; p->killed = -1;
-    if (alive == 0) return DN_OK;
-    int *idx = malloc((size_t)alive * sizeof *idx);
-    if (!idx) return evo_fail(DN_ERR_NOMEM, "search: out of memory");
-    int k = 0;
-    for (int i = 0; i < s->n; ++i) if (s->ind[i].alive) idx[k++] = i;
-    if (alive == 1) { p->parent = s->ind[idx[0]].id; free(idx); return DN_OK; }
-    int a = (int)(dn_rand_u64(&s->rng) % (uint64_t)alive);
-    int b = (int)(dn_rand_u64(&s->rng) % (uint64_t)(alive - 1));
-    if (b >= a) ++b;
-    const evo_individual *x = &s->ind[idx[a]], *y = &s->ind[idx[b]];
-    free(idx);
-    const evo_individual *lo = worse(x, y) ? x : y, *hi = lo == x ? y : x;
-    p->parent = hi->id;
-    if (alive >= c->o->population) p->killed = lo->id;
-    return DN_OK;
+    return evo_tournament(c->s, c->o->population, &p->parent, &p->killed);
 }
 
 /* ------------------------------------------------------------ budget and progress */

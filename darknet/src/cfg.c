@@ -87,12 +87,15 @@ static dn_status add_option(dn_cfg *cfg, char *stripped, int line)
     return DN_OK;
 }
 
-dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out)
+/* The lexer; `implicit` names a section that holds every option of a text
+ * without section headers (.data files), where '[' lines are not headers. */
+static dn_status lex(const char *text, const char *name, const char *implicit, dn_cfg *out)
 {
     memset(out, 0, sizeof *out);
     if (!text) return dn_fail(DN_ERR_ARG, "%s: no cfg text given", name ? name : "<string>");
     out->name = dn_strdup(name ? name : "<string>");
     if (!out->name) return DN_ERR_NOMEM;
+    if (implicit && add_section(out, implicit, 0) != DN_OK) { dn_cfg_free(out); return DN_ERR_NOMEM; }
     size_t cap = 256;
     char *buf = malloc(cap);
     if (!buf) { dn_cfg_free(out); return dn_fail(DN_ERR_NOMEM, "out of memory"); }
@@ -112,12 +115,19 @@ dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out)
         strip_copy(buf, p, end);
         p = *end ? end + 1 : end;
         if (buf[0] == 0 || buf[0] == '#' || buf[0] == ';') continue;
-        if (buf[0] == '[') st = add_section(out, buf, line);
+        if (buf[0] == '[' && !implicit) st = add_section(out, buf, line);
         else st = add_option(out, buf, line);
     }
     free(buf);
     if (st != DN_OK) dn_cfg_free(out);
     return st;
+}
+
+dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out) { return lex(text, name, NULL, out); }
+
+dn_status dn_cfg_lex_sectionless(const char *text, const char *name, const char *section, dn_cfg *out)
+{
+    return lex(text, name, section, out);
 }
 
 dn_status dn_cfg_lex_file(const char *path, dn_cfg *out)

@@ -20,72 +20,6 @@
 #define DEFAULT_LABELS "data/labels.list"
 #define DEFAULT_BACKUP "backup/"
 
-/* Copy of line [p, end) with every whitespace character removed. */
-static char *strip_dup(const char *p, const char *end)
-{
-    char *s = dn_calloc((size_t)(end - p) + 1, 1), *d = s;
-    if (!s) return NULL;
-    for (; p < end; ++p)
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n' && *p != '\v' && *p != '\f') *d++ = *p;
-    return s;
-}
-
-static dn_status add_option(dn_section *sec, char *key, char *value, int line)
-{
-    dn_option *no = realloc(sec->opts, (size_t)(sec->nopts + 1) * sizeof *no);
-    if (!no) return dn_fail(DN_ERR_NOMEM, "out of memory");
-    sec->opts = no;
-    dn_option *o = &no[sec->nopts++];
-    memset(o, 0, sizeof *o);
-    o->key = dn_strdup(key);
-    o->value = dn_strdup(value);
-    o->line = line;
-    if (!o->key || !o->value) return DN_ERR_NOMEM;
-    return DN_OK;
-}
-
-/* One stripped, non-comment line into the section. */
-static dn_status lex_line(const char *name, dn_section *sec, char *s, int line)
-{
-    char *eq = strchr(s, '=');
-    if (!eq) {
-        dn_warn("%s:%d: '%s' is not key=value; line ignored", name, line, s);
-        return DN_OK;
-    }
-    if (eq[1] == 0) {
-        dn_warn("%s:%d: '%s' has no value; line ignored", name, line, s);
-        return DN_OK;
-    }
-    *eq = 0;
-    return add_option(sec, s, eq + 1, line);
-}
-
-/* The whole .data text as one section "[data]" so the cfg option lookups apply. */
-static dn_status lex_data(const char *text, const char *name, dn_cfg *cfg)
-{
-    memset(cfg, 0, sizeof *cfg);
-    cfg->name = dn_strdup(name);
-    cfg->sections = dn_calloc(1, sizeof *cfg->sections);
-    if (!cfg->name || !cfg->sections) { dn_cfg_free(cfg); return DN_ERR_NOMEM; }
-    cfg->nsections = 1;
-    cfg->sections[0].type = dn_strdup("[data]");
-    if (!cfg->sections[0].type) { dn_cfg_free(cfg); return DN_ERR_NOMEM; }
-    dn_status st = DN_OK;
-    int line = 0;
-    for (const char *p = text; *p && st == DN_OK;) {
-        const char *end = strchr(p, '\n');
-        if (!end) end = p + strlen(p);
-        ++line;
-        char *s = strip_dup(p, end);
-        if (!s) st = DN_ERR_NOMEM;
-        else if (s[0] && s[0] != '#' && s[0] != ';') st = lex_line(name, &cfg->sections[0], s, line);
-        free(s);
-        p = *end ? end + 1 : end;
-    }
-    if (st != DN_OK) dn_cfg_free(cfg);
-    return st;
-}
-
 /* Class names from path, one per line; trailing blank lines are ignored, a
  * blank line before a name is an error (it would match every path). */
 static dn_status read_label_names(const char *path, dn_data_config *out)
@@ -166,7 +100,7 @@ dn_status dn_data_config_read(const char *path, dn_data_config *out)
     char *text;
     DN_TRY(dn_read_file(path, &text, NULL));
     dn_cfg cfg;
-    dn_status st = lex_data(text, path, &cfg);
+    dn_status st = dn_cfg_lex_sectionless(text, path, "[data]", &cfg);
     free(text);
     if (st != DN_OK) return st;
     dn_opts o = {&cfg, &cfg.sections[0]};

@@ -51,6 +51,9 @@ typedef struct {
  * comments, first '=' splits). Errors name `name` and the line. */
 dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out);
 dn_status dn_cfg_lex_file(const char *path, dn_cfg *out);
+/* The same rules for a text without section headers (.data): every option
+ * goes into one section of type `section` (e.g. "[data]"). */
+dn_status dn_cfg_lex_sectionless(const char *text, const char *name, const char *section, dn_cfg *out);
 void dn_cfg_free(dn_cfg *cfg);
 /* Read a whole file into a NUL-terminated buffer. */
 dn_status dn_read_file(const char *path, char **text, size_t *size);

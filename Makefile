@@ -63,7 +63,7 @@ $(BIN)/darknet: $(CLI_OBJ) $(EVO_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(EVO_LIB) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/testlib.h $(EVO_LIB) $(LIB)
+$(BUILD)/tests/%: tests/%.c $(wildcard tests/*.h) $(EVO_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -Ievo $(LDFLAGS) -o $@ $< $(EVO_LIB) $(LIB) $(LDLIBS)
 

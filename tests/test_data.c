@@ -11,6 +11,7 @@
 #endif
 #include "darknet.h"
 #include "testlib.h"
+#include "testtmp.h"
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,17 +24,7 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static char tmpdir[256];
 
-/* tmpdir/name in one of 8 rotating buffers */
-static const char *tp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
 
 static void write_file(const char *path, const void *data, size_t n)
 {
@@ -91,11 +82,6 @@ static void clear_warnings(void) { warnings[0] = 0; nwarnings = 0; }
               #expr, dn_status_name(te_s), dn_last_error(), dn_status_name(status), (substr));  \
     } while (0)
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
 
 /* A w x h PNG with c channels whose pixel (x, y, k) is pix(seed, x, y, k). */
 static unsigned char pix(int seed, int x, int y, int k) { return (unsigned char)((seed * 53 + x * 29 + y * 11 + k * 80) % 256); }
@@ -912,6 +898,6 @@ int main(void)
     test_loader_list();
     test_options_from_network();
     test_fashion();
-    nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tl_rm_tree(tmpdir);
     TEST_MAIN_END();
 }

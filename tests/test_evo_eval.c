@@ -21,6 +21,7 @@
 #endif
 #include "evo.h"
 #include "testlib.h"
+#include "testtmp.h"
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,25 +38,11 @@
 #define NTEST 200
 #define TEST_BASE 1000   /* index of the first test image */
 
-static char tmpdir[256];
 static char data_path[512];
 static unsigned char test_px[NTEST][PIX];
 static int test_label[NTEST];
 
-static const char *tp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
 
 #define CHECK_ERR(expr, substr)                                                                            \
     do {                                                                                                   \
@@ -487,6 +474,6 @@ int main(void)
     evo_result_free(&r1);
     evo_data_free(&d);
     if (getenv("EVO_TEST_KEEP")) printf("kept %s\n", tmpdir);
-    else nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    else tl_rm_tree(tmpdir);
     TEST_MAIN_END();
 }

@@ -12,6 +12,7 @@
 #endif
 #include "evo.h"
 #include "testlib.h"
+#include "testtmp.h"
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,17 +23,7 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static char tmpdir[256];
 
-/* tmpdir/name in one of 8 rotating buffers */
-static const char *tp(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *b = buf[k++ & 7];
-    snprintf(b, 512, "%s/%s", tmpdir, name);
-    return b;
-}
 
 /* dir/name in one of 8 rotating buffers */
 static const char *in(const char *dir, const char *name)
@@ -91,11 +82,6 @@ static void sink(const char *msg, void *user)
     snprintf(warnings + len, sizeof warnings - len, "%s\n", msg);
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb; (void)flag; (void)ftw;
-    return remove(path);
-}
 
 static int tmp_files_found;
 static int find_tmp(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -645,6 +631,6 @@ int main(void)
     test_orphans();
     test_no_temp_files();
     if (getenv("EVO_TEST_KEEP")) printf("kept %s\n", tmpdir);   /* for a look at the folders */
-    else nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    else tl_rm_tree(tmpdir);
     TEST_MAIN_END();
 }

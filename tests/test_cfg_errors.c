@@ -230,6 +230,10 @@ static void test_lexing(void)
                "learning_rate", "learning_rate=0.1x is not a number");
     EXPECT_ERR("[net]\nbatch=two\nwidth=8\nheight=8\nchannels=3\n" CONV TAIL, DN_ERR_PARSE, "batch=two", "not an integer");
     EXPECT_ERR(NET "[dropout]\nprobability=half\n" TAIL, DN_ERR_PARSE, "probability", "not a number");
+    EXPECT_ERR("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\nlearning_rate=inf\n" CONV TAIL, DN_ERR_PARSE,
+               "learning_rate", "learning_rate=inf is not finite");
+    EXPECT_ERR("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\nmomentum=nan\n" CONV TAIL, DN_ERR_PARSE,
+               "momentum", "momentum=nan is not finite");
     EXPECT_ERR(NET CONV "[route]\nlayers=-1,x\n" TAIL, DN_ERR_PARSE, "layers=", "is not a layer index");
     EXPECT_ERR(NET CONV "[route]\nlayers=-1,,0\n" TAIL, DN_ERR_PARSE, "layers=", "is not a layer index");
     EXPECT_ERR(NET CONV CONV "[shortcut]\nfrom=-2a\n" TAIL, DN_ERR_PARSE, "from=", "not an integer");

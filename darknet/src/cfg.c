@@ -7,12 +7,13 @@
  * section; key=value splits at the first '='; the first of duplicate keys wins.
  * Deviations (on purpose): '\r' is stripped too, so CRLF files work; an option
  * before the first section is an error (upstream segfaults); numbers must be
- * numbers ("filters=abc" is an error, upstream reads 0); a line without '='
+ * numbers ("filters=abc" and "learning_rate=inf" are errors, upstream reads 0 / inf); a line without '='
  * is dropped with a warning, like "key=" (upstream keeps it as a key with no
  * value).
  */
 #include "internal.h"
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,8 @@ dn_status dn_opt_float(dn_opts o, const char *key, float def, float *out)
     float v = strtof(opt->value, &end);
     if (end == opt->value || *end || errno)
         return dn_fail(DN_ERR_PARSE, "%s:%d: %s=%s is not a number", o.cfg->name, opt->line, key, opt->value);
+    if (!isfinite(v))
+        return dn_fail(DN_ERR_PARSE, "%s:%d: %s=%s is not finite", o.cfg->name, opt->line, key, opt->value);
     *out = v;
     return DN_OK;
 }

@@ -85,7 +85,7 @@ static const flag_spec FLAGS[] = {
     {"-max-flops", "F", F_DBL, OFF(limits.max_flops), "most forward FLOPs per image (0: no limit)", NULL},
     {"-max-memory", "MB", F_MB, OFF(limits.max_memory), "most training memory in MiB at -batch (0: no limit)", NULL},
     {"-max-train", "N", F_INT, OFF(max_train), "use only the first N training images (0: all)", NULL},
-    {"-threads", "N", F_INT, OFF(threads), "GEMM (OpenBLAS) threads per evaluation (0: OpenBLAS's default)", NULL},
+    {"-threads", "N", F_INT, OFF(threads), "compute threads per evaluation (0: one per CPU, at most 8)", NULL},
 };
 #define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
 

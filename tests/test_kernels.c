@@ -5,7 +5,10 @@
  *   - dn_im2col against a direct unfolding, im2col+GEMM against a direct
  *     convolution, and col2im as the adjoint of im2col;
  *   - the convolutional and connected layers' forward passes against direct
- *     loops (groups, stride, padding, 1x1 stride 2).
+ *     loops (groups, stride, padding, 1x1 stride 2);
+ *   - the chunked convolution (forward and backward, with and without batch
+ *     norm) against the per-image reference path, and the fused batch norm
+ *     (bn_fast.c) against the reference in blas.c.
  */
 #include "darknet.h"
 #include "internal.h"
@@ -278,11 +281,228 @@ static void test_connected_layer_forward(void)
     dn_network_free(net);
 }
 
+/* ------------------------------------------------------------ fast paths against the reference */
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; ++i) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+static double max_abs(const float *a, size_t n)
+{
+    double m = 0;
+    for (size_t i = 0; i < n; ++i) m = fmax(m, fabs((double)a[i]));
+    return m;
+}
+
+/* Result of one forward + backward of layer 0: output, weight/bias updates, input delta. */
+typedef struct { float *out, *wu, *bu, *dx; } conv_run;
+
+static conv_run run_conv(dn_network *net, const float *x, const float *dy, int reference)
+{
+    dn_layer *l = &net->layers[0];
+    size_t nin = (size_t)l->batch * l->inputs, nout = (size_t)l->batch * l->outputs;
+    conv_run r = {malloc(nout * sizeof(float)), malloc(l->nweights * sizeof(float)),
+                  malloc((size_t)l->out_c * sizeof(float)), calloc(nin, sizeof(float))};
+    float *in = malloc(nin * sizeof(float));
+    dn_copy(in, x, nin);
+    dn_conv_reference = reference;
+    net->train = 1;
+    net->input = in;
+    net->delta = r.dx;
+    l->ops->forward(l, net);
+    dn_copy(r.out, l->output, nout);
+    dn_fill(l->weight_updates, l->nweights, 0);
+    dn_fill(l->bias_updates, (size_t)l->out_c, 0);
+    dn_copy(l->delta, dy, nout);
+    l->ops->backward(l, net);
+    dn_copy(r.wu, l->weight_updates, l->nweights);
+    dn_copy(r.bu, l->bias_updates, (size_t)l->out_c);
+    dn_conv_reference = 0;
+    net->input = NULL;
+    net->delta = NULL;
+    free(in);
+    return r;
+}
+
+static void free_run(conv_run r) { free(r.out); free(r.wu); free(r.bu); free(r.dx); }
+
+/* The chunked whole-batch convolution and the direct depthwise kernel
+ * (forward, weight, bias and input gradients) against the per-image reference
+ * path, for shapes whose batch splits into several chunks with a short last one. */
+static void test_conv_chunked_vs_reference(void)
+{
+    static const struct { int c, h, w, filters, size, stride, pad, groups, batch; const char *act; } cases[] = {
+        {8, 32, 32, 8, 3, 1, 1, 1, 5, "leaky"},      /* 3 images per chunk: 3 + 2 */
+        {3, 17, 15, 4, 3, 2, 1, 1, 7, "linear"},    /* stride 2, odd sizes */
+        {6, 20, 20, 6, 3, 1, 1, 6, 9, "relu"},      /* depthwise */
+        {5, 13, 11, 5, 5, 2, 2, 5, 3, "leaky"},     /* strided 5x5 depthwise (direct kernel) */
+        {3, 7, 8, 3, 2, 3, 1, 3, 2, "linear"},      /* depthwise, even kernel, stride 3 */
+        {8, 21, 19, 16, 3, 2, 1, 8, 4, "leaky"},    /* 2 filters per group: not depthwise */
+        {8, 16, 16, 12, 1, 1, 0, 1, 6, "linear"},   /* pointwise */
+        {4, 12, 12, 6, 3, 1, 1, 2, 3, "leaky"},     /* 2 groups */
+        {5, 33, 33, 7, 5, 2, 2, 1, 4, "logistic"},  /* 5x5, pad 2, stride 2 */
+        {4, 9, 9, 4, 1, 2, 0, 1, 3, "linear"},      /* 1x1 stride 2 */
+        {2, 40, 40, 3, 2, 1, 0, 1, 2, "leaky"},     /* even kernel, no padding */
+        {64, 30, 30, 64, 3, 1, 1, 1, 3, "linear"},  /* more scratch than one chunk: 1 image per chunk */
+        {64, 40, 40, 64, 3, 1, 1, 64, 16, "leaky"}, /* depthwise large enough for the workers */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; ++t)
+        for (int bn = 0; bn < 2; ++bn) {
+            char cfg[512];
+            snprintf(cfg, sizeof cfg, "[net]\nbatch=%d\nwidth=%d\nheight=%d\nchannels=%d\n[convolutional]\n"
+                     "filters=%d\nsize=%d\nstride=%d\npadding=%d\ngroups=%d\nbatch_normalize=%d\nactivation=%s\n[cost]\n",
+                     cases[t].batch, cases[t].w, cases[t].h, cases[t].c, cases[t].filters, cases[t].size,
+                     cases[t].stride, cases[t].pad, cases[t].groups, bn, cases[t].act);
+            dn_network *net = NULL;
+            CHECK_OK(dn_network_parse_string(cfg, "conv chunked", NULL, &net));
+            if (!net) continue;
+            dn_layer *l = &net->layers[0];
+            for (int i = 0; i < l->out_c; ++i) l->biases[i] = urand();
+            size_t nin = (size_t)l->batch * l->inputs, nout = (size_t)l->batch * l->outputs;
+            float *x = malloc(nin * sizeof(float)), *dy = malloc(nout * sizeof(float));
+            for (size_t i = 0; i < nin; ++i) x[i] = urand();
+            for (size_t i = 0; i < nout; ++i) dy[i] = urand();
+            float *rm = malloc((size_t)l->out_c * sizeof(float)), *rv = malloc((size_t)l->out_c * sizeof(float));
+            if (bn) { dn_copy(rm, l->rolling_mean, (size_t)l->out_c); dn_copy(rv, l->rolling_variance, (size_t)l->out_c); }
+            conv_run fast = run_conv(net, x, dy, 0);
+            if (bn) { dn_copy(l->rolling_mean, rm, (size_t)l->out_c); dn_copy(l->rolling_variance, rv, (size_t)l->out_c); }
+            conv_run ref = run_conv(net, x, dy, 1);
+            double e_out = max_abs_diff(fast.out, ref.out, nout) / (1 + max_abs(ref.out, nout));
+            double e_wu = max_abs_diff(fast.wu, ref.wu, l->nweights) / (1 + max_abs(ref.wu, l->nweights));
+            double e_bu = max_abs_diff(fast.bu, ref.bu, (size_t)l->out_c) / (1 + max_abs(ref.bu, (size_t)l->out_c));
+            double e_dx = max_abs_diff(fast.dx, ref.dx, nin) / (1 + max_abs(ref.dx, nin));
+            CHECK(e_out < 1e-5 && e_wu < 1e-5 && e_bu < 1e-5 && e_dx < 1e-5,
+                  "conv chunked vs reference c=%d %dx%d f=%d k=%d s=%d p=%d g=%d b=%d bn=%d: relative errors out %g, "
+                  "weights %g, biases %g, input delta %g", cases[t].c, cases[t].h, cases[t].w, cases[t].filters,
+                  cases[t].size, cases[t].stride, cases[t].pad, cases[t].groups, cases[t].batch, bn, e_out, e_wu, e_bu,
+                  e_dx);
+            free_run(fast); free_run(ref);
+            free(x); free(dy); free(rm); free(rv);
+            dn_network_free(net);
+        }
+}
+
+/* Fused batch norm (bn_fast.c) against the reference (blas.c), forward in
+ * training and inference mode and backward, including the saved x, x_norm,
+ * batch statistics, rolling statistics and scale/bias updates. */
+static void test_batchnorm_fast_vs_reference(void)
+{
+    static const struct { int c, h, w, batch; } cases[] = {
+        {3, 5, 5, 4}, {16, 8, 8, 7}, {1, 1, 1, 2}, {7, 3, 11, 3}, {32, 16, 16, 2}, {5, 1, 1, 9},
+        {17, 32, 32, 5},   /* large enough for the workers to split the channels */
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; ++t)
+        for (int train = 0; train < 2; ++train) {
+            char cfg[256];
+            snprintf(cfg, sizeof cfg, "[net]\nbatch=%d\nwidth=%d\nheight=%d\nchannels=%d\n[batchnorm]\n[cost]\n",
+                     cases[t].batch, cases[t].w, cases[t].h, cases[t].c);
+            dn_network *net = NULL;
+            CHECK_OK(dn_network_parse_string(cfg, "batchnorm fast", NULL, &net));
+            if (!net) continue;
+            dn_layer *l = &net->layers[0];
+            int c = l->out_c;
+            size_t n = (size_t)l->batch * l->outputs;
+            for (int i = 0; i < c; ++i) {
+                l->scales[i] = 1 + urand() / 2;
+                l->biases[i] = urand();
+                l->rolling_mean[i] = urand() / 4;
+                l->rolling_variance[i] = 1 + urand() / 2;
+            }
+            float *x = malloc(n * sizeof(float)), *dy = malloc(n * sizeof(float));
+            for (size_t i = 0; i < n; ++i) x[i] = 3 * urand() + 1;
+            for (size_t i = 0; i < n; ++i) dy[i] = urand();
+            /* state saved so both versions start alike: rolling stats, updates */
+            float *st = malloc(4 * (size_t)c * sizeof(float));
+            dn_copy(st, l->rolling_mean, (size_t)c);
+            dn_copy(st + c, l->rolling_variance, (size_t)c);
+            float *res[2][8];
+            for (int v = 0; v < 2; ++v) {
+                dn_copy(l->rolling_mean, st, (size_t)c);
+                dn_copy(l->rolling_variance, st + c, (size_t)c);
+                dn_fill(l->scale_updates, (size_t)c, 0);
+                dn_fill(l->bias_updates, (size_t)c, 0);
+                float *y = malloc(n * sizeof(float)), *d = malloc(n * sizeof(float));
+                dn_copy(y, x, n);
+                dn_copy(d, dy, n);
+                if (v) dn_batchnorm_forward_ref(l, y, train); else dn_batchnorm_forward(l, y, train);
+                if (v) dn_batchnorm_backward_ref(l, d, train); else dn_batchnorm_backward(l, d, train);
+                float *keep[6] = {l->x, l->x_norm, l->rolling_mean, l->rolling_variance, l->scale_updates, l->bias_updates};
+                size_t len[6] = {n, n, (size_t)c, (size_t)c, (size_t)c, (size_t)c};
+                res[v][0] = y;
+                res[v][1] = d;
+                for (int k = 0; k < 6; ++k) {
+                    res[v][k + 2] = malloc(len[k] * sizeof(float));
+                    dn_copy(res[v][k + 2], keep[k], len[k]);
+                }
+            }
+            static const char *const what[8] = {"y", "delta", "x", "x_norm", "rolling_mean", "rolling_variance",
+                                                "scale_updates", "bias_updates"};
+            for (int k = 0; k < 8; ++k) {
+                size_t len = k < 4 ? n : (size_t)c;
+                double e = max_abs_diff(res[0][k], res[1][k], len) / (1 + max_abs(res[1][k], len));
+                CHECK(e < 1e-5, "batchnorm fast vs reference %dx%dx%d batch %d %s: %s relative error %g", cases[t].c,
+                      cases[t].h, cases[t].w, cases[t].batch, train ? "train" : "inference", what[k], e);
+            }
+            for (int v = 0; v < 2; ++v)
+                for (int k = 0; k < 8; ++k) free(res[v][k]);
+            free(x); free(dy); free(st);
+            dn_network_free(net);
+        }
+}
+
+/* Max pooling (clipped, branch-free windows, planes split over workers)
+ * against a bounds-checked scan, on layers large enough to use the workers. */
+static void test_maxpool_forward(void)
+{
+    static const struct { int c, h, w, size, stride, padding, batch; } cases[] = {
+        {16, 32, 32, 2, 2, 1, 9}, {5, 33, 31, 3, 2, 2, 20}, {7, 20, 20, 3, 1, 2, 30}, {3, 9, 9, 2, 2, 1, 2},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof *cases; ++t) {
+        char cfg[256];
+        snprintf(cfg, sizeof cfg, "[net]\nbatch=%d\nwidth=%d\nheight=%d\nchannels=%d\n[maxpool]\nsize=%d\nstride=%d\n"
+                 "padding=%d\n[cost]\n", cases[t].batch, cases[t].w, cases[t].h, cases[t].c, cases[t].size,
+                 cases[t].stride, cases[t].padding);
+        dn_network *net = NULL;
+        CHECK_OK(dn_network_parse_string(cfg, "maxpool forward", NULL, &net));
+        if (!net) continue;
+        dn_layer *l = &net->layers[0];
+        size_t nin = (size_t)l->batch * l->inputs;
+        float *x = malloc(nin * sizeof(float));
+        for (size_t i = 0; i < nin; ++i) x[i] = (float)(int)(urand() * 4);   /* ties */
+        CHECK_OK(dn_network_forward(net, x, NULL, 0));
+        int bad = 0, off = -l->pad / 2;
+        for (int p = 0; p < l->batch * l->c; ++p)
+            for (int i = 0; i < l->out_h; ++i)
+                for (int j = 0; j < l->out_w; ++j) {
+                    float best = 0;
+                    int at = -1;
+                    for (int y = i * l->stride + off; y < i * l->stride + off + l->size; ++y)
+                        for (int xx = j * l->stride + off; xx < j * l->stride + off + l->size; ++xx) {
+                            if (y < 0 || y >= l->h || xx < 0 || xx >= l->w) continue;
+                            float v = x[(size_t)p * l->h * l->w + y * l->w + xx];
+                            if (at < 0 || v > best) { best = v; at = p * l->h * l->w + y * l->w + xx; }
+                        }
+                    size_t o = ((size_t)p * l->out_h + i) * l->out_w + j;
+                    bad += l->output[o] != (at < 0 ? 0 : best) || l->indexes[o] != at;
+                }
+        CHECK(bad == 0, "maxpool forward c=%d %dx%d size %d stride %d padding %d batch %d: %d outputs wrong", cases[t].c,
+              cases[t].h, cases[t].w, cases[t].size, cases[t].stride, cases[t].padding, cases[t].batch, bad);
+        free(x);
+        dn_network_free(net);
+    }
+}
+
 int main(void)
 {
     test_gemm();
     test_im2col();
     test_conv_layer_forward();
     test_connected_layer_forward();
+    test_conv_chunked_vs_reference();
+    test_batchnorm_fast_vs_reference();
+    test_maxpool_forward();
     TEST_MAIN_END();
 }

@@ -370,8 +370,9 @@ float dn_rand_normal(uint64_t *state);
 
 double dn_time_now(void);   /* seconds, monotonic */
 
-/* Threads the GEMM (OpenBLAS) may use, process-wide; n < 1 leaves it as is.
- * No effect in an OPENBLAS=0 build. */
+/* Worker threads the convolutions split each batch over, process-wide;
+ * n < 1 leaves it as is (default: the online CPUs, at most 8). OpenBLAS is
+ * then kept to one thread per call unless OPENBLAS_NUM_THREADS is set. */
 void dn_set_threads(int n);
 
 #ifdef __cplusplus

@@ -180,7 +180,7 @@ static void scale_channels(float *x, const float *scales, int batch, int c, int 
         for (int i = 0; i < c; ++i) dn_scal(x + ((size_t)b * c + i) * spatial, scales[i], (size_t)spatial);
 }
 
-void dn_batchnorm_forward(dn_layer *l, float *data, int train)
+void dn_batchnorm_forward_ref(dn_layer *l, float *data, int train)
 {
     int c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;
     size_t n = (size_t)batch * l->outputs;
@@ -204,7 +204,7 @@ static void batchnorm_backward_frozen(dn_layer *l, float *delta);
 
 /* Exact derivative of dn_batchnorm_forward (including the unbiased variance's
  * 1/(N-1)); when the forward used the rolling statistics they are constants. */
-void dn_batchnorm_backward(dn_layer *l, float *delta, int train)
+void dn_batchnorm_backward_ref(dn_layer *l, float *delta, int train)
 {
     if (!train) { batchnorm_backward_frozen(l, delta); return; }
     int c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;

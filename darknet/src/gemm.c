@@ -64,12 +64,3 @@ void dn_gemm(int TA, int TB, int M, int N, int K, float alpha,
     dn_gemm_ref(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
-
-void dn_set_threads(int n)
-{
-#ifdef DN_OPENBLAS
-    if (n > 0) openblas_set_num_threads(n);
-#else
-    (void)n;
-#endif
-}

@@ -150,6 +150,23 @@ void dn_im2col(const float *im, int c, int h, int w, int ksize, int stride, int 
                int out_h, int out_w, float *col);
 void dn_col2im(const float *col, int c, int h, int w, int ksize, int stride, int pad,
                int out_h, int out_w, float *im);
+/* The same with row r of col at col + r*ldc (several images side by side). */
+void dn_im2col_ld(const float *im, int c, int h, int w, int ksize, int stride, int pad,
+                  int out_h, int out_w, float *col, size_t ldc);
+void dn_col2im_ld(const float *col, size_t ldc, int c, int h, int w, int ksize, int stride, int pad,
+                  int out_h, int out_w, float *im);
+/* Workers the convolution kernels use (dn_set_threads, default the CPUs), and
+ * fn(ctx, w, workers) run for each w, w = 0 on the caller (threads.c). */
+int dn_threads(void);
+void dn_parallel(void (*fn)(void *ctx, int worker, int workers), void *ctx, int workers);
+/* Depthwise convolution (groups == c == filters) kernels over channels
+ * [c0, c1) (conv_depthwise.c); tmp holds size*size*out_w floats. */
+typedef struct { int batch, c, h, w, size, stride, pad, out_h, out_w; } dn_depthwise;
+void dn_depthwise_forward(const dn_depthwise *p, const float *in, const float *wts, float *out, int c0, int c1);
+void dn_depthwise_backward(const dn_depthwise *p, const float *in, const float *wts, const float *delta,
+                           float *weight_updates, float *in_delta, float *tmp, int c0, int c1);
+/* 1: convolutions take the per-image reference path (tests compare the two). */
+extern int dn_conv_reference;
 
 /* Activations: apply in place; gradient multiplies delta by f'(y) where y is
  * the activated output (upstream computes every derivative from y). */
@@ -166,6 +183,10 @@ void dn_batchnorm_forward(dn_layer *l, float *data, int train);
 /* backward: data holds delta of y; accumulates scale/bias updates and
  * rewrites data with the delta of x. */
 void dn_batchnorm_backward(dn_layer *l, float *data, int train);
+/* The same computed in fused, vectorisable passes (bn_fast.c); the _ref
+ * versions (blas.c) are the straightforward reference the tests compare with. */
+void dn_batchnorm_forward_ref(dn_layer *l, float *data, int train);
+void dn_batchnorm_backward_ref(dn_layer *l, float *data, int train);
 /* Add per-channel bias / accumulate its gradient over (batch, c, spatial). */
 void dn_add_bias(float *out, const float *biases, int batch, int c, int spatial);
 void dn_backward_bias(float *bias_updates, const float *delta, int batch, int c, int spatial);

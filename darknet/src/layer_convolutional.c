@@ -6,12 +6,64 @@
  *   weights (filters, c/groups, size, size)     biases (filters)
  *   output (batch, filters, out_h, out_w),  out = (in + 2*padding - size)/stride + 1
  *
+ * Paths (all give the same results up to float summation order; tests/test_kernels.c
+ * compares the fast ones with the reference):
+ *   - depthwise (groups == c == filters): direct kernels (conv_depthwise.c),
+ *     workers split the channels;
+ *   - otherwise chunked: a chunk of images is unfolded side by side so one
+ *     GEMM covers it; the batch is cut into SLICES fixed slices that workers
+ *     share (threads.c), each slice with its own weight-update sum;
+ *   - reference (dn_conv_reference, or too little workspace): one im2col and
+ *     GEMM per image and group.
+ *
  * Upstream quirk fixed: a 1x1 convolution with stride > 1 is computed
  * correctly (upstream skips im2col for every 1x1 kernel and reads garbage).
  */
 #include "internal.h"
 #include <math.h>
 #include <stdlib.h>
+
+int dn_conv_reference = 0;
+
+/* Images are convolved in chunks whose scratch stays about this many floats
+ * (1 MiB: the columns stay in L2 while one GEMM covers several images). */
+#define CHUNK_FLOATS ((size_t)1 << 18)
+
+/* Floats of scratch one image needs on the chunked path:
+ * columns (k, n) and the output/delta transposed (m, n). */
+static size_t chunk_image_floats(const dn_layer *l)
+{
+    size_t k = (size_t)l->size * l->size * (l->c / l->groups), m = (size_t)(l->filters / l->groups);
+    return (k + m) * l->out_h * l->out_w;
+}
+
+/* Images per chunk (at least 1, at most the batch). */
+static int chunk_images(const dn_layer *l)
+{
+    size_t per = chunk_image_floats(l), c = CHUNK_FLOATS / per;
+    if (c < 1) c = 1;
+    return c < (size_t)l->batch ? (int)c : l->batch;
+}
+
+/* The batch is cut into SLICES fixed parts, each with its own weight-update
+ * sum (slice 0 straight into weight_updates, the others into zeroed copies
+ * added in slice order), so results do not depend on the number of workers. */
+#define SLICES 6
+
+/* Floats of scratch for `workers` workers: each its chunk's scratch, and
+ * SLICES - 1 copies of the weight updates. */
+static size_t workers_scratch(const dn_layer *l, int workers)
+{
+    return (size_t)workers * chunk_image_floats(l) * chunk_images(l) + (size_t)(SLICES - 1) * l->nweights;
+}
+
+static size_t conv_workspace(const dn_layer *l)
+{
+    size_t per_image = (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;
+    int workers = dn_threads() < SLICES ? dn_threads() : SLICES;
+    size_t chunked = workers_scratch(l, workers);
+    return chunked > per_image ? chunked : per_image;
+}
 
 static dn_status conv_parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -55,7 +107,7 @@ static dn_status conv_parse(dn_layer *l, dn_parse_ctx *ctx)
     l->out_h = (int)oh;
     l->out_c = l->filters;
     l->nweights = (size_t)l->filters * (l->c / l->groups) * l->size * l->size;
-    l->workspace_size = (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;
+    l->workspace_size = conv_workspace(l);
     return DN_OK;
 }
 
@@ -87,7 +139,8 @@ static dn_status conv_alloc_buffers(dn_layer *l)
 /* 1x1, stride 1, no padding: the image already is its own column matrix. */
 static int is_pointwise(const dn_layer *l) { return l->size == 1 && l->stride == 1 && l->pad == 0; }
 
-static void conv_forward(dn_layer *l, dn_network *net)
+/* Reference path: one GEMM per image and group. */
+static void conv_forward_ref(dn_layer *l, dn_network *net)
 {
     int m = l->filters / l->groups;                       /* filters per group  */
     int k = l->size * l->size * l->c / l->groups;         /* column height      */
@@ -105,18 +158,12 @@ static void conv_forward(dn_layer *l, dn_network *net)
             }
             dn_gemm(0, 0, m, n, k, 1, a, k, cols, n, 0, c, n);
         }
-    if (l->batch_normalize) dn_batchnorm_forward(l, l->output, net->train);
-    else dn_add_bias(l->output, l->biases, l->batch, l->out_c, n);
-    dn_activate_array(l->output, (size_t)l->batch * l->outputs, l->activation);
 }
 
-static void conv_backward(dn_layer *l, dn_network *net)
+static void conv_backward_ref(dn_layer *l, dn_network *net)
 {
     int m = l->filters / l->groups, k = l->size * l->size * l->c / l->groups, n = l->out_w * l->out_h;
     size_t in_group = (size_t)(l->c / l->groups) * l->h * l->w;
-    dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
-    if (l->batch_normalize) dn_batchnorm_backward(l, l->delta, net->train);
-    else dn_backward_bias(l->bias_updates, l->delta, l->batch, l->out_c, n);
     for (int b = 0; b < l->batch; ++b)
         for (int g = 0; g < l->groups; ++g) {
             const float *d = l->delta + ((size_t)b * l->groups + g) * m * n;    /* (m, n) */
@@ -138,6 +185,184 @@ static void conv_backward(dn_layer *l, dn_network *net)
                 dn_col2im(net->workspace, l->c / l->groups, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w, imd);
             }
         }
+}
+
+/* Chunked path: images b0 .. b0+cb-1, per group g (m filters,
+ * k = size*size*c/groups, n = out_h*out_w, N = cb*n):
+ *   cols (k, N) = im2col of the chunk's images side by side
+ *   outT (m, N) = W_g (m, k) * cols, then scattered to output (batch, filters, n). */
+static void conv_forward_chunk(dn_layer *l, dn_network *net, int b0, int cb, float *scratch)
+{
+    int m = l->filters / l->groups, cg = l->c / l->groups;
+    int k = l->size * l->size * cg, n = l->out_w * l->out_h;
+    size_t N = (size_t)cb * n, in_group = (size_t)cg * l->h * l->w;
+    float *cols = scratch, *outT = scratch + (size_t)k * N;
+    for (int g = 0; g < l->groups; ++g) {
+        for (int b = 0; b < cb; ++b)
+            dn_im2col_ld(net->input + ((size_t)(b0 + b) * l->groups + g) * in_group, cg, l->h, l->w, l->size,
+                         l->stride, l->pad, l->out_h, l->out_w, cols + (size_t)b * n, N);
+        dn_gemm(0, 0, m, (int)N, k, 1, l->weights + (size_t)g * m * k, k, cols, (int)N, 0, outT, (int)N);
+        for (int b = 0; b < cb; ++b)
+            for (int i = 0; i < m; ++i)
+                dn_copy(l->output + ((size_t)(b0 + b) * l->filters + (size_t)g * m + i) * n,
+                        outT + (size_t)i * N + (size_t)b * n, (size_t)n);
+    }
+}
+
+/* Backward of one chunk, per group:
+ *   dT (m, N) = delta gathered;  cols (k, N) = im2col of the chunk
+ *   wu_g (m, k) += dT * cols^T   (wu: the weight updates or a worker's copy)
+ *   cols = W_g^T (k, m) * dT, folded back into each image's delta by col2im. */
+static void conv_backward_chunk(dn_layer *l, dn_network *net, int b0, int cb, float *scratch, float *wu)
+{
+    int m = l->filters / l->groups, cg = l->c / l->groups;
+    int k = l->size * l->size * cg, n = l->out_w * l->out_h;
+    size_t N = (size_t)cb * n, in_group = (size_t)cg * l->h * l->w;
+    float *cols = scratch, *dT = scratch + (size_t)k * N;
+    for (int g = 0; g < l->groups; ++g) {
+        for (int b = 0; b < cb; ++b)
+            for (int i = 0; i < m; ++i)
+                dn_copy(dT + (size_t)i * N + (size_t)b * n,
+                        l->delta + ((size_t)(b0 + b) * l->filters + (size_t)g * m + i) * n, (size_t)n);
+        for (int b = 0; b < cb; ++b)
+            dn_im2col_ld(net->input + ((size_t)(b0 + b) * l->groups + g) * in_group, cg, l->h, l->w, l->size,
+                         l->stride, l->pad, l->out_h, l->out_w, cols + (size_t)b * n, N);
+        const float *a = l->weights + (size_t)g * m * k;
+        dn_gemm(0, 1, m, k, (int)N, 1, dT, (int)N, cols, (int)N, 1, wu + (size_t)g * m * k, k);
+        if (!net->delta) continue;
+        dn_gemm(1, 0, k, (int)N, m, 1, a, k, dT, (int)N, 0, cols, (int)N);
+        for (int b = 0; b < cb; ++b)
+            dn_col2im_ld(cols + (size_t)b * n, N, cg, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w,
+                         net->delta + ((size_t)(b0 + b) * l->groups + g) * in_group);
+    }
+}
+
+/* Workers worth starting for a layer: one when its work per batch is too
+ * small to pay for starting threads (tiny nets, small batches). */
+#define PARALLEL_MIN_FLOPS 16e6
+
+static int worth_workers(const dn_layer *l, int w)
+{
+    double flops = 2.0 * l->nweights * l->out_h * l->out_w * l->batch;
+    return flops < PARALLEL_MIN_FLOPS && w > 1 ? 1 : w;
+}
+
+/* Workers the shared workspace allows now (at most dn_threads() and the
+ * batch), 0 for the per-image reference path. */
+static int usable_workers(const dn_layer *l, const dn_network *net)
+{
+    if (dn_conv_reference) return 0;
+    int w = dn_threads() < SLICES ? dn_threads() : SLICES;
+    w = worth_workers(l, w);
+    while (w > 0 && workers_scratch(l, w) > net->workspace_size) --w;
+    return w;
+}
+
+typedef struct {
+    dn_layer *l;
+    dn_network *net;
+    int backward;
+} conv_job;
+
+/* Copy s (1 .. SLICES-1) of the weight updates in the workspace. */
+static float *slice_updates(const dn_layer *l, const dn_network *net, int workers, int s)
+{
+    return net->workspace + (size_t)workers * chunk_image_floats(l) * chunk_images(l) + (size_t)(s - 1) * l->nweights;
+}
+
+/* Worker w of W takes slices w, w+W, ...: slice s is images
+ * [s*B/SLICES, (s+1)*B/SLICES), done in chunks with the worker's scratch. */
+static void conv_worker(void *arg, int w, int workers)
+{
+    conv_job *j = arg;
+    dn_layer *l = j->l;
+    int chunk = chunk_images(l);
+    float *scratch = j->net->workspace + (size_t)w * chunk_image_floats(l) * chunk;
+    for (int s = w; s < SLICES; s += workers) {
+        float *wu = l->weight_updates;
+        if (j->backward && s > 0) {
+            wu = slice_updates(l, j->net, workers, s);
+            dn_fill(wu, l->nweights, 0);
+        }
+        int b_end = (int)((long long)(s + 1) * l->batch / SLICES);
+        for (int b0 = (int)((long long)s * l->batch / SLICES); b0 < b_end; b0 += chunk) {
+            int cb = b_end - b0 < chunk ? b_end - b0 : chunk;
+            if (j->backward) conv_backward_chunk(l, j->net, b0, cb, scratch, wu);
+            else conv_forward_chunk(l, j->net, b0, cb, scratch);
+        }
+    }
+}
+
+static void conv_chunked(dn_layer *l, dn_network *net, int workers, int backward)
+{
+    conv_job j = {l, net, backward};
+    dn_parallel(conv_worker, &j, workers);
+    if (!backward) return;
+    for (int s = 1; s < SLICES; ++s)
+        if ((long long)(s + 1) * l->batch / SLICES > (long long)s * l->batch / SLICES)   /* slice not empty */
+            dn_axpy(l->weight_updates, 1, slice_updates(l, net, workers, s), l->nweights);
+}
+
+/* ------------------------------------------------------------ depthwise */
+
+static int is_depthwise(const dn_layer *l) { return l->groups == l->c && l->filters == l->c && l->c > 1; }
+
+typedef struct {
+    dn_layer *l;
+    dn_network *net;
+    dn_depthwise p;
+    int backward;
+} depthwise_job;
+
+/* Worker w of W: channels [w*c/W, (w+1)*c/W); its size*size*out_w floats of scratch. */
+static void depthwise_worker(void *arg, int w, int workers)
+{
+    depthwise_job *j = arg;
+    int c0 = (int)((long long)w * j->p.c / workers), c1 = (int)((long long)(w + 1) * j->p.c / workers);
+    if (j->backward)
+        dn_depthwise_backward(&j->p, j->net->input, j->l->weights, j->l->delta, j->l->weight_updates, j->net->delta,
+                              j->net->workspace + (size_t)w * j->p.size * j->p.size * j->p.out_w, c0, c1);
+    else
+        dn_depthwise_forward(&j->p, j->net->input, j->l->weights, j->l->output, c0, c1);
+}
+
+/* Workers for the depthwise kernels (0: take the general path). */
+static int depthwise_workers(const dn_layer *l, const dn_network *net)
+{
+    if (dn_conv_reference || !is_depthwise(l)) return 0;
+    int w = worth_workers(l, dn_threads() < l->c ? dn_threads() : l->c);
+    while (w > 0 && (size_t)w * l->size * l->size * l->out_w > net->workspace_size) --w;
+    return w;
+}
+
+static void conv_depthwise(dn_layer *l, dn_network *net, int workers, int backward)
+{
+    depthwise_job j = {l, net, {l->batch, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w}, backward};
+    dn_parallel(depthwise_worker, &j, workers);
+}
+
+static void conv_forward(dn_layer *l, dn_network *net)
+{
+    int n = l->out_w * l->out_h;
+    int workers = depthwise_workers(l, net);
+    if (workers) conv_depthwise(l, net, workers, 0);
+    else if ((workers = usable_workers(l, net))) conv_chunked(l, net, workers, 0);
+    else conv_forward_ref(l, net);
+    if (l->batch_normalize) dn_batchnorm_forward(l, l->output, net->train);
+    else dn_add_bias(l->output, l->biases, l->batch, l->out_c, n);
+    dn_activate_array(l->output, (size_t)l->batch * l->outputs, l->activation);
+}
+
+static void conv_backward(dn_layer *l, dn_network *net)
+{
+    int n = l->out_w * l->out_h;
+    dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
+    if (l->batch_normalize) dn_batchnorm_backward(l, l->delta, net->train);
+    else dn_backward_bias(l->bias_updates, l->delta, l->batch, l->out_c, n);
+    int workers = depthwise_workers(l, net);
+    if (workers) conv_depthwise(l, net, workers, 1);
+    else if ((workers = usable_workers(l, net))) conv_chunked(l, net, workers, 1);
+    else conv_backward_ref(l, net);
 }
 
 /* File order: biases, [scales, rolling_mean, rolling_variance], weights */

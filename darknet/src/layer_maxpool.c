@@ -7,7 +7,6 @@
  *   Defaults: stride=1, size=stride, padding=size-1.
  */
 #include "internal.h"
-#include <float.h>
 #include <stdlib.h>
 
 /* Shared by [maxpool] and [local_avgpool]: size, stride, padding and shape. */
@@ -44,27 +43,66 @@ static dn_status maxpool_alloc_buffers(dn_layer *l)
     return l->indexes ? DN_OK : DN_ERR_NOMEM;
 }
 
-static void maxpool_forward(dn_layer *l, dn_network *net)
+/* Window rows (or columns) [*lo, *hi) of output i clipped to the input [0, len). */
+static void clip_window(int i, int stride, int off, int size, int len, int *lo, int *hi)
+{
+    int a = i * stride + off, e = a + size;
+    *lo = a < 0 ? 0 : a;
+    *hi = e > len ? len : e;
+}
+
+/* One channel: in (h, w) -> out, idx (out_h, out_w); base is the channel's
+ * offset in the whole input. Cells are scanned in row order, the first valid
+ * one seeds the maximum and only a strictly greater one replaces it. */
+static void maxpool_channel(const dn_layer *l, const float *in, float *out, int *idx, int base)
 {
     int off = -l->pad / 2;
-    for (int b = 0; b < l->batch; ++b)
-        for (int k = 0; k < l->c; ++k) {
-            const float *in = net->input + ((size_t)b * l->c + k) * l->h * l->w;
-            for (int i = 0; i < l->out_h; ++i)
-                for (int j = 0; j < l->out_w; ++j) {
-                    size_t o = (((size_t)b * l->c + k) * l->out_h + i) * l->out_w + j;
-                    float best = -FLT_MAX;
-                    int best_at = -1;
-                    for (int y = i * l->stride + off; y < i * l->stride + off + l->size; ++y)
-                        for (int x = j * l->stride + off; x < j * l->stride + off + l->size; ++x) {
-                            if (y < 0 || y >= l->h || x < 0 || x >= l->w) continue;
-                            float v = in[y * l->w + x];
-                            if (v > best || best_at < 0) { best = v; best_at = y * l->w + x; }
-                        }
-                    l->output[o] = best_at < 0 ? 0 : best;
-                    l->indexes[o] = best_at < 0 ? -1 : (int)(((size_t)b * l->c + k) * l->h * l->w) + best_at;
+    for (int i = 0; i < l->out_h; ++i) {
+        int y0, y1;
+        clip_window(i, l->stride, off, l->size, l->h, &y0, &y1);
+        for (int j = 0; j < l->out_w; ++j) {
+            int x0, x1;
+            clip_window(j, l->stride, off, l->size, l->w, &x0, &x1);
+            int o = i * l->out_w + j;
+            if (y0 >= y1 || x0 >= x1) { out[o] = 0; idx[o] = -1; continue; }
+            int best_at = y0 * l->w + x0;
+            float best = in[best_at];
+            for (int y = y0; y < y1; ++y)
+                for (int x = x0; x < x1; ++x) {
+                    int at = y * l->w + x, gt = in[at] > best;   /* branch-free: random data mispredicts */
+                    best_at ^= (best_at ^ at) & -gt;
+                    best = gt ? in[at] : best;
                 }
+            out[o] = best;
+            idx[o] = base + best_at;
         }
+    }
+}
+
+typedef struct {
+    dn_layer *l;
+    const float *input;
+} maxpool_job;
+
+/* Worker w of W: planes (image, channel) [w*P/W, (w+1)*P/W). */
+static void maxpool_worker(void *arg, int w, int workers)
+{
+    maxpool_job *j = arg;
+    dn_layer *l = j->l;
+    size_t planes = (size_t)l->batch * l->c, in_ch = (size_t)l->h * l->w, out_ch = (size_t)l->out_h * l->out_w;
+    size_t p0 = planes * (size_t)w / (size_t)workers, p1 = planes * (size_t)(w + 1) / (size_t)workers;
+    for (size_t bk = p0; bk < p1; ++bk)
+        maxpool_channel(l, j->input + bk * in_ch, l->output + bk * out_ch, l->indexes + bk * out_ch,
+                        (int)(bk * in_ch));
+}
+
+/* Planes are independent: workers split them on layers large enough to pay
+ * for a thread (results do not depend on the split). */
+static void maxpool_forward(dn_layer *l, dn_network *net)
+{
+    maxpool_job j = {l, net->input};
+    int workers = (size_t)l->batch * l->outputs < ((size_t)1 << 16) ? 1 : dn_threads();
+    dn_parallel(maxpool_worker, &j, workers);
 }
 
 static void maxpool_backward(dn_layer *l, dn_network *net)

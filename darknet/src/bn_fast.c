@@ -1,0 +1,177 @@
+/*
+ * bn_fast.c — batch normalisation over (batch, c, spatial) in fused passes.
+ * Same semantics as the reference in blas.c (unbiased variance, exact
+ * backward); only the order of floating-point sums differs: reductions use
+ * LANES independent partial sums so the compiler can vectorise them.
+ *
+ *   forward (train):  2 reading passes for mean and variance, 1 pass writing
+ *                     x, x_norm and y = scale * x_norm + bias
+ *   backward (train): 1 reading pass for the four sums, 1 pass writing delta
+ */
+#include "internal.h"
+#include <math.h>
+
+#define LANES 16
+
+static float lanes_total(const float *acc)
+{
+    float s = 0;
+    for (int j = 0; j < LANES; ++j) s += acc[j];
+    return s;
+}
+
+/* Sum of p[0..n) and of (p - mean)^2 when sq is set, added to acc. */
+static void plane_sum(const float *restrict p, int n, float mean, int sq, float *restrict acc)
+{
+    int k = 0;
+    if (sq) {
+        for (; k + LANES <= n; k += LANES)
+            for (int j = 0; j < LANES; ++j) acc[j] += (p[k + j] - mean) * (p[k + j] - mean);
+        for (; k < n; ++k) acc[k % LANES] += (p[k] - mean) * (p[k] - mean);
+    } else {
+        for (; k + LANES <= n; k += LANES)
+            for (int j = 0; j < LANES; ++j) acc[j] += p[k + j];
+        for (; k < n; ++k) acc[k % LANES] += p[k];
+    }
+}
+
+/* Channel i's mean and unbiased variance over all images. */
+static void channel_stats_fast(const float *x, int batch, int c, int spatial, int i, float *mean, float *var)
+{
+    float n = (float)batch * spatial, denom = n > 1 ? n - 1 : 1;
+    float acc[LANES] = {0};
+    for (int b = 0; b < batch; ++b) plane_sum(x + ((size_t)b * c + i) * spatial, spatial, 0, 0, acc);
+    float m = lanes_total(acc) / n;
+    float acc2[LANES] = {0};
+    for (int b = 0; b < batch; ++b) plane_sum(x + ((size_t)b * c + i) * spatial, spatial, m, 1, acc2);
+    *mean = m;
+    *var = lanes_total(acc2) / denom;
+}
+
+/* One plane: x_keep = data, x_norm = (data - mean) * inv, data = x_norm * scale + bias. */
+static void normalize_plane(float *restrict data, float *restrict x_keep, float *restrict x_norm, int n, float mean,
+                            float inv, float scale, float bias)
+{
+    for (int k = 0; k < n; ++k) {
+        float v = data[k], xn = (v - mean) * inv;
+        x_keep[k] = v;
+        x_norm[k] = xn;
+        data[k] = xn * scale + bias;
+    }
+}
+
+/* Channels are independent: workers split them when the layer is large
+ * enough to pay for starting a thread (results do not depend on the split). */
+#define PARALLEL_MIN ((size_t)1 << 16)
+
+typedef struct {
+    dn_layer *l;
+    float *data;
+    int train;
+} bn_job;
+
+static void forward_channels(dn_layer *l, float *data, int train, int c0, int c1);
+static void backward_channels(dn_layer *l, float *delta, int c0, int c1);
+
+static void forward_worker(void *arg, int w, int workers)
+{
+    bn_job *j = arg;
+    int c = j->l->out_c;
+    forward_channels(j->l, j->data, j->train, (int)((long long)w * c / workers), (int)((long long)(w + 1) * c / workers));
+}
+
+static void backward_worker(void *arg, int w, int workers)
+{
+    bn_job *j = arg;
+    int c = j->l->out_c;
+    backward_channels(j->l, j->data, (int)((long long)w * c / workers), (int)((long long)(w + 1) * c / workers));
+}
+
+static int bn_workers(const dn_layer *l)
+{
+    if ((size_t)l->batch * l->outputs < PARALLEL_MIN) return 1;
+    return dn_threads() < l->out_c ? dn_threads() : l->out_c;
+}
+
+void dn_batchnorm_forward(dn_layer *l, float *data, int train)
+{
+    bn_job j = {l, data, train};
+    dn_parallel(forward_worker, &j, bn_workers(l));
+}
+
+static void forward_channels(dn_layer *l, float *data, int train, int c0, int c1)
+{
+    int c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;
+    for (int i = c0; i < c1; ++i) {
+        const float *mean = l->rolling_mean, *var = l->rolling_variance;
+        if (train) {
+            channel_stats_fast(data, batch, c, spatial, i, &l->mean[i], &l->variance[i]);
+            l->rolling_mean[i] = .99f * l->rolling_mean[i] + .01f * l->mean[i];
+            l->rolling_variance[i] = .99f * l->rolling_variance[i] + .01f * l->variance[i];
+            mean = l->mean;
+            var = l->variance;
+        }
+        float inv = 1.f / sqrtf(var[i] + DN_BN_EPSILON);
+        for (int b = 0; b < batch; ++b) {
+            size_t off = ((size_t)b * c + i) * spatial;
+            normalize_plane(data + off, l->x + off, l->x_norm + off, spatial, mean[i], inv, l->scales[i], l->biases[i]);
+        }
+    }
+}
+
+/* Sums over one plane, added to acc (3 x LANES): delta, delta * x_norm, delta * (x - mean). */
+static void backward_sums(const float *restrict d, const float *restrict xn, const float *restrict x, int n, float mean,
+                          float *restrict acc)
+{
+    float *sd = acc, *sdn = acc + LANES, *sdc = acc + 2 * LANES;
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; ++j) {
+            sd[j] += d[k + j];
+            sdn[j] += d[k + j] * xn[k + j];
+            sdc[j] += d[k + j] * (x[k + j] - mean);
+        }
+    for (; k < n; ++k) {
+        sd[k % LANES] += d[k];
+        sdn[k % LANES] += d[k] * xn[k];
+        sdc[k % LANES] += d[k] * (x[k] - mean);
+    }
+}
+
+/* delta = delta * a + (x - mean) * cx + c0 over one plane. */
+static void backward_plane(float *restrict d, const float *restrict x, int n, float mean, float a, float cx, float c0)
+{
+    for (int k = 0; k < n; ++k) d[k] = d[k] * a + (x[k] - mean) * cx + c0;
+}
+
+void dn_batchnorm_backward(dn_layer *l, float *delta, int train)
+{
+    if (!train) { dn_batchnorm_backward_ref(l, delta, train); return; }
+    bn_job j = {l, delta, train};
+    dn_parallel(backward_worker, &j, bn_workers(l));
+}
+
+static void backward_channels(dn_layer *l, float *delta, int c0, int c1)
+{
+    int c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;
+    float n = (float)batch * spatial, denom = n > 1 ? n - 1 : 1;
+    for (int i = c0; i < c1; ++i) {
+        float acc[3 * LANES] = {0};
+        float mean = l->mean[i], inv = 1.f / sqrtf(l->variance[i] + DN_BN_EPSILON), scale = l->scales[i];
+        for (int b = 0; b < batch; ++b) {
+            size_t off = ((size_t)b * c + i) * spatial;
+            backward_sums(delta + off, l->x_norm + off, l->x + off, spatial, mean, acc);
+        }
+        float sd = lanes_total(acc), sdn = lanes_total(acc + LANES), sdc = lanes_total(acc + 2 * LANES);
+        l->bias_updates[i] += sd;
+        if (l->scale_updates) l->scale_updates[i] += sdn;
+        /* the reference scales delta by `scale` first, then reduces */
+        float md = -inv * scale * sd, vd = -.5f * inv * inv * inv * scale * sdc;
+        l->mean_delta[i] = md;
+        l->variance_delta[i] = vd;
+        for (int b = 0; b < batch; ++b) {
+            size_t off = ((size_t)b * c + i) * spatial;
+            backward_plane(delta + off, l->x + off, spatial, mean, scale * inv, vd * 2.f / denom, md / n);
+        }
+    }
+}

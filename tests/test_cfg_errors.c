@@ -230,6 +230,9 @@ static void test_lexing(void)
                "learning_rate", "learning_rate=0.1x is not a number");
     EXPECT_ERR("[net]\nbatch=two\nwidth=8\nheight=8\nchannels=3\n" CONV TAIL, DN_ERR_PARSE, "batch=two", "not an integer");
     EXPECT_ERR(NET "[dropout]\nprobability=half\n" TAIL, DN_ERR_PARSE, "probability", "not a number");
+    /* a shortcut whose size ratio is not a whole number (7x7 onto 4x4): upstream reads out of bounds */
+    EXPECT_ERR("[net]\nbatch=2\nwidth=7\nheight=7\nchannels=1\n[convolutional]\nfilters=2\nsize=3\npad=1\n"
+               "[maxpool]\nsize=2\nstride=2\n[shortcut]\nfrom=-2\n" TAIL, DN_ERR_SHAPE, "from=-2", "not a whole number");
     EXPECT_ERR("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\nlearning_rate=inf\n" CONV TAIL, DN_ERR_PARSE,
                "learning_rate", "learning_rate=inf is not finite");
     EXPECT_ERR("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\nmomentum=nan\n" CONV TAIL, DN_ERR_PARSE,

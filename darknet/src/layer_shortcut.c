@@ -6,8 +6,9 @@
  *
  * When `from` has another shape, upstream's rule applies: positions are
  * strided (from larger) or spread (from smaller) by the width ratio, and only
- * the smaller channel count is added. The integer ratio must be the same in
- * width and height (upstream asserts; here it is a shape error).
+ * the smaller channel count is added. The ratio must be a whole number, the
+ * same in width and height (upstream asserts the latter and crashes on the
+ * former; here both are shape errors).
  */
 #include "internal.h"
 
@@ -36,6 +37,12 @@ static dn_status shortcut_parse(dn_layer *l, dn_parse_ctx *ctx)
         return dn_opt_fail(o, "from", DN_ERR_SHAPE,
                            "layer %d (%dx%d) and the previous layer (%dx%d) differ by different ratios in width and "
                            "height", idx, w1, h1, w2, h2);
+    /* deviation: a ratio that is not a whole number (e.g. 14x14 onto 4x4) is an
+     * error here; upstream accepts it and then reads out of bounds */
+    if ((w1 >= w2 ? w1 % w2 : w2 % w1) || (h1 >= h2 ? h1 % h2 : h2 % h1))
+        return dn_opt_fail(o, "from", DN_ERR_SHAPE,
+                           "layer %d (%dx%d) and the previous layer (%dx%d) differ by a ratio that is not a whole "
+                           "number (upstream Darknet reads out of bounds there)", idx, w1, h1, w2, h2);
     return DN_OK;
 }
 

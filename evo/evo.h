@@ -107,6 +107,10 @@ dn_status evo_mutation_from_name(const char *name, evo_mutation *out);
  * result is not yet checked against shapes or limits. */
 dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng);
 
+/* Number of 1x1 convolutions with stride > 1 (which upstream Darknet computes
+ * wrongly); evo_mutate_child never lets a child have more than its parent. */
+int evo_count_upstream_unsafe(const evo_genome *g);
+
 /* The paper's step: draw a mutation uniformly, apply it to a copy of parent,
  * check shapes and limits; on failure draw again (up to max_tries). */
 dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng,

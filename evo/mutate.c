@@ -276,22 +276,16 @@ static dn_status alter_filter_size(evo_genome *g, uint64_t *rng)
     return evo_gene_set(&g->genes[i], "pad", "1");
 }
 
-/* An identity edge made non-trivial: [batchnorm] + [activation] relu, or
- * [activation] linear. */
+/* An identity edge: [activation] relu or [activation] linear, at random.
+ * (Not a standalone [batchnorm]: upstream Darknet crashes on one on the CPU,
+ * and a winner must load there.) */
 static dn_status insert_one_to_one(evo_genome *g, uint64_t *rng)
 {
     int pos = rand_int(rng, 0, g->body_end);
-    int bn_relu = rand_int(rng, 0, 1);
     const char *relu[] = {"activation", "relu", NULL}, *linear[] = {"activation", "linear", NULL};
-    evo_gene genes[2];
-    if (!bn_relu) {
-        TRY(gene_make(&genes[0], "activation", linear));
-        return insert_genes(g, pos, genes, 1);
-    }
-    TRY(gene_make(&genes[0], "batchnorm", NULL));
-    dn_status st = gene_make(&genes[1], "activation", relu);
-    if (st != DN_OK) { gene_clear(&genes[0]); return st; }
-    return insert_genes(g, pos, genes, 2);
+    evo_gene gene;
+    TRY(gene_make(&gene, "activation", rand_int(rng, 0, 1) ? relu : linear));
+    return insert_genes(g, pos, &gene, 1);
 }
 
 /* The shortcut rule on (w1,h1) -> (w2,h2): equal, or one an integer multiple
@@ -375,6 +369,21 @@ dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng)
     }
 }
 
+/* 1x1 convolutions with stride > 1: upstream pjreddie Darknet skips im2col for
+ * every 1x1 kernel and computes these wrongly, so a child must not add any
+ * (the framework here computes them correctly; the export must run upstream). */
+int evo_count_upstream_unsafe(const evo_genome *g)
+{
+    int n = 0;
+    for (int i = 0; i < g->n; ++i) {
+        const evo_gene *gene = &g->genes[i];
+        if (strcmp(gene->type, "convolutional")) continue;
+        const char *size = evo_gene_get(gene, "size"), *stride = evo_gene_get(gene, "stride");
+        if ((size ? atoi(size) : 1) == 1 && (stride ? atoi(stride) : 1) > 1) ++n;
+    }
+    return n;
+}
+
 dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng, int max_tries,
                            evo_genome *child, evo_mutation *applied)
 {
@@ -390,6 +399,8 @@ dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint
         TRY(evo_genome_copy(parent, &c));
         dn_status st = evo_mutate(&c, m, rng);
         if (st == DN_OK) st = evo_genome_check(&c, lim, NULL);
+        if (st == DN_OK && evo_count_upstream_unsafe(&c) > evo_count_upstream_unsafe(parent))
+            st = evo_fail(DN_ERR_SHAPE, "a 1x1 convolution with stride > 1 (upstream Darknet computes it wrongly)");
         if (st == DN_OK) {
             *child = c;
             if (applied) *applied = m;

@@ -1,6 +1,6 @@
 /*
  * evo_testutil.h — helpers shared by the evo tests: structural equality of
- * genomes (options in order, gene ids, types, references).
+ * genomes (options in order, gene ids, types, references) and reading a file.
  */
 #ifndef EVO_TESTUTIL_H
 #define EVO_TESTUTIL_H
@@ -30,6 +30,13 @@ static int genome_equal(const evo_genome *a, const evo_genome *b)
     for (int i = 0; i < a->n; ++i)
         if (!gene_equal(&a->genes[i], &b->genes[i])) return 0;
     return 1;
+}
+
+/* A whole file as a NUL-terminated string (free it), or NULL. */
+static inline char *read_text(const char *path)
+{
+    char *text;
+    return evo_read_file(path, &text, NULL) == DN_OK ? text : NULL;
 }
 
 #endif

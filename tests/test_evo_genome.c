@@ -63,20 +63,6 @@ static const char *ANNOTATED =
     "# evo id=5\n[connected]\noutput=3\nactivation=linear\n"
     "# evo id=9\n[softmax]\n";
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* ------------------------------------------------------------ helpers */
 
 /* Framework warnings, counted (the messy cfg has some on purpose; emitted

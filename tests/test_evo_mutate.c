@@ -19,20 +19,6 @@
 
 /* ------------------------------------------------------------ fixtures */
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* A mid-size body: convs with and without BN, a shortcut, a pool, a route;
  * genes 0 (shortcut source) and 4, 5 (route inputs) are referenced. */
 static const char *MID =

@@ -5,8 +5,12 @@
  * LANES independent partial sums so the compiler can vectorise them.
  *
  *   forward (train):  2 reading passes for mean and variance, 1 pass writing
- *                     x, x_norm and y = scale * x_norm + bias
- *   backward (train): 1 reading pass for the four sums, 1 pass writing delta
+ *                     x_norm and y = act(scale * x_norm + bias), the
+ *                     activation applied per plane while it is in cache
+ *   backward (train): the activation's gradient per plane, 1 reading pass for
+ *                     the sums, 1 pass writing delta
+ * Training keeps x_norm only (x - mean = x_norm * sqrt(var + eps)); l->x is
+ * written in inference mode, where the reference backward reads it.
  */
 #include "internal.h"
 #include <math.h>
@@ -48,13 +52,13 @@ static void channel_stats_fast(const float *x, int batch, int c, int spatial, in
     *var = lanes_total(acc2) / denom;
 }
 
-/* One plane: x_keep = data, x_norm = (data - mean) * inv, data = x_norm * scale + bias. */
+/* One plane: [x_keep = data,] x_norm = (data - mean) * inv, data = x_norm * scale + bias. */
 static void normalize_plane(float *restrict data, float *restrict x_keep, float *restrict x_norm, int n, float mean,
                             float inv, float scale, float bias)
 {
+    if (x_keep) dn_copy(x_keep, data, (size_t)n);
     for (int k = 0; k < n; ++k) {
-        float v = data[k], xn = (v - mean) * inv;
-        x_keep[k] = v;
+        float xn = (data[k] - mean) * inv;
         x_norm[k] = xn;
         data[k] = xn * scale + bias;
     }
@@ -68,23 +72,25 @@ typedef struct {
     dn_layer *l;
     float *data;
     int train;
+    dn_activation act;
+    const float *output;   /* backward: the activated output, for act's gradient */
 } bn_job;
 
-static void forward_channels(dn_layer *l, float *data, int train, int c0, int c1);
-static void backward_channels(dn_layer *l, float *delta, int c0, int c1);
+static void forward_channels(const bn_job *j, int c0, int c1);
+static void backward_channels(const bn_job *j, int c0, int c1);
 
 static void forward_worker(void *arg, int w, int workers)
 {
     bn_job *j = arg;
     int c = j->l->out_c;
-    forward_channels(j->l, j->data, j->train, (int)((long long)w * c / workers), (int)((long long)(w + 1) * c / workers));
+    forward_channels(j, (int)((long long)w * c / workers), (int)((long long)(w + 1) * c / workers));
 }
 
 static void backward_worker(void *arg, int w, int workers)
 {
     bn_job *j = arg;
     int c = j->l->out_c;
-    backward_channels(j->l, j->data, (int)((long long)w * c / workers), (int)((long long)(w + 1) * c / workers));
+    backward_channels(j, (int)((long long)w * c / workers), (int)((long long)(w + 1) * c / workers));
 }
 
 static int bn_workers(const dn_layer *l)
@@ -93,15 +99,19 @@ static int bn_workers(const dn_layer *l)
     return dn_threads() < l->out_c ? dn_threads() : l->out_c;
 }
 
-void dn_batchnorm_forward(dn_layer *l, float *data, int train)
+void dn_batchnorm_forward_act(dn_layer *l, float *data, int train, dn_activation act)
 {
-    bn_job j = {l, data, train};
+    bn_job j = {l, data, train, act, NULL};
     dn_parallel(forward_worker, &j, bn_workers(l));
 }
 
-static void forward_channels(dn_layer *l, float *data, int train, int c0, int c1)
+void dn_batchnorm_forward(dn_layer *l, float *data, int train) { dn_batchnorm_forward_act(l, data, train, DN_LINEAR); }
+
+static void forward_channels(const bn_job *j, int c0, int c1)
 {
-    int c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;
+    dn_layer *l = j->l;
+    float *data = j->data;
+    int train = j->train, c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;
     for (int i = c0; i < c1; ++i) {
         const float *mean = l->rolling_mean, *var = l->rolling_variance;
         if (train) {
@@ -114,55 +124,67 @@ static void forward_channels(dn_layer *l, float *data, int train, int c0, int c1
         float inv = 1.f / sqrtf(var[i] + DN_BN_EPSILON);
         for (int b = 0; b < batch; ++b) {
             size_t off = ((size_t)b * c + i) * spatial;
-            normalize_plane(data + off, l->x + off, l->x_norm + off, spatial, mean[i], inv, l->scales[i], l->biases[i]);
+            normalize_plane(data + off, train ? NULL : l->x + off, l->x_norm + off, spatial, mean[i], inv, l->scales[i],
+                            l->biases[i]);
+            dn_activate_array(data + off, (size_t)spatial, j->act);
         }
     }
 }
 
-/* Sums over one plane, added to acc (3 x LANES): delta, delta * x_norm, delta * (x - mean). */
-static void backward_sums(const float *restrict d, const float *restrict xn, const float *restrict x, int n, float mean,
-                          float *restrict acc)
+/* Sums over one plane, added to acc (2 x LANES): delta, delta * x_norm. */
+static void backward_sums(const float *restrict d, const float *restrict xn, int n, float *restrict acc)
 {
-    float *sd = acc, *sdn = acc + LANES, *sdc = acc + 2 * LANES;
+    float *sd = acc, *sdn = acc + LANES;
     int k = 0;
     for (; k + LANES <= n; k += LANES)
         for (int j = 0; j < LANES; ++j) {
             sd[j] += d[k + j];
             sdn[j] += d[k + j] * xn[k + j];
-            sdc[j] += d[k + j] * (x[k + j] - mean);
         }
     for (; k < n; ++k) {
         sd[k % LANES] += d[k];
         sdn[k % LANES] += d[k] * xn[k];
-        sdc[k % LANES] += d[k] * (x[k] - mean);
     }
 }
 
-/* delta = delta * a + (x - mean) * cx + c0 over one plane. */
-static void backward_plane(float *restrict d, const float *restrict x, int n, float mean, float a, float cx, float c0)
+/* delta = delta * a + x_norm * cn + c0 over one plane. */
+static void backward_plane(float *restrict d, const float *restrict xn, int n, float a, float cn, float c0)
 {
-    for (int k = 0; k < n; ++k) d[k] = d[k] * a + (x[k] - mean) * cx + c0;
+    for (int k = 0; k < n; ++k) d[k] = d[k] * a + xn[k] * cn + c0;
+}
+
+void dn_batchnorm_backward_act(dn_layer *l, float *delta, int train, dn_activation act, const float *output)
+{
+    if (!train) {
+        if (output) dn_gradient_array(output, (size_t)l->batch * l->outputs, act, delta);
+        dn_batchnorm_backward_ref(l, delta, train);
+        return;
+    }
+    bn_job j = {l, delta, train, act, output};
+    dn_parallel(backward_worker, &j, bn_workers(l));
 }
 
 void dn_batchnorm_backward(dn_layer *l, float *delta, int train)
 {
-    if (!train) { dn_batchnorm_backward_ref(l, delta, train); return; }
-    bn_job j = {l, delta, train};
-    dn_parallel(backward_worker, &j, bn_workers(l));
+    dn_batchnorm_backward_act(l, delta, train, DN_LINEAR, NULL);
 }
 
-static void backward_channels(dn_layer *l, float *delta, int c0, int c1)
+static void backward_channels(const bn_job *j, int c0, int c1)
 {
+    dn_layer *l = j->l;
+    float *delta = j->data;
     int c = l->out_c, spatial = l->out_w * l->out_h, batch = l->batch;
     float n = (float)batch * spatial, denom = n > 1 ? n - 1 : 1;
     for (int i = c0; i < c1; ++i) {
-        float acc[3 * LANES] = {0};
-        float mean = l->mean[i], inv = 1.f / sqrtf(l->variance[i] + DN_BN_EPSILON), scale = l->scales[i];
+        float acc[2 * LANES] = {0};
+        float inv = 1.f / sqrtf(l->variance[i] + DN_BN_EPSILON), scale = l->scales[i];
         for (int b = 0; b < batch; ++b) {
             size_t off = ((size_t)b * c + i) * spatial;
-            backward_sums(delta + off, l->x_norm + off, l->x + off, spatial, mean, acc);
+            if (j->output) dn_gradient_array(j->output + off, (size_t)spatial, j->act, delta + off);
+            backward_sums(delta + off, l->x_norm + off, spatial, acc);
         }
-        float sd = lanes_total(acc), sdn = lanes_total(acc + LANES), sdc = lanes_total(acc + 2 * LANES);
+        /* sum of delta * (x - mean) = sum of delta * x_norm / inv */
+        float sd = lanes_total(acc), sdn = lanes_total(acc + LANES), sdc = sdn / inv;
         l->bias_updates[i] += sd;
         if (l->scale_updates) l->scale_updates[i] += sdn;
         /* the reference scales delta by `scale` first, then reduces */
@@ -171,7 +193,7 @@ static void backward_channels(dn_layer *l, float *delta, int c0, int c1)
         l->variance_delta[i] = vd;
         for (int b = 0; b < batch; ++b) {
             size_t off = ((size_t)b * c + i) * spatial;
-            backward_plane(delta + off, l->x + off, spatial, mean, scale * inv, vd * 2.f / denom, md / n);
+            backward_plane(delta + off, l->x_norm + off, spatial, scale * inv, vd * 2.f / denom / inv, md / n);
         }
     }
 }

@@ -1,9 +1,12 @@
 /*
- * gemm.c — matrix multiply. dn_gemm goes to OpenBLAS's cblas_sgemm when the
- * build has it (the default) and to the portable dn_gemm_ref otherwise.
+ * gemm.c — matrix multiply. dn_gemm takes our AVX-512 kernel (gemm_fast.c)
+ * where the CPU has AVX-512F, else OpenBLAS's cblas_sgemm when the build has
+ * it (the default), else the portable dn_gemm_ref.
  * Row-major: C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C.
  */
 #include "internal.h"
+
+int dn_gemm_fast_enabled = 1;
 #ifdef DN_OPENBLAS
 #include <cblas.h>
 #endif
@@ -56,6 +59,7 @@ void dn_gemm(int TA, int TB, int M, int N, int K, float alpha,
              float beta, float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
+    if (dn_gemm_fast(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
 #ifdef DN_OPENBLAS
     if (K <= 0) { dn_gemm_ref(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); return; }
     cblas_sgemm(CblasRowMajor, TA ? CblasTrans : CblasNoTrans, TB ? CblasTrans : CblasNoTrans,

@@ -145,6 +145,43 @@ void dn_gemm_ref(int TA, int TB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
                  float beta, float *C, int ldc);
 
+/* A matrix operand of the packed GEMM (gemm_fast.c), in one of its layouts:
+ *   DENSE     element (r, c) at data[r*ld + c]
+ *   DENSE_T   element (r, c) at data[c*ld + r]
+ *   IMAGES    columns of several images side by side: element (r, j),
+ *             j = b*n + pos, at data[b*img + r*n + pos]
+ *   IM2COL    the unfolded images (im2col, never stored): element (r, j),
+ *             r = (ch*size + ky)*size + kx, j = b*out_h*out_w + oy*out_w + ox,
+ *             is pixel (oy*stride + ky - pad, ox*stride + kx - pad) of channel
+ *             ch (h x w) of image b (at data + b*img), 0 outside the image
+ *   IM2COL_T  its transpose: element (j, r)
+ * A takes DENSE, DENSE_T, IMAGES; B DENSE, DENSE_T, IM2COL, IM2COL_T;
+ * C DENSE, IMAGES (written through data). */
+typedef enum { DN_MAT_DENSE, DN_MAT_DENSE_T, DN_MAT_IMAGES, DN_MAT_IM2COL, DN_MAT_IM2COL_T,
+               DN_MAT_PADDED_T /* gemm_fast.c's own: IM2COL_T of padded images, no bounds */ } dn_mat_kind;
+typedef struct {
+    dn_mat_kind kind;
+    const float *data;
+    size_t ld, img;
+    int n;
+    int h, w, size, stride, pad, out_h, out_w;
+} dn_matrix;
+/* C (M,N) = alpha * A (M,K) B (K,N) + beta * C with the packed AVX-512 GEMM;
+ * returns 0 without touching C when it cannot run (no AVX-512F, disabled,
+ * K <= 0, no memory for its buffers): the caller then takes another path. */
+int dn_gemm_matrix(int M, int N, int K, float alpha, const dn_matrix *A, const dn_matrix *B, float beta,
+                   const dn_matrix *C);
+/* 0: dn_gemm_matrix packs every B (tests compare with the direct path that
+ * reads stride-1 unfolded images in place). */
+extern int dn_gemm_direct_enabled;
+/* dn_gemm's contract through dn_gemm_matrix (0: could not run). */
+int dn_gemm_fast(int TA, int TB, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb,
+                 float beta, float *C, int ldc);
+int dn_gemm_fast_available(void);
+/* 0: dn_gemm skips the fast GEMM (tests and benchmarks compare the paths). */
+extern int dn_gemm_fast_enabled;
+
 /* im (c, h, w) -> col (c*ksize*ksize, out_h*out_w) and back (col2im adds). */
 void dn_im2col(const float *im, int c, int h, int w, int ksize, int stride, int pad,
                int out_h, int out_w, float *col);
@@ -160,9 +197,11 @@ void dn_col2im_ld(const float *col, size_t ldc, int c, int h, int w, int ksize, 
 int dn_threads(void);
 void dn_parallel(void (*fn)(void *ctx, int worker, int workers), void *ctx, int workers);
 /* Depthwise convolution (groups == c == filters) kernels over channels
- * [c0, c1) (conv_depthwise.c); tmp holds size*size*out_w floats. */
+ * [c0, c1) (conv_depthwise.c); tmp holds dn_depthwise_scratch(p) floats. */
 typedef struct { int batch, c, h, w, size, stride, pad, out_h, out_w; } dn_depthwise;
-void dn_depthwise_forward(const dn_depthwise *p, const float *in, const float *wts, float *out, int c0, int c1);
+size_t dn_depthwise_scratch(const dn_depthwise *p);
+void dn_depthwise_forward(const dn_depthwise *p, const float *in, const float *wts, float *out, float *tmp,
+                          int c0, int c1);
 void dn_depthwise_backward(const dn_depthwise *p, const float *in, const float *wts, const float *delta,
                            float *weight_updates, float *in_delta, float *tmp, int c0, int c1);
 /* 1: convolutions take the per-image reference path (tests compare the two). */
@@ -180,9 +219,13 @@ void dn_gradient_array(const float *y, size_t n, dn_activation a, float *delta);
 /* forward: x -> y using batch stats (train) or rolling stats; stores x and
  * x_norm for backward; updates rolling stats when training. */
 void dn_batchnorm_forward(dn_layer *l, float *data, int train);
+/* The same, then the activation act applied (per plane, while in cache). */
+void dn_batchnorm_forward_act(dn_layer *l, float *data, int train, dn_activation act);
 /* backward: data holds delta of y; accumulates scale/bias updates and
  * rewrites data with the delta of x. */
 void dn_batchnorm_backward(dn_layer *l, float *data, int train);
+/* The same after multiplying delta by act's gradient at the activated output. */
+void dn_batchnorm_backward_act(dn_layer *l, float *data, int train, dn_activation act, const float *output);
 /* The same computed in fused, vectorisable passes (bn_fast.c); the _ref
  * versions (blas.c) are the straightforward reference the tests compare with. */
 void dn_batchnorm_forward_ref(dn_layer *l, float *data, int train);

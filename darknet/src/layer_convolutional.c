@@ -57,12 +57,15 @@ static size_t workers_scratch(const dn_layer *l, int workers)
     return (size_t)workers * chunk_image_floats(l) * chunk_images(l) + (size_t)(SLICES - 1) * l->nweights;
 }
 
+static size_t depthwise_workspace(const dn_layer *l);   /* the depthwise section below */
+
 static size_t conv_workspace(const dn_layer *l)
 {
     size_t per_image = (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;
     int workers = dn_threads() < SLICES ? dn_threads() : SLICES;
-    size_t chunked = workers_scratch(l, workers);
-    return chunked > per_image ? chunked : per_image;
+    size_t chunked = workers_scratch(l, workers) + l->nweights;   /* + the flipped weights */
+    size_t ws = chunked > per_image ? chunked : per_image, dw = depthwise_workspace(l);
+    return dw > ws ? dw : ws;
 }
 
 static dn_status conv_parse(dn_layer *l, dn_parse_ctx *ctx)
@@ -237,6 +240,105 @@ static void conv_backward_chunk(dn_layer *l, dn_network *net, int b0, int cb, fl
     }
 }
 
+/* ------------------------------------------------------------ implicit GEMM
+ * Where the packed GEMM runs (AVX-512), a slice of nb images is one GEMM per
+ * group and pass, with the unfolded images (IM2COL) packed straight from the
+ * input and the results written straight into the images (IMAGES): nothing
+ * is unfolded into scratch. Per group g (m filters, cg channels,
+ * k = size*size*cg, n = out_h*out_w, N = nb*n):
+ *   forward       out_g (m, N)  = W_g (m, k) * unfold(in_g) (k, N)
+ *   weights       wu_g (m, k)  += delta_g (m, N) * unfold(in_g)^T (N, k)
+ *   input delta, stride 1: a convolution of delta_g (m channels, padded
+ *                 size-1-pad) with the flipped, transposed weights
+ *                 Wf_g (cg, m*size*size): in_delta_g (cg, nb*h*w) += Wf_g * unfold(delta_g)
+ *   input delta, stride > 1: cols (k, cb*n) = W_g^T * delta_g per chunk, col2im. */
+
+/* The unfolded (IM2COL) view of images b0.. of a tensor (batch, channels, h, w)
+ * whose group g starts at channel g*gc. */
+static dn_matrix unfolded(const float *x, int b0, int channels, int gc, int g, int h, int w, int size, int stride,
+                          int pad, int out_h, int out_w)
+{
+    size_t img = (size_t)channels * h * w;
+    return (dn_matrix){.kind = DN_MAT_IM2COL, .data = x + b0 * img + (size_t)g * gc * h * w, .img = img,
+                       .h = h, .w = w, .size = size, .stride = stride, .pad = pad, .out_h = out_h, .out_w = out_w};
+}
+
+/* Images b0.. of a tensor (batch, channels, n) as an (gc, N) matrix from channel g*gc. */
+static dn_matrix images(const float *x, int b0, int channels, int gc, int g, int n)
+{
+    size_t img = (size_t)channels * n;
+    return (dn_matrix){.kind = DN_MAT_IMAGES, .data = x + b0 * img + (size_t)g * gc * n, .img = img, .n = n};
+}
+
+static int flipped_backward(const dn_layer *l) { return l->stride == 1 && l->pad <= l->size - 1; }
+
+/* Wf (groups, cg, m, size, size): Wf[g][ch][f][ky][kx] = W[g*m + f][ch][size-1-ky][size-1-kx]. */
+static void flip_weights(const dn_layer *l, float *wf)
+{
+    int m = l->filters / l->groups, cg = l->c / l->groups, ss = l->size * l->size;
+    for (int g = 0; g < l->groups; ++g)
+        for (int f = 0; f < m; ++f)
+            for (int ch = 0; ch < cg; ++ch) {
+                const float *src = l->weights + ((size_t)(g * m + f) * cg + ch) * ss;
+                float *dst = wf + ((size_t)(g * cg + ch) * m + f) * ss;
+                for (int t = 0; t < ss; ++t) dst[t] = src[ss - 1 - t];
+            }
+}
+
+static int implicit_forward(dn_layer *l, dn_network *net, int b0, int nb)
+{
+    int m = l->filters / l->groups, cg = l->c / l->groups, k = l->size * l->size * cg, n = l->out_h * l->out_w;
+    for (int g = 0; g < l->groups; ++g) {
+        dn_matrix a = {.kind = DN_MAT_DENSE, .data = l->weights + (size_t)g * m * k, .ld = (size_t)k};
+        dn_matrix b = unfolded(net->input, b0, l->c, cg, g, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w);
+        dn_matrix c = images(l->output, b0, l->filters, m, g, n);
+        if (!dn_gemm_matrix(m, nb * n, k, 1, &a, &b, 0, &c)) return 0;
+    }
+    return 1;
+}
+
+/* Input delta for stride > 1 through cols and col2im, chunk by chunk. */
+static void strided_input_delta(dn_layer *l, dn_network *net, int b0, int nb, int g, float *scratch)
+{
+    int m = l->filters / l->groups, cg = l->c / l->groups, k = l->size * l->size * cg, n = l->out_h * l->out_w;
+    int chunk = chunk_images(l);
+    size_t in_group = (size_t)cg * l->h * l->w;
+    dn_matrix a = {.kind = DN_MAT_DENSE_T, .data = l->weights + (size_t)g * m * k, .ld = (size_t)k};
+    for (int c0 = b0; c0 < b0 + nb; c0 += chunk) {
+        int cb = b0 + nb - c0 < chunk ? b0 + nb - c0 : chunk;
+        dn_matrix b = unfolded(l->delta, c0, l->filters, m, g, l->out_h, l->out_w, 1, 1, 0, l->out_h, l->out_w);
+        dn_matrix c = {.kind = DN_MAT_DENSE, .data = scratch, .ld = (size_t)cb * n};
+        dn_gemm_matrix(k, cb * n, m, 1, &a, &b, 0, &c);
+        for (int i = 0; i < cb; ++i)
+            dn_col2im_ld(scratch + (size_t)i * n, (size_t)cb * n, cg, l->h, l->w, l->size, l->stride, l->pad, l->out_h,
+                         l->out_w, net->delta + ((size_t)(c0 + i) * l->groups + g) * in_group);
+    }
+}
+
+static int implicit_backward(dn_layer *l, dn_network *net, int b0, int nb, float *wu, const float *wf, float *scratch)
+{
+    int m = l->filters / l->groups, cg = l->c / l->groups, k = l->size * l->size * cg, n = l->out_h * l->out_w;
+    for (int g = 0; g < l->groups; ++g) {
+        dn_matrix a = images(l->delta, b0, l->filters, m, g, n);
+        dn_matrix b = unfolded(net->input, b0, l->c, cg, g, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w);
+        b.kind = DN_MAT_IM2COL_T;
+        dn_matrix c = {.kind = DN_MAT_DENSE, .data = wu + (size_t)g * m * k, .ld = (size_t)k};
+        if (!dn_gemm_matrix(m, k, nb * n, 1, &a, &b, 1, &c)) return 0;
+        if (!net->delta) continue;
+        if (!flipped_backward(l)) {
+            strided_input_delta(l, net, b0, nb, g, scratch);
+            continue;
+        }
+        int ss = l->size * l->size;
+        dn_matrix fa = {.kind = DN_MAT_DENSE, .data = wf + (size_t)g * cg * m * ss, .ld = (size_t)m * ss};
+        dn_matrix fb = unfolded(l->delta, b0, l->filters, m, g, l->out_h, l->out_w, l->size, 1, l->size - 1 - l->pad,
+                                l->h, l->w);
+        dn_matrix fc = images(net->delta, b0, l->c, cg, g, l->h * l->w);
+        dn_gemm_matrix(cg, nb * l->h * l->w, m * ss, 1, &fa, &fb, 1, &fc);
+    }
+    return 1;
+}
+
 /* Workers worth starting for a layer: one when its work per batch is too
  * small to pay for starting threads (tiny nets, small batches). */
 #define PARALLEL_MIN_FLOPS 16e6
@@ -254,7 +356,7 @@ static int usable_workers(const dn_layer *l, const dn_network *net)
     if (dn_conv_reference) return 0;
     int w = dn_threads() < SLICES ? dn_threads() : SLICES;
     w = worth_workers(l, w);
-    while (w > 0 && workers_scratch(l, w) > net->workspace_size) --w;
+    while (w > 0 && workers_scratch(l, w) + l->nweights > net->workspace_size) --w;
     return w;
 }
 
@@ -262,6 +364,7 @@ typedef struct {
     dn_layer *l;
     dn_network *net;
     int backward;
+    const float *flipped;   /* Wf for the implicit input delta (backward, stride 1) */
 } conv_job;
 
 /* Copy s (1 .. SLICES-1) of the weight updates in the workspace. */
@@ -284,8 +387,12 @@ static void conv_worker(void *arg, int w, int workers)
             wu = slice_updates(l, j->net, workers, s);
             dn_fill(wu, l->nweights, 0);
         }
-        int b_end = (int)((long long)(s + 1) * l->batch / SLICES);
-        for (int b0 = (int)((long long)s * l->batch / SLICES); b0 < b_end; b0 += chunk) {
+        int b_begin = (int)((long long)s * l->batch / SLICES), b_end = (int)((long long)(s + 1) * l->batch / SLICES);
+        if (b_end == b_begin) continue;
+        if (j->backward ? implicit_backward(l, j->net, b_begin, b_end - b_begin, wu, j->flipped, scratch)
+                        : implicit_forward(l, j->net, b_begin, b_end - b_begin))
+            continue;
+        for (int b0 = b_begin; b0 < b_end; b0 += chunk) {
             int cb = b_end - b0 < chunk ? b_end - b0 : chunk;
             if (j->backward) conv_backward_chunk(l, j->net, b0, cb, scratch, wu);
             else conv_forward_chunk(l, j->net, b0, cb, scratch);
@@ -295,7 +402,9 @@ static void conv_worker(void *arg, int w, int workers)
 
 static void conv_chunked(dn_layer *l, dn_network *net, int workers, int backward)
 {
-    conv_job j = {l, net, backward};
+    float *wf = net->workspace + workers_scratch(l, workers);
+    if (backward && net->delta && flipped_backward(l) && dn_gemm_fast_available()) flip_weights(l, wf);
+    conv_job j = {l, net, backward, wf};
     dn_parallel(conv_worker, &j, workers);
     if (!backward) return;
     for (int s = 1; s < SLICES; ++s)
@@ -307,37 +416,64 @@ static void conv_chunked(dn_layer *l, dn_network *net, int workers, int backward
 
 static int is_depthwise(const dn_layer *l) { return l->groups == l->c && l->filters == l->c && l->c > 1; }
 
+static dn_depthwise depthwise_params(const dn_layer *l)
+{
+    dn_depthwise p = {l->batch, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w};
+    return p;
+}
+
+static int depthwise_max_workers(const dn_layer *l) { return dn_threads() < l->c ? dn_threads() : l->c; }
+
+/* Scratch of the depthwise kernels for all their workers (0 if not depthwise). */
+static size_t depthwise_workspace(const dn_layer *l)
+{
+    if (!is_depthwise(l)) return 0;
+    dn_depthwise p = depthwise_params(l);
+    return (size_t)depthwise_max_workers(l) * dn_depthwise_scratch(&p);
+}
+
 typedef struct {
     dn_layer *l;
     dn_network *net;
     dn_depthwise p;
+    size_t scratch;   /* floats of workspace per worker */
     int backward;
 } depthwise_job;
 
-/* Worker w of W: channels [w*c/W, (w+1)*c/W); its size*size*out_w floats of scratch. */
+/* Worker w of W: channels [w*c/W, (w+1)*c/W) with its own scratch. */
 static void depthwise_worker(void *arg, int w, int workers)
 {
     depthwise_job *j = arg;
     int c0 = (int)((long long)w * j->p.c / workers), c1 = (int)((long long)(w + 1) * j->p.c / workers);
+    float *tmp = j->net->workspace + (size_t)w * j->scratch;
     if (j->backward)
         dn_depthwise_backward(&j->p, j->net->input, j->l->weights, j->l->delta, j->l->weight_updates, j->net->delta,
-                              j->net->workspace + (size_t)w * j->p.size * j->p.size * j->p.out_w, c0, c1);
+                              tmp, c0, c1);
     else
-        dn_depthwise_forward(&j->p, j->net->input, j->l->weights, j->l->output, c0, c1);
+        dn_depthwise_forward(&j->p, j->net->input, j->l->weights, j->l->output, tmp, c0, c1);
 }
+
+/* The depthwise kernels are memory-bound: count each float copied into and
+ * out of their local planes as DEPTHWISE_COPY_FLOPS when deciding on workers. */
+#define DEPTHWISE_COPY_FLOPS 8.0
 
 /* Workers for the depthwise kernels (0: take the general path). */
 static int depthwise_workers(const dn_layer *l, const dn_network *net)
 {
     if (dn_conv_reference || !is_depthwise(l)) return 0;
-    int w = worth_workers(l, dn_threads() < l->c ? dn_threads() : l->c);
-    while (w > 0 && (size_t)w * l->size * l->size * l->out_w > net->workspace_size) --w;
+    dn_depthwise p = depthwise_params(l);
+    double out_hw = (double)l->out_h * l->out_w, in_hw = (double)l->h * l->w;
+    double work = (double)l->batch * l->c * (2.0 * l->size * l->size * out_hw + DEPTHWISE_COPY_FLOPS * (in_hw + out_hw));
+    int w = depthwise_max_workers(l);
+    if (work < PARALLEL_MIN_FLOPS) w = 1;
+    while (w > 0 && (size_t)w * dn_depthwise_scratch(&p) > net->workspace_size) --w;
     return w;
 }
 
 static void conv_depthwise(dn_layer *l, dn_network *net, int workers, int backward)
 {
-    depthwise_job j = {l, net, {l->batch, l->c, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w}, backward};
+    depthwise_job j = {l, net, depthwise_params(l), 0, backward};
+    j.scratch = dn_depthwise_scratch(&j.p);
     dn_parallel(depthwise_worker, &j, workers);
 }
 
@@ -348,17 +484,23 @@ static void conv_forward(dn_layer *l, dn_network *net)
     if (workers) conv_depthwise(l, net, workers, 0);
     else if ((workers = usable_workers(l, net))) conv_chunked(l, net, workers, 0);
     else conv_forward_ref(l, net);
-    if (l->batch_normalize) dn_batchnorm_forward(l, l->output, net->train);
-    else dn_add_bias(l->output, l->biases, l->batch, l->out_c, n);
+    if (l->batch_normalize) {
+        dn_batchnorm_forward_act(l, l->output, net->train, l->activation);
+        return;
+    }
+    dn_add_bias(l->output, l->biases, l->batch, l->out_c, n);
     dn_activate_array(l->output, (size_t)l->batch * l->outputs, l->activation);
 }
 
 static void conv_backward(dn_layer *l, dn_network *net)
 {
     int n = l->out_w * l->out_h;
-    dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
-    if (l->batch_normalize) dn_batchnorm_backward(l, l->delta, net->train);
-    else dn_backward_bias(l->bias_updates, l->delta, l->batch, l->out_c, n);
+    if (l->batch_normalize) {
+        dn_batchnorm_backward_act(l, l->delta, net->train, l->activation, l->output);
+    } else {
+        dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
+        dn_backward_bias(l->bias_updates, l->delta, l->batch, l->out_c, n);
+    }
     int workers = depthwise_workers(l, net);
     if (workers) conv_depthwise(l, net, workers, 1);
     else if ((workers = usable_workers(l, net))) conv_chunked(l, net, workers, 1);

@@ -7,7 +7,10 @@
  *   Defaults: stride=1, size=stride, padding=size-1.
  */
 #include "internal.h"
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Shared by [maxpool] and [local_avgpool]: size, stride, padding and shape. */
 dn_status dn_parse_pool_window(dn_layer *l, dn_parse_ctx *ctx)
@@ -51,66 +54,235 @@ static void clip_window(int i, int stride, int off, int size, int len, int *lo, 
     *hi = e > len ? len : e;
 }
 
+/* Output (i, j) of a channel by the clipped window: used on the border, where
+ * the window may leave the input. Cells are scanned in row order, the first
+ * valid one seeds the maximum and only a strictly greater one replaces it. */
+static void maxpool_clipped(const dn_layer *l, const float *in, int i, int j, float *out, int *idx, int base)
+{
+    int off = -l->pad / 2, y0, y1, x0, x1;
+    clip_window(i, l->stride, off, l->size, l->h, &y0, &y1);
+    clip_window(j, l->stride, off, l->size, l->w, &x0, &x1);
+    if (y0 >= y1 || x0 >= x1) { *out = 0; *idx = -1; return; }
+    int best_at = y0 * l->w + x0;
+    float best = in[best_at];
+    for (int y = y0; y < y1; ++y)
+        for (int x = x0; x < x1; ++x) {
+            int at = y * l->w + x, gt = in[at] > best;   /* branch-free: random data mispredicts */
+            best_at ^= (best_at ^ at) & -gt;
+            best = gt ? in[at] : best;
+        }
+    *out = best;
+    *idx = base + best_at;
+}
+
+/* gt ? a : b, bit for bit, without a branch or a float select: GCC does not
+ * if-convert a chain of float comparisons under the default -ftrapping-math,
+ * but vectorises this. */
+static inline float select_bits(int gt, float a, float b)
+{
+    uint32_t ua, ub;
+    memcpy(&ua, &a, sizeof ua);
+    memcpy(&ub, &b, sizeof ub);
+    ub ^= (ua ^ ub) & (uint32_t)-gt;
+    memcpy(&b, &ub, sizeof b);
+    return b;
+}
+
+/* n interior outputs (windows wholly inside the input, so the top-left cell
+ * seeds the maximum): window k has its top-left cell at in[k*stride] and
+ * absolute index at + k*stride; rows are w apart. Same scan as
+ * maxpool_clipped. Called with constant size and stride, GCC unrolls the
+ * window and vectorises over k. */
+static inline void maxpool_span(const float *restrict in, int at, int w, int size, int stride, int n,
+                                float *restrict out, int *restrict idx)
+{
+    for (int k = 0; k < n; ++k) {
+        const float *p = in + (ptrdiff_t)k * stride;
+        float best = p[0];
+        int best_at = 0;
+        for (int dy = 0; dy < size; ++dy)
+            for (int dx = 0; dx < size; ++dx) {
+                int cell = dy * w + dx, gt = p[cell] > best;
+                best = select_bits(gt, p[cell], best);
+                best_at ^= (best_at ^ cell) & -gt;
+            }
+        out[k] = best;
+        idx[k] = at + k * stride + best_at;
+    }
+}
+
+/* maxpool_span for any window, sh rows by sw columns, with window k at
+ * in[k*step] and its output at out[k*ostep] (and idx): one pass over the n
+ * outputs per window cell, in row order, so that each pass vectorises. Also
+ * serves the border, with the window clipped to the input. */
+static void maxpool_span_rect(const float *restrict in, int at, int w, int sh, int sw, int step, int n,
+                              float *restrict out, int *restrict idx, int ostep)
+{
+    for (int k = 0; k < n; ++k) {
+        out[k * ostep] = in[(ptrdiff_t)k * step];
+        idx[k * ostep] = 0;
+    }
+    for (int dy = 0; dy < sh; ++dy)
+        for (int dx = 0; dx < sw; ++dx) {
+            int cell = dy * w + dx;
+            const float *p = in + cell;
+            for (int k = 0; k < n; ++k) {
+                float v = p[(ptrdiff_t)k * step], b = out[k * ostep];
+                int gt = v > b;
+                out[k * ostep] = select_bits(gt, v, b);
+                idx[k * ostep] ^= (idx[k * ostep] ^ cell) & -gt;
+            }
+        }
+    for (int k = 0; k < n; ++k) idx[k * ostep] += at + k * step;
+}
+
+/* Interior windows, the usual ones with size and stride as constants. */
+static void maxpool_interior(const float *in, int at, int w, int size, int stride, int n, float *out, int *idx)
+{
+    if (size == 2 && stride == 2) maxpool_span(in, at, w, 2, 2, n, out, idx);
+    else if (size == 3 && stride == 1) maxpool_span(in, at, w, 3, 1, n, out, idx);
+    else if (size == 2 && stride == 1) maxpool_span(in, at, w, 2, 1, n, out, idx);
+    else if (size == 3 && stride == 2) maxpool_span(in, at, w, 3, 2, n, out, idx);
+    else maxpool_span_rect(in, at, w, size, size, stride, n, out, idx, 1);
+}
+
+/* Outputs [*lo, *hi) of out_len whose windows lie wholly inside [0, len). */
+static void interior_range(int stride, int off, int size, int len, int out_len, int *lo, int *hi)
+{
+    int last = len - size - off;   /* largest window start (relative to off) that fits */
+    *lo = (-off + stride - 1) / stride;
+    if (*lo > out_len) *lo = out_len;
+    *hi = last < 0 ? 0 : last / stride + 1;
+    if (*hi > out_len) *hi = out_len;
+    if (*hi < *lo) *hi = *lo;
+}
+
+/* Interior: windows wholly inside, rows [i0, i1) by columns [j0, j1). With
+ * stride 1 and out_w == w an output row maps onto an input row with the same
+ * flat offset, so the rows go as one span; the border columns it computes
+ * wrongly on the way (windows that wrap onto the next row, still inside the
+ * plane) are redone afterwards by maxpool_border_columns. */
+static void maxpool_interior_block(const dn_layer *l, const float *in, float *out, int *idx, int base, int i0,
+                                   int i1, int j0, int j1)
+{
+    int off = -l->pad / 2, ow = l->out_w, s = l->stride;
+    if (i0 >= i1 || j0 >= j1) return;
+    if (s == 1 && ow == l->w) {
+        int o = i0 * ow + j0, at = (i0 + off) * l->w + j0 + off;
+        maxpool_interior(in + at, base + at, l->w, l->size, 1, (i1 - 1 - i0) * ow + j1 - j0, out + o, idx + o);
+        return;
+    }
+    for (int i = i0; i < i1; ++i) {
+        int o = i * ow + j0, at = (i * s + off) * l->w + j0 * s + off;
+        maxpool_interior(in + at, base + at, l->w, l->size, s, j1 - j0, out + o, idx + o);
+    }
+}
+
+/* Border rows (window clipped vertically) over the interior columns [j0, j1). */
+static void maxpool_border_row(const dn_layer *l, const float *in, float *out, int *idx, int base, int i, int j0,
+                               int j1)
+{
+    int off = -l->pad / 2, s = l->stride, y0, y1;
+    clip_window(i, s, off, l->size, l->h, &y0, &y1);
+    if (y0 >= y1) {
+        for (int j = j0; j < j1; ++j) maxpool_clipped(l, in, i, j, out + i * l->out_w + j, idx + i * l->out_w + j, base);
+        return;
+    }
+    int o = i * l->out_w + j0, at = y0 * l->w + j0 * s + off;
+    maxpool_span_rect(in + at, base + at, l->w, y1 - y0, l->size, s, j1 - j0, out + o, idx + o, 1);
+}
+
+/* Border columns (window clipped horizontally) over the interior rows [i0, i1). */
+static void maxpool_border_column(const dn_layer *l, const float *in, float *out, int *idx, int base, int j, int i0,
+                                  int i1)
+{
+    int off = -l->pad / 2, s = l->stride, x0, x1;
+    clip_window(j, s, off, l->size, l->w, &x0, &x1);
+    if (x0 >= x1) {
+        for (int i = i0; i < i1; ++i) maxpool_clipped(l, in, i, j, out + i * l->out_w + j, idx + i * l->out_w + j, base);
+        return;
+    }
+    int o = i0 * l->out_w + j, at = (i0 * s + off) * l->w + x0;
+    maxpool_span_rect(in + at, base + at, l->w, l->size, x1 - x0, s * l->w, i1 - i0, out + o, idx + o, l->out_w);
+}
+
 /* One channel: in (h, w) -> out, idx (out_h, out_w); base is the channel's
- * offset in the whole input. Cells are scanned in row order, the first valid
- * one seeds the maximum and only a strictly greater one replaces it. */
+ * offset in the whole input. Interior, then border rows and columns as spans
+ * of clipped windows, then the corners one by one. */
 static void maxpool_channel(const dn_layer *l, const float *in, float *out, int *idx, int base)
 {
-    int off = -l->pad / 2;
+    int off = -l->pad / 2, ow = l->out_w, i0, i1, j0, j1;
+    interior_range(l->stride, off, l->size, l->h, l->out_h, &i0, &i1);
+    interior_range(l->stride, off, l->size, l->w, ow, &j0, &j1);
+    maxpool_interior_block(l, in, out, idx, base, i0, i1, j0, j1);
+    for (int j = 0; j < ow; ++j)
+        if ((j < j0 || j >= j1) && i0 < i1) maxpool_border_column(l, in, out, idx, base, j, i0, i1);
     for (int i = 0; i < l->out_h; ++i) {
-        int y0, y1;
-        clip_window(i, l->stride, off, l->size, l->h, &y0, &y1);
-        for (int j = 0; j < l->out_w; ++j) {
-            int x0, x1;
-            clip_window(j, l->stride, off, l->size, l->w, &x0, &x1);
-            int o = i * l->out_w + j;
-            if (y0 >= y1 || x0 >= x1) { out[o] = 0; idx[o] = -1; continue; }
-            int best_at = y0 * l->w + x0;
-            float best = in[best_at];
-            for (int y = y0; y < y1; ++y)
-                for (int x = x0; x < x1; ++x) {
-                    int at = y * l->w + x, gt = in[at] > best;   /* branch-free: random data mispredicts */
-                    best_at ^= (best_at ^ at) & -gt;
-                    best = gt ? in[at] : best;
-                }
-            out[o] = best;
-            idx[o] = base + best_at;
-        }
+        if (i >= i0 && i < i1) continue;
+        if (j0 < j1) maxpool_border_row(l, in, out, idx, base, i, j0, j1);
+        for (int j = 0; j < ow; ++j)
+            if (j < j0 || j >= j1) maxpool_clipped(l, in, i, j, out + i * ow + j, idx + i * ow + j, base);
     }
 }
 
 typedef struct {
     dn_layer *l;
     const float *input;
+    float *in_delta;
 } maxpool_job;
 
-/* Worker w of W: planes (image, channel) [w*P/W, (w+1)*P/W). */
+/* Planes (image, channel) [*p0, *p1) of worker w of W. */
+static void worker_planes(const dn_layer *l, int w, int workers, size_t *p0, size_t *p1)
+{
+    size_t planes = (size_t)l->batch * l->c;
+    *p0 = planes * (size_t)w / (size_t)workers;
+    *p1 = planes * (size_t)(w + 1) / (size_t)workers;
+}
+
 static void maxpool_worker(void *arg, int w, int workers)
 {
     maxpool_job *j = arg;
     dn_layer *l = j->l;
-    size_t planes = (size_t)l->batch * l->c, in_ch = (size_t)l->h * l->w, out_ch = (size_t)l->out_h * l->out_w;
-    size_t p0 = planes * (size_t)w / (size_t)workers, p1 = planes * (size_t)(w + 1) / (size_t)workers;
+    size_t in_ch = (size_t)l->h * l->w, out_ch = (size_t)l->out_h * l->out_w, p0, p1;
+    worker_planes(l, w, workers, &p0, &p1);
     for (size_t bk = p0; bk < p1; ++bk)
         maxpool_channel(l, j->input + bk * in_ch, l->output + bk * out_ch, l->indexes + bk * out_ch,
                         (int)(bk * in_ch));
 }
 
-/* Planes are independent: workers split them on layers large enough to pay
- * for a thread (results do not depend on the split). */
+/* Planes are independent (a plane's indexes point into its own input plane):
+ * workers split them on layers large enough to pay for a thread, and the
+ * results do not depend on the split. */
+static int maxpool_workers(const dn_layer *l)
+{
+    return (size_t)l->batch * l->outputs < ((size_t)1 << 16) ? 1 : dn_threads();
+}
+
 static void maxpool_forward(dn_layer *l, dn_network *net)
 {
-    maxpool_job j = {l, net->input};
-    int workers = (size_t)l->batch * l->outputs < ((size_t)1 << 16) ? 1 : dn_threads();
-    dn_parallel(maxpool_worker, &j, workers);
+    maxpool_job j = {l, net->input, NULL};
+    dn_parallel(maxpool_worker, &j, maxpool_workers(l));
+}
+
+/* Each plane's outputs add their delta to their winners in output order, as
+ * a serial scatter would. */
+static void maxpool_backward_worker(void *arg, int w, int workers)
+{
+    maxpool_job *j = arg;
+    dn_layer *l = j->l;
+    size_t out_ch = (size_t)l->out_h * l->out_w, p0, p1;
+    worker_planes(l, w, workers, &p0, &p1);
+    const int *idx = l->indexes;
+    const float *d = l->delta;
+    for (size_t i = p0 * out_ch; i < p1 * out_ch; ++i)
+        if (idx[i] >= 0) j->in_delta[idx[i]] += d[i];
 }
 
 static void maxpool_backward(dn_layer *l, dn_network *net)
 {
     if (!net->delta) return;
-    size_t n = (size_t)l->batch * l->outputs;
-    for (size_t i = 0; i < n; ++i)
-        if (l->indexes[i] >= 0) net->delta[l->indexes[i]] += l->delta[i];
+    maxpool_job j = {l, NULL, net->delta};
+    dn_parallel(maxpool_backward_worker, &j, maxpool_workers(l));
 }
 
 static double maxpool_flops(const dn_layer *l) { return (double)l->outputs * l->size * l->size; }

@@ -2,13 +2,15 @@
  * threads.c — the library's own worker threads for the convolution kernels.
  *
  * dn_set_threads(n) sets how many workers a convolution splits its batch
- * over (default: the online CPUs, at most 8). Each worker runs single-threaded
+ * over (default: the online CPUs, at most 8); the workers are a pool of
+ * threads kept for the life of the process. Each worker runs single-threaded
  * GEMMs: OpenBLAS's own threads are set to 1 unless OPENBLAS_NUM_THREADS is
  * in the environment (its threads spin on a loaded machine, and each of our
  * GEMMs covers only a cache-sized chunk of the batch).
  */
 #include "internal.h"
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #ifdef DN_OPENBLAS
@@ -43,34 +45,87 @@ int dn_threads(void)
     return threads_set;
 }
 
-typedef struct {
-    void (*fn)(void *ctx, int worker, int workers);
-    void *ctx;
-    int worker, workers;
-} job;
+/* ------------------------------------------------------------ the pool
+ * Workers 1 .. n-1 are threads started on first use and kept for the life of
+ * the process (so their GEMM packing buffers stay warm); worker 0 is the
+ * caller. One job runs at a time: a dn_parallel call that finds the pool busy
+ * (another thread of the program is in one) runs every worker's share itself,
+ * which gives the same results since no result depends on who runs a share. */
 
-static void *run_job(void *arg)
+typedef void (*job_fn)(void *ctx, int worker, int workers);
+
+static struct {
+    pthread_mutex_t busy;           /* held by the caller that owns the pool   */
+    pthread_mutex_t lock;           /* guards everything below                 */
+    pthread_cond_t start, done;
+    job_fn fn;
+    void *ctx;
+    int workers;                    /* of the current job                     */
+    unsigned long generation;       /* bumped per job: wakes the threads      */
+    int pending;                    /* shares of the current job not finished */
+    int started;                    /* pool threads running (workers 1 .. started) */
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          NULL, NULL, 0, 0, 0, 0};
+
+static void *pool_thread(void *arg)
 {
-    job *j = arg;
-    j->fn(j->ctx, j->worker, j->workers);
+    int me = (int)(intptr_t)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);
+        seen = pool.generation;
+        if (me >= pool.workers) continue;        /* not part of this job */
+        job_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int workers = pool.workers;
+        pthread_mutex_unlock(&pool.lock);
+        fn(ctx, me, workers);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.pending == 0) pthread_cond_signal(&pool.done);
+    }
     return NULL;
 }
 
+/* Starts pool threads up to worker `workers - 1`; returns how many run. */
+static int pool_grow(int workers)
+{
+    while (pool.started < workers - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int ok = pthread_create(&t, &attr, pool_thread, (void *)(intptr_t)(pool.started + 1)) == 0;
+        pthread_attr_destroy(&attr);
+        if (!ok) break;
+        ++pool.started;
+    }
+    return pool.started + 1;
+}
+
 /* Runs fn(ctx, w, workers) for w = 0 .. workers-1, w = 0 on the calling
- * thread; a worker whose thread cannot be started runs on the caller too. */
+ * thread; shares no pool thread can take run on the caller too. */
 void dn_parallel(void (*fn)(void *ctx, int worker, int workers), void *ctx, int workers)
 {
     if (workers > MAX_THREADS) workers = MAX_THREADS;
-    pthread_t tid[MAX_THREADS];
-    job jobs[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
-    for (int w = 1; w < workers; ++w) {
-        jobs[w] = (job){fn, ctx, w, workers};
-        started[w] = pthread_create(&tid[w], NULL, run_job, &jobs[w]) == 0;
+    if (workers <= 1 || pthread_mutex_trylock(&pool.busy) != 0) {
+        for (int w = 0; w < workers; ++w) fn(ctx, w, workers);
+        return;
     }
+    pthread_mutex_lock(&pool.lock);
+    int running = pool_grow(workers);           /* workers 0 .. running-1 exist */
+    if (running > workers) running = workers;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.workers = running;
+    pool.pending = running - 1;
+    ++pool.generation;
+    pthread_cond_broadcast(&pool.start);
+    pthread_mutex_unlock(&pool.lock);
     fn(ctx, 0, workers);
-    for (int w = 1; w < workers; ++w) {
-        if (started[w]) pthread_join(tid[w], NULL);
-        else fn(ctx, w, workers);
-    }
+    for (int w = running; w < workers; ++w) fn(ctx, w, workers);   /* threads that could not start */
+    pthread_mutex_lock(&pool.lock);
+    while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.busy);
 }

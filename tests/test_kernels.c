@@ -66,6 +66,15 @@ static int check_gemm(gemm_fn fn, const char *name, int TA, int TB, int M, int N
     return bad;
 }
 
+/* dn_gemm with the AVX-512 GEMM switched off (OpenBLAS or the portable loops). */
+static void gemm_blas(int TA, int TB, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc)
+{
+    dn_gemm_fast_enabled = 0;
+    dn_gemm(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    dn_gemm_fast_enabled = 1;
+}
+
 static void test_gemm(void)
 {
     static const int sizes[][3] = {
@@ -73,7 +82,16 @@ static void test_gemm(void)
         {2, 100, 27}, {31, 2, 64}, {16, 49, 9},
     };
     static const float alphas[] = {1, -.75f, 2.5f}, betas[] = {0, 1, .5f};
-    struct { gemm_fn fn; const char *name; } fns[] = {{dn_gemm, "dn_gemm"}, {dn_gemm_ref, "dn_gemm_ref"}};
+    struct { gemm_fn fn; const char *name; } fns[] = {{dn_gemm, "dn_gemm"}, {dn_gemm_ref, "dn_gemm_ref"},
+                                                       {dn_gemm_parallel, "dn_gemm_parallel"}, {gemm_blas, "dn_gemm (no AVX-512 path)"}};
+    /* larger than every block of the AVX-512 GEMM (KC 256, NC 480, MC 128), and
+     * large enough for dn_gemm_parallel to split */
+    static const int big[][3] = {{130, 500, 300}, {200, 97, 520}, {9, 1000, 257}};
+    for (int f = 0; f < 4; ++f)
+        for (int TA = 0; TA < 2; ++TA)
+            for (int TB = 0; TB < 2; ++TB)
+                for (size_t s = 0; s < sizeof big / sizeof *big; ++s)
+                    check_gemm(fns[f].fn, fns[f].name, TA, TB, big[s][0], big[s][1], big[s][2], -.75f, .5f, 3, 0);
     for (int f = 0; f < 2; ++f)
         for (int TA = 0; TA < 2; ++TA)
             for (int TB = 0; TB < 2; ++TB)

@@ -4,7 +4,7 @@
  * backward); only the order of floating-point sums differs: reductions use
  * LANES independent partial sums so the compiler can vectorise them.
  *
- *   forward (train):  2 reading passes for mean and variance, 1 pass writing
+ *   forward (train):  1 reading pass for mean and variance, 1 pass writing
  *                     x_norm and y = act(scale * x_norm + bias), the
  *                     activation applied per plane while it is in cache
  *   backward (train): the activation's gradient per plane, 1 reading pass for
@@ -24,32 +24,36 @@ static float lanes_total(const float *acc)
     return s;
 }
 
-/* Sum of p[0..n) and of (p - mean)^2 when sq is set, added to acc. */
-static void plane_sum(const float *restrict p, int n, float mean, int sq, float *restrict acc)
+/* Sums of (p - shift) and (p - shift)^2 over p[0..n), added to acc and acc2. */
+static void plane_sums(const float *restrict p, int n, float shift, float *restrict acc, float *restrict acc2)
 {
     int k = 0;
-    if (sq) {
-        for (; k + LANES <= n; k += LANES)
-            for (int j = 0; j < LANES; ++j) acc[j] += (p[k + j] - mean) * (p[k + j] - mean);
-        for (; k < n; ++k) acc[k % LANES] += (p[k] - mean) * (p[k] - mean);
-    } else {
-        for (; k + LANES <= n; k += LANES)
-            for (int j = 0; j < LANES; ++j) acc[j] += p[k + j];
-        for (; k < n; ++k) acc[k % LANES] += p[k];
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; ++j) {
+            float d = p[k + j] - shift;
+            acc[j] += d;
+            acc2[j] += d * d;
+        }
+    for (; k < n; ++k) {
+        float d = p[k] - shift;
+        acc[k % LANES] += d;
+        acc2[k % LANES] += d * d;
     }
 }
 
-/* Channel i's mean and unbiased variance over all images. */
+/* Channel i's mean and unbiased variance over all images, in one pass: sums
+ * of x - shift and its square, shifted by the channel's first value so the
+ * variance does not come from the difference of two large numbers. */
 static void channel_stats_fast(const float *x, int batch, int c, int spatial, int i, float *mean, float *var)
 {
     float n = (float)batch * spatial, denom = n > 1 ? n - 1 : 1;
-    float acc[LANES] = {0};
-    for (int b = 0; b < batch; ++b) plane_sum(x + ((size_t)b * c + i) * spatial, spatial, 0, 0, acc);
-    float m = lanes_total(acc) / n;
-    float acc2[LANES] = {0};
-    for (int b = 0; b < batch; ++b) plane_sum(x + ((size_t)b * c + i) * spatial, spatial, m, 1, acc2);
-    *mean = m;
-    *var = lanes_total(acc2) / denom;
+    float shift = x[(size_t)i * spatial];
+    float acc[LANES] = {0}, acc2[LANES] = {0};
+    for (int b = 0; b < batch; ++b) plane_sums(x + ((size_t)b * c + i) * spatial, spatial, shift, acc, acc2);
+    double s1 = lanes_total(acc), s2 = lanes_total(acc2);
+    double v = (s2 - s1 * s1 / n) / denom;
+    *mean = (float)(shift + s1 / n);
+    *var = (float)(v > 0 ? v : 0);
 }
 
 /* One plane: [x_keep = data,] x_norm = (data - mean) * inv, data = x_norm * scale + bias. */
@@ -147,6 +151,27 @@ static void backward_sums(const float *restrict d, const float *restrict xn, int
     }
 }
 
+/* backward_sums after delta *= leaky'(y), in the same pass. */
+static void leaky_backward_sums(float *restrict d, const float *restrict y, const float *restrict xn, int n,
+                                float *restrict acc)
+{
+    float *sd = acc, *sdn = acc + LANES;
+    int k = 0;
+    for (; k + LANES <= n; k += LANES)
+        for (int j = 0; j < LANES; ++j) {
+            float v = d[k + j] * (y[k + j] > 0 ? 1.f : .1f);
+            d[k + j] = v;
+            sd[j] += v;
+            sdn[j] += v * xn[k + j];
+        }
+    for (; k < n; ++k) {
+        float v = d[k] * (y[k] > 0 ? 1.f : .1f);
+        d[k] = v;
+        sd[k % LANES] += v;
+        sdn[k % LANES] += v * xn[k];
+    }
+}
+
 /* delta = delta * a + x_norm * cn + c0 over one plane. */
 static void backward_plane(float *restrict d, const float *restrict xn, int n, float a, float cn, float c0)
 {
@@ -180,8 +205,12 @@ static void backward_channels(const bn_job *j, int c0, int c1)
         float inv = 1.f / sqrtf(l->variance[i] + DN_BN_EPSILON), scale = l->scales[i];
         for (int b = 0; b < batch; ++b) {
             size_t off = ((size_t)b * c + i) * spatial;
-            if (j->output) dn_gradient_array(j->output + off, (size_t)spatial, j->act, delta + off);
-            backward_sums(delta + off, l->x_norm + off, spatial, acc);
+            if (j->output && j->act == DN_LEAKY)
+                leaky_backward_sums(delta + off, j->output + off, l->x_norm + off, spatial, acc);
+            else {
+                if (j->output) dn_gradient_array(j->output + off, (size_t)spatial, j->act, delta + off);
+                backward_sums(delta + off, l->x_norm + off, spatial, acc);
+            }
         }
         /* sum of delta * (x - mean) = sum of delta * x_norm / inv */
         float sd = lanes_total(acc), sdn = lanes_total(acc + LANES), sdc = sdn / inv;

@@ -68,3 +68,41 @@ void dn_gemm(int TA, int TB, int M, int N, int K, float alpha,
     dn_gemm_ref(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
+
+/* ------------------------------------------------------------ split over workers */
+
+/* C's columns cut into `parts` fixed blocks (so results do not depend on the
+ * number of workers), each block one dn_gemm on one worker. */
+typedef struct {
+    int TA, TB, M, N, K, parts;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+} split_job;
+
+static void split_worker(void *arg, int w, int workers)
+{
+    const split_job *j = arg;
+    for (int p = w; p < j->parts; p += workers) {
+        int n0 = (int)((long long)p * j->N / j->parts), n1 = (int)((long long)(p + 1) * j->N / j->parts);
+        const float *b = j->TB ? j->B + (size_t)n0 * j->ldb : j->B + n0;
+        dn_gemm(j->TA, j->TB, j->M, n1 - n0, j->K, j->alpha, j->A, j->lda, b, j->ldb, j->beta, j->C + n0, j->ldc);
+    }
+}
+
+#define SPLIT_PARTS 6          /* column blocks of a large GEMM */
+#define SPLIT_MIN_COLS 64      /* narrowest block worth a worker */
+#define SPLIT_MIN_FLOPS 16e6   /* smallest GEMM worth the workers */
+
+void dn_gemm_parallel(int TA, int TB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc)
+{
+    int parts = N / SPLIT_MIN_COLS < SPLIT_PARTS ? N / SPLIT_MIN_COLS : SPLIT_PARTS;
+    if (parts < 2 || 2.0 * M * N * K < SPLIT_MIN_FLOPS || dn_threads() < 2) {
+        dn_gemm(TA, TB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    split_job j = {TA, TB, M, N, K, parts, alpha, beta, A, B, C, lda, ldb, ldc};
+    dn_parallel(split_worker, &j, dn_threads() < parts ? dn_threads() : parts);
+}

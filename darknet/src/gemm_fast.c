@@ -275,6 +275,21 @@ __attribute__((target("avx512f"))) static void padded_transposed_v(const dn_matr
     }
 }
 
+/* MR rows of len floats (row stride ld) -> d[t*MR + i], through 16 x 16
+ * register transposes (the upper 8 rows zero). */
+__attribute__((target("avx512f"))) static void pack_images_rows(const float *src, size_t ld, int len, float *d)
+{
+    for (int t0 = 0; t0 < len; t0 += 16) {
+        __mmask16 m = (__mmask16)lanes_below(len - t0);
+        __m512 r[16];
+        for (int i = 0; i < MR; ++i) r[i] = _mm512_maskz_loadu_ps(m, src + (size_t)i * ld + t0);
+        for (int i = MR; i < 16; ++i) r[i] = _mm512_setzero_ps();
+        transpose16(r);
+        int n = len - t0 < 16 ? len - t0 : 16;
+        for (int t = 0; t < n; ++t) _mm256_storeu_ps(d + (size_t)(t0 + t) * MR, _mm512_castps512_ps256(r[t]));
+    }
+}
+
 /* A rows [i0, i0+mc), depth [p0, p0+kc) -> panels of MR rows:
  * panel r holds element (i, p) at r*kc + p*MR + i, rows past mc are 0. */
 static void pack_a(const dn_matrix *A, int i0, int mc, int p0, int kc, float *dst)
@@ -291,6 +306,12 @@ static void pack_a(const dn_matrix *A, int i0, int mc, int p0, int kc, float *ds
         } else if (A->kind == DN_MAT_IMAGES) {    /* element (i, p = b*n + pos) at b*img + i*n + pos */
             for (int p = 0; p < kc;) {
                 int b = (p0 + p) / A->n, pos = (p0 + p) % A->n, len = A->n - pos < kc - p ? A->n - pos : kc - p;
+                if (rows == MR) {
+                    pack_images_rows(A->data + (size_t)b * A->img + (size_t)(i0 + r) * A->n + pos, (size_t)A->n, len,
+                                     d + (size_t)p * MR);
+                    p += len;
+                    continue;
+                }
                 for (int i = 0; i < rows; ++i) {
                     const float *s = A->data + (size_t)b * A->img + (size_t)(i0 + r + i) * A->n + pos;
                     for (int t = 0; t < len; ++t) d[(p + t) * MR + i] = s[t];

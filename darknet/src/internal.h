@@ -140,6 +140,11 @@ int dn_all_finite(const float *x, size_t n);
 void dn_gemm(int TA, int TB, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
+/* dn_gemm with C's columns split in fixed blocks over the workers (threads.c)
+ * when the product is large enough; the same results for any worker count. */
+void dn_gemm_parallel(int TA, int TB, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc);
 /* Portable reference GEMM (always available; used by tests and OPENBLAS=0). */
 void dn_gemm_ref(int TA, int TB, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb,
@@ -196,6 +201,8 @@ void dn_col2im_ld(const float *col, size_t ldc, int c, int h, int w, int ksize, 
  * fn(ctx, w, workers) run for each w, w = 0 on the caller (threads.c). */
 int dn_threads(void);
 void dn_parallel(void (*fn)(void *ctx, int worker, int workers), void *ctx, int workers);
+/* x[0..n) = 0, large arrays split over the workers. */
+void dn_zero_parallel(float *x, size_t n);
 /* Depthwise convolution (groups == c == filters) kernels over channels
  * [c0, c1) (conv_depthwise.c); tmp holds dn_depthwise_scratch(p) floats. */
 typedef struct { int batch, c, h, w, size, stride, pad, out_h, out_w; } dn_depthwise;

@@ -51,7 +51,7 @@ static dn_status connected_alloc_buffers(dn_layer *l)
 
 static void connected_forward(dn_layer *l, dn_network *net)
 {
-    dn_gemm(0, 1, l->batch, l->outputs, l->inputs, 1, net->input, l->inputs, l->weights, l->inputs, 0,
+    dn_gemm_parallel(0, 1, l->batch, l->outputs, l->inputs, 1, net->input, l->inputs, l->weights, l->inputs, 0,
             l->output, l->outputs);
     if (l->batch_normalize) dn_batchnorm_forward(l, l->output, net->train);
     else dn_add_bias(l->output, l->biases, l->batch, l->outputs, 1);
@@ -64,11 +64,11 @@ static void connected_backward(dn_layer *l, dn_network *net)
     if (l->batch_normalize) dn_batchnorm_backward(l, l->delta, net->train);
     else dn_backward_bias(l->bias_updates, l->delta, l->batch, l->outputs, 1);
     /* weight_updates (outputs, inputs) += delta^T (outputs, batch) * input (batch, inputs) */
-    dn_gemm(1, 0, l->outputs, l->inputs, l->batch, 1, l->delta, l->outputs, net->input, l->inputs, 1,
+    dn_gemm_parallel(1, 0, l->outputs, l->inputs, l->batch, 1, l->delta, l->outputs, net->input, l->inputs, 1,
             l->weight_updates, l->inputs);
     /* prev delta (batch, inputs) += delta (batch, outputs) * weights (outputs, inputs) */
     if (net->delta)
-        dn_gemm(0, 0, l->batch, l->inputs, l->outputs, 1, l->delta, l->outputs, l->weights, l->inputs, 1,
+        dn_gemm_parallel(0, 0, l->batch, l->inputs, l->outputs, 1, l->delta, l->outputs, l->weights, l->inputs, 1,
                 net->delta, l->inputs);
 }
 

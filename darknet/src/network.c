@@ -97,7 +97,7 @@ dn_status dn_network_forward(dn_network *net, const float *input, const float *t
     int costs = 0;
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
-        dn_fill(l->delta, (size_t)l->batch * l->outputs, 0);
+        dn_zero_parallel(l->delta, (size_t)l->batch * l->outputs);
         l->ops->forward(l, net);
         net->input = l->output;
         if (l->has_cost) { cost += l->cost; ++costs; }

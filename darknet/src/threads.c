@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #ifdef DN_OPENBLAS
 #include <cblas.h>
@@ -128,4 +129,31 @@ void dn_parallel(void (*fn)(void *ctx, int worker, int workers), void *ctx, int 
     while (pool.pending > 0) pthread_cond_wait(&pool.done, &pool.lock);
     pthread_mutex_unlock(&pool.lock);
     pthread_mutex_unlock(&pool.busy);
+}
+
+/* ------------------------------------------------------------ zeroing */
+
+typedef struct { float *x; size_t n; } zero_job;
+
+#define ZERO_PARTS 8
+#define ZERO_MIN ((size_t)1 << 20)   /* floats below which one thread zeroes */
+
+static void zero_worker(void *arg, int w, int workers)
+{
+    const zero_job *j = arg;
+    for (int p = w; p < ZERO_PARTS; p += workers) {
+        size_t a = j->n * (size_t)p / ZERO_PARTS, b = j->n * (size_t)(p + 1) / ZERO_PARTS;
+        memset(j->x + a, 0, (b - a) * sizeof(float));
+    }
+}
+
+void dn_zero_parallel(float *x, size_t n)
+{
+    if (!x || !n) return;
+    if (n < ZERO_MIN || dn_threads() < 2) {
+        memset(x, 0, n * sizeof(float));
+        return;
+    }
+    zero_job j = {x, n};
+    dn_parallel(zero_worker, &j, dn_threads() < ZERO_PARTS ? dn_threads() : ZERO_PARTS);
 }

@@ -275,18 +275,43 @@ __attribute__((target("avx512f"))) static void padded_transposed_v(const dn_matr
     }
 }
 
-/* MR rows of len floats (row stride ld) -> d[t*MR + i], through 16 x 16
- * register transposes (the upper 8 rows zero). */
+/* MR (8) rows of len floats (row stride ld) -> d[t*MR + i]: per 16 positions
+ * an 8 x 16 register transpose into 8 vectors, each two positions' 8 rows. */
 __attribute__((target("avx512f"))) static void pack_images_rows(const float *src, size_t ld, int len, float *d)
 {
+    /* lanes 0-3 and 4-7 of a's and b's 128-bit lane L, L+1 (for L = 0 and 2) */
+    const __m512i lo = _mm512_set_epi32(23, 22, 21, 20, 7, 6, 5, 4, 19, 18, 17, 16, 3, 2, 1, 0);
+    const __m512i hi = _mm512_set_epi32(31, 30, 29, 28, 15, 14, 13, 12, 27, 26, 25, 24, 11, 10, 9, 8);
     for (int t0 = 0; t0 < len; t0 += 16) {
         __mmask16 m = (__mmask16)lanes_below(len - t0);
-        __m512 r[16];
-        for (int i = 0; i < MR; ++i) r[i] = _mm512_maskz_loadu_ps(m, src + (size_t)i * ld + t0);
-        for (int i = MR; i < 16; ++i) r[i] = _mm512_setzero_ps();
-        transpose16(r);
+        __m512 r[8], t[8], u[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm512_maskz_loadu_ps(m, src + (size_t)i * ld + t0);
+        for (int i = 0; i < 4; ++i) {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int h = 0; h < 2; ++h) {   /* u[4h + x]: rows 4h .. 4h+3 at position 4L + x in lane L */
+            __m512d a = _mm512_castps_pd(t[4 * h]), b = _mm512_castps_pd(t[4 * h + 1]);
+            __m512d c = _mm512_castps_pd(t[4 * h + 2]), e = _mm512_castps_pd(t[4 * h + 3]);
+            u[4 * h] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+            u[4 * h + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+            u[4 * h + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, e));
+            u[4 * h + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, e));
+        }
         int n = len - t0 < 16 ? len - t0 : 16;
-        for (int t = 0; t < n; ++t) _mm256_storeu_ps(d + (size_t)(t0 + t) * MR, _mm512_castps512_ps256(r[t]));
+        for (int x = 0; x < 4; x += 2)
+            for (int half = 0; half < 2; ++half) {     /* lanes L = 2*half, 2*half + 1 */
+                __m512i idx = half ? hi : lo;
+                __m512 A = _mm512_permutex2var_ps(u[x], idx, u[4 + x]);          /* position x     */
+                __m512 B = _mm512_permutex2var_ps(u[x + 1], idx, u[5 + x]);      /* position x + 1 */
+                /* o[k] holds positions 4*(2*half + k) + x and the next */
+                __m512 o[2] = {_mm512_shuffle_f32x4(A, B, 0x44), _mm512_shuffle_f32x4(A, B, 0xEE)};
+                for (int k = 0; k < 2; ++k) {
+                    int pos = 4 * (2 * half + k) + x;
+                    if (pos + 1 < n) _mm512_storeu_ps(d + (size_t)(t0 + pos) * MR, o[k]);
+                    else if (pos < n) _mm512_mask_storeu_ps(d + (size_t)(t0 + pos) * MR, 0x00ff, o[k]);
+                }
+            }
     }
 }
 

@@ -40,7 +40,10 @@ void evo_options_defaults(evo_options *o)
     o->steps = 200;
     o->batch = 64;
     o->holdout = 2000;
-    o->inherit = 1;
+    o->inherit = -1;
+    o->sample = 5;
+    o->blocks = 0;
+    o->ops = strdup("all");
     o->workers = 1;
     o->seed = 1;
 }
@@ -52,6 +55,7 @@ void evo_options_free(evo_options *o)
     free(o->seed_cfg_path);
     free(o->out_dir);
     free(o->algo);
+    free(o->ops);
     memset(o, 0, sizeof *o);
 }
 
@@ -70,14 +74,20 @@ typedef struct {
 #define OFF(field) offsetof(evo_options, field)
 static const flag_spec FLAGS[] = {
     {"-out", "DIR", F_STR, OFF(out_dir), "run folder to create (must not hold a search yet)", NULL},
-    {"-algo", "NAME", F_STR, OFF(algo), "selection: tournament (aging and random come later)", "tournament"},
+    {"-algo", "NAME", F_STR, OFF(algo), "tournament (Large-Scale Evolution), aging (Regularized Evolution) or random",
+     NULL},
     {"-population", "P", F_INT, OFF(population), "individuals alive at once", "1000"},
     {"-evals", "N", F_INT, OFF(evals), "budget: evaluations in all, initial ones included (0: no limit)", NULL},
     {"-hours", "H", F_DBL, OFF(hours), "budget: hours of search, summed over resumes (0: no limit)", NULL},
     {"-steps", "T", F_INT, OFF(steps), "training steps (batches) per evaluation", "25600"},
     {"-batch", "B", F_INT, OFF(batch), "images per training step (overrides the seed's batch=)", "50"},
     {"-holdout", "N", F_INT, OFF(holdout), "validation images carved out of the training set", "5000"},
-    {"-inherit", "0|1", F_INT, OFF(inherit), "children start from their parent's trained weights", "1"},
+    {"-inherit", "0|1", F_INT, OFF(inherit),
+     "children start from their parent's trained weights (-1: yes when growing, no for cells)", "1 / 0"},
+    {"-sample", "S", F_INT, OFF(sample), "aging: individuals sampled per cycle, the best is the parent", "25"},
+    {"-blocks", "B", F_INT, OFF(blocks), "cell searches: blocks per cell (0: the template's, else 5)", "5"},
+    {"-ops", "LIST", F_STR, OFF(ops),
+     "cell searches: all, upstream (no avg3x3) or a list, e.g. sep3x3,max3x3,identity", "all"},
     {"-workers", "N", F_INT, OFF(workers), "parallel workers (only 1 for now)", "250"},
     {"-seed", "S", F_U64, OFF(seed), "seed of everything random (selection, mutation, init, data order)", NULL},
     {"-max-layers", "L", F_INT, OFF(limits.max_layers), "largest network in layers (0: no limit)", NULL},
@@ -112,11 +122,16 @@ static void usage(FILE *out)
         "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N]\n"
         "                                                            continue it (other options from DIR/options.cfg)\n"
         "       darknet evolve export DIR [-id N] [-out PREFIX]      write PREFIX.cfg/.weights/.data/.labels\n"
-        "                                                            (default: the best living one, DIR/best/best)\n"
+        "                                                            (default: the best ever, DIR/best/best)\n"
+        "       darknet evolve export DIR -filters F -cells N        cell searches: the winner's cells at another\n"
+        "                                                            width/depth, to train with darknet classifier train\n"
         "       darknet evolve status DIR                            population, budget, best (read-only)\n"
-        "Evolutionary architecture search (Real et al., \"Large-Scale Evolution of Image\n"
-        "Classifiers\", ICML 2017): steady-state tournament selection over a population\n"
-        "of networks that grow from the seed cfg by mutation, with weight inheritance.\n"
+        "Evolutionary architecture search. A plain seed cfg grows by mutation (Real et al.,\n"
+        "\"Large-Scale Evolution of Image Classifiers\", 2017; weight inheritance); a seed with\n"
+        "[cell] sections is a NASNet template whose normal and reduction cells evolve (Real\n"
+        "et al., \"Regularized Evolution for Image Classifier Architecture Search\", 2018).\n"
+        "-algo: tournament (pairwise, the worse dies), aging (best of -sample S is the parent,\n"
+        "the oldest dies) or random (fresh samples; the baseline). Either algorithm, either space.\n"
         "options (defaults fit a short run on 2 CPU cores; [paper] gives the paper's setting):\n");
     for (int i = 0; i < NFLAGS; ++i) {
         const flag_spec *f = &FLAGS[i];
@@ -134,6 +149,8 @@ static void usage(FILE *out)
     fprintf(out,
         "  The paper's seed is the trivial model of cfg/evo-trivial.cfg: global average pool,\n"
         "  connected, softmax, learning rate 0.1 (evolved by alter_learning_rate).\n"
+        "  A cell template: cfg/evo-nasnet.cfg (Regularized Evolution's paper: P 100, S 25,\n"
+        "  20000 cycles, B 5, no weight inheritance).\n"
         "Run folder DIR: options.cfg, seed.cfg, events.jsonl (one JSON line per evaluation),\n"
         "  each individual's cfg and the weights of the living ones. A killed search loses\n"
         "  only the evaluation in flight: continue it with -resume.\n"
@@ -249,11 +266,8 @@ static int usage_error(const char *fmt, ...)
 
 static int check_algo(const char *algo)
 {
-    if (algo && !strcmp(algo, "tournament")) return 0;
-    if (algo && (!strcmp(algo, "aging") || !strcmp(algo, "random")))
-        return usage_error("-algo %s: not available yet (aging evolution and random search come with a later "
-                           "issue); use -algo tournament", algo);
-    return usage_error("-algo '%s': unknown algorithm; the one available is tournament", algo ? algo : "");
+    if (algo && (!strcmp(algo, "tournament") || !strcmp(algo, "aging") || !strcmp(algo, "random"))) return 0;
+    return usage_error("-algo '%s': unknown algorithm; use tournament, aging or random", algo ? algo : "");
 }
 
 static int check_limits(const evo_limits *l)
@@ -277,7 +291,12 @@ static int check_options(const evo_options *o)
     if (o->steps < 1) return usage_error("-steps %d: must be >= 1", o->steps);
     if (o->batch < 1) return usage_error("-batch %d: must be >= 1", o->batch);
     if (o->holdout < 1) return usage_error("-holdout %d: must be >= 1", o->holdout);
-    if (o->inherit != 0 && o->inherit != 1) return usage_error("-inherit %d: must be 0 or 1", o->inherit);
+    if (o->inherit < -1 || o->inherit > 1) return usage_error("-inherit %d: must be 0 or 1", o->inherit);
+    if (o->sample < 1) return usage_error("-sample %d: must be >= 1", o->sample);
+    if (o->blocks < 0 || o->blocks > EVO_MAX_BLOCKS)
+        return usage_error("-blocks %d: must be 1 .. %d (0: the template's)", o->blocks, EVO_MAX_BLOCKS);
+    unsigned mask;
+    if (evo_ops_parse(o->ops, &mask) != DN_OK) return usage_error("-ops: %s", evo_last_error());
     if (o->max_train < 0) return usage_error("-max-train %d: must be >= 0", o->max_train);
     if (o->max_train > 0 && o->max_train <= o->holdout)
         return usage_error("-max-train %d: must be larger than -holdout %d", o->max_train, o->holdout);
@@ -316,6 +335,29 @@ static int check_seed_net(const evo_genome *g, const evo_options *o, int classes
     return EXIT_OK;
 }
 
+/* A cell template: its errors with file:line, then one random architecture
+ * expanded must build, fit the limits and match the classes. */
+static int check_template(const char *text, const evo_options *o, int classes)
+{
+    evo_genome t, x;
+    if (evo_template_parse(text, o->seed_cfg_path, &t) != DN_OK) return runtime_error("seed", evo_last_error());
+    unsigned mask;
+    evo_cells c;
+    uint64_t rng = o->seed ? o->seed : 1;
+    int rc = EXIT_OK;
+    if (evo_ops_parse(o->ops, &mask) != DN_OK) rc = usage_error("-ops: %s", evo_last_error());
+    if (rc == EXIT_OK) {
+        evo_cells_random(&c, o->blocks > 0 ? o->blocks : evo_template_blocks(&t), mask, &rng);
+        if (evo_cells_expand(&t, &c, &x) != DN_OK) rc = runtime_error(o->seed_cfg_path, evo_last_error());
+        else {
+            rc = check_seed_net(&x, o, classes, o->seed_cfg_path);
+            evo_genome_free(&x);
+        }
+    }
+    evo_genome_free(&t);
+    return rc;
+}
+
 /* Read the .data and the seed before anything is created. */
 static int check_inputs(const evo_options *o, char **seed_text)
 {
@@ -328,9 +370,13 @@ static int check_inputs(const evo_options *o, char **seed_text)
     evo_genome g;
     if (evo_genome_parse(*seed_text, o->seed_cfg_path, &g) != DN_OK)
         return runtime_error("seed", evo_last_error());
-    int rc = check_seed_net(&g, o, classes, o->seed_cfg_path);
+    if (!evo_genome_has_cells(&g)) {
+        int rc = check_seed_net(&g, o, classes, o->seed_cfg_path);
+        evo_genome_free(&g);
+        return rc;
+    }
     evo_genome_free(&g);
-    return rc;
+    return check_template(*seed_text, o, classes);
 }
 
 /* Absolute path of an existing file, so that -resume works from anywhere. */
@@ -482,18 +528,20 @@ static int make_parent_dirs(const char *prefix)
 static int cmd_export(int argc, char **argv)
 {
     const char *dir = NULL, *prefix = NULL;
-    int id = -1;
+    int id = -1, filters = 0, cells = 0;
     for (int i = 2; i < argc; ++i) {
         const char *a = argv[i];
-        if (!strcmp(a, "-id") || !strcmp(a, "-out")) {
+        if (!strcmp(a, "-id") || !strcmp(a, "-out") || !strcmp(a, "-filters") || !strcmp(a, "-cells")) {
             if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return EXIT_USAGE; }
+            int *v = !strcmp(a, "-id") ? &id : !strcmp(a, "-filters") ? &filters : &cells;
             if (!strcmp(a, "-out")) prefix = argv[++i];
-            else if (parse_int(a, argv[++i], &id) || id < 0) {
-                if (id < 0) fprintf(stderr, "darknet evolve: -id must be >= 0\n");
+            else if (parse_int(a, argv[++i], v) || *v < (v == &id ? 0 : 1)) {
+                if (*v < (v == &id ? 0 : 1)) fprintf(stderr, "darknet evolve: %s must be >= %d\n", a, v == &id ? 0 : 1);
                 return EXIT_USAGE;
             }
         } else if (looks_like_flag(a)) {
-            fprintf(stderr, "darknet evolve: unknown option '%s' for export (-id N, -out PREFIX)\n", a);
+            fprintf(stderr, "darknet evolve: unknown option '%s' for export (-id N, -out PREFIX, -filters F, "
+                            "-cells N)\n", a);
             return EXIT_USAGE;
         } else if (!dir) {
             dir = a;
@@ -509,7 +557,8 @@ static int cmd_export(int argc, char **argv)
         prefix = def;
     }
     if (make_parent_dirs(prefix)) return EXIT_ERR;
-    if (evo_export(dir, id, prefix, stdout) != DN_OK) return runtime_error("export", evo_last_error());
+    if (evo_export_scaled(dir, id, prefix, filters, cells, stdout) != DN_OK)
+        return runtime_error("export", evo_last_error());
     return EXIT_OK;
 }
 

@@ -50,6 +50,9 @@ typedef struct {
                                 classifier head (global pool, connected,
                                 dropout, softmax, cost at the end), never broken */
     int next_id;             /* next unused gene id                        */
+    char *cells;             /* cell architecture ("# evo cells <text>", see
+                                evo_cells_format) of a genome expanded from a
+                                cell template; NULL when none               */
 } evo_genome;
 
 /* cfg text (annotated or not) -> genome. Unannotated sections get ids 1..n. */
@@ -96,7 +99,11 @@ typedef enum {
     EVO_MUT_INSERT_ONE_TO_ONE,
     EVO_MUT_ADD_SKIP,
     EVO_MUT_REMOVE_SKIP,
-    EVO_MUT_COUNT
+    EVO_MUT_COUNT,           /* the Large-Scale Evolution mutations above */
+    /* cell searches (Regularized Evolution); identity is EVO_MUT_IDENTITY */
+    EVO_MUT_HIDDEN_STATE = 100,  /* a block input moves to another hidden state */
+    EVO_MUT_OP,                  /* a block op changes */
+    EVO_MUT_RANDOM               /* random search: a fresh uniform sample */
 } evo_mutation;
 
 const char *evo_mutation_name(evo_mutation m);       /* "insert_convolution", ... */
@@ -115,6 +122,96 @@ int evo_count_upstream_unsafe(const evo_genome *g);
  * check shapes and limits; on failure draw again (up to max_tries). */
 dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng,
                            int max_tries, evo_genome *child, evo_mutation *applied);
+
+/* ------------------------------------------------------------ cells */
+
+/* The NASNet-style cell search space of "Regularized Evolution for Image
+ * Classifier Architecture Search" (Real et al. 2019), from cfg templates.
+ *
+ * A template is an ordinary Darknet cfg whose outer stack (stem, head) the
+ * user writes, with [cell] sections (type=normal|reduction, filters=F,
+ * optional blocks=B) where cells go. An individual is one architecture for
+ * the normal cell and one for the reduction cell (evo_cells), shared by every
+ * [cell] of its type; evo_cells_expand turns template + cells into plain
+ * Darknet layers (see cell.c for what each op becomes).
+ *
+ * Cell k reads h(k-1) = the layer right before its [cell] and h(k-2) = the
+ * previous cell's h(k-1) (for the first cell, h(k-2) = h(k-1)). Each block
+ * applies an op to each of two hidden states and adds the results; the cell
+ * output concatenates the block outputs no later block reads. */
+typedef enum {
+    EVO_OP_IDENTITY, EVO_OP_SEP3, EVO_OP_SEP5, EVO_OP_SEP7, EVO_OP_MAX3, EVO_OP_AVG3,
+    EVO_OP_CONV1, EVO_OP_CONV3, EVO_OP_COUNT
+} evo_op;
+/* "identity","sep3x3","sep5x5","sep7x7","max3x3","avg3x3","conv1x1","conv3x3" ("unknown" else). */
+const char *evo_op_name(evo_op op);
+dn_status evo_op_from_name(const char *name, evo_op *out);
+
+#define EVO_OPS_ALL ((1u << EVO_OP_COUNT) - 1)                 /* op_mask: every op */
+#define EVO_OPS_UPSTREAM (EVO_OPS_ALL & ~(1u << EVO_OP_AVG3))  /* ops pjreddie Darknet loads */
+#define EVO_MAX_BLOCKS 16
+#define EVO_DEFAULT_BLOCKS 5                                   /* B of the paper */
+
+/* in[s]: hidden state index: 0 = h(k-2), 1 = h(k-1), 2+j = block j's output
+ * (only j < the block's own index). op[s] is applied to in[s]. */
+typedef struct { int in[2]; evo_op op[2]; } evo_block;
+typedef struct { int blocks; evo_block normal[EVO_MAX_BLOCKS], reduction[EVO_MAX_BLOCKS]; } evo_cells;
+
+/* DN_OK when c is well formed: 1 <= blocks <= EVO_MAX_BLOCKS, every input
+ * index of block j in [0, 2+j), every op a known one. */
+dn_status evo_cells_check(const evo_cells *c);
+
+/* The genome (template) has at least one [cell] section. */
+int evo_genome_has_cells(const evo_genome *g);
+/* Template errors (unknown cell type or key, a cell with no layer before it,
+ * filters missing or < 1, a cell in the classifier head, input sizes that do
+ * not line up) -> DN_ERR_PARSE / DN_ERR_SHAPE. A genome has no line numbers,
+ * so messages name "template: layer i"; evo_template_parse names file:line. */
+dn_status evo_template_check(const evo_genome *tmpl);
+/* evo_genome_parse + evo_template_check with "name:line: what" messages. */
+dn_status evo_template_parse(const char *cfg_text, const char *name, evo_genome *out);
+/* Blocks per cell the template asks for (its [cell] blocks=), else EVO_DEFAULT_BLOCKS. */
+int evo_template_blocks(const evo_genome *tmpl);
+
+/* Text form, stored on the comment line "# evo cells <text>" of an
+ * individual's cfg; no whitespace (the cfg lexer strips it; parse skips it):
+ *   normal=sep3x3(0)+identity(1),max3x3(1)+sep5x5(2);reduction=avg3x3(0)+conv1x1(1),...
+ * one "op(input)+op(input)" per block, blocks separated by ',', the two cells
+ * by ';' (both required, same number of blocks). */
+dn_status evo_cells_parse(const char *text, evo_cells *out);
+dn_status evo_cells_format(const evo_cells *c, char **text);        /* malloc'd */
+
+/* Uniform sample: every block picks each input uniformly among the hidden
+ * states available to it and each op uniformly among the ops of op_mask
+ * (bit i = evo_op i; no known op in it: every op). blocks is clamped to
+ * [1, EVO_MAX_BLOCKS]. Unused entries are zero. */
+void evo_cells_random(evo_cells *c, int blocks, unsigned op_mask, uint64_t *rng);
+/* The paper's mutations, applied to a uniformly chosen cell (normal or
+ * reduction), block and input slot:
+ *   hidden-state: the input index changes to a different valid one (< the
+ *     block's own state index, so the cell stays a DAG);
+ *   op: the op changes to a different op of op_mask.
+ * DN_ERR_ARG (message, c unchanged) when no other choice exists or c is
+ * malformed. Identity ("no change") is the caller's. */
+dn_status evo_cells_mutate_hidden(evo_cells *c, uint64_t *rng);
+dn_status evo_cells_mutate_op(evo_cells *c, unsigned op_mask, uint64_t *rng);
+
+/* Expand every [cell] of the template into plain Darknet layers with cell
+ * architecture c. out has no [cell] left and carries c as out->cells. Gene
+ * ids are a function of (template, c): template layers keep theirs; layer
+ * `role` of the k-th cell (0-based) gets tmpl->next_id + k*EVO_CELL_ID_STRIDE
+ * + role, where the role names the block, input slot and kind of layer, so
+ * a layer keeps its id (and inherited weights) across mutations elsewhere. */
+#define EVO_CELL_ID_STRIDE 400
+dn_status evo_cells_expand(const evo_genome *tmpl, const evo_cells *c, evo_genome *out);
+/* Export at another width/depth: every [cell]'s filters scaled so that the
+ * first cell has `filters` (<= 0: unchanged; each at least 1), every run of
+ * consecutive normal [cell]s made `normal_cells` long (<= 0: unchanged; extra
+ * cells are copies of the run's last one, with fresh ids). Still a template. */
+dn_status evo_template_rescale(const evo_genome *tmpl, int filters, int normal_cells, evo_genome *out);
+/* Why pjreddie Darknet cannot load c's expansion (avg3x3 is [local_avgpool],
+ * AlexeyAB's fork only), or NULL when it can. */
+const char *evo_cells_upstream_note(const evo_cells *c);
 
 /* ------------------------------------------------------------ inheritance */
 
@@ -181,8 +278,12 @@ void evo_result_free(evo_result *r);
 /* Options of a search; saved in DIR/options.cfg and restored by -resume. */
 typedef struct {
     char *data_path, *seed_cfg_path, *out_dir;
-    char *algo;              /* "tournament" */
-    int population, evals, steps, batch, holdout, inherit, workers;
+    char *algo;              /* "tournament", "aging" or "random" */
+    char *ops;               /* cell searches: "all", "upstream" or a list of op names */
+    int population, evals, steps, batch, holdout, workers;
+    int inherit;             /* 1, 0, or -1: 1 for growth searches, 0 for cell searches */
+    int sample;              /* aging: individuals sampled per cycle (S) */
+    int blocks;              /* cell searches: blocks per cell (B; 0: the template's or 5) */
     double hours;
     uint64_t seed;
     evo_limits limits;
@@ -191,6 +292,9 @@ typedef struct {
 } evo_options;
 
 void evo_options_defaults(evo_options *o);
+/* -ops: "all", "upstream" (every op pjreddie Darknet loads) or a comma list
+ * of op names -> op_mask (bit i = evo_op i). */
+dn_status evo_ops_parse(const char *list, unsigned *mask);
 void evo_options_free(evo_options *o);
 
 /* One individual as recorded in the run folder. */
@@ -280,6 +384,11 @@ void evo_json_object_free(evo_json_object *o);
  * the worse when at least `population` are alive, else -1. One alive: it is
  * the parent. None alive: *parent = -1 (start again from the seed). */
 dn_status evo_tournament(evo_state *s, int population, int *parent, int *killed);
+/* Regularized (aging) evolution: *parent gets the best of `sample` distinct
+ * living individuals drawn at random (all of them when fewer live; ties: the
+ * younger wins); *killed the oldest living one when at least `population`
+ * are alive, else -1. None alive: *parent = -1. */
+dn_status evo_aging(evo_state *s, int population, int sample, int *parent, int *killed);
 
 /* ------------------------------------------------------------ search, export, cli */
 
@@ -289,6 +398,11 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
 /* Export an individual (id < 0: the best living one) as PREFIX.cfg (plain),
  * PREFIX.weights, PREFIX.data and PREFIX.labels; report its test accuracy. */
 dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report);
+/* The same; for cell searches, filters > 0 or normal_cells > 0 write the
+ * individual's cells in the template at that width/depth (cfg, .data,
+ * labels; no weights: it is to be trained from scratch). id < 0: the best
+ * individual ever evaluated. */
+dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int normal_cells, FILE *report);
 
 /* `darknet evolve ...` entry point (returns the process exit code). */
 int evo_main(int argc, char **argv);

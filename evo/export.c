@@ -13,6 +13,11 @@
  * read back (cfg parsed, weights loaded, the .data read) and the network is
  * run on the valid= split of the .data — the test set, never seen by the
  * search — so the reported test accuracy is that of what was written.
+ *
+ * Cell searches can export the winner's cells in another outer stack: the
+ * template with F filters in its first cell and N normal cells per stage
+ * (evo_template_rescale). Those networks are new, so no weights are written:
+ * the report says how to train them with `darknet classifier train`.
  */
 #include "evo.h"
 #include <errno.h>
@@ -128,13 +133,12 @@ static dn_status pick(const char *dir, evo_state *s, int id, const evo_individua
     for (int i = 0; i < s->n; ++i) {
         const evo_individual *v = &s->ind[i];
         if (id >= 0 ? v->id == id
-                    : v->alive && (!best || v->accuracy > best->accuracy ||
-                                   (v->accuracy == best->accuracy && v->id < best->id)))
+                    : v->outcome == EVO_OK && (!best || v->accuracy > best->accuracy ||
+                                               (v->accuracy == best->accuracy && v->id < best->id)))
             best = v;
     }
     if (!best && id < 0)
-        return evo_fail(DN_ERR_DATA, "%s: no living individual to export (%d evaluations, all failed or dead)",
-                             dir, s->evals);
+        return evo_fail(DN_ERR_DATA, "%s: no individual to export (%d evaluations, all failed)", dir, s->evals);
     if (!best) return evo_fail(DN_ERR_ARG, "%s: there is no individual %d (ids below %d)", dir, id, s->next_id);
     if (best->outcome != EVO_OK)
         return evo_fail(DN_ERR_ARG, "%s: individual %d failed at evaluation %d: it has no weights to export",
@@ -148,7 +152,7 @@ static dn_status load_chosen(evo_store *st, const evo_individual *v, char **cfg,
     if (evo_store_load_individual(st, v->id, cfg, w, wn) == DN_OK) return DN_OK;
     if (!v->alive)
         return evo_fail(DN_ERR_ARG, "%s: individual %d died at evaluation %d and its weights were deleted "
-                             "(only the living and the first initial individual keep weights)",
+                             "(only the living, the best ever and the first initial individual keep weights)",
                              evo_store_dir(st), v->id, v->died_at);
     char msg[2048];
     snprintf(msg, sizeof msg, "%s", evo_last_error());
@@ -329,11 +333,87 @@ static dn_status write_all(evo_store *st, const evo_options *o, const evo_indivi
     return s;
 }
 
-static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, int id, const char *prefix,
-                             FILE *report)
+/* ------------------------------------------------------------ another width or depth */
+
+/* The run's template (DIR/seed.cfg) rescaled and expanded with v's cells. */
+static dn_status scaled_cfg(evo_store *st, const evo_individual *v, int filters, int cells, char **plain,
+                            const char **note)
+{
+    char path[4096], *text = NULL, *cfg = NULL;
+    snprintf(path, sizeof path, "%s/seed.cfg", evo_store_dir(st));
+    evo_genome tmpl, scaled, ind, out;
+    memset(&tmpl, 0, sizeof tmpl); memset(&scaled, 0, sizeof scaled);
+    memset(&ind, 0, sizeof ind); memset(&out, 0, sizeof out);
+    evo_cells c;
+    dn_status s = evo_read_file(path, &text, NULL);
+    if (s == DN_OK) s = evo_genome_parse(text, path, &tmpl);
+    if (s == DN_OK && !evo_genome_has_cells(&tmpl))
+        s = evo_fail(DN_ERR_ARG, "%s: -filters / -cells need a cell search (its seed has no [cell] sections)",
+                     evo_store_dir(st));
+    if (s == DN_OK) s = evo_store_load_individual(st, v->id, &cfg, NULL, NULL);
+    if (s == DN_OK) s = evo_genome_parse(cfg, "individual", &ind);
+    if (s == DN_OK && !ind.cells) s = evo_fail(DN_ERR_PARSE, "individual %d has no '# evo cells' line", v->id);
+    if (s == DN_OK) s = evo_cells_parse(ind.cells, &c);
+    if (s == DN_OK) s = evo_template_rescale(&tmpl, filters, cells, &scaled);
+    if (s == DN_OK) s = evo_cells_expand(&scaled, &c, &out);
+    if (s == DN_OK) s = evo_genome_check(&out, NULL, NULL);
+    if (s == DN_OK) s = evo_genome_emit(&out, 0, plain);
+    if (s == DN_OK) *note = evo_cells_upstream_note(&c);
+    evo_genome_free(&tmpl); evo_genome_free(&scaled); evo_genome_free(&ind); evo_genome_free(&out);
+    free(text);
+    free(cfg);
+    return s;
+}
+
+static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_individual *v, int filters, int cells,
+                               const char *prefix, FILE *report)
+{
+    export_paths p;
+    TRY(make_paths(prefix, &p));
+    char *plain = NULL;
+    const char *note = NULL;
+    dn_data_config dc;
+    memset(&dc, 0, sizeof dc);
+    dn_status s = scaled_cfg(st, v, filters, cells, &plain, &note);
+    if (s == DN_OK) s = make_dirs_for(prefix);
+    if (s == DN_OK) s = evo_write_file_atomic(p.cfg, plain, strlen(plain));
+    if (s == DN_OK && dn_data_config_read(o->data_path, &dc) != DN_OK)
+        s = dn_failed(DN_ERR_PARSE, "the search's .data (export from the folder the search ran in)");
+    if (s == DN_OK) s = write_labels(&dc, p.labels);
+    if (s == DN_OK) s = write_data(&dc, &p, v->id, evo_store_dir(st));
+    evo_cost cost = {0};
+    if (s == DN_OK) {
+        evo_genome g;
+        if (evo_genome_parse(plain, p.cfg, &g) == DN_OK) {
+            evo_genome_check(&g, NULL, &cost);
+            evo_genome_free(&g);
+        }
+    }
+    if (s == DN_OK && report) {
+        fprintf(report, "export: the cells of individual %d of %s (validation %.2f%%) in the template", v->id,
+                evo_store_dir(st), 100.0 * v->accuracy);
+        if (filters > 0) fprintf(report, " with %d filters", filters);
+        if (cells > 0) fprintf(report, ", %d normal cell%s per stage", cells, cells == 1 ? "" : "s");
+        fprintf(report, "\n  params: %zu, FLOPs: %.4g M per image, %d layers\n", cost.params, cost.flops / 1e6,
+                cost.layers);
+        fprintf(report, "  wrote: %s %s %s (no weights: a new network, to train from scratch)\n", p.cfg, p.data,
+                p.labels);
+        fprintf(report, "  train: darknet classifier train %s %s\n", p.data, p.cfg);
+        if (note) fprintf(report, "  note: %s\n", note);
+        fflush(report);
+    }
+    dn_data_config_free(&dc);
+    free(plain);
+    paths_free(&p);
+    return s;
+}
+
+static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, int id, int filters, int cells,
+                             const char *prefix, FILE *report)
 {
     const evo_individual *v = NULL;
     TRY(pick(evo_store_dir(st), s, id, &v));
+    if (filters > 0 || cells > 0) return export_scaled(st, o, v, filters, cells, prefix, report);
     TRY(make_dirs_for(prefix));
     export_paths p;
     TRY(make_paths(prefix, &p));
@@ -348,6 +428,11 @@ static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, 
 
 dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report)
 {
+    return evo_export_scaled(dir, id, prefix, 0, 0, report);
+}
+
+dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int cells, FILE *report)
+{
     if (!dir) return evo_fail(DN_ERR_ARG, "evo_export: no run folder");
     evo_options o;
     evo_state s;
@@ -358,7 +443,7 @@ dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report)
         if (asprintf(&def, "%s/best/best", evo_store_dir(st)) < 0) def = NULL;
         if (!def) r = evo_fail(DN_ERR_NOMEM, "out of memory");
     }
-    if (r == DN_OK) r = export_from(st, &o, &s, id, prefix ? prefix : def, report);
+    if (r == DN_OK) r = export_from(st, &o, &s, id, filters, cells, prefix ? prefix : def, report);
     free(def);
     evo_store_close(st);
     evo_state_free(&s);

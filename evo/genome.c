@@ -12,6 +12,8 @@
  * On top of that, comment lines starting "# evo" carry the genome's memory:
  *   # evo id=N        the stable gene id of the next section
  *   # evo next_id=N   the next unused gene id (in the [net] block)
+ *   # evo cells TEXT  the cell architecture of a genome expanded from a cell
+ *                     template (in the [net] block; see evo_cells_format)
  * Sections without an id line get fresh ids in order (1..n for a plain cfg).
  *
  * [route] layers= and [shortcut] from= are read as layer indexes (negative:
@@ -133,7 +135,19 @@ typedef struct {
     int lines_cap;
 } parser;
 
-/* "#evoid=N" / "#evonext_id=N" (the line is already stripped). */
+/* The text of "# evo cells <text>", checked and kept in its canonical form. */
+static dn_status parse_cells_line(parser *ps, const char *text, int line)
+{
+    if (ps->g->cells)
+        return evo_fail(DN_ERR_PARSE, "%s:%d: a second '# evo cells' line (a genome has one cell architecture)",
+                        ps->name, line);
+    evo_cells c;
+    if (evo_cells_parse(text, &c) != DN_OK)
+        return evo_fail(DN_ERR_PARSE, "%s:%d: '# evo cells': %s", ps->name, line, evo_last_error());
+    return evo_cells_format(&c, &ps->g->cells);
+}
+
+/* "#evoid=N" / "#evonext_id=N" / "#evocells..." (the line is already stripped). */
 static dn_status parse_annotation(parser *ps, const char *s, int line)
 {
     const char *rest = s + 4;   /* after "#evo" */
@@ -148,6 +162,8 @@ static dn_status parse_annotation(parser *ps, const char *s, int line)
             return evo_fail(DN_ERR_PARSE, "%s:%d: '# evo next_id=%s' must be an integer >= 1", ps->name, line,
                             rest + 8);
         ps->g->next_id = (int)v;
+    } else if (strncmp(rest, "cells", 5) == 0) {
+        return parse_cells_line(ps, rest + 5, line);
     }
     return DN_OK;   /* other "# evo..." comments are ordinary comments */
 }
@@ -377,6 +393,7 @@ dn_status evo_genome_emit(const evo_genome *g, int annotate, char **text)
     strbuf b = {0};
     sb_printf(&b, "[net]\n");
     if (annotate) sb_printf(&b, "# evo next_id=%d\n", g->next_id);
+    if (annotate && g->cells) sb_printf(&b, "# evo cells %s\n", g->cells);
     emit_kvs(&b, g->net, g->nnet);
     for (int i = 0; i < g->n; ++i) {
         const evo_gene *gene = &g->genes[i];
@@ -435,6 +452,7 @@ dn_status evo_genome_copy(const evo_genome *src, evo_genome *dst)
     }
     dst->body_end = src->body_end;
     dst->next_id = src->next_id;
+    if (st == DN_OK && src->cells && !(dst->cells = strdup(src->cells))) st = evo_fail(DN_ERR_NOMEM, "out of memory");
     if (st != DN_OK) evo_genome_free(dst);
     return st;
 }
@@ -445,6 +463,7 @@ void evo_genome_free(evo_genome *g)
     kvs_free(g->net, g->nnet);
     for (int i = 0; i < g->n; ++i) gene_clear(&g->genes[i]);
     free(g->genes);
+    free(g->cells);
     memset(g, 0, sizeof *g);
 }
 

@@ -34,9 +34,16 @@ static const char *const mutation_names[EVO_MUT_COUNT] = {
     "alter_channels", "alter_filter_size", "insert_one_to_one", "add_skip", "remove_skip",
 };
 
+/* The cell-space kinds, which live outside [0, EVO_MUT_COUNT). */
+static const struct { evo_mutation m; const char *name; } cell_kinds[] = {
+    {EVO_MUT_HIDDEN_STATE, "hidden_state"}, {EVO_MUT_OP, "op"}, {EVO_MUT_RANDOM, "random"},
+};
+
 const char *evo_mutation_name(evo_mutation m)
 {
     if (m == EVO_MUT_NONE) return "none";
+    for (size_t i = 0; i < sizeof cell_kinds / sizeof *cell_kinds; ++i)
+        if (cell_kinds[i].m == m) return cell_kinds[i].name;
     return (m >= 0 && m < EVO_MUT_COUNT) ? mutation_names[m] : "unknown";
 }
 
@@ -46,6 +53,8 @@ dn_status evo_mutation_from_name(const char *name, evo_mutation *out)
     if (strcmp(name, "none") == 0) { *out = EVO_MUT_NONE; return DN_OK; }
     for (int m = 0; m < EVO_MUT_COUNT; ++m)
         if (strcmp(name, mutation_names[m]) == 0) { *out = (evo_mutation)m; return DN_OK; }
+    for (size_t i = 0; i < sizeof cell_kinds / sizeof *cell_kinds; ++i)
+        if (strcmp(name, cell_kinds[i].name) == 0) { *out = cell_kinds[i].m; return DN_OK; }
     return evo_fail(DN_ERR_ARG, "unknown mutation '%s'", name);
 }
 

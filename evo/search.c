@@ -1,9 +1,22 @@
 /*
- * search.c — the steady-state evolutionary search of Real et al. (2017):
- * P copies of the seed are trained from scratch; then, until the budget is
- * spent, two living individuals are drawn at random, the worse dies (when the
- * population is full), and the better gets a mutated child that inherits its
- * weights, is trained for T steps and joins the population.
+ * search.c — the steady-state searches, one evaluation at a time:
+ *
+ *   tournament (Large-Scale Evolution, Real et al. 2017): two living
+ *     individuals drawn at random, the worse dies (when the population is
+ *     full), the better gets a mutated child;
+ *   aging (Regularized Evolution, Real et al. 2018): S living individuals
+ *     drawn at random, the best gets a mutated child, the oldest dies;
+ *   random: every individual a fresh sample of the search space; the worst
+ *     dies when the population is full (so the best so far stays).
+ *
+ * Two search spaces, chosen by the seed cfg. A plain cfg grows by the 11
+ * mutations of Large-Scale Evolution from P copies of itself (random search:
+ * the seed after 1-16 random mutations), children inheriting their parent's
+ * weights. A template with [cell] sections is the NASNet space: P random
+ * cell architectures, then children by exactly one of hidden-state, op or
+ * identity mutation, trained from scratch (-inherit 0 unless asked).
+ * The best individual ever evaluated keeps its weights when it dies, so it
+ * can be exported.
  *
  * All randomness flows from the search seed: selection and mutation draw from
  * state->rng (restored from the event log on resume); each evaluation gets a
@@ -27,6 +40,10 @@ typedef struct {
     evo_genome seed;
     double t0;            /* session start (dn_time_now)            */
     double elapsed0;      /* search seconds before this session      */
+    int cells;            /* the seed is a [cell] template            */
+    unsigned ops;         /* cell searches: allowed ops               */
+    int blocks;           /* cell searches: blocks per cell           */
+    int inherit;          /* children start from their parent's weights */
 } search_ctx;
 
 /* One planned step: who is born from whom, who dies. */
@@ -107,10 +124,60 @@ static float median_alive(const evo_state *s)
     return m;
 }
 
-/* The paper's tournament (evo_tournament) on this session's state. */
+/* Index of the worst living individual (ties: the older), or -1. */
+static int worst_alive(const evo_state *s)
+{
+    int w = -1;
+    for (int i = 0; i < s->n; ++i)
+        if (s->ind[i].alive && (w < 0 || s->ind[i].accuracy < s->ind[w].accuracy)) w = i;
+    return w;
+}
+
+/* Who is born from whom and who dies, by the algorithm. */
 static dn_status plan_step(search_ctx *c, step_plan *p)
 {
+    const char *algo = c->o->algo ? c->o->algo : "tournament";
+    if (!strcmp(algo, "aging")) return evo_aging(c->s, c->o->population, c->o->sample, &p->parent, &p->killed);
+    if (!strcmp(algo, "random")) {
+        p->parent = -1;
+        int w = worst_alive(c->s);
+        p->killed = count_alive(c->s) >= c->o->population && w >= 0 ? c->s->ind[w].id : -1;
+        return DN_OK;
+    }
     return evo_tournament(c->s, c->o->population, &p->parent, &p->killed);
+}
+
+/* The best individual ever evaluated (ties: the older), or -1: its weights are kept. */
+static int best_ever(const evo_state *s)
+{
+    int b = -1;
+    for (int i = 0; i < s->n; ++i)
+        if (s->ind[i].outcome == EVO_OK && (b < 0 || s->ind[i].accuracy > s->ind[b].accuracy)) b = i;
+    return b;
+}
+
+dn_status evo_ops_parse(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    if (!list || !*list || !strcmp(list, "all")) { *mask = EVO_OPS_ALL; return DN_OK; }
+    if (!strcmp(list, "upstream")) { *mask = EVO_OPS_UPSTREAM; return DN_OK; }
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char name[32];
+        if (len == 0 || len >= sizeof name) return evo_fail(DN_ERR_ARG, "'%s': an empty or too long op name", list);
+        memcpy(name, p, len);
+        name[len] = 0;
+        evo_op op;
+        if (evo_op_from_name(name, &op) != DN_OK)
+            return evo_fail(DN_ERR_ARG, "'%s': unknown op '%s' (ops: identity sep3x3 sep5x5 sep7x7 max3x3 avg3x3 "
+                            "conv1x1 conv3x3, or all, upstream)", list, name);
+        *mask |= 1u << op;
+        p += len + (e != NULL);
+    }
+    if (!*mask) return evo_fail(DN_ERR_ARG, "'%s': no op", list);
+    return DN_OK;
 }
 
 /* ------------------------------------------------------------ budget and progress */
@@ -145,7 +212,8 @@ static void print_progress(const search_ctx *c, const evo_individual *ind, const
     if (c->o->evals > 0) snprintf(counter, sizeof counter, "[%3d/%d]", s->evals, c->o->evals);
     else snprintf(counter, sizeof counter, "[%3d]", s->evals);
     fprintf(c->log, "%s ", counter);
-    if (ind->parent < 0) fprintf(c->log, "initial %d (seed copy)", ind->id);
+    if (ind->mutation == EVO_MUT_RANDOM) fprintf(c->log, "sample %d (random)", ind->id);
+    else if (ind->parent < 0) fprintf(c->log, "initial %d (%s)", ind->id, c->cells ? "random cells" : "seed copy");
     else fprintf(c->log, "child %d <- %d %s", ind->id, ind->parent, evo_mutation_name(ind->mutation));
     if (r->outcome == EVO_OK) fprintf(c->log, "  val %.1f%%  (%.2f s)", 100.0 * ind->accuracy, ind->seconds);
     else fprintf(c->log, "  FAILED (%.2f s): %s", ind->seconds, r->reason);
@@ -180,15 +248,94 @@ static void step_input_free(step_input *in)
     memset(in, 0, sizeof *in);
 }
 
-/* Build the child of p->parent (or a seed copy). A mutation that cannot be
+/* A random walk from the seed: 1-16 mutations (random search, growth space). */
+static dn_status random_walk(search_ctx *c, step_input *in)
+{
+    dn_status s = evo_genome_copy(&c->seed, &in->child);
+    int steps = 1 + (int)(dn_rand_u64(&c->s->rng) % 16);
+    for (int i = 0; i < steps && s == DN_OK; ++i) {
+        evo_genome next;
+        evo_mutation m;
+        if (evo_mutate_child(&in->child, &c->o->limits, &c->s->rng, MUTATE_TRIES, &next, &m) != DN_OK) break;
+        evo_genome_free(&in->child);
+        in->child = next;
+    }
+    in->mutation = EVO_MUT_RANDOM;
+    return s;
+}
+
+/* One of the paper's cell mutations, drawn uniformly, applied to cells. */
+static dn_status mutate_cells(search_ctx *c, evo_cells *cells, evo_mutation *m)
+{
+    int k = (int)(dn_rand_u64(&c->s->rng) % 3);
+    if (k == 0) { *m = EVO_MUT_HIDDEN_STATE; return evo_cells_mutate_hidden(cells, &c->s->rng); }
+    if (k == 1) { *m = EVO_MUT_OP; return evo_cells_mutate_op(cells, c->ops, &c->s->rng); }
+    *m = EVO_MUT_IDENTITY;
+    return DN_OK;
+}
+
+/* A cell-space child: the parent's cells mutated, or a uniform sample (no
+ * parent), expanded with the template; drawn again until it passes the shape
+ * and limit check. */
+static dn_status cell_child(search_ctx *c, const evo_genome *parent, int random, step_input *in)
+{
+    evo_cells base;
+    memset(&base, 0, sizeof base);
+    if (parent) {
+        if (!parent->cells) return evo_fail(DN_ERR_PARSE, "the parent has no '# evo cells' line");
+        dn_status s = evo_cells_parse(parent->cells, &base);
+        if (s != DN_OK) return s;
+    }
+    char why[512] = "";
+    for (int t = 0; t < MUTATE_TRIES; ++t) {
+        evo_cells cells = base;
+        evo_mutation m = random ? EVO_MUT_RANDOM : EVO_MUT_NONE;
+        if (!parent) evo_cells_random(&cells, c->blocks, c->ops, &c->s->rng);
+        else if (mutate_cells(c, &cells, &m) != DN_OK) {
+            snprintf(why, sizeof why, "%s", evo_last_error());
+            continue;
+        }
+        evo_genome g;
+        if (evo_cells_expand(&c->seed, &cells, &g) != DN_OK) {
+            snprintf(why, sizeof why, "%s", evo_last_error());
+            continue;
+        }
+        if (evo_genome_check(&g, &c->o->limits, NULL) != DN_OK) {
+            snprintf(why, sizeof why, "%s", evo_last_error());
+            evo_genome_free(&g);
+            continue;
+        }
+        in->child = g;
+        in->mutation = m;
+        return DN_OK;
+    }
+    return evo_fail(DN_ERR_ARG, "no valid cell architecture in %d tries; the last: %s", MUTATE_TRIES, why);
+}
+
+/* A child with no parent: a seed copy, a random cell sample, or (random
+ * search past the initial population) a random point of the growth space. */
+static dn_status fresh_child(search_ctx *c, step_input *in)
+{
+    int random = c->s->evals >= c->o->population;
+    if (c->cells) return cell_child(c, NULL, random, in);
+    if (random) return random_walk(c, in);
+    return evo_genome_copy(&c->seed, &in->child);
+}
+
+/* Build the child of p->parent (or a fresh one). A mutation that cannot be
  * applied is not an error of the search: it becomes a failed child. */
 static dn_status prepare_child(search_ctx *c, const step_plan *p, step_input *in)
 {
     memset(in, 0, sizeof *in);
     in->mutation = EVO_MUT_NONE;
-    if (p->parent < 0) return evo_genome_copy(&c->seed, &in->child);
+    if (p->parent < 0) {
+        dn_status s = fresh_child(c, in);
+        if (s == DN_OK || !c->cells) return s;
+        snprintf(in->mut_error, sizeof in->mut_error, "%s", evo_last_error());   /* e.g. limits too tight */
+        return evo_genome_copy(&c->seed, &in->child);
+    }
     char *cfg = NULL;
-    void **w = c->o->inherit ? &in->pweights : NULL;   /* weights only when children inherit */
+    void **w = c->inherit ? &in->pweights : NULL;   /* weights only when children inherit */
     dn_status s = evo_store_load_individual(c->st, p->parent, &cfg, w, &in->pweights_size);
     if (s != DN_OK) return s;
     char name[64];
@@ -197,7 +344,8 @@ static dn_status prepare_child(search_ctx *c, const step_plan *p, step_input *in
     free(cfg);
     if (s != DN_OK) return s;
     in->have_parent = 1;
-    s = evo_mutate_child(&in->parent, &c->o->limits, &c->s->rng, MUTATE_TRIES, &in->child, &in->mutation);
+    s = c->cells ? cell_child(c, &in->parent, 0, in)
+                 : evo_mutate_child(&in->parent, &c->o->limits, &c->s->rng, MUTATE_TRIES, &in->child, &in->mutation);
     if (s != DN_OK) {
         snprintf(in->mut_error, sizeof in->mut_error, "no mutation applies: %s", evo_last_error());
         in->mutation = EVO_MUT_NONE;
@@ -219,7 +367,7 @@ static void evaluate_child(search_ctx *c, int id, step_input *in, evo_result *r)
     memset(&eo, 0, sizeof eo);
     eo.steps = c->o->steps;
     eo.batch = c->o->batch;
-    eo.inherit = c->o->inherit && in->have_parent && in->mutation != EVO_MUT_RESET_WEIGHTS;
+    eo.inherit = c->inherit && in->have_parent && in->mutation != EVO_MUT_RESET_WEIGHTS;
     eo.seed = eval_seed(c->o->seed, id);
     eo.threads = c->o->threads;
     evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
@@ -238,9 +386,17 @@ static dn_status record_step(search_ctx *c, const evo_individual *ind, const ste
     free(text);
     if (s != DN_OK) return s;
     int nkilled = p->killed >= 0;
+    int best_before = best_ever(c->s), best_id = best_before >= 0 ? c->s->ind[best_before].id : -1;
     s = evo_store_append_event(c->st, ind, r, &p->killed, nkilled, c->s->rng, elapsed);
     if (s != DN_OK) return s;
-    if (nkilled) return evo_store_remove_weights(c->st, p->killed);
+    /* the best ever keeps its weights; a dead one loses them when beaten */
+    int new_best = ok && (best_before < 0 || ind->accuracy > c->s->ind[best_before].accuracy);
+    if (nkilled && (p->killed != best_id || new_best)) {
+        s = evo_store_remove_weights(c->st, p->killed);
+        if (s != DN_OK) return s;
+    }
+    if (new_best && best_id >= 0 && best_id != p->killed && !c->s->ind[best_before].alive)
+        return evo_store_remove_weights(c->st, best_id);
     return DN_OK;
 }
 
@@ -313,15 +469,25 @@ static dn_status load_seed(search_ctx *c)
     if (rs != DN_OK) return rs;
     dn_status s = evo_genome_parse(text, path, &c->seed);
     free(text);
-    return s;
+    if (s != DN_OK) return s;
+    c->cells = evo_genome_has_cells(&c->seed);
+    c->inherit = c->o->inherit < 0 ? !c->cells : c->o->inherit;
+    if (!c->cells) return DN_OK;
+    if ((s = evo_template_check(&c->seed)) != DN_OK) return s;
+    c->blocks = c->o->blocks > 0 ? c->o->blocks : evo_template_blocks(&c->seed);
+    return evo_ops_parse(c->o->ops, &c->ops);
 }
 
 static void print_start(const search_ctx *c)
 {
     if (!c->log) return;
     const evo_options *o = c->o;
-    fprintf(c->log, "evolve: %s, population %d, %d steps x batch %d per child, inherit %d, seed %llu\n",
-            evo_store_dir(c->st), o->population, o->steps, o->batch, o->inherit, (unsigned long long)o->seed);
+    fprintf(c->log, "evolve: %s, %s search of %s, population %d", evo_store_dir(c->st),
+            o->algo ? o->algo : "tournament", c->cells ? "cells" : "growing networks", o->population);
+    if (o->algo && !strcmp(o->algo, "aging")) fprintf(c->log, ", sample %d", o->sample);
+    if (c->cells) fprintf(c->log, ", %d blocks, ops %s", c->blocks, o->ops ? o->ops : "all");
+    fprintf(c->log, "\nevolve: %d steps x batch %d per child, inherit %d, seed %llu\n", o->steps, o->batch,
+            c->inherit, (unsigned long long)o->seed);
     fprintf(c->log, "evolve: data %d training / %d validation images; budget", c->data.train.n, c->data.holdout.n);
     if (o->evals > 0) fprintf(c->log, " %d evaluations", o->evals);
     if (o->hours > 0) fprintf(c->log, "%s %.3g hours", o->evals > 0 ? " or" : "", o->hours);

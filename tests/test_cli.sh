@@ -208,10 +208,14 @@ expect_error corrupt_image 1 'corrupt\.png' "$DN" classifier predict "$T/tiny.da
 
 # SIGINT saves <base>.backup and exits 130; training forever (-max_batches 0) until then
 sed -e "s#^backup=.*#backup=$T/sig#" "$T/tiny.data" > "$T/sig.data"
-timeout 60 "$DN" classifier train "$T/sig.data" "$T/tiny.v1.cfg" -max_batches 0 -quiet >"$T/sig.out" 2>"$T/sig.err" &
+# (signalled directly, not through timeout(1), which would pass the signal on
+# to the whole process group as well: a second SIGINT kills at once, by design)
+"$DN" classifier train "$T/sig.data" "$T/tiny.v1.cfg" -max_batches 0 -quiet >"$T/sig.out" 2>"$T/sig.err" &
 pid=$!
-for _ in $(seq 100); do [ -s "$T/sig/tiny_1.weights" ] && break; sleep 0.1; done
+( sleep 60; kill -9 $pid 2>/dev/null ) & watchdog=$!
+for _ in $(seq 300); do [ -s "$T/sig/tiny_1.weights" ] && break; sleep 0.1; done
 kill -INT $pid; wait $pid; rc=$?
+kill $watchdog 2>/dev/null; wait $watchdog 2>/dev/null
 check "SIGINT exits 130 (rc=$rc)" [ "$rc" -eq 130 ]
 check "SIGINT saves the backup" [ -s "$T/sig/tiny.backup" ]
 check "SIGINT says so" grep -q 'stopped by SIGINT' "$T/sig.err"

@@ -121,6 +121,9 @@ static void fill_options(evo_options *o)
     o->batch = 8;
     o->holdout = 50;
     o->inherit = 1;
+    o->sample = 7;
+    o->blocks = 3;
+    o->ops = strdup("sep3x3,identity");
     o->workers = 2;
     o->seed = UINT64_MAX;
     o->limits.max_layers = 12;
@@ -131,14 +134,7 @@ static void fill_options(evo_options *o)
     o->threads = 3;
 }
 
-static void free_options(evo_options *o)
-{
-    free(o->data_path);
-    free(o->seed_cfg_path);
-    free(o->algo);
-    free(o->out_dir);
-    memset(o, 0, sizeof *o);
-}
+static void free_options(evo_options *o) { evo_options_free(o); }
 
 /* ------------------------------------------------------------ a scripted search */
 
@@ -294,6 +290,8 @@ static void test_options_round_trip(void)
     CHECK(back.out_dir && !strcmp(back.out_dir, dir), "out_dir is the folder");
     CHECK(back.population == 3 && back.evals == 100 && back.steps == 10 && back.batch == 8 && back.holdout == 50 &&
           back.inherit == 1 && back.workers == 2 && back.max_train == 1000 && back.threads == 3, "ints");
+    CHECK(back.sample == 7 && back.blocks == 3 && back.ops && !strcmp(back.ops, "sep3x3,identity"),
+          "aging and cell options: sample %d blocks %d ops %s", back.sample, back.blocks, back.ops ? back.ops : "(null)");
     CHECK(back.hours == 1.5 && back.seed == UINT64_MAX, "hours, seed %llu", (unsigned long long)back.seed);
     CHECK(back.limits.max_layers == 12 && back.limits.max_params == 1e6 && back.limits.max_flops == 3.25e7 &&
           back.limits.max_memory == 1.0 / 3.0, "limits exact");

@@ -197,7 +197,8 @@ expect_error bad_number 2 "-population wants an integer, not 'ten'" "$DN" evolve
 expect_error bad_float 2 "-hours wants a number" "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -hours 1h
 expect_error no_value 2 '-evals needs a value' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -evals
 expect_error small_pop 2 'population' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -population 1
-expect_error algo_aging 2 'aging.*not available yet' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo aging
+expect_error aging_sample 2 'sample 0' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo aging -sample 0
+expect_error bad_ops 2 "unknown op 'sep9x9'" "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -ops sep3x3,sep9x9
 expect_error algo_bad 2 'unknown algorithm' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo best
 expect_error workers 2 'workers 4.*not available yet' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -workers 4
 expect_error inherit_bad 2 'inherit' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -inherit 2

@@ -2,17 +2,28 @@
 #   make               bin/darknet (GEMM through OpenBLAS)
 #   make OPENBLAS=0    portable GEMM, no OpenBLAS
 #   make SANITIZE=1    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
+#   make GPU=1         CUDA backend (cuBLAS) in build-gpu/ (binary build-gpu/bin/darknet);
+#                      GPU=1 CUDNN=1 adds cuDNN, in build-cudnn/. CUDA ?= /usr/local/cuda
 #   make test          install what the tests need, build, run every test
 #   make demo          the main job on Fashion-MNIST (scripts/demo)
 #   make demo-classifier  train and validate cfg/fashion-small.cfg briefly
 OPENBLAS ?= 1
 SANITIZE ?= 0
 DEBUG ?= 0
+GPU ?= 0
+CUDNN ?= 0
+CUDA ?= /usr/local/cuda
+CUDNN_LIB ?= /usr/local/cuda-13.0/lib
 
 CC ?= cc
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Idarknet/include -Idarknet/src -Ievo -pthread
 LDLIBS = -lm -lz -lstb -pthread
 
+ifeq ($(GPU)$(CUDNN),11)
+  BUILD ?= build-cudnn
+else ifeq ($(GPU),1)
+  BUILD ?= build-gpu
+endif
 ifeq ($(SANITIZE),1)
   BUILD ?= build-san
   CFLAGS_OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -28,6 +39,20 @@ ifeq ($(OPENBLAS),1)
   CFLAGS_BASE += -DDN_OPENBLAS
   LDLIBS += -lopenblas
 endif
+CU_SRC =
+ifeq ($(GPU),1)
+  NVCC ?= $(CUDA)/bin/nvcc
+  CFLAGS_BASE += -DDN_GPU -I$(CUDA)/include
+  NVCCFLAGS = -O3 -std=c++17 -Idarknet/src -Xcompiler -Wall,-Wextra \
+    -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+    -gencode arch=compute_90,code=compute_90
+  LDLIBS += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcudart -lcublas -lstdc++
+  CU_SRC = $(wildcard darknet/src/*.cu)
+  ifeq ($(CUDNN),1)
+    CFLAGS_BASE += -DDN_CUDNN
+    LDLIBS += -L$(CUDNN_LIB) -Wl,-rpath,$(CUDNN_LIB) -lcudnn
+  endif
+endif
 CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS)
 
@@ -37,7 +62,7 @@ CLI_SRC = $(wildcard darknet/cli/*.c)
 EVO_SRC = $(wildcard evo/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_SH = $(wildcard tests/test_*.sh)
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 EVO_OBJ = $(EVO_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -50,6 +75,10 @@ all: $(BIN)/darknet
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu darknet/src/gpu_kernels.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -89,6 +118,6 @@ demo-classifier: setup $(BIN)/darknet
 	@scripts/demo-classifier
 
 clean:
-	rm -rf build build-san build-debug bin
+	rm -rf build build-san build-debug build-gpu build-cudnn bin
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(EVO_OBJ:.o=.d)
+-include $(LIB_SRC:%.c=$(BUILD)/%.d) $(CLI_OBJ:.o=.d) $(EVO_OBJ:.o=.d)

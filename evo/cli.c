@@ -61,7 +61,7 @@ void evo_options_free(evo_options *o)
 
 /* ------------------------------------------------------------ flag table */
 
-typedef enum { F_STR, F_INT, F_DBL, F_U64, F_MB } flag_type;
+typedef enum { F_STR, F_INT, F_DBL, F_U64, F_MB, F_GPU } flag_type;
 
 typedef struct {
     const char *name, *arg;
@@ -96,6 +96,7 @@ static const flag_spec FLAGS[] = {
     {"-max-memory", "MB", F_MB, OFF(limits.max_memory), "most training memory in MiB at -batch (0: no limit)", NULL},
     {"-max-train", "N", F_INT, OFF(max_train), "use only the first N training images (0: all)", NULL},
     {"-threads", "N", F_INT, OFF(threads), "compute threads per evaluation (0: one per CPU, at most 8)", NULL},
+    {"-gpus", "N", F_GPU, OFF(gpu), "train every child on CUDA device N (a GPU=1 build; default: the CPU)", "none"},
 };
 #define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
 
@@ -110,6 +111,7 @@ static void print_default(FILE *out, evo_options *d, const flag_spec *f)
     case F_DBL: fprintf(out, "%g", *(double *)p); break;
     case F_U64: fprintf(out, "%llu", (unsigned long long)*(uint64_t *)p); break;
     case F_MB: fprintf(out, "%g", *(double *)p / MB); break;
+    case F_GPU: fprintf(out, "%s", *(int *)p ? "set" : "none"); break;
     }
 }
 
@@ -209,6 +211,13 @@ static int set_flag(evo_options *o, const flag_spec *f, const char *v)
         return 0;
     }
     case F_INT: return parse_int(f->name, v, (int *)p);
+    case F_GPU: {   /* stored as 1 + the device, so that 0 (zeroed options) is the CPU */
+        int d;
+        if (parse_int(f->name, v, &d)) return -1;
+        if (d < 0) { fprintf(stderr, "darknet evolve: -gpus %d: must be >= 0\n", d); return -1; }
+        *(int *)p = d + 1;
+        return 0;
+    }
     case F_DBL: return parse_double(f->name, v, (double *)p);
     case F_U64: return parse_u64(f->name, v, (uint64_t *)p);
     case F_MB: {
@@ -301,6 +310,8 @@ static int check_options(const evo_options *o)
     if (o->max_train > 0 && o->max_train <= o->holdout)
         return usage_error("-max-train %d: must be larger than -holdout %d", o->max_train, o->holdout);
     if (o->threads < 0) return usage_error("-threads %d: must be >= 0", o->threads);
+    if (o->gpu && !dn_gpu_built()) return usage_error("-gpus: this build has no GPU support (make GPU=1)");
+    if (o->gpu && dn_gpu_count() == 0) return usage_error("-gpus %d: no CUDA device", o->gpu - 1);
     return check_limits(&o->limits);
 }
 

@@ -213,6 +213,7 @@ static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options
     for (int i = 0; i < nw; ++i) sum += window[i];
     r->loss = nw ? sum / (float)nw : 0;
     r->seen = c->net->seen;
+    if (dn_network_pull(c->net) != DN_OK) return dn_failed(DN_ERR_GPU, NULL);   /* trained on a GPU */
     TRY(check_weights_finite(c->net, r->steps));
     r->train_seconds = dn_time_now() - t0;
     return DN_OK;
@@ -248,6 +249,8 @@ void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void 
     dn_status s = child && data && o ? DN_OK : evo_fail(DN_ERR_ARG, "evo_evaluate: no child, data or options");
     if (s == DN_OK) dn_set_threads(o->threads);
     if (s == DN_OK) s = build(&c, child, parent, parent_weights, parent_weights_size, data, o, r);
+    if (s == DN_OK && o->gpu > 0 && (s = dn_network_to_gpu(c.net, o->gpu - 1)) != DN_OK)
+        s = dn_failed(s, NULL);   /* out of device memory: a failed individual */
     if (s == DN_OK) s = train(&c, data, o, r);
     if (s == DN_OK) s = validate(&c, data, r);
     ctx_free(&c);

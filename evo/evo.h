@@ -248,6 +248,7 @@ typedef struct {
     int inherit;             /* 1: start from the parent's matched weights */
     uint64_t seed;           /* drives init, dropout and data order        */
     int threads;             /* BLAS threads (0: leave as is)              */
+    int gpu;                 /* 1 + CUDA device to train on; 0: the CPU    */
 } evo_eval_options;
 
 typedef enum { EVO_OK = 0, EVO_FAILED = 1 } evo_outcome;
@@ -289,6 +290,7 @@ typedef struct {
     evo_limits limits;
     int max_train;           /* 0: all training images */
     int threads;
+    int gpu;                 /* -gpus N: 1 + the CUDA device; 0: the CPU (not saved) */
 } evo_options;
 
 void evo_options_defaults(evo_options *o);

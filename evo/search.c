@@ -370,6 +370,7 @@ static void evaluate_child(search_ctx *c, int id, step_input *in, evo_result *r)
     eo.inherit = c->inherit && in->have_parent && in->mutation != EVO_MUT_RESET_WEIGHTS;
     eo.seed = eval_seed(c->o->seed, id);
     eo.threads = c->o->threads;
+    eo.gpu = c->o->gpu;
     evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
                  eo.inherit ? in->pweights_size : 0, &c->data, &eo, r);
 }

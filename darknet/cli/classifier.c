@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f)
@@ -27,8 +28,9 @@ static void usage(FILE *f)
         "  -quiet           train: no per-batch lines (the progress line stays on stderr)\n"
         "  -verbose         valid: a running-accuracy line for every image (default: every\n"
         "                   1000 images and the last)\n"
-        "  -gpus 0,1 / -i N / -nogpu\n"
-        "                   accepted for compatibility; this build trains on the CPU\n"
+        "  -gpus 0[,1..]    train: on CUDA device 0 (a GPU=1 build; without a device: an error;\n"
+        "                   a CPU build trains on the CPU). Only the first device is used for now.\n"
+        "  -i N / -nogpu    accepted for compatibility\n"
         "Saves (train): <backup>/<base>_<epoch>.weights when the epoch grows,\n"
         "  <backup>/<base>.backup every 100 batches (upstream: 1000) and on SIGINT/SIGTERM,\n"
         "  <backup>/<base>.weights at the end; <base> is the cfg name without directory\n"
@@ -59,7 +61,9 @@ int run_classifier(int argc, char **argv)
     a.max_batches = cli_int(&argc, argv, "-max_batches", -1, &bad);
     a.max_rows = cli_int(&argc, argv, "-max_rows", 0, &bad);
     a.seed = (uint64_t)cli_llong(&argc, argv, "-seed", 1, &bad);
-    a.gpus = count_gpus(cli_str(&argc, argv, "-gpus", NULL, &bad));
+    const char *gpus = cli_str(&argc, argv, "-gpus", NULL, &bad);
+    a.gpus = count_gpus(gpus);
+    a.gpu = gpus ? atoi(gpus) : 0;
     (void)cli_int(&argc, argv, "-i", 0, &bad);
     (void)cli_flag(&argc, argv, "-nogpu");
     (void)cli_int(&argc, argv, "-c", 0, &bad);   /* upstream's camera index: unused */

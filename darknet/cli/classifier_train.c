@@ -162,7 +162,8 @@ int classifier_train(const cli_classifier_args *a)
     char base[256];
     cfg_base(a->cfg, base, sizeof base);
     printf("%s\n%d\n", base, 1);
-    if (a->gpus) fprintf(stderr, "darknet: -gpus given, but this is a CPU build: training on the CPU\n");
+    if (a->gpus && !dn_gpu_built())
+        fprintf(stderr, "darknet: -gpus given, but this is a CPU build: training on the CPU\n");
 
     dn_data_config dc;
     dn_network *net;
@@ -176,6 +177,13 @@ int classifier_train(const cli_classifier_args *a)
     float *X = NULL, *Y = NULL;
     memset(&split, 0, sizeof split);
     rc = CLI_EXIT_ERROR;
+    if (a->gpus && dn_gpu_built()) {
+        if (a->gpus > 1)
+            fprintf(stderr, "darknet: -gpus lists %d devices; multi-GPU data parallel is not done yet: training on GPU %d\n",
+                    a->gpus, a->gpu);
+        if (dn_network_to_gpu(net, a->gpu) != DN_OK) { cli_fail("-gpus"); goto done; }
+        fprintf(stderr, "darknet: training on GPU %d\n", a->gpu);
+    }
     if (dn_split_load(&dc, 0, a->max_rows, &split) != DN_OK) { cli_fail("loading the training set"); goto done; }
     if (split.n < 1) { fprintf(stderr, "darknet: the training set %s is empty\n", dc.train); goto done; }
     printf("%d\n", split.n);

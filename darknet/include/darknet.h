@@ -47,7 +47,8 @@ typedef enum {
     DN_ERR_NOMEM,    /* an allocation failed or would be too large        */
     DN_ERR_NUMERIC,  /* training diverged: NaN or Inf                      */
     DN_ERR_DATA,     /* a dataset or image is corrupt or inconsistent     */
-    DN_ERR_WEIGHTS   /* a .weights file does not match the network        */
+    DN_ERR_WEIGHTS,  /* a .weights file does not match the network        */
+    DN_ERR_GPU       /* a CUDA / cuBLAS / cuDNN call failed, or no GPU      */
 } dn_status;
 
 /* Message of the last failure on this thread ("" if none). */
@@ -154,6 +155,15 @@ struct dn_layer {
     float cost;                /* loss of the last forward (cost layers) */
     int has_cost;
     size_t workspace_size;     /* floats of shared scratch it needs     */
+
+    /* device twins (GPU builds, after dn_network_to_gpu; NULL otherwise).
+     * Layers with a GPU kernel keep parameters here; the host arrays above
+     * are current only after dn_network_pull. */
+    float *weights_gpu, *weight_updates_gpu, *biases_gpu, *bias_updates_gpu;
+    float *scales_gpu, *scale_updates_gpu, *rolling_mean_gpu, *rolling_variance_gpu;
+    float *output_gpu, *delta_gpu, *x_gpu, *x_norm_gpu;
+    float *mean_gpu, *variance_gpu, *mean_delta_gpu, *variance_delta_gpu;
+    int gpu_native;            /* 1: runs GPU kernels; 0: CPU fallback, host params */
 };
 
 /* ------------------------------------------------------------- network */
@@ -192,6 +202,15 @@ struct dn_network {
     size_t workspace_size;
     float cost;                /* mean cost of the last forward         */
     uint64_t rng;              /* state of the network's random numbers */
+
+    /* device state (GPU builds, after dn_network_to_gpu) */
+    int on_gpu;                /* 1: passes run on device gpu_index     */
+    int gpu_index;
+    float *input_gpu;          /* current layer input on the device     */
+    float *delta_gpu;          /* previous layer's delta on the device  */
+    float *input_buf_gpu, *truth_buf_gpu;
+    float *workspace_gpu;
+    size_t workspace_gpu_size;
 };
 
 /* Options for parsing; pass NULL for the defaults. */
@@ -250,6 +269,25 @@ size_t dn_network_memory_bytes(const dn_network *net);
 
 /* Re-initialise every parameter as a freshly parsed network would be. */
 void dn_layer_init_params(dn_layer *l, uint64_t *rng);
+
+/* ------------------------------------------------------------- GPU */
+
+/* CUDA devices visible (0 in a CPU build or without a driver/device). */
+int dn_gpu_count(void);
+/* 1 when the library was built with GPU=1 (CUDNN=1 adds cuDNN). */
+int dn_gpu_built(void);
+/* Make device `index` current for the calling thread. DN_ERR_GPU with
+ * "no CUDA device" (or "this build has no GPU support") when impossible. */
+dn_status dn_gpu_use(int index);
+/* Move a network to device `index`: parameters, their updates, batch-norm
+ * state, outputs and deltas live there; train/predict run there. Layer types
+ * without a GPU kernel run on the CPU with their input pulled and output
+ * pushed (correct, slower). Out of device memory is DN_ERR_NOMEM. */
+dn_status dn_network_to_gpu(dn_network *net, int index);
+/* Copy device parameters to the host arrays (save, inspect) and back (after
+ * changing host parameters of a network on the GPU). No-ops on the CPU. */
+dn_status dn_network_pull(const dn_network *net);
+dn_status dn_network_push(dn_network *net);
 
 /* ------------------------------------------------------------- weights */
 

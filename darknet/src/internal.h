@@ -251,4 +251,55 @@ dn_status dn_weights_load_memory_upto(dn_network *net, const void *buf, size_t s
 
 dn_status dn_network_build(dn_cfg *cfg, const dn_parse_options *opt, dn_network **out);
 
+/* ------------------------------------------------------------ GPU backend
+ * (gpu.c, network_gpu.c, layer_gpu.c, gpu_kernels.cu). Declared in every
+ * build; in a CPU build the network calls are stubs (never reached, since no
+ * network can be put on a device there). */
+
+/* The first GPU failure recorded during a void pass (backward, update) on
+ * this thread, cleared by the call; DN_OK when none. */
+dn_status dn_gpu_take_error(void);
+/* network.c's GPU path: forward over the mini-batch already in
+ * net->input_buf / net->truth (pulls the output layer's output to the host),
+ * backward, one layer's SGD step (device params), batch change, freeing. */
+dn_status dn_gpu_forward(dn_network *net);
+void dn_gpu_backward(dn_network *net);
+void dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum);
+dn_status dn_gpu_set_batch(dn_network *net);
+void dn_gpu_network_free(dn_network *net);
+
+#ifdef DN_GPU
+/* Record s as the thread's sticky GPU failure (if none yet); returns s. */
+dn_status dn_gpu_note(dn_status s);
+/* Status of a CUDA / cuBLAS / cuDNN return code; the message names the call
+ * and where it was made. cudaErrorMemoryAllocation is DN_ERR_NOMEM. */
+dn_status dn_gpu_cuda_status(int err, const char *call, const char *file, int line);
+dn_status dn_gpu_cublas_status(int err, const char *call, const char *file, int line);
+dn_status dn_gpu_cudnn_status(int err, const char *call, const char *file, int line);
+#define DN_CUDA(call) dn_gpu_cuda_status((int)(call), #call, __FILE__, __LINE__)
+#define DN_CUBLAS(call) dn_gpu_cublas_status((int)(call), #call, __FILE__, __LINE__)
+#define DN_CUDNN_CALL(call) dn_gpu_cudnn_status((int)(call), #call, __FILE__, __LINE__)
+
+/* Device buffers of floats: zeroed on allocation (NULL + error on failure). */
+float *dn_gpu_alloc(size_t n);
+void dn_gpu_free(float *p);
+dn_status dn_gpu_push(float *dst_gpu, const float *src, size_t n);
+dn_status dn_gpu_pull(float *dst, const float *src_gpu, size_t n);
+dn_status dn_gpu_copy(float *dst_gpu, const float *src_gpu, size_t n);
+dn_status dn_gpu_sync(void);
+/* dn_gemm on device pointers through cuBLAS (row-major, same arguments). */
+dn_status dn_gpu_gemm(int TA, int TB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, float beta, float *C, int ldc);
+
+/* GPU kernels of a layer type (layer_gpu.c). A type without an entry runs
+ * its CPU forward/backward with inputs pulled and results pushed
+ * (network_gpu.c), keeping its parameters on the host. */
+typedef struct {
+    dn_status (*forward_gpu)(dn_layer *l, dn_network *net);   /* net->input_gpu -> l->output_gpu */
+    dn_status (*backward_gpu)(dn_layer *l, dn_network *net);  /* l->delta_gpu -> net->delta_gpu (may be NULL) */
+    size_t (*workspace_gpu)(const dn_layer *l);               /* floats of device scratch */
+} dn_layer_gpu_ops;
+const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t);   /* NULL: CPU fallback */
+#endif
+
 #endif /* DN_INTERNAL_H */

@@ -13,6 +13,7 @@
 void dn_network_free(dn_network *net)
 {
     if (!net) return;
+    if (net->on_gpu) dn_gpu_network_free(net);
     for (int i = 0; net->layers && i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
         if (l->ops && l->ops->free) l->ops->free(l);
@@ -43,7 +44,7 @@ dn_status dn_network_set_batch(dn_network *net, int batch)
         l->batch = batch;
         DN_TRY(l->ops->alloc_buffers(l));
     }
-    return DN_OK;
+    return net->on_gpu ? dn_gpu_set_batch(net) : DN_OK;
 }
 
 size_t dn_network_batch_num(const dn_network *net)
@@ -93,6 +94,7 @@ dn_status dn_network_forward(dn_network *net, const float *input, const float *t
     net->train = train;
     net->input = net->input_buf;
     net->delta = NULL;
+    if (net->on_gpu) return dn_gpu_forward(net);
     float cost = 0;
     int costs = 0;
     for (int i = 0; i < net->n; ++i) {
@@ -108,6 +110,7 @@ dn_status dn_network_forward(dn_network *net, const float *input, const float *t
 
 void dn_network_backward(dn_network *net)
 {
+    if (net->on_gpu) { dn_gpu_backward(net); return; }
     for (int i = net->n - 1; i >= 0; --i) {
         dn_layer *l = &net->layers[i];
         if (l->stopbackward) break;
@@ -128,6 +131,7 @@ void dn_network_update(dn_network *net)
         dn_param p[DN_MAX_PARAMS];
         int np = dn_layer_params(l, p);
         float lr = rate * l->lr_mult;
+        if (net->on_gpu && l->gpu_native) { dn_gpu_update_layer(l, lr, B, net->decay, net->momentum); continue; }
         for (int k = 0; k < np; ++k) {
             if (!p[k].updates) continue;
             if (p[k].decay) dn_axpy(p[k].updates, -net->decay * B, p[k].data, p[k].n);
@@ -153,6 +157,7 @@ dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int 
                            isnan(net->cost) ? "NaN" : "Inf", dn_network_batch_num(net), dn_network_rate(net));
         dn_network_backward(net);
         if ((net->seen / (uint64_t)net->batch) % (uint64_t)net->subdivisions == 0) dn_network_update(net);
+        if (net->on_gpu) DN_TRY(dn_gpu_take_error());   /* a failure inside backward or update */
         sum += net->cost;
     }
     if (loss) *loss = sum / ((float)batches * net->batch);

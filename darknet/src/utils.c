@@ -55,6 +55,7 @@ const char *dn_status_name(dn_status s)
     case DN_ERR_NUMERIC: return "numeric error";
     case DN_ERR_DATA: return "data error";
     case DN_ERR_WEIGHTS: return "weights error";
+    case DN_ERR_GPU: return "GPU error";
     }
     return "unknown status";
 }

@@ -92,7 +92,7 @@ dn_status dn_weights_load_memory_upto(dn_network *net, const void *buf, size_t s
         }
     }
     net->seen = seen;
-    return DN_OK;
+    return dn_network_push(net);   /* a network on the GPU gets the new values */
 }
 
 dn_status dn_weights_load_memory(dn_network *net, const void *buf, size_t size, const char *name)
@@ -119,6 +119,7 @@ dn_status dn_weights_load(dn_network *net, const char *path)
 dn_status dn_weights_save_memory(const dn_network *net, void **out, size_t *out_size)
 {
     if (!net || !out || !out_size) return dn_fail(DN_ERR_ARG, "dn_weights_save_memory: bad arguments");
+    DN_TRY(dn_network_pull(net));   /* parameters trained on the GPU */
     size_t size = 20 + body_floats(net, net->n, 1) * sizeof(float);
     unsigned char *buf = dn_calloc(size, 1);
     if (!buf) return DN_ERR_NOMEM;

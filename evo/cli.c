@@ -121,7 +121,7 @@ static void usage(FILE *out)
     evo_options_defaults(&d);
     fprintf(out,
         "usage: darknet evolve <data> <seed.cfg> -out DIR [options]   start a search\n"
-        "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N]\n"
+        "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N] [-gpus N]\n"
         "                                                            continue it (other options from DIR/options.cfg)\n"
         "       darknet evolve export DIR [-id N] [-out PREFIX]      write PREFIX.cfg/.weights/.data/.labels\n"
         "                                                            (default: the best ever, DIR/best/best)\n"
@@ -453,11 +453,12 @@ out:
     return rc;
 }
 
-/* -resume DIR [-evals N] [-hours H] [-threads N]: the other options come from
- * DIR/options.cfg; the budget and threads may be changed (and are saved). */
+/* -resume DIR [-evals N] [-hours H] [-threads N] [-gpus N]: the other options
+ * come from DIR/options.cfg; the budget, threads and device may be changed
+ * (and are saved). */
 static int resume_overrides(int argc, char **argv, const char **dir, evo_options *o, int *changed)
 {
-    static const char *const allowed[] = {"-evals", "-hours", "-threads"};
+    static const char *const allowed[] = {"-evals", "-hours", "-threads", "-gpus"};
     *dir = NULL;
     *changed = 0;
     for (int i = 1; i < argc; ++i) {
@@ -467,10 +468,10 @@ static int resume_overrides(int argc, char **argv, const char **dir, evo_options
             continue;
         }
         int ok = 0;
-        for (int k = 0; k < 3; ++k) ok |= !strcmp(argv[i], allowed[k]);
+        for (size_t k = 0; k < sizeof allowed / sizeof *allowed; ++k) ok |= !strcmp(argv[i], allowed[k]);
         if (!ok || i + 1 >= argc)
-            return usage_error("-resume DIR accepts only -evals N, -hours H and -threads N (the other options come "
-                               "from DIR/options.cfg), not '%s'", argv[i]);
+            return usage_error("-resume DIR accepts only -evals N, -hours H, -threads N and -gpus N (the other "
+                               "options come from DIR/options.cfg), not '%s'", argv[i]);
         if (set_flag(o, find_flag(argv[i]), argv[i + 1])) return -1;
         ++i;
         *changed = 1;
@@ -485,7 +486,7 @@ static int cmd_resume(int argc, char **argv)
     evo_options over, o;
     memset(&o, 0, sizeof o);
     evo_options_defaults(&over);
-    over.evals = -1; over.hours = -1; over.threads = -1;
+    over.evals = -1; over.hours = -1; over.threads = -1; over.gpu = -1;
     if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return EXIT_USAGE; }
     evo_state state;
     memset(&state, 0, sizeof state);
@@ -497,6 +498,7 @@ static int cmd_resume(int argc, char **argv)
         if (over.evals >= 0) o.evals = over.evals;
         if (over.hours >= 0) o.hours = over.hours;
         if (over.threads >= 0) o.threads = over.threads;
+        if (over.gpu >= 0) o.gpu = over.gpu;
         if (check_options(&o)) { evo_store_close(st); rc = EXIT_ERR; }
         else if (changed && evo_store_save_options(st, &o) != DN_OK) {
             rc = runtime_error(dir, evo_last_error());

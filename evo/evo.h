@@ -290,7 +290,7 @@ typedef struct {
     evo_limits limits;
     int max_train;           /* 0: all training images */
     int threads;
-    int gpu;                 /* -gpus N: 1 + the CUDA device; 0: the CPU (not saved) */
+    int gpu;                 /* -gpus N: 1 + the CUDA device; 0: the CPU */
 } evo_options;
 
 void evo_options_defaults(evo_options *o);

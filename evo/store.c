@@ -246,6 +246,7 @@ static const opt_field opt_fields[] = {
     {"max_memory", OPT_DBL, offsetof(evo_options, limits.max_memory)},
     {"max_train", OPT_INT, offsetof(evo_options, max_train)},
     {"threads", OPT_INT, offsetof(evo_options, threads)},
+    {"gpu", OPT_INT, offsetof(evo_options, gpu)},
 };
 #define NOPT_FIELDS ((int)(sizeof opt_fields / sizeof opt_fields[0]))
 

@@ -28,9 +28,12 @@ static void usage(FILE *f)
         "  -quiet           train: no per-batch lines (the progress line stays on stderr)\n"
         "  -verbose         valid: a running-accuracy line for every image (default: every\n"
         "                   1000 images and the last)\n"
-        "  -gpus 0[,1..]    train: on CUDA device 0 (a GPU=1 build; without a device: an error;\n"
+        "  -gpus 0[,1..]    train on CUDA device 0 (a GPU=1 build; without a device: an error;\n"
         "                   a CPU build trains on the CPU). Only the first device is used for now.\n"
-        "  -i N / -nogpu    accepted for compatibility\n"
+        "                   Without -gpus a GPU build trains on device 0 when there is one, else\n"
+        "                   on the CPU (with a message), as upstream.\n"
+        "  -i N             the device, as upstream (-gpus wins)\n"
+        "  -nogpu           train on the CPU in a GPU build\n"
         "Saves (train): <backup>/<base>_<epoch>.weights when the epoch grows,\n"
         "  <backup>/<base>.backup every 100 batches (upstream: 1000) and on SIGINT/SIGTERM,\n"
         "  <backup>/<base>.weights at the end; <base> is the cfg name without directory\n"
@@ -62,10 +65,11 @@ int run_classifier(int argc, char **argv)
     a.max_rows = cli_int(&argc, argv, "-max_rows", 0, &bad);
     a.seed = (uint64_t)cli_llong(&argc, argv, "-seed", 1, &bad);
     const char *gpus = cli_str(&argc, argv, "-gpus", NULL, &bad);
+    int index = cli_int(&argc, argv, "-i", -1, &bad);
     a.gpus = count_gpus(gpus);
-    a.gpu = gpus ? atoi(gpus) : 0;
-    (void)cli_int(&argc, argv, "-i", 0, &bad);
-    (void)cli_flag(&argc, argv, "-nogpu");
+    a.gpu = gpus ? atoi(gpus) : (index >= 0 ? index : 0);
+    if (!gpus && index >= 0) a.gpus = 1;       /* upstream's -i N: that device */
+    a.nogpu = cli_flag(&argc, argv, "-nogpu");
     (void)cli_int(&argc, argv, "-c", 0, &bad);   /* upstream's camera index: unused */
     if (a.top < 0 || a.max_rows < 0 || a.max_batches < -1) {
         fprintf(stderr, "darknet: -t, -max_rows and -max_batches must not be negative\n");

@@ -177,12 +177,16 @@ int classifier_train(const cli_classifier_args *a)
     float *X = NULL, *Y = NULL;
     memset(&split, 0, sizeof split);
     rc = CLI_EXIT_ERROR;
-    if (a->gpus && dn_gpu_built()) {
+    if (dn_gpu_built() && !a->nogpu) {
         if (a->gpus > 1)
             fprintf(stderr, "darknet: -gpus lists %d devices; multi-GPU data parallel is not done yet: training on GPU %d\n",
                     a->gpus, a->gpu);
-        if (dn_network_to_gpu(net, a->gpu) != DN_OK) { cli_fail("-gpus"); goto done; }
-        fprintf(stderr, "darknet: training on GPU %d\n", a->gpu);
+        if (!a->gpus && dn_gpu_count() == 0) {
+            fprintf(stderr, "darknet: no CUDA device: training on the CPU\n");   /* -gpus would insist */
+        } else {
+            if (dn_network_to_gpu(net, a->gpu) != DN_OK) { cli_fail("-gpus"); goto done; }
+            fprintf(stderr, "darknet: training on GPU %d\n", a->gpu);
+        }
     }
     if (dn_split_load(&dc, 0, a->max_rows, &split) != DN_OK) { cli_fail("loading the training set"); goto done; }
     if (split.n < 1) { fprintf(stderr, "darknet: the training set %s is empty\n", dc.train); goto done; }

@@ -37,7 +37,8 @@ typedef struct {
     int max_batches;    /* -max_batches: override [net] max_batches (-1: no) */
     int max_rows;       /* -max_rows: use only the first N images (0: all) */
     int gpus;           /* number of entries in -gpus (0 when absent)      */
-    int gpu;            /* the first device -gpus lists                    */
+    int gpu;            /* the first device -gpus lists (or -i N)          */
+    int nogpu;          /* -nogpu: the CPU even in a GPU build             */
     uint64_t seed;      /* -seed                                          */
 } cli_classifier_args;
 

@@ -88,7 +88,8 @@ static const flag_spec FLAGS[] = {
     {"-blocks", "B", F_INT, OFF(blocks), "cell searches: blocks per cell (0: the template's, else 5)", "5"},
     {"-ops", "LIST", F_STR, OFF(ops),
      "cell searches: all, upstream (no avg3x3) or a list, e.g. sep3x3,max3x3,identity", "all"},
-    {"-workers", "N", F_INT, OFF(workers), "parallel workers (only 1 for now)", "250"},
+    {"-workers", "N", F_INT, OFF(workers),
+     "evaluations in flight at once, sharing the population (threads per evaluation: CPUs / N)", "250"},
     {"-seed", "S", F_U64, OFF(seed), "seed of everything random (selection, mutation, init, data order)", NULL},
     {"-max-layers", "L", F_INT, OFF(limits.max_layers), "largest network in layers (0: no limit)", NULL},
     {"-max-params", "P", F_DBL, OFF(limits.max_params), "most learnable parameters (0: no limit)", NULL},
@@ -290,9 +291,7 @@ static int check_limits(const evo_limits *l)
 static int check_options(const evo_options *o)
 {
     if (check_algo(o->algo)) return -1;
-    if (o->workers != 1)
-        return usage_error("-workers %d: parallel workers are not available yet (asynchronous workers sharing "
-                           "one population come with a later issue); use -workers 1", o->workers);
+    if (o->workers < 1 || o->workers > 64) return usage_error("-workers %d: must be 1 .. 64", o->workers);
     if (o->population < 2) return usage_error("-population %d: needs at least 2 individuals", o->population);
     if (o->evals < 0) return usage_error("-evals %d: must be >= 0", o->evals);
     if (o->hours < 0) return usage_error("-hours %g: must be >= 0", o->hours);

@@ -311,6 +311,8 @@ typedef struct {
     int steps;
     double seconds;
     size_t params; double flops;
+    int worker;              /* the worker that evaluated it (0 .. workers-1) */
+    double worker_busy;      /* that worker's evaluation seconds so far (this session) */
 } evo_individual;
 
 /* The state of a search, rebuilt by replaying DIR/events.jsonl. */

@@ -18,15 +18,26 @@
  * The best individual ever evaluated keeps its weights when it dies, so it
  * can be exported.
  *
+ * -workers N: N threads each run evaluations, sharing the state under one
+ * lock, steady state as the papers (no generations, no waiting): a worker
+ * plans its step (selection, mutation, a new id; the individual it kills
+ * stops being selectable at once), trains its child without the lock, then
+ * records it (the next evaluation number, the event line, the files). The
+ * event log therefore stays gap-free and in completion order; a killed
+ * process loses only the children in flight. With more than one worker the
+ * interleaving (and so the log) depends on timing; -workers 1 is reproducible.
+ *
  * All randomness flows from the search seed: selection and mutation draw from
  * state->rng (restored from the event log on resume); each evaluation gets a
  * seed derived from (search seed, child id). Only the event log's timing
  * fields differ between two runs with the same seed.
  */
 #include "evo.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MUTATE_TRIES 100
 
@@ -44,6 +55,11 @@ typedef struct {
     unsigned ops;         /* cell searches: allowed ops               */
     int blocks;           /* cell searches: blocks per cell           */
     int inherit;          /* children start from their parent's weights */
+    int threads;          /* compute threads per evaluation (0: as set)  */
+    pthread_mutex_t lock; /* guards s, the store's state and the log   */
+    int inflight;         /* evaluations being trained right now        */
+    dn_status error;      /* the first failure of the search machinery  */
+    char error_msg[1024];
 } search_ctx;
 
 /* One planned step: who is born from whom, who dies. */
@@ -133,18 +149,20 @@ static int worst_alive(const evo_state *s)
     return w;
 }
 
-/* Who is born from whom and who dies, by the algorithm. */
+/* Who is born from whom and who dies, by the algorithm. Children in flight
+ * count as members, so the population stays P with several workers. */
 static dn_status plan_step(search_ctx *c, step_plan *p)
 {
     const char *algo = c->o->algo ? c->o->algo : "tournament";
-    if (!strcmp(algo, "aging")) return evo_aging(c->s, c->o->population, c->o->sample, &p->parent, &p->killed);
+    int full = c->o->population - c->inflight > 1 ? c->o->population - c->inflight : 1;
+    if (!strcmp(algo, "aging")) return evo_aging(c->s, full, c->o->sample, &p->parent, &p->killed);
     if (!strcmp(algo, "random")) {
         p->parent = -1;
         int w = worst_alive(c->s);
-        p->killed = count_alive(c->s) >= c->o->population && w >= 0 ? c->s->ind[w].id : -1;
+        p->killed = count_alive(c->s) >= full && w >= 0 ? c->s->ind[w].id : -1;
         return DN_OK;
     }
-    return evo_tournament(c->s, c->o->population, &p->parent, &p->killed);
+    return evo_tournament(c->s, full, &p->parent, &p->killed);
 }
 
 /* The best individual ever evaluated (ties: the older), or -1: its weights are kept. */
@@ -182,10 +200,13 @@ dn_status evo_ops_parse(const char *list, unsigned *mask)
 
 /* ------------------------------------------------------------ budget and progress */
 
+/* Evaluations finished or in flight. */
+static int launched(const search_ctx *c) { return c->s->evals + c->inflight; }
+
 static int budget_left(const search_ctx *c)
 {
     const evo_options *o = c->o;
-    if (o->evals > 0 && c->s->evals >= o->evals) return 0;
+    if (o->evals > 0 && launched(c) >= o->evals) return 0;
     if (o->hours > 0 && elapsed_now(c) >= o->hours * 3600.0) return 0;
     return 1;
 }
@@ -316,7 +337,7 @@ static dn_status cell_child(search_ctx *c, const evo_genome *parent, int random,
  * search past the initial population) a random point of the growth space. */
 static dn_status fresh_child(search_ctx *c, step_input *in)
 {
-    int random = c->s->evals >= c->o->population;
+    int random = launched(c) >= c->o->population;
     if (c->cells) return cell_child(c, NULL, random, in);
     if (random) return random_walk(c, in);
     return evo_genome_copy(&c->seed, &in->child);
@@ -369,7 +390,7 @@ static void evaluate_child(search_ctx *c, int id, step_input *in, evo_result *r)
     eo.batch = c->o->batch;
     eo.inherit = c->inherit && in->have_parent && in->mutation != EVO_MUT_RESET_WEIGHTS;
     eo.seed = eval_seed(c->o->seed, id);
-    eo.threads = c->o->threads;
+    eo.threads = c->threads;
     eo.gpu = c->o->gpu;
     evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
                  eo.inherit ? in->pweights_size : 0, &c->data, &eo, r);
@@ -396,7 +417,8 @@ static dn_status record_step(search_ctx *c, const evo_individual *ind, const ste
         s = evo_store_remove_weights(c->st, p->killed);
         if (s != DN_OK) return s;
     }
-    if (new_best && best_id >= 0 && best_id != p->killed && !c->s->ind[best_before].alive)
+    const evo_individual *old = best_before >= 0 ? &c->s->ind[best_before] : NULL;
+    if (new_best && old && best_id != p->killed && !old->alive && old->died_at > 0)   /* dead in the log too */
         return evo_store_remove_weights(c->st, best_id);
     return DN_OK;
 }
@@ -435,28 +457,60 @@ static void fill_individual(search_ctx *c, int id, const step_input *in, const s
     ind->flops = r->flops;
 }
 
-/* One evaluation: a seed copy while the initial population is not complete,
- * else a tournament child. */
-static dn_status run_step(search_ctx *c)
+/* One worker's evaluations until the budget is spent or the search failed.
+ * Called with c->lock held; returns with it held. */
+static void worker_loop(search_ctx *c, int worker)
 {
-    step_plan p = { -1, -1 };
-    dn_status s = c->s->evals < c->o->population ? DN_OK : plan_step(c, &p);
-    if (s != DN_OK) return s;
-    step_input in;
-    s = prepare_child(c, &p, &in);
-    if (s != DN_OK) { step_input_free(&in); return s; }
-    int id = c->s->next_id;
-    evo_result r;
-    evaluate_child(c, id, &in, &r);
-    evo_individual ind;
-    fill_individual(c, id, &in, &p, &r, &ind);
-    double el = elapsed_now(c);
-    s = record_step(c, &ind, &in, &r, &p, el);
-    if (s == DN_OK) s = apply_step(c, &ind, &p, el);
-    if (s == DN_OK) print_progress(c, &ind, &r, &p);
-    evo_result_free(&r);
-    step_input_free(&in);
-    return s;
+    double busy = 0;
+    while (c->error == DN_OK && budget_left(c)) {
+        step_plan p = { -1, -1 };
+        dn_status s = launched(c) < c->o->population ? DN_OK : plan_step(c, &p);
+        step_input in;
+        memset(&in, 0, sizeof in);
+        if (s == DN_OK) s = prepare_child(c, &p, &in);
+        if (s != DN_OK) {
+            step_input_free(&in);
+            c->error = s;
+            snprintf(c->error_msg, sizeof c->error_msg, "%s", evo_last_error());
+            return;
+        }
+        evo_individual *k = p.killed >= 0 ? evo_state_find(c->s, p.killed) : NULL;
+        if (k) k->alive = 0, k->died_at = -1;   /* no longer selectable; its death is logged with the child */
+        int id = c->s->next_id++;
+        ++c->inflight;
+        pthread_mutex_unlock(&c->lock);
+        evo_result r;
+        double t = dn_time_now();
+        evaluate_child(c, id, &in, &r);
+        busy += dn_time_now() - t;
+        pthread_mutex_lock(&c->lock);
+        --c->inflight;
+        evo_individual ind;
+        fill_individual(c, id, &in, &p, &r, &ind);
+        ind.worker = worker;
+        ind.worker_busy = busy;
+        double el = elapsed_now(c);
+        s = record_step(c, &ind, &in, &r, &p, el);
+        if (s == DN_OK) s = apply_step(c, &ind, &p, el);
+        if (s == DN_OK) print_progress(c, &ind, &r, &p);
+        if (s != DN_OK && c->error == DN_OK) {
+            c->error = s;
+            snprintf(c->error_msg, sizeof c->error_msg, "%s", evo_last_error());
+        }
+        evo_result_free(&r);
+        step_input_free(&in);
+    }
+}
+
+typedef struct { search_ctx *c; int worker; } worker_arg;
+
+static void *worker_thread(void *arg)
+{
+    worker_arg *a = arg;
+    pthread_mutex_lock(&a->c->lock);
+    worker_loop(a->c, a->worker);
+    pthread_mutex_unlock(&a->c->lock);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ session */
@@ -528,12 +582,25 @@ static void init_fresh(search_ctx *c)
     if (c->s->n == 0 && c->s->next_id < 1) c->s->next_id = 1;
 }
 
+/* Workers 1 .. N-1 on their own threads, worker 0 on the caller's. */
 static dn_status search_loop(search_ctx *c)
 {
-    while (budget_left(c)) {
-        dn_status s = run_step(c);
-        if (s != DN_OK) return s;
+    int n = c->o->workers > 1 ? c->o->workers : 1;
+    pthread_t tid[64];
+    worker_arg args[64];
+    int started = 0;
+    pthread_mutex_init(&c->lock, NULL);
+    for (int w = 1; w < n && w < 64; ++w) {
+        args[w] = (worker_arg){c, w};
+        if (pthread_create(&tid[w], NULL, worker_thread, &args[w]) != 0) break;
+        started = w;
     }
+    pthread_mutex_lock(&c->lock);
+    worker_loop(c, 0);
+    pthread_mutex_unlock(&c->lock);
+    for (int w = 1; w <= started; ++w) pthread_join(tid[w], NULL);
+    pthread_mutex_destroy(&c->lock);
+    if (c->error != DN_OK) return evo_fail(c->error, "%s", c->error_msg);
     return DN_OK;
 }
 
@@ -550,6 +617,11 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
     s = evo_data_load(o->data_path, o->holdout, o->seed, o->max_train, &c.data);
     if (s != DN_OK) { evo_genome_free(&c.seed); return s; }
     init_fresh(&c);
+    c.threads = o->threads;
+    if (o->workers > 1 && o->threads == 0) {   /* workers x threads = CPUs */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        c.threads = cpus > o->workers ? (int)(cpus / o->workers) : 1;
+    }
     c.t0 = dn_time_now();
     c.elapsed0 = state->elapsed;
     print_start(&c);

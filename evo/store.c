@@ -404,6 +404,8 @@ typedef struct {
     const int *killed; int nkilled;
     uint64_t rng;
     double elapsed;
+    int worker;
+    double worker_busy;
 } event;
 
 /* Every rule a replay enforces; nothing is changed. */
@@ -509,6 +511,8 @@ static dn_status event_line(const event *e, const evo_result *r, char **line, si
     evo_json_num(&w, "train_seconds", r ? r->train_seconds : 0);
     evo_json_num(&w, "eval_seconds", r ? r->eval_seconds : 0);
     evo_json_num(&w, "build_seconds", r ? r->build_seconds : 0);
+    evo_json_int(&w, "worker", e->worker);
+    evo_json_num(&w, "worker_busy_seconds", e->worker_busy);
     evo_json_str(&w, "time", when);
     return evo_json_end(&w, line, len);
 }
@@ -979,6 +983,8 @@ static void event_from(const evo_individual *c, const int *killed, int nkilled, 
     e->nkilled = killed ? nkilled : 0;
     e->rng = rng;
     e->elapsed = elapsed;
+    e->worker = c->worker;
+    e->worker_busy = c->worker_busy;
 }
 
 /* One write() of the whole line, then fsync; on failure the file is cut back. */

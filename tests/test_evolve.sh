@@ -10,7 +10,9 @@
 #   e. export: PREFIX.cfg/.weights load in our `classifier predict` and in Debian's
 #      upstream /usr/bin/darknet with the same top-1 on a few test images;
 #   f. bad input of every kind: non-zero exit and a message, never a crash;
-#   g. `evolve status DIR` (read-only) and `evolve -h`.
+#   g. `evolve status DIR` (read-only) and `evolve -h`;
+#   h. -workers 2: the event log has no gap or duplicate, every individual is
+#      alive, killed (once, while alive) or failed, both workers evaluated.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -180,6 +182,31 @@ else
   echo "skipping the upstream check: $UPSTREAM not installed (scripts/setup installs it)"
 fi
 
+# ------------------------------------------------------------------ h. -workers 2: one population, two evaluations in flight
+run h "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/h" "${SMALL[@]}" -workers 2
+check "-workers 2 exits 0 (rc=$rc: $(tail -n 2 "$T/h.err"))" [ "$rc" -eq 0 ]
+evals=$(grep -oE '"eval":[0-9]+' "$T/h/events.jsonl" | cut -d: -f2 | tr '\n' ' ')
+check "-workers 2: evals 1..$EVALS in order, no gap or duplicate" [ "$evals" = "$(seq -s ' ' 1 "$EVALS") " ]
+check "-workers 2: every id once" [ "$(grep -oE '"id":[0-9]+' "$T/h/events.jsonl" | sort | uniq -d | wc -l)" -eq 0 ]
+check "-workers 2: both workers evaluated" [ "$(grep -oE '"worker":[0-9]+' "$T/h/events.jsonl" | sort -u | wc -l)" -eq 2 ]
+# every individual is accounted for: killed at most once and only after it was born, alive or dead at the end
+acct=$(awk '
+  { id = ""; if (match($0, /"id":[0-9]+/)) id = substr($0, RSTART + 5, RLENGTH - 5) + 0
+    failed = ($0 ~ /"outcome":"failed"/)
+    if (match($0, /"killed":\[[0-9,]*\]/)) { k = substr($0, RSTART + 10, RLENGTH - 11)
+      if (k != "") { n = split(k, ks, ","); for (i = 1; i <= n; ++i) { if (!(ks[i] in alive)) bad++; delete alive[ks[i]]; dead++ } } }
+    if (failed) nfail++; else alive[id] = 1; total++ }
+  END { na = 0; for (a in alive) na++; printf "%d %d %d %d %d\n", bad + 0, total, na, dead + 0, nfail + 0 }' "$T/h/events.jsonl")
+read -r bad total nalive ndead nfail <<< "$acct"
+check "-workers 2: kills only of living individuals ($bad wrong)" [ "$bad" -eq 0 ]
+check "-workers 2: alive + killed + failed = evaluated ($nalive + $ndead + $nfail = $total)" [ $((nalive + ndead + nfail)) -eq "$total" ]
+check "-workers 2: the population stays at most P ($nalive <= $POP)" [ "$nalive" -le "$POP" ]
+run h_status "$DN" evolve status "$T/h"
+check "-workers 2: status reads the run" [ "$rc" -eq 0 ]
+cp -r "$T/h" "$T/h2"
+run h_resume "$DN" evolve -resume "$T/h2" -evals $((EVALS + 6))
+check "-workers 2: -resume extends it (rc=$rc)" [ "$rc" -eq 0 -a "$(lines "$T/h2/events.jsonl")" -eq $((EVALS + 6)) ]
+
 # ------------------------------------------------------------------ f. bad input
 printf '[net]\nbatch=1\nwidth=28\nheight=28\nchannels=1\n\n[convolutional]\nfilters=4\nsize=3\n' > "$T/nohead.cfg"
 printf '[net]\nbatch=1\nwidth=28\nheight=28\nchannels=1\n[convolutional]\nfilters=abc\n[avgpool]\n[connected]\noutput=10\n[softmax]\n' > "$T/malformed.cfg"
@@ -200,7 +227,7 @@ expect_error small_pop 2 'population' "$DN" evolve "$T/fashion.data" "$SEED_CFG"
 expect_error aging_sample 2 'sample 0' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo aging -sample 0
 expect_error bad_ops 2 "unknown op 'sep9x9'" "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -ops sep3x3,sep9x9
 expect_error algo_bad 2 'unknown algorithm' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo best
-expect_error workers 2 'workers 4.*not available yet' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -workers 4
+expect_error workers 2 'workers 0' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -workers 0
 expect_error inherit_bad 2 'inherit' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -inherit 2
 expect_error no_budget 2 'budget' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -evals 0 -hours 0
 check "no run folder left by refused starts" [ ! -e "$T/f7" -a ! -e "$T/f1" -a ! -e "$T/f2" ]

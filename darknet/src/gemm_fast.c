@@ -743,12 +743,14 @@ static int gemm_padded_wgrad(int M, int N, int K, float alpha, const dn_matrix *
 
 int dn_gemm_fast_available(void)
 {
-    static int known = -1;
-    if (known < 0) {
+    static int known = -1;   /* read and written atomically: any thread may ask first */
+    int k = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (k < 0) {
         __builtin_cpu_init();
-        known = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        k = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&known, k, __ATOMIC_RELAXED);
     }
-    return known;
+    return k;
 }
 
 int dn_gemm_matrix(int M, int N, int K, float alpha, const dn_matrix *A, const dn_matrix *B, float beta,

@@ -29,21 +29,25 @@ static void blas_single(void)
 #endif
 }
 
+/* threads_set is read and written atomically: several evolve workers may set
+ * or read it at once (with the same value). */
 void dn_set_threads(int n)
 {
     if (n < 1) return;
-    threads_set = n < MAX_THREADS ? n : MAX_THREADS;
+    __atomic_store_n(&threads_set, n < MAX_THREADS ? n : MAX_THREADS, __ATOMIC_RELAXED);
     blas_single();
 }
 
 int dn_threads(void)
 {
-    if (!threads_set) {
+    int n = __atomic_load_n(&threads_set, __ATOMIC_RELAXED);
+    if (!n) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        threads_set = cpus < 1 ? 1 : (cpus > 8 ? 8 : (int)cpus);
+        n = cpus < 1 ? 1 : (cpus > 8 ? 8 : (int)cpus);
+        __atomic_store_n(&threads_set, n, __ATOMIC_RELAXED);
         blas_single();
     }
-    return threads_set;
+    return n;
 }
 
 /* ------------------------------------------------------------ the pool

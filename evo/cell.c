@@ -55,6 +55,30 @@ dn_status evo_op_from_name(const char *name, evo_op *out)
 
 /* ------------------------------------------------------------ architectures */
 
+dn_status evo_ops_parse(const char *list, unsigned *mask)
+{
+    *mask = 0;
+    if (!list || !*list || !strcmp(list, "all")) { *mask = EVO_OPS_ALL; return DN_OK; }
+    if (!strcmp(list, "upstream")) { *mask = EVO_OPS_UPSTREAM; return DN_OK; }
+    const char *p = list;
+    while (*p) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char name[32];
+        if (len == 0 || len >= sizeof name) return evo_fail(DN_ERR_ARG, "'%s': an empty or too long op name", list);
+        memcpy(name, p, len);
+        name[len] = 0;
+        evo_op op = EVO_OP_IDENTITY;
+        if (evo_op_from_name(name, &op) != DN_OK)
+            return evo_fail(DN_ERR_ARG, "'%s': unknown op '%s' (ops: identity sep3x3 sep5x5 sep7x7 max3x3 avg3x3 "
+                            "conv1x1 conv3x3, or all, upstream)", list, name);
+        *mask |= 1u << op;
+        p += len + (e != NULL);
+    }
+    if (!*mask) return evo_fail(DN_ERR_ARG, "'%s': no op", list);
+    return DN_OK;
+}
+
 static const char *cell_name(int reduction) { return reduction ? "reduction" : "normal"; }
 
 static const evo_block *cell_blocks(const evo_cells *c, int reduction) { return reduction ? c->reduction : c->normal; }

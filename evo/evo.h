@@ -146,6 +146,9 @@ typedef enum {
 /* "identity","sep3x3","sep5x5","sep7x7","max3x3","avg3x3","conv1x1","conv3x3" ("unknown" else). */
 const char *evo_op_name(evo_op op);
 dn_status evo_op_from_name(const char *name, evo_op *out);
+/* -ops: "all", "upstream" (every op pjreddie Darknet loads) or a comma list
+ * of op names -> op_mask (bit i = evo_op i). */
+dn_status evo_ops_parse(const char *list, unsigned *mask);
 
 #define EVO_OPS_ALL ((1u << EVO_OP_COUNT) - 1)                 /* op_mask: every op */
 #define EVO_OPS_UPSTREAM (EVO_OPS_ALL & ~(1u << EVO_OP_AVG3))  /* ops pjreddie Darknet loads */
@@ -294,9 +297,6 @@ typedef struct {
 } evo_options;
 
 void evo_options_defaults(evo_options *o);
-/* -ops: "all", "upstream" (every op pjreddie Darknet loads) or a comma list
- * of op names -> op_mask (bit i = evo_op i). */
-dn_status evo_ops_parse(const char *list, unsigned *mask);
 void evo_options_free(evo_options *o);
 
 /* One individual as recorded in the run folder. */
@@ -344,6 +344,8 @@ dn_status evo_store_remove_weights(evo_store *st, int id);
 dn_status evo_store_append_event(evo_store *st, const evo_individual *child, const evo_result *r,
                                  const int *killed, int nkilled, uint64_t rng_after, double elapsed);
 const char *evo_store_dir(const evo_store *st);
+/* DIR/seed.cfg parsed (the seed or cell template the search started from). */
+dn_status evo_store_load_seed(evo_store *st, evo_genome *seed);
 
 /* ------------------------------------------------------------ store internals (data, evaluate, store, export) */
 

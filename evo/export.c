@@ -339,14 +339,12 @@ static dn_status write_all(evo_store *st, const evo_options *o, const evo_indivi
 static dn_status scaled_cfg(evo_store *st, const evo_individual *v, int filters, int cells, char **plain,
                             const char **note)
 {
-    char path[4096], *text = NULL, *cfg = NULL;
-    snprintf(path, sizeof path, "%s/seed.cfg", evo_store_dir(st));
+    char *cfg = NULL;
     evo_genome tmpl, scaled, ind, out;
     memset(&tmpl, 0, sizeof tmpl); memset(&scaled, 0, sizeof scaled);
     memset(&ind, 0, sizeof ind); memset(&out, 0, sizeof out);
     evo_cells c;
-    dn_status s = evo_read_file(path, &text, NULL);
-    if (s == DN_OK) s = evo_genome_parse(text, path, &tmpl);
+    dn_status s = evo_store_load_seed(st, &tmpl);
     if (s == DN_OK && !evo_genome_has_cells(&tmpl))
         s = evo_fail(DN_ERR_ARG, "%s: -filters / -cells need a cell search (its seed has no [cell] sections)",
                      evo_store_dir(st));
@@ -360,7 +358,6 @@ static dn_status scaled_cfg(evo_store *st, const evo_individual *v, int filters,
     if (s == DN_OK) s = evo_genome_emit(&out, 0, plain);
     if (s == DN_OK) *note = evo_cells_upstream_note(&c);
     evo_genome_free(&tmpl); evo_genome_free(&scaled); evo_genome_free(&ind); evo_genome_free(&out);
-    free(text);
     free(cfg);
     return s;
 }

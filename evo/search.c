@@ -174,30 +174,6 @@ static int best_ever(const evo_state *s)
     return b;
 }
 
-dn_status evo_ops_parse(const char *list, unsigned *mask)
-{
-    *mask = 0;
-    if (!list || !*list || !strcmp(list, "all")) { *mask = EVO_OPS_ALL; return DN_OK; }
-    if (!strcmp(list, "upstream")) { *mask = EVO_OPS_UPSTREAM; return DN_OK; }
-    const char *p = list;
-    while (*p) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        char name[32];
-        if (len == 0 || len >= sizeof name) return evo_fail(DN_ERR_ARG, "'%s': an empty or too long op name", list);
-        memcpy(name, p, len);
-        name[len] = 0;
-        evo_op op;
-        if (evo_op_from_name(name, &op) != DN_OK)
-            return evo_fail(DN_ERR_ARG, "'%s': unknown op '%s' (ops: identity sep3x3 sep5x5 sep7x7 max3x3 avg3x3 "
-                            "conv1x1 conv3x3, or all, upstream)", list, name);
-        *mask |= 1u << op;
-        p += len + (e != NULL);
-    }
-    if (!*mask) return evo_fail(DN_ERR_ARG, "'%s': no op", list);
-    return DN_OK;
-}
-
 /* ------------------------------------------------------------ budget and progress */
 
 /* Evaluations finished or in flight. */
@@ -517,13 +493,7 @@ static void *worker_thread(void *arg)
 
 static dn_status load_seed(search_ctx *c)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/seed.cfg", evo_store_dir(c->st));
-    char *text;
-    dn_status rs = evo_read_file(path, &text, NULL);
-    if (rs != DN_OK) return rs;
-    dn_status s = evo_genome_parse(text, path, &c->seed);
-    free(text);
+    dn_status s = evo_store_load_seed(c->st, &c->seed);
     if (s != DN_OK) return s;
     c->cells = evo_genome_has_cells(&c->seed);
     c->inherit = c->o->inherit < 0 ? !c->cells : c->o->inherit;

@@ -948,6 +948,18 @@ dn_status evo_store_load_individual(evo_store *st, int id, char **cfg_text, void
     return s;
 }
 
+dn_status evo_store_load_seed(evo_store *st, evo_genome *seed)
+{
+    if (!st || !seed) return evo_fail(DN_ERR_ARG, "evo_store_load_seed: bad arguments");
+    char *path = fmt_path("%s/seed.cfg", st->dir), *text = NULL;
+    if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    dn_status s = evo_read_file(path, &text, NULL);
+    if (s == DN_OK) s = evo_genome_parse(text, path, seed);
+    free(text);
+    free(path);
+    return s;
+}
+
 dn_status evo_store_remove_weights(evo_store *st, int id)
 {
     if (!st || id < 0) return evo_fail(DN_ERR_ARG, "evo_store_remove_weights: bad arguments (id %d)", id);

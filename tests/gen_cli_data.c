@@ -16,51 +16,7 @@
 #include <string.h>
 #include <zlib.h>
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
-
-static int chunk(FILE *f, const char *type, const unsigned char *data, uint32_t n)
-{
-    unsigned char head[8], tail[4];
-    put32(head, n);
-    memcpy(head + 4, type, 4);
-    uLong crc = crc32(0, head + 4, 4);
-    if (n) crc = crc32(crc, data, n);
-    put32(tail, (uint32_t)crc);
-    return fwrite(head, 1, 8, f) == 8 && (!n || fwrite(data, 1, n, f) == n) && fwrite(tail, 1, 4, f) == 4;
-}
-
-/* RGB 8-bit PNG of s x s pixels from rgb (s*s*3 bytes, interleaved). */
-static int write_png(const char *path, const unsigned char *rgb, int s)
-{
-    size_t raw_n = (size_t)s * (1 + 3 * s);
-    unsigned char *raw = malloc(raw_n);
-    uLongf z_n = compressBound(raw_n);
-    unsigned char *z = malloc(z_n);
-    FILE *f = fopen(path, "wb");
-    int ok = raw && z && f;
-    if (ok) {
-        for (int y = 0; y < s; ++y) {
-            raw[(size_t)y * (1 + 3 * s)] = 0;
-            memcpy(raw + (size_t)y * (1 + 3 * s) + 1, rgb + (size_t)y * 3 * s, 3 * (size_t)s);
-        }
-        ok = compress(z, &z_n, raw, raw_n) == Z_OK;
-    }
-    unsigned char ihdr[13] = {0};
-    put32(ihdr, s);
-    put32(ihdr + 4, s);
-    ihdr[8] = 8;   /* bit depth */
-    ihdr[9] = 2;   /* colour type RGB */
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    ok = ok && fwrite(sig, 1, 8, f) == 8 && chunk(f, "IHDR", ihdr, 13) && chunk(f, "IDAT", z, (uint32_t)z_n) &&
-         chunk(f, "IEND", NULL, 0);
-    if (f && fclose(f) != 0) ok = 0;
-    free(raw);
-    free(z);
-    return ok;
-}
+#include "png_write.h"
 
 static int write_cifar(const char *path, int records)
 {
@@ -101,7 +57,7 @@ int main(int argc, char **argv)
             int lo = k == 0 ? 153 : 0;
             for (int p = 0; p < s * s * 3; ++p) rgb[p] = (unsigned char)(lo + rand() % 103);
             snprintf(path, sizeof path, "%s/%d_%s.png", dir, i, names[k]);
-            if (!write_png(path, rgb, s)) { perror(path); return 1; }
+            if (!png_write(path, rgb, s, s, 3)) { perror(path); return 1; }
             fprintf(lf, "%s\n", path);
         }
     free(rgb);

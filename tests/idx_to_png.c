@@ -13,55 +13,11 @@
 #include <string.h>
 #include <zlib.h>
 
-static void put32(unsigned char *p, uint32_t v)
-{
-    p[0] = v >> 24; p[1] = v >> 16; p[2] = v >> 8; p[3] = v;
-}
+#include "png_write.h"
 
 static uint32_t get32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static int chunk(FILE *f, const char *type, const unsigned char *data, uint32_t n)
-{
-    unsigned char head[8], tail[4];
-    put32(head, n);
-    memcpy(head + 4, type, 4);
-    uLong crc = crc32(0, head + 4, 4);
-    if (n) crc = crc32(crc, data, n);
-    put32(tail, (uint32_t)crc);
-    return fwrite(head, 1, 8, f) == 8 && (!n || fwrite(data, 1, n, f) == n) && fwrite(tail, 1, 4, f) == 4;
-}
-
-/* Gray 8-bit PNG of w x h pixels. */
-static int write_png(const char *path, const unsigned char *px, int w, int h)
-{
-    size_t raw_n = (size_t)h * (1 + (size_t)w);
-    unsigned char *raw = malloc(raw_n);
-    uLongf z_n = compressBound(raw_n);
-    unsigned char *z = malloc(z_n);
-    FILE *f = fopen(path, "wb");
-    int ok = raw && z && f;
-    if (ok) {
-        for (int y = 0; y < h; ++y) {
-            raw[(size_t)y * (1 + w)] = 0;
-            memcpy(raw + (size_t)y * (1 + w) + 1, px + (size_t)y * w, (size_t)w);
-        }
-        ok = compress(z, &z_n, raw, raw_n) == Z_OK;
-    }
-    unsigned char ihdr[13] = {0};
-    put32(ihdr, (uint32_t)w);
-    put32(ihdr + 4, (uint32_t)h);
-    ihdr[8] = 8;   /* bit depth */
-    ihdr[9] = 0;   /* colour type gray */
-    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    ok = ok && fwrite(sig, 1, 8, f) == 8 && chunk(f, "IHDR", ihdr, 13) && chunk(f, "IDAT", z, (uint32_t)z_n) &&
-         chunk(f, "IEND", NULL, 0);
-    if (f && fclose(f) != 0) ok = 0;
-    free(raw);
-    free(z);
-    return ok;
 }
 
 static int read_exact(gzFile g, void *buf, unsigned n)
@@ -96,7 +52,7 @@ int main(int argc, char **argv)
         }
         char path[4096];
         snprintf(path, sizeof path, "%s/%d.png", argv[3], i);
-        if (!write_png(path, px, w, h)) { fprintf(stderr, "%s: cannot write\n", path); return 1; }
+        if (!png_write(path, px, w, h, 1)) { fprintf(stderr, "%s: cannot write\n", path); return 1; }
         if (gl) printf("%s %d\n", path, label);
     }
     free(px);

@@ -11,36 +11,10 @@
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.."
-BIN=${BIN:-bin}
-BUILD=${BUILD:-build}
-case $BIN in /*) DN=$BIN/darknet ;; *) DN=$PWD/$BIN/darknet ;; esac
-FASHION=/usr/share/datasets/fashion-mnist
-T=$(mktemp -d /tmp/dn_cli.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-passed=0; failed=0
-
-ok()   { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok; else fail "$what"; fi; }
+. tests/lib.sh dn_cli
 matches() { [[ "$1" =~ $2 ]]; }   # matches STRING REGEX (for check)
 
-# run NAME CMD...: runs with a time limit; sets rc; output in $T/NAME.out and $T/NAME.err
-run() {
-  local name=$1; shift
-  timeout 300 "$@" >"$T/$name.out" 2>"$T/$name.err"; rc=$?
-}
-
-# expect_error NAME RC REGEX CMD...: exit code RC (1 or 2) and stderr matching REGEX
-expect_error() {
-  local name=$1 want=$2 re=$3; shift 3
-  run "$name" "$@"
-  if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, wanted $want; stderr: $(tail -n 3 "$T/$name.err")"; return; fi
-  if ! grep -Eq -e "$re" "$T/$name.err"; then fail "$name: stderr does not match /$re/: $(tail -n 3 "$T/$name.err")"; return; fi
-  if grep -Eq 'AddressSanitizer|runtime error|Segmentation' "$T/$name.err"; then fail "$name: sanitizer report"; return; fi
-  ok
-}
-
-[ -x "$DN" ] || { echo "no $DN (build it first)"; echo "0 passed, 1 failed"; exit 1; }
+need_darknet
 ${CC:-cc} -O1 -o "$T/gen" tests/gen_cli_data.c -lz || { echo "cannot build tests/gen_cli_data.c"; echo "0 passed, 1 failed"; exit 1; }
 
 # ------------------------------------------------------------------ tiny dataset

@@ -17,44 +17,14 @@
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BIN=${BIN:-bin}
-BUILD=${BUILD:-build}
-case $BIN in /*) DN=$BIN/darknet ;; *) DN=$PWD/$BIN/darknet ;; esac
-FASHION=/usr/share/datasets/fashion-mnist
-UPSTREAM=/usr/bin/darknet
-T=$(mktemp -d /tmp/dn_evolve.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-passed=0; failed=0
-
-ok()   { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok; else fail "$what"; fi; }
-no_crash() { ! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error|Segmentation|Aborted|core dumped' "$@"; }
-
-# run NAME CMD...: runs with a time limit; sets rc; output in $T/NAME.out, .err
-run() {
-  local name=$1; shift
-  timeout 300 "$@" >"$T/$name.out" 2>"$T/$name.err"; rc=$?
-}
-
-# expect_error NAME RC REGEX CMD...: exit code RC and stderr matching REGEX
-expect_error() {
-  local name=$1 want=$2 re=$3; shift 3
-  run "$name" "$@"
-  if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, wanted $want; stderr: $(tail -n 3 "$T/$name.err")"; return; fi
-  if ! grep -Eq -e "$re" "$T/$name.err"; then fail "$name: stderr does not match /$re/: $(tail -n 3 "$T/$name.err")"; return; fi
-  if ! no_crash "$T/$name.err"; then fail "$name: sanitizer report or crash"; return; fi
-  ok
-}
+. tests/lib.sh dn_evolve
 
 # events.jsonl without the timing fields (elapsed, *_seconds, time)
 untimed() { sed -E 's/"(elapsed|time|[a-z_]*seconds)":("[^"]*"|[^,}]*),?//g; s/,}/}/g' "$1"; }
-# lines in a file, 0 when it is not there (yet)
-lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 # the values of one numeric field, one per line
 field() { grep -oE "\"$2\":-?[0-9.eE+-]+" "$1" | cut -d: -f2; }
 
-[ -x "$DN" ] || { echo "no $DN (build it first)"; echo "0 passed, 1 failed"; exit 1; }
+need_darknet
 if [ ! -r "$FASHION/train-images-idx3-ubyte.gz" ] || [ ! -r "$FASHION/t10k-images-idx3-ubyte.gz" ]; then
   echo "Fashion-MNIST is not installed in $FASHION (scripts/setup installs it)"; echo "0 passed, 1 failed"; exit 1
 fi

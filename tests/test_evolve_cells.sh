@@ -14,29 +14,9 @@
 # Env: BIN (default bin), BUILD (build-san => smaller runs).
 set -u
 cd "$(dirname "$0")/.." || exit 1
-BIN=${BIN:-bin}
-BUILD=${BUILD:-build}
-case $BIN in /*) DN=$BIN/darknet ;; *) DN=$PWD/$BIN/darknet ;; esac
-FASHION=/usr/share/datasets/fashion-mnist
-UPSTREAM=/usr/bin/darknet
-T=$(mktemp -d /tmp/dn_cells.XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-passed=0; failed=0
-ok()   { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
-check() { local what=$1; shift; if "$@"; then ok; else fail "$what"; fi; }
-no_crash() { ! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error|Segmentation|Aborted|core dumped' "$@"; }
-run() { local name=$1; shift; timeout 300 "$@" >"$T/$name.out" 2>"$T/$name.err"; rc=$?; }
-expect_error() {
-  local name=$1 want=$2 re=$3; shift 3
-  run "$name" "$@"
-  if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, wanted $want; stderr: $(tail -n 3 "$T/$name.err")"; return; fi
-  if ! grep -Eq -e "$re" "$T/$name.err"; then fail "$name: stderr does not match /$re/: $(tail -n 3 "$T/$name.err")"; return; fi
-  ok
-}
-lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+. tests/lib.sh dn_cells
 
-[ -x "$DN" ] || { echo "no $DN"; echo "0 passed, 1 failed"; exit 1; }
+need_darknet
 [ -r "$FASHION/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $FASHION"; echo "0 passed, 1 failed"; exit 1; }
 
 if [[ "$BUILD" == *san* ]]; then POP=4 EVALS=12 STEPS=10; else POP=6 EVALS=30 STEPS=20; fi

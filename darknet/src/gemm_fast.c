@@ -49,6 +49,27 @@ int dn_gemm_direct_enabled = 1;
 #define KC_DIRECT 512   /* deepest slice of the direct path (its B is never packed) */
 #define MAX_TAPS 49     /* the direct path takes kernels up to 7x7                  */
 
+/* The register tile of both kernels: c<i><v> holds row i (of MR = 8) and
+ * vector v (of 3, 16 columns each) of C; one step of the sum adds a[i] * b<v>. */
+#define TILE_ACCUMULATORS                                                                    \
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00; \
+    __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;                 \
+    __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;                 \
+    __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00
+#define TILE_ROW(a, i, b0, b1, b2)                          \
+    do {                                                    \
+        __m512 x_ = _mm512_set1_ps((a)[i]);                 \
+        c##i##0 = _mm512_fmadd_ps(x_, b0, c##i##0);         \
+        c##i##1 = _mm512_fmadd_ps(x_, b1, c##i##1);         \
+        c##i##2 = _mm512_fmadd_ps(x_, b2, c##i##2);         \
+    } while (0)
+#define TILE_STEP(a, b0, b1, b2)                                                              \
+    do {                                                                                      \
+        TILE_ROW(a, 0, b0, b1, b2); TILE_ROW(a, 1, b0, b1, b2); TILE_ROW(a, 2, b0, b1, b2);   \
+        TILE_ROW(a, 3, b0, b1, b2); TILE_ROW(a, 4, b0, b1, b2); TILE_ROW(a, 5, b0, b1, b2);   \
+        TILE_ROW(a, 6, b0, b1, b2); TILE_ROW(a, 7, b0, b1, b2);                               \
+    } while (0)
+
 /* ------------------------------------------------------------ buffers */
 
 typedef struct {
@@ -423,20 +444,10 @@ static void pack_b(const dn_matrix *B, int p0, int kc, int j0, int nc, float *ds
 __attribute__((target("avx512f"))) static void kernel(int kc, const float *a, const float *b, float *c,
                                                       size_t ldc, float alpha, float beta)
 {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
-    __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+    TILE_ACCUMULATORS;
     for (int p = 0; p < kc; ++p, a += MR, b += NR) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
-        __m512 x;
-#define ROW(i)                                \
-        x = _mm512_set1_ps(a[i]);             \
-        c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); \
-        c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); \
-        c##i##2 = _mm512_fmadd_ps(x, b2, c##i##2)
-        ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
-#undef ROW
+        TILE_STEP(a, b0, b1, b2);
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #define STORE(i)                                                                                   \
@@ -534,18 +545,24 @@ typedef struct {
     int pairs;              /* rows of at most 8: a vector holds two output rows */
 } padded_images;
 
-/* Copies images [b0, b0+nb) of B (channels x h x w each) into dst, padded by
- * B->pad on each side and on the right up to whole vectors. */
-static padded_images pad_images(const dn_matrix *B, int channels, int b0, int nb, float *dst)
+/* The padded layout of B's images (channels x h x w each): padded by B->pad
+ * on each side and on the right up to whole vectors; data is the group buffer. */
+static padded_images padded_layout(const dn_matrix *B, int channels, float *data)
 {
     int pairs = B->out_w <= SEG / 2;
     int ph = B->h + 2 * B->pad, pw = (pairs ? SEG / 2 : segments_per_row(B->out_w) * SEG) + B->size - 1;
     if (pw < B->w + 2 * B->pad) pw = B->w + 2 * B->pad;
-    padded_images p = {dst, (size_t)channels * ph * pw, (size_t)ph * pw, pw, B->out_h, B->out_w, B->size, pairs};
+    return (padded_images){data, (size_t)channels * ph * pw, (size_t)ph * pw, pw, B->out_h, B->out_w, B->size, pairs};
+}
+
+/* Copies images [b0, b0+nb) of B into p->data in the layout p. */
+static void pad_images(const dn_matrix *B, const padded_images *p, int b0, int nb)
+{
+    int pw = p->pw, ph = (int)(p->plane / (size_t)pw), channels = (int)(p->img / p->plane);
     for (int b = 0; b < nb; ++b)
         for (int c = 0; c < channels; ++c) {
             const float *src = B->data + (size_t)(b0 + b) * B->img + (size_t)c * B->h * B->w;
-            float *d = dst + b * p.img + c * p.plane;
+            float *d = (float *)p->data + b * p->img + c * p->plane;
             memset(d, 0, sizeof(float) * pw * B->pad);
             for (int y = 0; y < B->h; ++y) {
                 float *row = d + (size_t)(y + B->pad) * pw;
@@ -555,7 +572,19 @@ static padded_images pad_images(const dn_matrix *B, int channels, int b0, int nb
             }
             memset(d + (size_t)(B->h + B->pad) * pw, 0, sizeof(float) * pw * (ph - B->h - B->pad));
         }
-    return p;
+}
+
+/* Images per group (1 .. images) so that a group's padded copy stays near
+ * `budget` floats; points p at this thread's buffer, grown to fit. 0 when the
+ * buffer cannot be had. */
+static int pad_group(pack_buffers *pb, padded_images *p, size_t budget, int images)
+{
+    int group = (int)(budget / p->img);
+    if (group < 1) group = 1;
+    if (group > images) group = images;
+    if (!reserve_pad(pb, p->img * group + SEG)) return 0;
+    p->data = pb->pad;
+    return group;
 }
 
 /* Segments per image. */
@@ -586,10 +615,7 @@ __attribute__((target("avx512f"), always_inline)) static inline void
 direct_kernel_body(const padded_images *pi, const int *off, const segment *sg, int nseg, int p0, int kc, const float *a,
                    const dn_matrix *C, const float *c_img, int i0, int rows, float alpha, float beta, const int pairs)
 {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
-    __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+    TILE_ACCUMULATORS;
     int taps = pi->size * pi->size, t = p0 % taps;
     const float *s0 = pi->data + (size_t)sg[0].b * pi->img + (size_t)sg[0].oy * pi->pw + sg[0].ox0;
     const float *s1 = nseg > 1 ? pi->data + (size_t)sg[1].b * pi->img + (size_t)sg[1].oy * pi->pw + sg[1].ox0 : s0;
@@ -606,14 +632,7 @@ direct_kernel_body(const padded_images *pi, const int *off, const segment *sg, i
             b1 = _mm512_mask_loadu_ps(b1, m1, shifted(h1, (long long)o));
             b2 = _mm512_mask_loadu_ps(b2, m2, shifted(h2, (long long)o));
         }
-        __m512 x;
-#define ROW(i)                                \
-        x = _mm512_set1_ps(a[i]);             \
-        c##i##0 = _mm512_fmadd_ps(x, b0, c##i##0); \
-        c##i##1 = _mm512_fmadd_ps(x, b1, c##i##1); \
-        c##i##2 = _mm512_fmadd_ps(x, b2, c##i##2)
-        ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
-#undef ROW
+        TILE_STEP(a, b0, b1, b2);
         if (++t == taps) t = 0, ch += pi->plane;
     }
     float tl[MR * 3 * SEG] __attribute__((aligned(64)));   /* the tile, row i at i*48 */
@@ -683,16 +702,13 @@ static void direct_group(int M, int K, float alpha, const dn_matrix *A, const pa
 static int gemm_direct(int M, int N, int K, float alpha, const dn_matrix *A, const dn_matrix *B, float beta,
                        const dn_matrix *C, pack_buffers *pb)
 {
-    int taps = B->size * B->size, channels = K / taps, images = N / (B->out_h * B->out_w);
-    padded_images probe = pad_images(B, channels, 0, 0, NULL);
-    size_t per_image = probe.img;
-    int group = (int)(PAD_FLOATS / per_image);
-    if (group < 1) group = 1;
-    if (group > images) group = images;
-    if (!reserve_pad(pb, per_image * group + SEG)) return 0;
+    int taps = B->size * B->size, images = N / (B->out_h * B->out_w);
+    padded_images pi = padded_layout(B, K / taps, NULL);
+    int group = pad_group(pb, &pi, PAD_FLOATS, images);
+    if (!group) return 0;
     for (int b0 = 0; b0 < images; b0 += group) {
         int nb = images - b0 < group ? images - b0 : group;
-        padded_images pi = pad_images(B, channels, b0, nb, pb->pad);
+        pad_images(B, &pi, b0, nb);
         direct_group(M, K, alpha, A, &pi, nb, beta, C, C->data + (size_t)b0 * C->img, pb->a);
     }
     return 1;
@@ -721,17 +737,13 @@ static void gemm_packed(int M, int N, int K, float alpha, const dn_matrix *A, co
 static int gemm_padded_wgrad(int M, int N, int K, float alpha, const dn_matrix *A, const dn_matrix *B, float beta,
                              const dn_matrix *C, pack_buffers *pb)
 {
-    int channels = N / (B->size * B->size), n = B->out_h * B->out_w, images = K / n;
-    dn_matrix im = *B;
-    im.kind = DN_MAT_IM2COL;
-    size_t per_image = pad_images(&im, channels, 0, 0, NULL).img;
-    int group = (int)(WGRAD_PAD_FLOATS / per_image);
-    if (group < 1) group = 1;
-    if (group > images) group = images;
-    if (!reserve_pad(pb, per_image * group + SEG)) return 0;
+    int n = B->out_h * B->out_w, images = K / n;
+    padded_images pi = padded_layout(B, N / (B->size * B->size), NULL);
+    int group = pad_group(pb, &pi, WGRAD_PAD_FLOATS, images);
+    if (!group) return 0;
     for (int b0 = 0; b0 < images; b0 += group) {
         int nb = images - b0 < group ? images - b0 : group;
-        padded_images pi = pad_images(&im, channels, b0, nb, pb->pad);
+        pad_images(B, &pi, b0, nb);
         dn_matrix pb_t = {.kind = DN_MAT_PADDED_T, .data = pi.data, .img = pi.img, .h = (int)(pi.plane / pi.pw),
                           .w = pi.pw, .size = B->size, .stride = 1, .pad = 0, .out_h = B->out_h, .out_w = B->out_w};
         dn_matrix a = *A;

@@ -1,0 +1,42 @@
+# tests/lib.sh — what the shell tests share, sourced from the repository root
+# as `. tests/lib.sh NAME`: the binary under test ($DN, from $BIN, default
+# bin; $BUILD says which build), Fashion-MNIST's folder, a temporary folder
+# $T (/tmp/NAME.XXXXXX, removed at exit unless KEEP is set), the pass/fail
+# counters and the checks below.
+BIN=${BIN:-bin}
+BUILD=${BUILD:-build}
+case $BIN in /*) DN=$BIN/darknet ;; *) DN=$PWD/$BIN/darknet ;; esac
+FASHION=/usr/share/datasets/fashion-mnist
+UPSTREAM=/usr/bin/darknet
+T=$(mktemp -d "/tmp/$1.XXXXXX")
+trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+passed=0; failed=0
+
+ok()   { passed=$((passed + 1)); }
+fail() { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+# check WHAT CMD...: passes when CMD succeeds
+check() { local what=$1; shift; if "$@"; then ok; else fail "$what"; fi; }
+# no_crash FILE...: no sanitizer report or crash message in the files
+no_crash() { ! grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error|Segmentation|Aborted|core dumped' "$@"; }
+
+# run NAME CMD...: runs with a time limit; sets rc; output in $T/NAME.out and $T/NAME.err
+run() {
+  local name=$1; shift
+  timeout 300 "$@" >"$T/$name.out" 2>"$T/$name.err"; rc=$?
+}
+
+# expect_error NAME RC REGEX CMD...: exit code RC, stderr matching REGEX, no crash
+expect_error() {
+  local name=$1 want=$2 re=$3; shift 3
+  run "$name" "$@"
+  if [ "$rc" -ne "$want" ]; then fail "$name: exit $rc, wanted $want; stderr: $(tail -n 3 "$T/$name.err")"; return; fi
+  if ! grep -Eq -e "$re" "$T/$name.err"; then fail "$name: stderr does not match /$re/: $(tail -n 3 "$T/$name.err")"; return; fi
+  if ! no_crash "$T/$name.err"; then fail "$name: sanitizer report or crash"; return; fi
+  ok
+}
+
+# lines FILE: its line count, 0 when it is not there (yet)
+lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
+
+# need_darknet: stop with one failure when the binary is missing
+need_darknet() { [ -x "$DN" ] || { echo "no $DN (build it first)"; echo "0 passed, 1 failed"; exit 1; }; }

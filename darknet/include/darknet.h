@@ -164,6 +164,7 @@ struct dn_layer {
     float *output_gpu, *delta_gpu, *x_gpu, *x_norm_gpu;
     float *mean_gpu, *variance_gpu, *mean_delta_gpu, *variance_delta_gpu;
     int gpu_native;            /* 1: runs GPU kernels; 0: CPU fallback, host params */
+    void *gpu_state;           /* layer type's own device state (dn_layer_gpu_ops setup/release) */
 };
 
 /* ------------------------------------------------------------- network */

@@ -298,6 +298,11 @@ typedef struct {
     dn_status (*forward_gpu)(dn_layer *l, dn_network *net);   /* net->input_gpu -> l->output_gpu */
     dn_status (*backward_gpu)(dn_layer *l, dn_network *net);  /* l->delta_gpu -> net->delta_gpu (may be NULL) */
     size_t (*workspace_gpu)(const dn_layer *l);               /* floats of device scratch */
+    /* Optional (NULL: none). setup_gpu: allocate or resize the type's own
+     * device state (l->gpu_state) after the batch twins exist; called again
+     * on every batch change, before workspace_gpu. release_gpu: free it. */
+    dn_status (*setup_gpu)(dn_layer *l);
+    void (*release_gpu)(dn_layer *l);
 } dn_layer_gpu_ops;
 const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t);   /* NULL: CPU fallback */
 #endif

@@ -134,9 +134,12 @@ static dn_status activation_backward_gpu(dn_layer *l, dn_network *net)
 
 static size_t no_workspace(const dn_layer *l) { (void)l; return 0; }
 
-static const dn_layer_gpu_ops conv_gpu = {conv_forward_gpu, conv_backward_gpu, conv_workspace};
-static const dn_layer_gpu_ops connected_gpu = {connected_forward_gpu, connected_backward_gpu, no_workspace};
-static const dn_layer_gpu_ops activation_gpu = {activation_forward_gpu, activation_backward_gpu, no_workspace};
+static const dn_layer_gpu_ops conv_gpu = {
+    .forward_gpu = conv_forward_gpu, .backward_gpu = conv_backward_gpu, .workspace_gpu = conv_workspace};
+static const dn_layer_gpu_ops connected_gpu = {
+    .forward_gpu = connected_forward_gpu, .backward_gpu = connected_backward_gpu, .workspace_gpu = no_workspace};
+static const dn_layer_gpu_ops activation_gpu = {
+    .forward_gpu = activation_forward_gpu, .backward_gpu = activation_backward_gpu, .workspace_gpu = no_workspace};
 
 const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t)
 {

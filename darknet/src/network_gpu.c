@@ -92,6 +92,8 @@ void dn_gpu_network_free(dn_network *net)
     if (!net) return;
     for (int i = 0; net->layers && i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
+        const dn_layer_gpu_ops *g = dn_layer_gpu_ops_for_type(l->type);
+        if (g && g->release_gpu) g->release_gpu(l);
         twin t[PARAM_TWINS];
         free_twins(t, param_twins(l, t));
         l->gpu_native = 1;   /* free every batch twin */
@@ -118,6 +120,7 @@ dn_status dn_gpu_set_batch(dn_network *net)
         twin t[4];
         DN_TRY(alloc_twins(t, batch_twins(l, t), 0));
         const dn_layer_gpu_ops *g = dn_layer_gpu_ops_for_type(l->type);
+        if (g && g->setup_gpu) DN_TRY(g->setup_gpu(l));
         if (g && g->workspace_gpu(l) > ws) ws = g->workspace_gpu(l);
     }
     dn_gpu_free(net->workspace_gpu);

@@ -305,6 +305,8 @@ typedef struct {
     void (*release_gpu)(dn_layer *l);
 } dn_layer_gpu_ops;
 const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t);   /* NULL: CPU fallback */
+/* The types layer_gpu.c does not handle itself (layer_gpu_other.c). */
+const dn_layer_gpu_ops *dn_layer_gpu_ops_other(dn_layer_type t);
 #endif
 
 #endif /* DN_INTERNAL_H */

@@ -147,7 +147,7 @@ const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t)
     case DN_CONVOLUTIONAL: return &conv_gpu;
     case DN_CONNECTED: return &connected_gpu;
     case DN_ACTIVATION_LAYER: return &activation_gpu;
-    default: return NULL;
+    default: return dn_layer_gpu_ops_other(t);
     }
 }
 

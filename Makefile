@@ -42,8 +42,8 @@ endif
 CU_SRC =
 ifeq ($(GPU),1)
   NVCC ?= $(CUDA)/bin/nvcc
-  CFLAGS_BASE += -DDN_GPU -I$(CUDA)/include
-  NVCCFLAGS = -O3 -std=c++17 -Idarknet/src -Xcompiler -Wall,-Wextra \
+  CFLAGS_BASE += -DDN_GPU -DCUDA_API_PER_THREAD_DEFAULT_STREAM -I$(CUDA)/include
+  NVCCFLAGS = -O3 -std=c++17 --default-stream per-thread -Idarknet/src -Xcompiler -Wall,-Wextra \
     -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
     -gencode arch=compute_90,code=compute_90
   LDLIBS += -L$(CUDA)/lib64 -Wl,-rpath,$(CUDA)/lib64 -lcudart -lcublas -lstdc++

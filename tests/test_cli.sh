@@ -152,6 +152,9 @@ check "-clear restarts at batch 1 (progress line)" grep -qE '^\[train\] epoch 0\
 run gpus "$DN" -nogpu classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 0,1 -i 0 -max_batches 1 -quiet
 check "-gpus/-i/-nogpu accepted (rc=$rc)" [ "$rc" -eq 0 ]
 check "-gpus: says CPU once" [ "$(grep -c 'CPU build' "$T/gpus.err")" -eq 1 ]
+expect_error gpus_garbage 2 'gpus 0,x: expected device numbers' "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 0,x
+expect_error gpus_twice 2 'device 1 listed twice' "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 1,0,1
+expect_error gpus_negative 2 'expected device numbers' "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus -1
 for r in a b; do
   sed -e "s#^backup=.*#backup=$T/seed_$r#" "$T/tiny.data" > "$T/seed_$r.data"
   timeout 60 "$DN" classifier train "$T/seed_$r.data" "$T/tiny.v1.cfg" -seed 5 -max_batches 5 -quiet >/dev/null 2>&1

@@ -36,6 +36,49 @@ static const char *const nets[] = {
     "[dropout]\nprobability=0.25\n"
     "[connected]\noutput=3\nbatch_normalize=1\nactivation=relie\n"
     "[softmax]\n[cost]\n",
+    /* pooling on odd sizes: maxpool first (no previous delta) with overlapping windows, size 3 stride 1,
+     * padding that leaves the last windows empty; local_avgpool with clipped border windows; softmax
+     * with groups and a temperature; scaled sse cost after softmax */
+    "[net]\nbatch=3\nwidth=9\nheight=9\nchannels=2\nmomentum=0.9\ndecay=0.0005\nlearning_rate=0.1\n"
+    "[maxpool]\nsize=3\nstride=2\n"                           /* 5x5, window at -1 */
+    "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=leaky\n"
+    "[maxpool]\nsize=3\nstride=1\n"                           /* 5x5, padding 2 */
+    "[maxpool]\nsize=2\nstride=2\npadding=3\n"                /* 4x4, last row / column empty */
+    "[local_avgpool]\nsize=3\nstride=1\n"                     /* 4x4, padding 2 */
+    "[local_avgpool]\nsize=2\nstride=2\npadding=2\n"          /* 3x3, windows of 1, 2, 1 cells */
+    "[avgpool]\n"
+    "[connected]\noutput=4\nactivation=linear\n"
+    "[softmax]\ngroups=2\ntemperature=2\n"
+    "[cost]\ntype=sse\nscale=0.5\n",
+    /* shortcut between shapes (from larger, from smaller, alpha/beta), route of one layer and of several
+     * (channel concatenation, one input twice), batchnorm, dropout; batch 1 */
+    "[net]\nbatch=1\nwidth=8\nheight=8\nchannels=3\nmomentum=0.9\ndecay=0.0005\nlearning_rate=0.05\n"
+    "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"           /* 0: 8x8x4 */
+    "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=relu\n"  /* 1: 4x4x6 */
+    "[shortcut]\nfrom=-2\nalpha=0.5\nbeta=2\nactivation=leaky\n"             /* 2: 8x8x4 onto 4x4x6 */
+    "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"                 /* 3: 4x4x2 */
+    "[route]\nlayers=0\n"                                                     /* 4: 8x8x4 */
+    "[shortcut]\nfrom=3\nbeta=0.7\nactivation=linear\n"                       /* 5: 4x4x2 onto 8x8x4 */
+    "[maxpool]\nsize=2\nstride=2\n"                                           /* 6: 4x4x4 */
+    "[route]\nlayers=-1,2,-4,2\n"                                             /* 7: 4x4x18 */
+    "[batchnorm]\n"
+    "[dropout]\nprobability=0.3\n"
+    "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
+    "[avgpool]\n"
+    "[softmax]\n",
+    /* batchnorm first (no previous delta), dropout, smooth cost on a linear output (both branches); batch 5 */
+    "[net]\nbatch=5\nwidth=6\nheight=6\nchannels=2\nmomentum=0.9\ndecay=0.0005\nlearning_rate=0.05\n"
+    "[batchnorm]\n"
+    "[dropout]\nprobability=0.4\n"
+    "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=tanh\n"
+    "[avgpool]\n"
+    "[connected]\noutput=4\nactivation=linear\n"
+    "[cost]\ntype=smooth\nscale=0.5\n",
+    /* dropout first, L1 cost; batch 2 */
+    "[net]\nbatch=2\nwidth=5\nheight=5\nchannels=1\nmomentum=0.9\ndecay=0.0005\nlearning_rate=0.05\n"
+    "[dropout]\nprobability=0.5\n"
+    "[connected]\noutput=3\nactivation=logistic\n"
+    "[cost]\ntype=L1\n",
 };
 
 #ifdef DN_GPU
@@ -194,7 +237,20 @@ int main(void)
     }
 #ifdef DN_GPU
     CHECK(dn_gpu_use(dn_gpu_count()) == DN_ERR_GPU, "a device index past the count fails");
+#ifdef DN_CUDNN
+    /* Both convolution paths against the CPU: cuDNN (2: required, so a layer
+     * it cannot set up fails here instead of quietly taking im2col), then
+     * im2col + cuBLAS. DN_CUDNN=0 in the environment runs im2col twice. */
+    static const struct { int mode; const char *name; } paths[] = {{2, "cuDNN"}, {0, "im2col + cuBLAS"}};
+    for (size_t p = 0; p < sizeof paths / sizeof *paths; ++p) {
+        dn_cudnn_enabled = paths[p].mode;
+        fprintf(stderr, "test_gpu: convolutions through %s\n", paths[p].name);
+        for (size_t k = 0; k < sizeof nets / sizeof *nets; ++k) test_net((int)k);
+    }
+    dn_cudnn_enabled = 1;
+#else
     for (size_t k = 0; k < sizeof nets / sizeof *nets; ++k) test_net((int)k);
+#endif
 #endif
     TEST_MAIN_END();
 }

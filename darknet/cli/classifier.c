@@ -28,8 +28,10 @@ static void usage(FILE *f)
         "  -quiet           train: no per-batch lines (the progress line stays on stderr)\n"
         "  -verbose         valid: a running-accuracy line for every image (default: every\n"
         "                   1000 images and the last)\n"
-        "  -gpus 0[,1..]    train on CUDA device 0 (a GPU=1 build; without a device: an error;\n"
-        "                   a CPU build trains on the CPU). Only the first device is used for now.\n"
+        "  -gpus 0[,1..]    train on these CUDA devices (a GPU=1 build; a missing device is an\n"
+        "                   error; a CPU build trains on the CPU). Several devices train data-\n"
+        "                   parallel: each takes batch images per step and the gradients are\n"
+        "                   summed, i.e. one network with n x batch; seen counts all images.\n"
         "                   Without -gpus a GPU build trains on device 0 when there is one, else\n"
         "                   on the CPU (with a message), as upstream.\n"
         "  -i N             the device, as upstream (-gpus wins)\n"
@@ -39,14 +41,6 @@ static void usage(FILE *f)
         "  <backup>/<base>.weights at the end; <base> is the cfg name without directory\n"
         "  and without everything from its first '.'.\n"
         "Exit codes: 0 ok, 1 error, 2 usage, 130/143 interrupted (after saving the backup).\n");
-}
-
-static int count_gpus(const char *list)
-{
-    if (!list) return 0;
-    int n = 1;
-    for (const char *c = list; *c; ++c) n += *c == ',';
-    return n;
 }
 
 int run_classifier(int argc, char **argv)
@@ -66,9 +60,13 @@ int run_classifier(int argc, char **argv)
     a.seed = (uint64_t)cli_llong(&argc, argv, "-seed", 1, &bad);
     const char *gpus = cli_str(&argc, argv, "-gpus", NULL, &bad);
     int index = cli_int(&argc, argv, "-i", -1, &bad);
-    a.gpus = count_gpus(gpus);
-    a.gpu = gpus ? atoi(gpus) : (index >= 0 ? index : 0);
+    if (gpus && dn_gpu_parse_list(gpus, a.gpu_list, CLI_MAX_GPUS, &a.gpus) != DN_OK) {
+        fprintf(stderr, "darknet: %s\n", dn_last_error());
+        bad = 1;
+    }
+    if (!gpus) a.gpu_list[0] = index >= 0 ? index : 0;
     if (!gpus && index >= 0) a.gpus = 1;       /* upstream's -i N: that device */
+    a.gpu = a.gpu_list[0];
     a.nogpu = cli_flag(&argc, argv, "-nogpu");
     (void)cli_int(&argc, argv, "-c", 0, &bad);   /* upstream's camera index: unused */
     if (a.top < 0 || a.max_rows < 0 || a.max_batches < -1) {

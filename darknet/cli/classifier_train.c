@@ -108,11 +108,13 @@ static void print_progress(progress *p, const dn_network *net, int n, float avg,
     p->last_seen = net->seen;
 }
 
-/* The loop; returns the exit code. X, Y hold one full batch. */
-static int train_loop(const cli_classifier_args *a, dn_network *net, dn_loader *ld, int n,
+/* The loop over nets[0..replicas) (one per GPU; data parallel when more
+ * than one); returns the exit code. X, Y hold one step: replicas full batches. */
+static int train_loop(const cli_classifier_args *a, dn_network **nets, int replicas, dn_loader *ld, int n,
                       const char *backup, const char *base, float *X, float *Y)
 {
-    int full = net->batch * net->subdivisions;
+    dn_network *net = nets[0];
+    int full = net->batch * net->subdivisions * replicas;
     uint64_t epoch = net->seen / (uint64_t)n;
     float avg = -1;
     progress p = {dn_time_now(), dn_time_now(), net->seen};
@@ -122,7 +124,8 @@ static int train_loop(const cli_classifier_args *a, dn_network *net, dn_loader *
         if (!a->quiet) printf("Loaded: %lf seconds\n", waited);
         double t0 = dn_time_now();
         float loss = 0;
-        dn_status st = dn_network_train(net, X, Y, full, &loss);
+        dn_status st = replicas > 1 ? dn_network_train_parallel(nets, replicas, X, Y, full, &loss)
+                                    : dn_network_train(net, X, Y, full, &loss);
         if (st == DN_ERR_NUMERIC) {
             fflush(stdout);
             fprintf(stderr, "darknet: %s\ndarknet: stopped; nothing was saved after the last good batch "
@@ -157,18 +160,44 @@ static int train_loop(const cli_classifier_args *a, dn_network *net, dn_loader *
     return save(net, backup, base, ".weights") ? CLI_EXIT_ERROR : 0;
 }
 
+/* Put nets[0] on the devices -gpus lists: replicas 1.. are parsed from the
+ * same cfg and start from nets[0]'s parameters. Returns the replica count
+ * (1: CPU or one GPU) or -1 after a message. */
+static int place_on_gpus(const cli_classifier_args *a, dn_network **nets)
+{
+    if (!dn_gpu_built() || a->nogpu) return 1;
+    if (!a->gpus && dn_gpu_count() == 0) {
+        fprintf(stderr, "darknet: no CUDA device: training on the CPU\n");   /* -gpus would insist */
+        return 1;
+    }
+    int n = a->gpus > 1 ? a->gpus : 1;
+    for (int r = 1; r < n; ++r) {
+        dn_parse_options po = {.seed = a->seed, .quiet = 1};
+        if (dn_network_parse_file(a->cfg, &po, &nets[r]) != DN_OK) { cli_fail("reading the cfg"); return -1; }
+        if (dn_network_copy_params(nets[r], nets[0]) != DN_OK) { cli_fail("copying the weights"); return -1; }
+        nets[r]->seen = nets[0]->seen;
+    }
+    for (int r = 0; r < n; ++r)
+        if (dn_network_to_gpu(nets[r], a->gpu_list[r]) != DN_OK) { cli_fail("-gpus"); return -1; }
+    if (n == 1) fprintf(stderr, "darknet: training on GPU %d\n", a->gpu_list[0]);
+    else fprintf(stderr, "darknet: training data-parallel on %d GPUs (gradients summed), %d images per step\n", n,
+                 nets[0]->batch * nets[0]->subdivisions * n);
+    return n;
+}
+
 int classifier_train(const cli_classifier_args *a)
 {
     char base[256];
     cfg_base(a->cfg, base, sizeof base);
-    printf("%s\n%d\n", base, 1);
+    printf("%s\n%d\n", base, a->gpus > 1 ? a->gpus : 1);
     if (a->gpus && !dn_gpu_built())
         fprintf(stderr, "darknet: -gpus given, but this is a CPU build: training on the CPU\n");
 
     dn_data_config dc;
-    dn_network *net;
-    int rc = classifier_open(a, 0, 1, &dc, &net);
+    dn_network *nets[CLI_MAX_GPUS] = {0};
+    int rc = classifier_open(a, 0, 1, &dc, &nets[0]);
     if (rc) return rc;
+    dn_network *net = nets[0];
     if (a->max_batches >= 0) net->max_batches = a->max_batches;
     printf("Learning Rate: %g, Momentum: %g, Decay: %g\n", net->learning_rate, net->momentum, net->decay);
 
@@ -177,24 +206,15 @@ int classifier_train(const cli_classifier_args *a)
     float *X = NULL, *Y = NULL;
     memset(&split, 0, sizeof split);
     rc = CLI_EXIT_ERROR;
-    if (dn_gpu_built() && !a->nogpu) {
-        if (a->gpus > 1)
-            fprintf(stderr, "darknet: -gpus lists %d devices; multi-GPU data parallel is not done yet: training on GPU %d\n",
-                    a->gpus, a->gpu);
-        if (!a->gpus && dn_gpu_count() == 0) {
-            fprintf(stderr, "darknet: no CUDA device: training on the CPU\n");   /* -gpus would insist */
-        } else {
-            if (dn_network_to_gpu(net, a->gpu) != DN_OK) { cli_fail("-gpus"); goto done; }
-            fprintf(stderr, "darknet: training on GPU %d\n", a->gpu);
-        }
-    }
+    int replicas = place_on_gpus(a, nets);
+    if (replicas < 1) goto done;
     if (dn_split_load(&dc, 0, a->max_rows, &split) != DN_OK) { cli_fail("loading the training set"); goto done; }
     if (split.n < 1) { fprintf(stderr, "darknet: the training set %s is empty\n", dc.train); goto done; }
     printf("%d\n", split.n);
     printf("%d %d\n", (int)(net->min_ratio * net->w), (int)(net->max_ratio * net->w));
     fflush(stdout);
 
-    int full = net->batch * net->subdivisions;
+    int full = net->batch * net->subdivisions * replicas;
     dn_loader_options o;
     memset(&o, 0, sizeof o);
     o.split = &split;
@@ -216,7 +236,7 @@ int classifier_train(const cli_classifier_args *a)
     sa.sa_flags = SA_RESETHAND;   /* a second Ctrl-C kills at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    rc = train_loop(a, net, ld, split.n, dc.backup, base, X, Y);
+    rc = train_loop(a, nets, replicas, ld, split.n, dc.backup, base, X, Y);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
 done:
@@ -225,7 +245,7 @@ done:
     free(X);
     free(Y);
     dn_split_free(&split);
-    dn_network_free(net);
+    for (int r = 0; r < CLI_MAX_GPUS; ++r) dn_network_free(nets[r]);
     dn_data_config_free(&dc);
     return rc;
 }

@@ -27,6 +27,8 @@ const char *cli_leftover_flag(int argc, char **argv, int from);
 /* Print "darknet: <what>: <dn_last_error()>" on stderr; returns CLI_EXIT_ERROR. */
 int cli_fail(const char *what);
 
+#define CLI_MAX_GPUS 16
+
 /* The options every classifier subcommand shares, after flag removal. */
 typedef struct {
     const char *data, *cfg, *weights, *image;   /* positionals (NULL if absent) */
@@ -38,6 +40,7 @@ typedef struct {
     int max_rows;       /* -max_rows: use only the first N images (0: all) */
     int gpus;           /* number of entries in -gpus (0 when absent)      */
     int gpu;            /* the first device -gpus lists (or -i N)          */
+    int gpu_list[CLI_MAX_GPUS];   /* every device -gpus lists, in order   */
     int nogpu;          /* -nogpu: the CPU even in a GPU build             */
     uint64_t seed;      /* -seed                                          */
 } cli_classifier_args;

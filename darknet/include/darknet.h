@@ -252,6 +252,22 @@ void dn_network_update(dn_network *net);
  * A NaN or Inf loss returns DN_ERR_NUMERIC. */
 dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int n, float *loss);
 
+/* Data-parallel training (classifier train -gpus 0,1,..): n replicas of one
+ * network (same cfg and starting weights; typically each on its own GPU)
+ * train as one network with n times the batch. Every step takes
+ * n*batch*subdivisions images: replica r trains on the r-th share, the weight
+ * gradients are summed over the replicas and one SGD step (learning rate of
+ * nets[0]'s schedule, full batch n*batch*subdivisions) is applied to all, so
+ * the weights stay identical. Batch-norm batch statistics are per replica
+ * (as upstream); the rolling averages are averaged. Every replica's `seen`
+ * counts the images of all replicas, as upstream. `images` is a multiple of
+ * n*batch*subdivisions; *loss gets the mean loss per image. */
+dn_status dn_network_train_parallel(dn_network **nets, int n, const float *X, const float *Y, int images,
+                                    float *loss);
+/* Copy src's parameters (host arrays; pulled first if src is on a GPU) into
+ * dst (pushed if dst is on a GPU): both must come from the same cfg. */
+dn_status dn_network_copy_params(dn_network *dst, const dn_network *src);
+
 /* Predict one image (inputs floats); returns the output (outputs floats) of
  * the last non-cost layer, owned by the network, or NULL on error. Uses the
  * first slot of the current mini-batch. */
@@ -277,6 +293,10 @@ void dn_layer_init_params(dn_layer *l, uint64_t *rng);
 int dn_gpu_count(void);
 /* 1 when the library was built with GPU=1 (CUDNN=1 adds cuDNN). */
 int dn_gpu_built(void);
+/* Parse a device list "0" or "0,2,3" (-gpus) into out[0..*count): distinct
+ * non-negative numbers, at most max. DN_ERR_ARG with a message otherwise.
+ * Does not check that the devices exist (dn_gpu_use does). */
+dn_status dn_gpu_parse_list(const char *list, int *out, int max, int *count);
 /* Make device `index` current for the calling thread. DN_ERR_GPU with
  * "no CUDA device" (or "this build has no GPU support") when impossible. */
 dn_status dn_gpu_use(int index);

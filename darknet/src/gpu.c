@@ -1,13 +1,32 @@
 /*
  * gpu.c — the CUDA runtime side of the GPU backend: device selection, CUDA /
  * cuBLAS / cuDNN errors turned into dn_status ("file:line: call: message"),
- * device buffers (alloc, free, push, pull), one cuBLAS handle per device and
- * row-major GEMM on the device with dn_gemm's contract.
+ * device buffers (alloc, free, push, pull), cuBLAS (and with DN_CUDNN cuDNN)
+ * handles per thread and device on the thread's default stream, row-major
+ * GEMM on the device with dn_gemm's contract, and -gpus list parsing.
  * In a CPU build (no DN_GPU) the public calls exist and report that the
  * build has no GPU support.
  */
 #include "internal.h"
 #include <stdlib.h>
+
+dn_status dn_gpu_parse_list(const char *list, int *out, int max, int *count)
+{
+    *count = 0;
+    if (!list) return dn_fail(DN_ERR_ARG, "no device list");
+    for (const char *c = list;;) {
+        char *end;
+        long d = strtol(c, &end, 10);
+        if (end == c || *c < '0' || *c > '9' || d > 1023 || (*end && *end != ','))
+            return dn_fail(DN_ERR_ARG, "-gpus %s: expected device numbers separated by commas (e.g. 0,1)", list);
+        for (int i = 0; i < *count; ++i)
+            if (out[i] == d) return dn_fail(DN_ERR_ARG, "-gpus %s: device %ld listed twice", list, d);
+        if (*count == max) return dn_fail(DN_ERR_ARG, "-gpus %s: at most %d devices", list, max);
+        out[(*count)++] = (int)d;
+        if (!*end) return DN_OK;
+        c = end + 1;
+    }
+}
 
 #ifdef DN_GPU
 #include <cuda_runtime_api.h>
@@ -20,8 +39,6 @@
 #define MAX_DEVICES 64
 
 static _Thread_local dn_status sticky = DN_OK;   /* first GPU failure of a void pass */
-static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
-static cublasHandle_t handles[MAX_DEVICES];
 
 int dn_gpu_built(void) { return 1; }
 
@@ -58,7 +75,10 @@ dn_status dn_gpu_cublas_status(int err, const char *call, const char *file, int 
 dn_status dn_gpu_cudnn_status(int err, const char *call, const char *file, int line)
 {
     if (err == 0) return DN_OK;
-    dn_status s = err == (int)CUDNN_STATUS_ALLOC_FAILED ? DN_ERR_NOMEM : DN_ERR_GPU;
+    /* cuDNN 9's names; CUDNN_STATUS_ALLOC_FAILED (deprecated) is the host one */
+    int nomem = err == (int)CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
+                err == (int)CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+    dn_status s = nomem ? DN_ERR_NOMEM : DN_ERR_GPU;
     return dn_gpu_note(dn_fail(s, "%s:%d: %s: %s", file, line, call, cudnnGetErrorString((cudnnStatus_t)err)));
 }
 #endif
@@ -79,19 +99,92 @@ dn_status dn_gpu_use(int index)
     return DN_CUDA(cudaSetDevice(index));
 }
 
-/* The cuBLAS handle of the current device, created on first use. */
+/* ------------------------------------------------------------ handles
+ * cuBLAS and cuDNN handles are per thread and per device: several evolve
+ * workers may train on one device at once, and neither library wants a
+ * handle used by two threads at a time. Each handle runs on the thread's own
+ * default stream (builds define CUDA_API_PER_THREAD_DEFAULT_STREAM and
+ * compile kernels with --default-stream per-thread), so workers sharing a
+ * device overlap instead of serialising on the legacy default stream.
+ * A thread's handles are destroyed when it exits. */
+
+typedef struct {
+    cublasHandle_t blas[MAX_DEVICES];
+#ifdef DN_CUDNN
+    cudnnHandle_t dnn[MAX_DEVICES];
+#endif
+} thread_handles;
+
+static pthread_key_t handles_key;
+static pthread_once_t handles_once = PTHREAD_ONCE_INIT;
+
+static void destroy_handles(void *p)
+{
+    thread_handles *t = p;
+    int current = 0;
+    cudaGetDevice(&current);
+    for (int d = 0; d < MAX_DEVICES; ++d) {
+        if (t->blas[d]) { cudaSetDevice(d); cublasDestroy(t->blas[d]); }
+#ifdef DN_CUDNN
+        if (t->dnn[d]) { cudaSetDevice(d); cudnnDestroy(t->dnn[d]); }
+#endif
+    }
+    cudaSetDevice(current);
+    free(t);
+}
+
+static void make_key(void) { pthread_key_create(&handles_key, destroy_handles); }
+
+/* This thread's handles and the current device (or a failure). */
+static dn_status my_handles(thread_handles **out, int *dev)
+{
+    DN_TRY(DN_CUDA(cudaGetDevice(dev)));
+    if (*dev < 0 || *dev >= MAX_DEVICES) return dn_gpu_note(dn_fail(DN_ERR_GPU, "GPU %d: too many devices", *dev));
+    pthread_once(&handles_once, make_key);
+    thread_handles *t = pthread_getspecific(handles_key);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t))) return dn_gpu_note(dn_fail(DN_ERR_NOMEM, "out of memory for GPU handles"));
+        pthread_setspecific(handles_key, t);
+    }
+    *out = t;
+    return DN_OK;
+}
+
+/* The cuBLAS handle of this thread on the current device, created on first use. */
 static dn_status blas_handle(cublasHandle_t *out)
 {
+    thread_handles *t = NULL;
     int dev = 0;
-    DN_TRY(DN_CUDA(cudaGetDevice(&dev)));
-    if (dev < 0 || dev >= MAX_DEVICES) return dn_gpu_note(dn_fail(DN_ERR_GPU, "GPU %d: too many devices", dev));
-    pthread_mutex_lock(&handle_lock);
-    dn_status s = DN_OK;
-    if (!handles[dev]) s = DN_CUBLAS(cublasCreate(&handles[dev]));
-    *out = handles[dev];
-    pthread_mutex_unlock(&handle_lock);
-    return s;
+    DN_TRY(my_handles(&t, &dev));
+    if (!t->blas[dev]) {
+        cublasHandle_t h = NULL;
+        DN_TRY(DN_CUBLAS(cublasCreate(&h)));
+        dn_status s = DN_CUBLAS(cublasSetStream(h, cudaStreamPerThread));
+        if (s != DN_OK) { cublasDestroy(h); return s; }
+        t->blas[dev] = h;
+    }
+    *out = t->blas[dev];
+    return DN_OK;
 }
+
+#ifdef DN_CUDNN
+/* The cuDNN handle of this thread on the current device, created on first use. */
+dn_status dn_gpu_cudnn_handle(cudnnHandle_t *out)
+{
+    thread_handles *t = NULL;
+    int dev = 0;
+    DN_TRY(my_handles(&t, &dev));
+    if (!t->dnn[dev]) {
+        cudnnHandle_t h = NULL;
+        DN_TRY(DN_CUDNN_CALL(cudnnCreate(&h)));
+        dn_status s = DN_CUDNN_CALL(cudnnSetStream(h, cudaStreamPerThread));
+        if (s != DN_OK) { cudnnDestroy(h); return s; }
+        t->dnn[dev] = h;
+    }
+    *out = t->dnn[dev];
+    return DN_OK;
+}
+#endif
 
 float *dn_gpu_alloc(size_t n)
 {

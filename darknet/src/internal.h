@@ -250,6 +250,11 @@ dn_status dn_weights_load_memory_upto(dn_network *net, const void *buf, size_t s
 /* ------------------------------------------------------------ network */
 
 dn_status dn_network_build(dn_cfg *cfg, const dn_parse_options *opt, dn_network **out);
+/* One mini-batch forward + backward (train mode), with the divergence check. */
+dn_status dn_network_train_pass(dn_network *net, const float *X, const float *Y);
+/* The SGD step for a full batch of B images; host: 1 applies it to the host
+ * arrays of every layer even on a GPU network (data-parallel reduction). */
+void dn_network_update_batch(dn_network *net, float B, int host);
 
 /* ------------------------------------------------------------ GPU backend
  * (gpu.c, network_gpu.c, layer_gpu.c, gpu_kernels.cu). Declared in every
@@ -267,6 +272,11 @@ void dn_gpu_backward(dn_network *net);
 void dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum);
 dn_status dn_gpu_set_batch(dn_network *net);
 void dn_gpu_network_free(dn_network *net);
+/* Convolutions through cuDNN in GPU=1 CUDNN=1 builds (conv_cudnn.c): 1 (the
+ * default) uses cuDNN, 0 the im2col + cuBLAS path, 2 requires cuDNN (a layer
+ * it cannot set up fails instead of falling back; tests). DN_CUDNN=0 in the
+ * environment turns it off. Read at setup and in every pass. */
+extern int dn_cudnn_enabled;
 
 #ifdef DN_GPU
 /* Record s as the thread's sticky GPU failure (if none yet); returns s. */
@@ -307,6 +317,24 @@ typedef struct {
 const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t);   /* NULL: CPU fallback */
 /* The types layer_gpu.c does not handle itself (layer_gpu_other.c). */
 const dn_layer_gpu_ops *dn_layer_gpu_ops_other(dn_layer_type t);
+
+#ifdef DN_CUDNN
+/* The cuDNN handle of the current device, created on first use (gpu.c). */
+struct cudnnContext;
+dn_status dn_gpu_cudnn_handle(struct cudnnContext **out);
+/* [convolutional] through cuDNN (conv_cudnn.c), for layer_gpu.c's conv ops:
+ * setup / release are its setup_gpu / release_gpu (a layer cuDNN cannot run
+ * is left without state and takes im2col + cuBLAS); active: set up and
+ * enabled; workspace: floats of net->workspace_gpu it needs (0 if none);
+ * forward writes l->output_gpu, backward accumulates weight updates and
+ * net->delta_gpu (when not NULL). */
+dn_status dn_conv_cudnn_setup(dn_layer *l);
+void dn_conv_cudnn_release(dn_layer *l);
+int dn_conv_cudnn_active(const dn_layer *l);
+size_t dn_conv_cudnn_workspace(const dn_layer *l);
+dn_status dn_conv_cudnn_forward(dn_layer *l, dn_network *net);
+dn_status dn_conv_cudnn_backward(dn_layer *l, dn_network *net);
+#endif
 #endif
 
 #endif /* DN_INTERNAL_H */

@@ -1,8 +1,9 @@
 /*
  * layer_gpu.c — GPU kernels per layer type (the GPU half of the ops table):
- * [convolutional] (im2col + cuBLAS per image and group, as the CPU
- * reference path), [connected] (cuBLAS), [activation]. Bias, batch norm and
- * activations run as CUDA kernels with the CPU semantics (blas.c).
+ * [convolutional] (cuDNN in CUDNN=1 builds, conv_cudnn.c; else im2col +
+ * cuBLAS per image and group, as the CPU reference path), [connected]
+ * (cuBLAS), [activation]. Bias, batch norm and activations run as CUDA
+ * kernels with the CPU semantics (blas.c).
  * Every other layer type has no entry and takes network_gpu.c's fallback.
  */
 #include "internal.h"
@@ -41,13 +42,23 @@ static dn_status activate_bn_bias_backward(dn_layer *l, dn_network *net)
     return DN_CUDA(dn_cuda_backward_bias(l->bias_updates_gpu, l->delta_gpu, l->batch, l->out_c, l->out_w * l->out_h));
 }
 
-/* ------------------------------------------------------------ convolutional */
+/* ------------------------------------------------------------ convolutional
+ * With DN_CUDNN, a layer conv_cudnn.c has set up convolves through cuDNN;
+ * otherwise (and with dn_cudnn_enabled 0) im2col + cuBLAS per image and group
+ * as the CPU reference path. Bias / batch norm / activation are shared. */
 
 static int pointwise(const dn_layer *l) { return l->size == 1 && l->stride == 1 && l->pad == 0; }
 
+/* Floats of net->workspace_gpu: one image's columns for im2col, and what
+ * cuDNN's algorithms need (both, so dn_cudnn_enabled may change any time). */
 static size_t conv_workspace(const dn_layer *l)
 {
-    return (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;
+    size_t cols = (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;
+#ifdef DN_CUDNN
+    size_t cudnn = dn_conv_cudnn_workspace(l);
+    if (cudnn > cols) return cudnn;
+#endif
+    return cols;
 }
 
 /* Columns of image b, group g: the image itself for 1x1 stride 1. */
@@ -59,7 +70,8 @@ static dn_status conv_columns(dn_layer *l, dn_network *net, const float *im, con
                                   net->workspace_gpu));
 }
 
-static dn_status conv_forward_gpu(dn_layer *l, dn_network *net)
+/* output (m, n) = weights (m, k) x columns (k, n) per image and group. */
+static dn_status conv_forward_im2col(dn_layer *l, dn_network *net)
 {
     int m = l->filters / l->groups, k = l->size * l->size * l->c / l->groups, n = l->out_w * l->out_h;
     size_t in_group = (size_t)(l->c / l->groups) * l->h * l->w;
@@ -70,12 +82,12 @@ static dn_status conv_forward_gpu(dn_layer *l, dn_network *net)
             DN_TRY(dn_gpu_gemm(0, 0, m, n, k, 1, l->weights_gpu + (size_t)g * m * k, k, cols, n, 0,
                                l->output_gpu + ((size_t)b * l->groups + g) * m * n, n));
         }
-    return bias_bn_activate(l, net);
+    return DN_OK;
 }
 
-static dn_status conv_backward_gpu(dn_layer *l, dn_network *net)
+/* weight_updates += delta x columns^T; net->delta_gpu += col2im(weights^T x delta). */
+static dn_status conv_backward_im2col(dn_layer *l, dn_network *net)
 {
-    DN_TRY(activate_bn_bias_backward(l, net));
     int m = l->filters / l->groups, k = l->size * l->size * l->c / l->groups, n = l->out_w * l->out_h;
     size_t in_group = (size_t)(l->c / l->groups) * l->h * l->w;
     for (int b = 0; b < l->batch; ++b)
@@ -95,6 +107,30 @@ static dn_status conv_backward_gpu(dn_layer *l, dn_network *net)
                                           l->out_h, l->out_w, imd)));
         }
     return DN_OK;
+}
+
+/* net->input_gpu (batch, c, h, w) -> l->output_gpu (batch, filters, out_h, out_w) */
+static dn_status conv_convolve(dn_layer *l, dn_network *net)
+{
+#ifdef DN_CUDNN
+    if (dn_conv_cudnn_active(l)) return dn_conv_cudnn_forward(l, net);
+#endif
+    return conv_forward_im2col(l, net);
+}
+
+static dn_status conv_forward_gpu(dn_layer *l, dn_network *net)
+{
+    DN_TRY(conv_convolve(l, net));
+    return bias_bn_activate(l, net);
+}
+
+static dn_status conv_backward_gpu(dn_layer *l, dn_network *net)
+{
+    DN_TRY(activate_bn_bias_backward(l, net));
+#ifdef DN_CUDNN
+    if (dn_conv_cudnn_active(l)) return dn_conv_cudnn_backward(l, net);
+#endif
+    return conv_backward_im2col(l, net);
 }
 
 /* ------------------------------------------------------------ connected */
@@ -135,7 +171,11 @@ static dn_status activation_backward_gpu(dn_layer *l, dn_network *net)
 static size_t no_workspace(const dn_layer *l) { (void)l; return 0; }
 
 static const dn_layer_gpu_ops conv_gpu = {
-    .forward_gpu = conv_forward_gpu, .backward_gpu = conv_backward_gpu, .workspace_gpu = conv_workspace};
+    .forward_gpu = conv_forward_gpu, .backward_gpu = conv_backward_gpu, .workspace_gpu = conv_workspace,
+#ifdef DN_CUDNN
+    .setup_gpu = dn_conv_cudnn_setup, .release_gpu = dn_conv_cudnn_release,
+#endif
+};
 static const dn_layer_gpu_ops connected_gpu = {
     .forward_gpu = connected_forward_gpu, .backward_gpu = connected_backward_gpu, .workspace_gpu = no_workspace};
 static const dn_layer_gpu_ops activation_gpu = {

@@ -120,25 +120,45 @@ void dn_network_backward(dn_network *net)
     }
 }
 
-/* Upstream's SGD with heavy-ball momentum; updates hold the negative gradient
- * summed over the full batch B:  U -= decay*B*W;  W += lr/B * U;  U *= momentum. */
-void dn_network_update(dn_network *net)
+/* Upstream's SGD with heavy-ball momentum on one layer's host arrays; updates
+ * hold the negative gradient summed over the full batch B:
+ *   U -= decay*B*W;  W += lr/B * U;  U *= momentum. */
+static void update_layer_host(dn_layer *l, float lr, float B, float decay, float momentum)
+{
+    dn_param p[DN_MAX_PARAMS];
+    int np = dn_layer_params(l, p);
+    for (int k = 0; k < np; ++k) {
+        if (!p[k].updates) continue;
+        if (p[k].decay) dn_axpy(p[k].updates, -decay * B, p[k].data, p[k].n);
+        dn_axpy(p[k].data, lr / B, p[k].updates, p[k].n);
+        dn_scal(p[k].updates, momentum, p[k].n);
+    }
+}
+
+void dn_network_update_batch(dn_network *net, float B, int host)
 {
     float rate = dn_network_rate(net);
-    float B = (float)net->batch * net->subdivisions;
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
-        dn_param p[DN_MAX_PARAMS];
-        int np = dn_layer_params(l, p);
         float lr = rate * l->lr_mult;
-        if (net->on_gpu && l->gpu_native) { dn_gpu_update_layer(l, lr, B, net->decay, net->momentum); continue; }
-        for (int k = 0; k < np; ++k) {
-            if (!p[k].updates) continue;
-            if (p[k].decay) dn_axpy(p[k].updates, -net->decay * B, p[k].data, p[k].n);
-            dn_axpy(p[k].data, lr / B, p[k].updates, p[k].n);
-            dn_scal(p[k].updates, net->momentum, p[k].n);
-        }
+        if (!host && net->on_gpu && l->gpu_native) dn_gpu_update_layer(l, lr, B, net->decay, net->momentum);
+        else update_layer_host(l, lr, B, net->decay, net->momentum);
     }
+}
+
+void dn_network_update(dn_network *net)
+{
+    dn_network_update_batch(net, (float)net->batch * net->subdivisions, 0);
+}
+
+dn_status dn_network_train_pass(dn_network *net, const float *X, const float *Y)
+{
+    DN_TRY(dn_network_forward(net, X, Y, 1));
+    if (!isfinite(net->cost))
+        return dn_fail(DN_ERR_NUMERIC, "training diverged: loss is %s at batch %zu (learning rate %g)",
+                       isnan(net->cost) ? "NaN" : "Inf", dn_network_batch_num(net), dn_network_rate(net));
+    dn_network_backward(net);
+    return net->on_gpu ? dn_gpu_take_error() : DN_OK;   /* a failure inside backward */
 }
 
 dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int n, float *loss)
@@ -150,14 +170,10 @@ dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int 
     float sum = 0;
     for (int i = 0; i < batches; ++i) {
         net->seen += (uint64_t)net->batch;
-        DN_TRY(dn_network_forward(net, X + (size_t)i * net->batch * net->inputs,
-                                  Y + (size_t)i * net->batch * net->truths, 1));
-        if (!isfinite(net->cost))
-            return dn_fail(DN_ERR_NUMERIC, "training diverged: loss is %s at batch %zu (learning rate %g)",
-                           isnan(net->cost) ? "NaN" : "Inf", dn_network_batch_num(net), dn_network_rate(net));
-        dn_network_backward(net);
+        DN_TRY(dn_network_train_pass(net, X + (size_t)i * net->batch * net->inputs,
+                                     Y + (size_t)i * net->batch * net->truths));
         if ((net->seen / (uint64_t)net->batch) % (uint64_t)net->subdivisions == 0) dn_network_update(net);
-        if (net->on_gpu) DN_TRY(dn_gpu_take_error());   /* a failure inside backward or update */
+        if (net->on_gpu) DN_TRY(dn_gpu_take_error());   /* a failure inside the update */
         sum += net->cost;
     }
     if (loss) *loss = sum / ((float)batches * net->batch);

@@ -109,6 +109,7 @@ void dn_gpu_network_free(dn_network *net)
 /* Buffers that depend on the mini-batch size. */
 dn_status dn_gpu_set_batch(dn_network *net)
 {
+    if (net->on_gpu) DN_TRY(dn_gpu_use(net->gpu_index));   /* a batch change from any thread */
     dn_gpu_free(net->input_buf_gpu);
     dn_gpu_free(net->truth_buf_gpu);
     net->input_buf_gpu = dn_gpu_alloc((size_t)net->batch * net->inputs);

@@ -8,6 +8,7 @@
  *   darknet evolve -resume DIR                          continue it
  *   darknet evolve export DIR [-id N] [-out PREFIX]     winner -> Darknet files
  *   darknet evolve status DIR                           population, budget, best
+ *   darknet evolve report DIR [-out FILE] [-id N,...]   HTML page: progress, lineage, diagrams
  */
 #include "evo.h"
 #include <errno.h>
@@ -44,7 +45,7 @@ void evo_options_defaults(evo_options *o)
     o->sample = 5;
     o->blocks = 0;
     o->ops = strdup("all");
-    o->workers = 1;
+    o->workers = 0;   /* unset: one per -gpus device, else 1 */
     o->seed = 1;
 }
 
@@ -56,12 +57,13 @@ void evo_options_free(evo_options *o)
     free(o->out_dir);
     free(o->algo);
     free(o->ops);
+    free(o->gpus);
     memset(o, 0, sizeof *o);
 }
 
 /* ------------------------------------------------------------ flag table */
 
-typedef enum { F_STR, F_INT, F_DBL, F_U64, F_MB, F_GPU } flag_type;
+typedef enum { F_STR, F_INT, F_DBL, F_U64, F_MB } flag_type;
 
 typedef struct {
     const char *name, *arg;
@@ -89,7 +91,8 @@ static const flag_spec FLAGS[] = {
     {"-ops", "LIST", F_STR, OFF(ops),
      "cell searches: all, upstream (no avg3x3) or a list, e.g. sep3x3,max3x3,identity", "all"},
     {"-workers", "N", F_INT, OFF(workers),
-     "evaluations in flight at once, sharing the population (threads per evaluation: CPUs / N)", "250"},
+     "evaluations in flight at once, sharing the population (0: one per -gpus device, else 1; threads per "
+     "evaluation: CPUs / N)", "250"},
     {"-seed", "S", F_U64, OFF(seed), "seed of everything random (selection, mutation, init, data order)", NULL},
     {"-max-layers", "L", F_INT, OFF(limits.max_layers), "largest network in layers (0: no limit)", NULL},
     {"-max-params", "P", F_DBL, OFF(limits.max_params), "most learnable parameters (0: no limit)", NULL},
@@ -97,7 +100,9 @@ static const flag_spec FLAGS[] = {
     {"-max-memory", "MB", F_MB, OFF(limits.max_memory), "most training memory in MiB at -batch (0: no limit)", NULL},
     {"-max-train", "N", F_INT, OFF(max_train), "use only the first N training images (0: all)", NULL},
     {"-threads", "N", F_INT, OFF(threads), "compute threads per evaluation (0: one per CPU, at most 8)", NULL},
-    {"-gpus", "N", F_GPU, OFF(gpu), "train every child on CUDA device N (a GPU=1 build; default: the CPU)", "none"},
+    {"-gpus", "LIST", F_STR, OFF(gpus),
+     "train on these CUDA devices, e.g. 0,1: one worker per device unless -workers says otherwise (GPU=1 build)",
+     NULL},
 };
 #define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
 
@@ -112,7 +117,6 @@ static void print_default(FILE *out, evo_options *d, const flag_spec *f)
     case F_DBL: fprintf(out, "%g", *(double *)p); break;
     case F_U64: fprintf(out, "%llu", (unsigned long long)*(uint64_t *)p); break;
     case F_MB: fprintf(out, "%g", *(double *)p / MB); break;
-    case F_GPU: fprintf(out, "%s", *(int *)p ? "set" : "none"); break;
     }
 }
 
@@ -122,13 +126,17 @@ static void usage(FILE *out)
     evo_options_defaults(&d);
     fprintf(out,
         "usage: darknet evolve <data> <seed.cfg> -out DIR [options]   start a search\n"
-        "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N] [-gpus N]\n"
+        "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N] [-gpus LIST] [-workers N]\n"
         "                                                            continue it (other options from DIR/options.cfg)\n"
         "       darknet evolve export DIR [-id N] [-out PREFIX]      write PREFIX.cfg/.weights/.data/.labels\n"
         "                                                            (default: the best ever, DIR/best/best)\n"
         "       darknet evolve export DIR -filters F -cells N        cell searches: the winner's cells at another\n"
         "                                                            width/depth, to train with darknet classifier train\n"
         "       darknet evolve status DIR                            population, budget, best (read-only)\n"
+        "       darknet evolve report DIR [-out FILE] [-id N,...]    HTML report (read-only; default\n"
+        "                                                            DIR/report/index.html): progress plot, the\n"
+        "                                                            best's lineage, architecture diagrams of it,\n"
+        "                                                            a few ancestors and each -id, summary\n"
         "Evolutionary architecture search. A plain seed cfg grows by mutation (Real et al.,\n"
         "\"Large-Scale Evolution of Image Classifiers\", 2017; weight inheritance); a seed with\n"
         "[cell] sections is a NASNet template whose normal and reduction cells evolve (Real\n"
@@ -212,13 +220,6 @@ static int set_flag(evo_options *o, const flag_spec *f, const char *v)
         return 0;
     }
     case F_INT: return parse_int(f->name, v, (int *)p);
-    case F_GPU: {   /* stored as 1 + the device, so that 0 (zeroed options) is the CPU */
-        int d;
-        if (parse_int(f->name, v, &d)) return -1;
-        if (d < 0) { fprintf(stderr, "darknet evolve: -gpus %d: must be >= 0\n", d); return -1; }
-        *(int *)p = d + 1;
-        return 0;
-    }
     case F_DBL: return parse_double(f->name, v, (double *)p);
     case F_U64: return parse_u64(f->name, v, (uint64_t *)p);
     case F_MB: {
@@ -287,11 +288,35 @@ static int check_limits(const evo_limits *l)
     return 0;
 }
 
+/* -gpus LIST: well formed, a GPU build, devices that exist. */
+static int check_gpus(const char *list)
+{
+    int dev[EVO_MAX_GPUS], n;
+    if (!list || !*list) return 0;
+    if (dn_gpu_parse_list(list, dev, EVO_MAX_GPUS, &n) != DN_OK) return usage_error("%s", dn_last_error());
+    if (!dn_gpu_built()) return usage_error("-gpus: this build has no GPU support (make GPU=1)");
+    int have = dn_gpu_count();
+    for (int i = 0; i < n; ++i)
+        if (dev[i] >= have)
+            return usage_error("-gpus %s: device %d does not exist (%d CUDA device%s)", list, dev[i], have,
+                               have == 1 ? "" : "s");
+    return 0;
+}
+
+/* Unset -workers (0): one per listed GPU, else 1. */
+static void default_workers(evo_options *o)
+{
+    int dev[EVO_MAX_GPUS], n = 0;
+    if (o->workers != 0) return;
+    if (o->gpus && *o->gpus && dn_gpu_parse_list(o->gpus, dev, EVO_MAX_GPUS, &n) != DN_OK) n = 0;
+    o->workers = n > 0 ? n : 1;
+}
+
 /* Values that make no sense, and features of later issues. */
 static int check_options(const evo_options *o)
 {
     if (check_algo(o->algo)) return -1;
-    if (o->workers < 1 || o->workers > 64) return usage_error("-workers %d: must be 1 .. 64", o->workers);
+    if (o->workers < 1 || o->workers > 64) return usage_error("-workers %d: must be 1 .. 64 (0: automatic)", o->workers);
     if (o->population < 2) return usage_error("-population %d: needs at least 2 individuals", o->population);
     if (o->evals < 0) return usage_error("-evals %d: must be >= 0", o->evals);
     if (o->hours < 0) return usage_error("-hours %g: must be >= 0", o->hours);
@@ -309,8 +334,7 @@ static int check_options(const evo_options *o)
     if (o->max_train > 0 && o->max_train <= o->holdout)
         return usage_error("-max-train %d: must be larger than -holdout %d", o->max_train, o->holdout);
     if (o->threads < 0) return usage_error("-threads %d: must be >= 0", o->threads);
-    if (o->gpu && !dn_gpu_built()) return usage_error("-gpus: this build has no GPU support (make GPU=1)");
-    if (o->gpu && dn_gpu_count() == 0) return usage_error("-gpus %d: no CUDA device", o->gpu - 1);
+    if (check_gpus(o->gpus)) return -1;
     return check_limits(&o->limits);
 }
 
@@ -410,8 +434,11 @@ static int set_str(char **dst, const char *v)
 
 /* ------------------------------------------------------------ commands */
 
+static int mpi_workers;   /* -mpi: the worker ranks (size - 1); 0 without MPI */
+
 static int search_and_close(evo_store *st, evo_options *o, evo_state *state)
 {
+    o->mpi_workers = mpi_workers;
     dn_status s = evo_search_run(st, o, state, stdout);
     int rc = s == DN_OK ? EXIT_OK : runtime_error("search", evo_last_error());
     evo_store_close(st);
@@ -427,6 +454,7 @@ static int cmd_start(int argc, char **argv)
     char *seed_text = NULL;
     if (parse_start_args(argc, argv, &o, pos, &npos, 2)) goto out;
     if (npos != 2) { fprintf(stderr, "darknet evolve: needs <data> and <seed.cfg> (darknet evolve -h)\n"); goto out; }
+    default_workers(&o);
     if (!o.out_dir || !*o.out_dir) { fprintf(stderr, "darknet evolve: needs -out DIR, the run folder to create\n"); goto out; }
     if (check_options(&o)) goto out;
     if (set_str(&o.data_path, pos[0]) || set_str(&o.seed_cfg_path, pos[1])) {
@@ -452,12 +480,13 @@ out:
     return rc;
 }
 
-/* -resume DIR [-evals N] [-hours H] [-threads N] [-gpus N]: the other options
- * come from DIR/options.cfg; the budget, threads and device may be changed
- * (and are saved). */
+/* -resume DIR [-evals N] [-hours H] [-threads N] [-gpus LIST] [-workers N]:
+ * the other options come from DIR/options.cfg; the budget, threads, devices
+ * and workers may be changed (and are saved). A new -gpus LIST without
+ * -workers gives one worker per device. */
 static int resume_overrides(int argc, char **argv, const char **dir, evo_options *o, int *changed)
 {
-    static const char *const allowed[] = {"-evals", "-hours", "-threads", "-gpus"};
+    static const char *const allowed[] = {"-evals", "-hours", "-threads", "-gpus", "-workers"};
     *dir = NULL;
     *changed = 0;
     for (int i = 1; i < argc; ++i) {
@@ -469,8 +498,8 @@ static int resume_overrides(int argc, char **argv, const char **dir, evo_options
         int ok = 0;
         for (size_t k = 0; k < sizeof allowed / sizeof *allowed; ++k) ok |= !strcmp(argv[i], allowed[k]);
         if (!ok || i + 1 >= argc)
-            return usage_error("-resume DIR accepts only -evals N, -hours H, -threads N and -gpus N (the other "
-                               "options come from DIR/options.cfg), not '%s'", argv[i]);
+            return usage_error("-resume DIR accepts only -evals N, -hours H, -threads N, -gpus LIST and -workers N "
+                               "(the other options come from DIR/options.cfg), not '%s'", argv[i]);
         if (set_flag(o, find_flag(argv[i]), argv[i + 1])) return -1;
         ++i;
         *changed = 1;
@@ -485,7 +514,7 @@ static int cmd_resume(int argc, char **argv)
     evo_options over, o;
     memset(&o, 0, sizeof o);
     evo_options_defaults(&over);
-    over.evals = -1; over.hours = -1; over.threads = -1; over.gpu = -1;
+    over.evals = -1; over.hours = -1; over.threads = -1; over.workers = -1;
     if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return EXIT_USAGE; }
     evo_state state;
     memset(&state, 0, sizeof state);
@@ -497,7 +526,14 @@ static int cmd_resume(int argc, char **argv)
         if (over.evals >= 0) o.evals = over.evals;
         if (over.hours >= 0) o.hours = over.hours;
         if (over.threads >= 0) o.threads = over.threads;
-        if (over.gpu >= 0) o.gpu = over.gpu;
+        if (over.gpus) {   /* "" (-gpus "") moves the search back to the CPU */
+            free(o.gpus);
+            o.gpus = over.gpus;
+            over.gpus = NULL;
+            if (over.workers < 0) o.workers = 0;
+        }
+        if (over.workers >= 0) o.workers = over.workers;
+        default_workers(&o);
         if (check_options(&o)) { evo_store_close(st); rc = EXIT_ERR; }
         else if (changed && evo_store_save_options(st, &o) != DN_OK) {
             rc = runtime_error(dir, evo_last_error());
@@ -668,6 +704,58 @@ static int cmd_status(int argc, char **argv)
     return rc;
 }
 
+/* ------------------------------------------------------------ report */
+
+/* -id N or -id N,M,...; appended to ids (at most max). 0 or -1 (printed). */
+static int parse_ids(const char *v, int *ids, int *n, int max)
+{
+    char *copy = strdup(v), *save = NULL;
+    if (!copy) { fprintf(stderr, "darknet evolve: out of memory\n"); return -1; }
+    int rc = 0;
+    for (char *item = strtok_r(copy, ",", &save); item && !rc; item = strtok_r(NULL, ",", &save)) {
+        int id;
+        if (parse_int("-id", item, &id)) rc = -1;
+        else if (id < 0) rc = usage_error("-id %d: ids are >= 0", id);
+        else if (*n == max) rc = usage_error("-id: at most %d individuals", max);
+        else ids[(*n)++] = id;
+    }
+    if (!rc && *n == 0) rc = usage_error("-id wants ids, e.g. -id 3,17");
+    free(copy);
+    return rc;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    static const char use[] = "darknet evolve: usage: darknet evolve report DIR [-out FILE] [-id N,...]\n";
+    const char *dir = NULL;
+    int ids[64], nids = 0;
+    evo_report_options ro = {0};
+    for (int i = 2; i < argc; ++i) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-out") || !strcmp(a, "-id")) {
+            if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return EXIT_USAGE; }
+            if (!strcmp(a, "-out")) ro.out = argv[++i];
+            else if (parse_ids(argv[++i], ids, &nids, 64)) return EXIT_USAGE;
+        } else if (looks_like_flag(a)) {
+            fprintf(stderr, "darknet evolve: unknown option '%s' for report (-out FILE, -id N,...)\n", a);
+            return EXIT_USAGE;
+        } else if (!dir) {
+            dir = a;
+        } else {
+            fprintf(stderr, "darknet evolve: unexpected argument '%s'\n%s", a, use);
+            return EXIT_USAGE;
+        }
+    }
+    if (!dir) { fputs(use, stderr); return EXIT_USAGE; }
+    ro.ids = ids;
+    ro.nids = nids;
+    char *path = NULL;
+    if (evo_report(dir, &ro, stderr, &path) != DN_OK) return runtime_error("report", evo_last_error());
+    printf("report: %s\n", path);
+    free(path);
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------ entry */
 
 static int has_arg(int argc, char **argv, const char *name)
@@ -675,6 +763,34 @@ static int has_arg(int argc, char **argv, const char *name)
     for (int i = 1; i < argc; ++i)
         if (!strcmp(argv[i], name)) return 1;
     return 0;
+}
+
+/* mpirun -np K darknet evolve ... -mpi: rank 0 starts or resumes the search
+ * with ranks 1..K-1 as its workers; they serve until rank 0 stops them. */
+static int run_mpi(int argc, char **argv)
+{
+    int n = 0;
+    for (int i = 0; i < argc; ++i)
+        if (strcmp(argv[i], "-mpi") != 0) argv[n++] = argv[i];
+    argc = n;
+    argv[argc] = NULL;
+    if (!evo_mpi_built()) { usage_error("-mpi: this build has no MPI support (make MPI=1)"); return EXIT_USAGE; }
+    int rank = 0, size = 1, rc;
+    if (evo_mpi_init(&argc, &argv, &rank, &size) != DN_OK) {
+        rc = runtime_error("MPI", evo_last_error());
+    } else if (size < 2) {
+        usage_error("-mpi needs at least 2 ranks: mpirun -np K (K >= 2; rank 0 keeps the population, ranks 1..K-1 "
+                    "train)");
+        rc = EXIT_USAGE;
+    } else if (rank > 0) {
+        rc = evo_mpi_worker(stderr);
+    } else {
+        mpi_workers = size - 1;
+        rc = has_arg(argc, argv, "-resume") ? cmd_resume(argc, argv) : cmd_start(argc, argv);
+        evo_mpi_stop_workers();
+    }
+    evo_mpi_finalize();
+    return rc;
 }
 
 int evo_main(int argc, char **argv)
@@ -687,6 +803,8 @@ int evo_main(int argc, char **argv)
     }
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "status")) return cmd_status(argc, argv);
+    if (!strcmp(cmd, "report")) return cmd_report(argc, argv);
+    if (has_arg(argc, argv, "-mpi")) return run_mpi(argc, argv);
     if (has_arg(argc, argv, "-resume")) return cmd_resume(argc, argv);
     return cmd_start(argc, argv);
 }

@@ -277,9 +277,81 @@ void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void 
                   evo_result *r);
 void evo_result_free(evo_result *r);
 
+/* ------------------------------------------------------------ MPI messages (wire.c)
+ * Rank 0 and its workers exchange self-describing byte messages: a header
+ * (magic "DNEV", version, type, payload length) and fixed-width fields and
+ * length-prefixed strings, little-endian. evo_wire_open rejects a short,
+ * foreign, wrong-version or wrong-length message with a clear error. */
+
+#define EVO_WIRE_VERSION 1
+typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP } evo_msg_type;
+
+typedef struct { unsigned char *data; size_t len, cap; int failed; } evo_wire;   /* a message being written */
+typedef struct { const unsigned char *p; size_t left; const char *what; int failed; } evo_reader;
+
+void evo_wire_begin(evo_wire *w, evo_msg_type type);
+void evo_wire_u32(evo_wire *w, uint32_t v);
+void evo_wire_u64(evo_wire *w, uint64_t v);
+void evo_wire_f64(evo_wire *w, double v);
+void evo_wire_bytes(evo_wire *w, const void *p, size_t n);
+void evo_wire_str(evo_wire *w, const char *s);
+dn_status evo_wire_finish(evo_wire *w);   /* sets the payload length */
+void evo_wire_free(evo_wire *w);
+/* Check the header of msg (size bytes); r then reads the payload. */
+dn_status evo_wire_open(const void *msg, size_t size, evo_msg_type *type, evo_reader *r);
+dn_status evo_read_u32(evo_reader *r, const char *field, uint32_t *v);
+dn_status evo_read_u64(evo_reader *r, const char *field, uint64_t *v);
+dn_status evo_read_f64(evo_reader *r, const char *field, double *v);
+/* text (n NULL): a C string, "" when empty; binary: a copy and its length, NULL when empty */
+dn_status evo_read_bytes(evo_reader *r, const char *field, void **out, size_t *n);
+dn_status evo_read_end(evo_reader *r);   /* nothing may be left */
+
+/* What a worker rank needs before its first task. */
+typedef struct {
+    char *data_path;
+    int holdout, max_train, threads;   /* threads 0: CPUs of the node / its workers */
+    uint64_t seed;
+    char *gpus;                        /* "" or a device list; worker k of a node uses device k mod count */
+} evo_setup_msg;
+/* One evaluation: the child (and parent) as annotated cfg text. */
+typedef struct {
+    int id;
+    evo_eval_options eval;   /* seed, steps, batch, inherit (threads and gpu: the worker's own) */
+    char *child_cfg, *parent_cfg;
+    void *parent_weights; size_t parent_weights_size;
+} evo_task_msg;
+
+dn_status evo_wire_setup(evo_wire *w, const evo_setup_msg *m);
+dn_status evo_unwire_setup(evo_reader *r, evo_setup_msg *m);
+void evo_setup_msg_free(evo_setup_msg *m);
+dn_status evo_wire_ready(evo_wire *w, dn_status status, const char *error);
+dn_status evo_unwire_ready(evo_reader *r, uint32_t *status, char **error);
+dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m);
+dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m);
+void evo_task_msg_free(evo_task_msg *m);
+/* worker_seconds: the worker's time from receiving the task to sending this */
+dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worker_seconds);
+dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *worker_seconds);
+
+/* ------------------------------------------------------------ MPI (mpi.c; make MPI=1)
+ * mpirun -np K darknet evolve ... -mpi: rank 0 runs the search with one
+ * thread per worker rank; ranks 1..K-1 run evo_mpi_worker until told to stop. */
+int evo_mpi_built(void);
+dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size);
+void evo_mpi_finalize(void);
+/* rank 0: set up worker `rank` (it loads the data) and wait until it is ready */
+dn_status evo_mpi_connect(int rank, const evo_setup_msg *m);
+/* rank 0: one evaluation on worker `rank`; an error (transport, malformed or
+ * mismatched reply) means the rank must be dropped */
+dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, double *worker_seconds);
+void evo_mpi_stop_workers(void);   /* rank 0, at the end: every worker rank exits its loop */
+int evo_mpi_worker(FILE *log);     /* ranks > 0: serve until stopped; the exit code */
+
 /* ------------------------------------------------------------ run folder */
 
 /* Options of a search; saved in DIR/options.cfg and restored by -resume. */
+#define EVO_MAX_GPUS 16
+
 typedef struct {
     char *data_path, *seed_cfg_path, *out_dir;
     char *algo;              /* "tournament", "aging" or "random" */
@@ -293,7 +365,9 @@ typedef struct {
     evo_limits limits;
     int max_train;           /* 0: all training images */
     int threads;
-    int gpu;                 /* -gpus N: 1 + the CUDA device; 0: the CPU */
+    int mpi_workers;         /* not saved: worker ranks of an MPI run (-mpi); 0: none */
+    char *gpus;              /* -gpus LIST: CUDA devices ("0,1"), one worker each by
+                                default (worker w on device w mod count); NULL or "": the CPU */
 } evo_options;
 
 void evo_options_defaults(evo_options *o);
@@ -313,6 +387,7 @@ typedef struct {
     size_t params; double flops;
     int worker;              /* the worker that evaluated it (0 .. workers-1) */
     double worker_busy;      /* that worker's evaluation seconds so far (this session) */
+    double elapsed;          /* search seconds when its event was recorded (replay only) */
 } evo_individual;
 
 /* The state of a search, rebuilt by replaying DIR/events.jsonl. */
@@ -334,6 +409,11 @@ dn_status evo_store_create(const char *dir, const evo_options *o, const char *se
  * from a kill is ignored), check every living individual's files. */
 dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_store **out);
 void evo_store_close(evo_store *st);
+/* Read a run folder without opening it for writing: its options and the
+ * replayed events only, no check of the living individuals' files, so that a
+ * reader (report) works while the search writes (a torn last line is skipped
+ * with a warning). An absent events.jsonl reads as no events. */
+dn_status evo_store_read(const char *dir, evo_options *o, evo_state *state);
 /* Rewrite DIR/options.cfg atomically (a resume that extends the budget). */
 dn_status evo_store_save_options(evo_store *st, const evo_options *o);
 /* Atomic writes of an individual's annotated cfg and weights. */
@@ -351,6 +431,8 @@ dn_status evo_store_load_seed(evo_store *st, evo_genome *seed);
 
 /* Write path atomically: a temporary file beside it, fsync, rename, fsync of the folder. */
 dn_status evo_write_file_atomic(const char *path, const void *data, size_t size);
+/* mkdir -p; an existing folder is fine. */
+dn_status evo_make_dirs(const char *path);
 /* Read a whole file, NUL-terminated (size may be NULL). */
 dn_status evo_read_file(const char *path, char **data, size_t *size);
 /* Top-1 accuracy of net on every image of s (unlabelled images count as wrong).
@@ -383,6 +465,16 @@ dn_status evo_json_parse(const char *line, size_t len, evo_json_object *out);
 const evo_json_field *evo_json_get(const evo_json_object *o, const char *key);
 void evo_json_object_free(evo_json_object *o);
 
+/* A growing text buffer: evo_text_add appends printf-style; an allocation
+ * failure is remembered (failed) and the text stays as it was. */
+typedef struct { char *s; size_t n, cap; int failed; } evo_text;
+void evo_text_add(evo_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void evo_text_put(evo_text *t, const char *s, size_t n);
+void evo_text_html(evo_text *t, const char *s);     /* s with & < > " ' escaped for HTML */
+void evo_text_free(evo_text *t);
+/* Writes t atomically to path and frees it (out of memory: DN_ERR_NOMEM). */
+dn_status evo_text_write(evo_text *t, const char *path);
+
 /* ------------------------------------------------------------ selection */
 
 /* The paper's pairwise tournament over the living individuals of s, drawing
@@ -409,6 +501,44 @@ dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report);
  * labels; no weights: it is to be trained from scratch). id < 0: the best
  * individual ever evaluated. */
 dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int normal_cells, FILE *report);
+
+/* ------------------------------------------------------------ report */
+
+/* `darknet evolve report DIR`: one self-contained HTML page (the progress
+ * plot, the best individual's lineage, architecture diagrams, a summary)
+ * plus the SVG and Graphviz files it embeds, written next to it. Reads the
+ * run folder only, so it works while the search runs. */
+typedef struct {
+    const char *out;           /* the page; NULL: DIR/report/index.html; a folder: FOLDER/index.html */
+    const int *ids; int nids;  /* more individuals to draw (besides the best and its ancestors) */
+} evo_report_options;
+/* *path (malloc'd; may be NULL) gets the page's path. Notes (Graphviz
+ * missing, a figure that did not render) go to log (may be NULL). */
+dn_status evo_report(const char *dir, const evo_report_options *ro, FILE *log, char **path);
+/* The report at the end of a search: prints "report: PATH", or a warning
+ * when it could not be written (never fails the search). */
+void evo_report_after_search(const char *dir, FILE *log);
+
+/* The progress plot (plot.c) as SVG text: one <circle class="ind alive|dead|failed"
+ * data-id=.. > per individual of s and nothing else drawn as a circle (x: the
+ * evaluation number, or the search time when over_time; failures in a band
+ * below the axis), the best accuracy so far as a step line, and the lineage
+ * (ids from the initial individual to the best; may be empty) as a line. */
+dn_status evo_plot_progress(const evo_state *s, const int *lineage, int nlineage, int over_time, char **svg);
+
+/* Architecture diagrams (diagram.c) as Graphviz dot text. A network: the
+ * layers of an individual's cfg as boxes (type, filters, size/stride,
+ * activation, output w x h x c from shape inference; the options as written
+ * when its shapes do not infer), edges for the flow, routes and shortcuts.
+ * A cell: its two inputs h(k-2), h(k-1), each block's two ops and sum, and
+ * the concatenated output. id (may be NULL) prefixes the ids of the
+ * rendered SVG's elements, so that several can share one page. */
+dn_status evo_diagram_network(const char *cfg_text, const char *name, const char *id, const char *title, char **dot);
+dn_status evo_diagram_cell(const evo_cells *c, int reduction, const char *id, const char *title, char **dot);
+/* Graphviz `dot` is on PATH. */
+int evo_dot_available(void);
+/* dot -Tsvg dot_path into svg_path (atomically). */
+dn_status evo_dot_render(const char *dot_path, const char *svg_path);
 
 /* `darknet evolve ...` entry point (returns the process exit code). */
 int evo_main(int argc, char **argv);

@@ -18,6 +18,10 @@
  * template with F filters in its first cell and N normal cells per stage
  * (evo_template_rescale). Those networks are new, so no weights are written:
  * the report says how to train them with `darknet classifier train`.
+ *
+ * A measured test accuracy is also appended to DIR/tests.jsonl (one JSON
+ * line: id, test_accuracy, images, out, time), where `darknet evolve report`
+ * finds it; failing to record it is a warning, not an error.
  */
 #include "evo.h"
 #include <errno.h>
@@ -26,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
@@ -310,6 +316,37 @@ static void report_export(FILE *f, const char *dir, evo_state *s, const evo_indi
     fflush(f);
 }
 
+/* ------------------------------------------------------------ recording the test accuracy */
+
+static void record_test(const char *dir, const evo_individual *v, const char *prefix, const test_result *tr)
+{
+    if (!tr->has_test) return;
+    char when[32], *path = NULL, *line = NULL;
+    size_t len = 0;
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(when, sizeof when, "?");
+    evo_json_writer w;
+    evo_json_begin(&w);
+    evo_json_int(&w, "id", v->id);
+    evo_json_num(&w, "test_accuracy", tr->accuracy);
+    evo_json_int(&w, "images", tr->n);
+    evo_json_num(&w, "accuracy", v->accuracy);
+    evo_json_str(&w, "out", prefix);
+    evo_json_str(&w, "time", when);
+    if (evo_json_end(&w, &line, &len) != DN_OK || asprintf(&path, "%s/tests.jsonl", dir) < 0) {
+        free(line);
+        dn_warn("%s/tests.jsonl: cannot record the test accuracy: out of memory", dir);
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && write(fd, line, len) == (ssize_t)len && fsync(fd) == 0;
+    if (!ok) dn_warn("%s: cannot record the test accuracy: %s", path, strerror(errno));
+    if (fd >= 0) close(fd);
+    free(line);
+    free(path);
+}
+
 /* ------------------------------------------------------------ export */
 
 static dn_status write_all(evo_store *st, const evo_options *o, const evo_individual *v, const export_paths *p)
@@ -418,6 +455,7 @@ static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, 
     dn_status r = write_all(st, o, v, &p);
     if (r == DN_OK) r = measure(&p, &tr);
     if (r == DN_OK) report_export(report, evo_store_dir(st), s, v, &p, &tr);
+    if (r == DN_OK) record_test(evo_store_dir(st), v, prefix, &tr);
     free(tr.valid);
     paths_free(&p);
     return r;

@@ -56,6 +56,9 @@ typedef struct {
     int blocks;           /* cell searches: blocks per cell           */
     int inherit;          /* children start from their parent's weights */
     int threads;          /* compute threads per evaluation (0: as set)  */
+    int gpu[EVO_MAX_GPUS], ngpus;   /* -gpus: worker w trains on gpu[w % ngpus] */
+    int mpi;              /* MPI: worker w sends its children to rank w+1 */
+    int ranks_left;       /* MPI: worker ranks not dropped             */
     pthread_mutex_t lock; /* guards s, the store's state and the log   */
     int inflight;         /* evaluations being trained right now        */
     dn_status error;      /* the first failure of the search machinery  */
@@ -352,8 +355,38 @@ static dn_status prepare_child(search_ctx *c, const step_plan *p, step_input *in
     return DN_OK;
 }
 
-static void evaluate_child(search_ctx *c, int id, step_input *in, evo_result *r)
+/* Train and score the child on MPI rank `rank`. A transport failure or a
+ * malformed reply fails the child and drops the rank (*dropped). */
+static void evaluate_remote(search_ctx *c, int rank, int id, step_input *in, const evo_eval_options *eo,
+                            evo_result *r, double *busy, int *dropped)
 {
+    evo_task_msg t;
+    memset(&t, 0, sizeof t);
+    t.id = id;
+    t.eval = *eo;
+    dn_status s = evo_genome_emit(&in->child, 1, &t.child_cfg);
+    if (s == DN_OK && eo->inherit) s = evo_genome_emit(&in->parent, 1, &t.parent_cfg);
+    if (s == DN_OK && eo->inherit) { t.parent_weights = in->pweights; t.parent_weights_size = in->pweights_size; }
+    double seconds = 0;
+    if (s == DN_OK) s = evo_mpi_evaluate(rank, &t, r, &seconds);
+    *busy = seconds;
+    if (s != DN_OK) {
+        memset(r, 0, sizeof *r);
+        r->outcome = EVO_FAILED;
+        snprintf(r->reason, sizeof r->reason, "MPI rank %d: %s; the rank is dropped", rank, evo_last_error());
+        *dropped = 1;
+        if (c->log) fprintf(c->log, "evolve: %s\n", r->reason);
+    }
+    free(t.child_cfg);
+    free(t.parent_cfg);
+}
+
+/* Evaluate the child here or, in an MPI run, on the worker's rank. *busy:
+ * the worker's compute seconds; *dropped: an MPI rank failed. */
+static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, evo_result *r, double *busy,
+                           int *dropped)
+{
+    double t0 = dn_time_now();
     memset(r, 0, sizeof *r);
     if (in->mut_error[0]) {
         r->outcome = EVO_FAILED;
@@ -367,9 +400,11 @@ static void evaluate_child(search_ctx *c, int id, step_input *in, evo_result *r)
     eo.inherit = c->inherit && in->have_parent && in->mutation != EVO_MUT_RESET_WEIGHTS;
     eo.seed = eval_seed(c->o->seed, id);
     eo.threads = c->threads;
-    eo.gpu = c->o->gpu;
+    eo.gpu = c->ngpus ? 1 + c->gpu[worker % c->ngpus] : 0;
+    if (c->mpi) { evaluate_remote(c, worker + 1, id, in, &eo, r, busy, dropped); return; }
     evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
                  eo.inherit ? in->pweights_size : 0, &c->data, &eo, r);
+    *busy = dn_time_now() - t0;
 }
 
 /* Write the child's files and the event; then the dead lose their weights. */
@@ -433,6 +468,14 @@ static void fill_individual(search_ctx *c, int id, const step_input *in, const s
     ind->flops = r->flops;
 }
 
+/* An MPI worker rank is gone: the search fails when it was the last one. */
+static void lose_rank(search_ctx *c)
+{
+    if (--c->ranks_left > 0 || c->error != DN_OK) return;
+    c->error = DN_ERR_IO;
+    snprintf(c->error_msg, sizeof c->error_msg, "every MPI worker rank was dropped; resume with -resume");
+}
+
 /* One worker's evaluations until the budget is spent or the search failed.
  * Called with c->lock held; returns with it held. */
 static void worker_loop(search_ctx *c, int worker)
@@ -456,9 +499,10 @@ static void worker_loop(search_ctx *c, int worker)
         ++c->inflight;
         pthread_mutex_unlock(&c->lock);
         evo_result r;
-        double t = dn_time_now();
-        evaluate_child(c, id, &in, &r);
-        busy += dn_time_now() - t;
+        double seconds = 0;
+        int dropped = 0;
+        evaluate_child(c, worker, id, &in, &r, &seconds, &dropped);
+        busy += seconds;
         pthread_mutex_lock(&c->lock);
         --c->inflight;
         evo_individual ind;
@@ -475,14 +519,32 @@ static void worker_loop(search_ctx *c, int worker)
         }
         evo_result_free(&r);
         step_input_free(&in);
+        if (dropped) { lose_rank(c); return; }
     }
 }
 
 typedef struct { search_ctx *c; int worker; } worker_arg;
 
+/* MPI: have the worker's rank load the data; a rank that cannot is dropped. */
+static int connect_rank(search_ctx *c, int worker)
+{
+    const evo_options *o = c->o;
+    evo_setup_msg m = {.data_path = o->data_path, .holdout = o->holdout, .max_train = o->max_train,
+                       .threads = o->threads, .seed = o->seed, .gpus = o->gpus ? o->gpus : ""};
+    dn_status s = evo_mpi_connect(worker + 1, &m);
+    if (s == DN_OK) return 1;
+    pthread_mutex_lock(&c->lock);
+    if (c->log) fprintf(c->log, "evolve: MPI rank %d dropped: %s\n", worker + 1, evo_last_error());
+    lose_rank(c);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+/* One worker from start to end (the caller's thread for worker 0). */
 static void *worker_thread(void *arg)
 {
     worker_arg *a = arg;
+    if (a->c->mpi && !connect_rank(a->c, a->worker)) return NULL;
     pthread_mutex_lock(&a->c->lock);
     worker_loop(a->c, a->worker);
     pthread_mutex_unlock(&a->c->lock);
@@ -517,6 +579,12 @@ static void print_start(const search_ctx *c)
     if (o->evals > 0) fprintf(c->log, " %d evaluations", o->evals);
     if (o->hours > 0) fprintf(c->log, "%s %.3g hours", o->evals > 0 ? " or" : "", o->hours);
     if (c->s->evals > 0) fprintf(c->log, "; resuming after evaluation %d", c->s->evals);
+    int workers = c->mpi ? c->mpi : o->workers > 1 ? o->workers : 1;
+    fprintf(c->log, "\nevolve: %d worker%s on ", workers, workers == 1 ? "" : "s");
+    if (c->mpi) fprintf(c->log, "MPI ranks 1..%d (rank 0 keeps the population), ", c->mpi);
+    if (c->ngpus) fprintf(c->log, "GPU%s %s (worker w on device w mod %d)", c->ngpus == 1 ? "" : "s", o->gpus, c->ngpus);
+    else fprintf(c->log, "the CPU");
+    if (c->threads) fprintf(c->log, ", %d threads each", c->threads);
     fputc('\n', c->log);
     fflush(c->log);
 }
@@ -541,6 +609,7 @@ static void print_end(const search_ctx *c)
     }
     fprintf(c->log, "export with: darknet evolve export %s\n", evo_store_dir(c->st));
     fflush(c->log);
+    evo_report_after_search(evo_store_dir(c->st), c->log);   /* prints its path; a failure only warns */
 }
 
 /* A fresh search starts its RNG and ids from the seed. */
@@ -555,21 +624,25 @@ static void init_fresh(search_ctx *c)
 /* Workers 1 .. N-1 on their own threads, worker 0 on the caller's. */
 static dn_status search_loop(search_ctx *c)
 {
-    int n = c->o->workers > 1 ? c->o->workers : 1;
-    pthread_t tid[64];
-    worker_arg args[64];
-    int started = 0;
-    pthread_mutex_init(&c->lock, NULL);
-    for (int w = 1; w < n && w < 64; ++w) {
-        args[w] = (worker_arg){c, w};
-        if (pthread_create(&tid[w], NULL, worker_thread, &args[w]) != 0) break;
-        started = w;
+    int n = c->mpi ? c->mpi : c->o->workers > 1 ? c->o->workers : 1;
+    pthread_t *tid = calloc((size_t)n, sizeof *tid);
+    worker_arg *args = calloc((size_t)n, sizeof *args);
+    char *started = calloc((size_t)n, 1);
+    if (!tid || !args || !started) {
+        free(tid); free(args); free(started);
+        return evo_fail(DN_ERR_NOMEM, "out of memory for %d workers", n);
     }
-    pthread_mutex_lock(&c->lock);
-    worker_loop(c, 0);
-    pthread_mutex_unlock(&c->lock);
-    for (int w = 1; w <= started; ++w) pthread_join(tid[w], NULL);
+    pthread_mutex_init(&c->lock, NULL);
+    c->ranks_left = c->mpi;
+    for (int w = 0; w < n; ++w) args[w] = (worker_arg){c, w};
+    for (int w = 1; w < n; ++w) started[w] = pthread_create(&tid[w], NULL, worker_thread, &args[w]) == 0;
+    worker_thread(&args[0]);
+    for (int w = 1; w < n; ++w) {
+        if (started[w]) pthread_join(tid[w], NULL);
+        else if (c->mpi) worker_thread(&args[w]);   /* a rank must be served even without a thread */
+    }
     pthread_mutex_destroy(&c->lock);
+    free(tid); free(args); free(started);
     if (c->error != DN_OK) return evo_fail(c->error, "%s", c->error_msg);
     return DN_OK;
 }
@@ -582,11 +655,18 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
     search_ctx c;
     memset(&c, 0, sizeof c);
     c.st = st; c.o = o; c.s = state; c.log = progress;
+    c.mpi = o->mpi_workers > 0 ? o->mpi_workers : 0;
     dn_status s = load_seed(&c);
     if (s != DN_OK) return s;
     s = evo_data_load(o->data_path, o->holdout, o->seed, o->max_train, &c.data);
     if (s != DN_OK) { evo_genome_free(&c.seed); return s; }
     init_fresh(&c);
+    if (o->gpus && *o->gpus && (s = dn_gpu_parse_list(o->gpus, c.gpu, EVO_MAX_GPUS, &c.ngpus)) != DN_OK) {
+        evo_fail(s, "%s", dn_last_error());
+        evo_data_free(&c.data);
+        evo_genome_free(&c.seed);
+        return s;
+    }
     c.threads = o->threads;
     if (o->workers > 1 && o->threads == 0) {   /* workers x threads = CPUs */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);

@@ -21,7 +21,8 @@
  *
  * Opening is read-only (export may read a folder while its search runs):
  * cleaning, truncating and the lock (flock on events.jsonl, one writer per
- * folder) happen on the first write through the store.
+ * folder) happen on the first write through the store. evo_store_read only
+ * replays the log (no file checks), for readers such as the report.
  *
  * The store keeps a mirror of the replayed state so that every appended event
  * is checked exactly as a later replay would check it: the log never holds a
@@ -190,6 +191,8 @@ static dn_status make_dirs(const char *path)
     return st;
 }
 
+dn_status evo_make_dirs(const char *path) { return make_dirs(path); }
+
 /* ------------------------------------------------------------ state */
 
 void evo_state_free(evo_state *s)
@@ -246,7 +249,7 @@ static const opt_field opt_fields[] = {
     {"max_memory", OPT_DBL, offsetof(evo_options, limits.max_memory)},
     {"max_train", OPT_INT, offsetof(evo_options, max_train)},
     {"threads", OPT_INT, offsetof(evo_options, threads)},
-    {"gpu", OPT_INT, offsetof(evo_options, gpu)},
+    {"gpus", OPT_STR, offsetof(evo_options, gpus)},
 };
 #define NOPT_FIELDS ((int)(sizeof opt_fields / sizeof opt_fields[0]))
 
@@ -331,6 +334,18 @@ static dn_status set_option(evo_options *o, const opt_field *f, const char *v, c
                          f->type == OPT_DBL ? "a number" : "an integer");
 }
 
+/* Run folders written before -gpus took a list hold gpu=1+device (0: CPU). */
+static dn_status legacy_gpu(evo_options *o, const char *v, const char *path, int line)
+{
+    char *end = NULL;
+    long g = strtol(v, &end, 10);
+    if (!*v || *end || g < 0 || g > 1024) return evo_fail(DN_ERR_PARSE, "%s:%d: gpu=%s is not a device", path, line, v);
+    if (g == 0) return DN_OK;
+    free(o->gpus);
+    if (asprintf(&o->gpus, "%ld", g - 1) < 0) { o->gpus = NULL; return evo_fail(DN_ERR_NOMEM, "out of memory"); }
+    return DN_OK;
+}
+
 /* One line of options.cfg (already trimmed, not blank, not a comment). */
 static dn_status option_line(evo_options *o, char *s, const char *path, int line, int *header, unsigned *seen)
 {
@@ -344,6 +359,7 @@ static dn_status option_line(evo_options *o, char *s, const char *path, int line
     if (!eq) return evo_fail(DN_ERR_PARSE, "%s:%d: '%s' is not key=value", path, line, s);
     *eq = 0;
     char *key = trim(s), *value = trim(eq + 1);
+    if (strcmp(key, "gpu") == 0) return legacy_gpu(o, value, path, line);
     const opt_field *f = find_field(key);
     if (!f) return evo_fail(DN_ERR_PARSE, "%s:%d: unknown option '%s'", path, line, key);
     unsigned bit = 1u << (f - opt_fields);
@@ -461,6 +477,7 @@ static dn_status apply_event(evo_state *s, const event *e, int *baseline)
     ind.seconds = e->seconds;
     ind.params = e->params;
     ind.flops = e->flops;
+    ind.elapsed = e->elapsed;
     TRY(reserve_one(s));
     s->ind[s->n++] = ind;
     for (int k = 0; k < e->nkilled; ++k) {
@@ -905,6 +922,21 @@ dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_
     if (s != DN_OK) { evo_store_close(st); return s; }
     *out = st;
     return DN_OK;
+}
+
+dn_status evo_store_read(const char *dir, evo_options *o, evo_state *state)
+{
+    if (!dir || !*dir || !o || !state) return evo_fail(DN_ERR_ARG, "evo_store_read: missing folder, options or state");
+    memset(state, 0, sizeof *state);
+    memset(o, 0, sizeof *o);
+    evo_store *st;
+    TRY(store_new(dir, &st));
+    dn_status s = read_options(st->dir, o);
+    if (s == DN_OK) s = read_events(st);
+    if (s == DN_OK) s = state_copy(&st->log, state);
+    if (s != DN_OK) evo_options_free(o);
+    evo_store_close(st);
+    return s;
 }
 
 /* ------------------------------------------------------------ individuals */

@@ -155,27 +155,19 @@ fi
 # ------------------------------------------------------------------ h. -workers 2: one population, two evaluations in flight
 run h "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/h" "${SMALL[@]}" -workers 2
 check "-workers 2 exits 0 (rc=$rc: $(tail -n 2 "$T/h.err"))" [ "$rc" -eq 0 ]
-evals=$(grep -oE '"eval":[0-9]+' "$T/h/events.jsonl" | cut -d: -f2 | tr '\n' ' ')
-check "-workers 2: evals 1..$EVALS in order, no gap or duplicate" [ "$evals" = "$(seq -s ' ' 1 "$EVALS") " ]
-check "-workers 2: every id once" [ "$(grep -oE '"id":[0-9]+' "$T/h/events.jsonl" | sort | uniq -d | wc -l)" -eq 0 ]
-check "-workers 2: both workers evaluated" [ "$(grep -oE '"worker":[0-9]+' "$T/h/events.jsonl" | sort -u | wc -l)" -eq 2 ]
-# every individual is accounted for: killed at most once and only after it was born, alive or dead at the end
-acct=$(awk '
-  { id = ""; if (match($0, /"id":[0-9]+/)) id = substr($0, RSTART + 5, RLENGTH - 5) + 0
-    failed = ($0 ~ /"outcome":"failed"/)
-    if (match($0, /"killed":\[[0-9,]*\]/)) { k = substr($0, RSTART + 10, RLENGTH - 11)
-      if (k != "") { n = split(k, ks, ","); for (i = 1; i <= n; ++i) { if (!(ks[i] in alive)) bad++; delete alive[ks[i]]; dead++ } } }
-    if (failed) nfail++; else alive[id] = 1; total++ }
-  END { na = 0; for (a in alive) na++; printf "%d %d %d %d %d\n", bad + 0, total, na, dead + 0, nfail + 0 }' "$T/h/events.jsonl")
-read -r bad total nalive ndead nfail <<< "$acct"
-check "-workers 2: kills only of living individuals ($bad wrong)" [ "$bad" -eq 0 ]
-check "-workers 2: alive + killed + failed = evaluated ($nalive + $ndead + $nfail = $total)" [ $((nalive + ndead + nfail)) -eq "$total" ]
-check "-workers 2: the population stays at most P ($nalive <= $POP)" [ "$nalive" -le "$POP" ]
+check_search_log "-workers 2" "$T/h/events.jsonl" "$EVALS" "$POP" 2
 run h_status "$DN" evolve status "$T/h"
 check "-workers 2: status reads the run" [ "$rc" -eq 0 ]
 cp -r "$T/h" "$T/h2"
 run h_resume "$DN" evolve -resume "$T/h2" -evals $((EVALS + 6))
 check "-workers 2: -resume extends it (rc=$rc)" [ "$rc" -eq 0 -a "$(lines "$T/h2/events.jsonl")" -eq $((EVALS + 6)) ]
+# -resume may change the workers (saved); a run folder from before -gpus took a list (gpu=0) still resumes
+sed -i 's/^gpus=$/gpu=0/' "$T/h2/options.cfg"
+run h_resume1 "$DN" evolve -resume "$T/h2" -evals $((EVALS + 8)) -workers 1
+check "-resume -workers 1 of a legacy gpu=0 folder (rc=$rc: $(tail -n 1 "$T/h_resume1.err"))" \
+  [ "$rc" -eq 0 -a "$(lines "$T/h2/events.jsonl")" -eq $((EVALS + 8)) ]
+check "-resume -workers 1 is saved" grep -qx "workers=1" "$T/h2/options.cfg"
+check "-resume says 1 worker on the CPU" grep -q "1 worker on the CPU" "$T/h_resume1.out"
 
 # ------------------------------------------------------------------ f. bad input
 printf '[net]\nbatch=1\nwidth=28\nheight=28\nchannels=1\n\n[convolutional]\nfilters=4\nsize=3\n' > "$T/nohead.cfg"
@@ -197,7 +189,10 @@ expect_error small_pop 2 'population' "$DN" evolve "$T/fashion.data" "$SEED_CFG"
 expect_error aging_sample 2 'sample 0' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo aging -sample 0
 expect_error bad_ops 2 "unknown op 'sep9x9'" "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -ops sep3x3,sep9x9
 expect_error algo_bad 2 'unknown algorithm' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -algo best
-expect_error workers 2 'workers 0' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -workers 0
+expect_error workers 2 'workers -1' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -workers -1
+expect_error workers_many 2 'workers 65' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -workers 65
+expect_error gpus_cpu_build 2 'no GPU support|does not exist' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -gpus 0
+expect_error gpus_garbage 2 'gpus 0,a: expected device numbers' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -gpus 0,a
 expect_error inherit_bad 2 'inherit' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -inherit 2
 expect_error no_budget 2 'budget' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -evals 0 -hours 0
 check "no run folder left by refused starts" [ ! -e "$T/f7" -a ! -e "$T/f1" -a ! -e "$T/f2" ]

@@ -1,0 +1,318 @@
+/*
+ * mpi.c — `darknet evolve ... -mpi` across machines with Open MPI: rank 0
+ * owns the population, selection and the run folder (search.c, one thread
+ * per worker rank); ranks 1..K-1 load the data once, then train and score
+ * the children rank 0 sends them and send back the result and the trained
+ * weights. Messages are evo/wire.c's self-describing byte messages on one
+ * tag; a worker that sends anything malformed is dropped by rank 0.
+ *
+ * Rank 0's threads share MPI under one lock (MPI_THREAD_SERIALIZED) and
+ * poll with short sleeps instead of blocking, so a thread waiting for a slow
+ * worker never holds MPI away from the others and idle ranks do not spin.
+ * Built only with `make MPI=1` (DN_MPI); otherwise the calls say so.
+ */
+#include "evo.h"
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef DN_MPI
+#include <limits.h>
+#include <mpi.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TAG 7
+#define POLL_NS 1000000L   /* 1 ms between polls */
+#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
+
+static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER;
+static int my_rank, world_size;
+static int node_index, node_workers;   /* this rank among the worker ranks of its node, and their count */
+
+int evo_mpi_built(void) { return 1; }
+
+static void nap(void)
+{
+    struct timespec t = {0, POLL_NS};
+    nanosleep(&t, NULL);
+}
+
+static dn_status mpi_error(int err, const char *call)
+{
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(err, text, &len);
+    return evo_fail(DN_ERR_IO, "MPI: %s: %.*s", call, len, text);
+}
+
+/* Worker ranks on this node and this rank's index among them (rank 0 does
+ * not count: it only coordinates). Collective: every rank calls it. */
+static dn_status node_layout(void)
+{
+    MPI_Comm node;
+    int err = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL, &node);
+    if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Comm_split_type");
+    int node_rank = 0, node_size = 1, is0 = my_rank == 0, has0 = 0;
+    MPI_Comm_rank(node, &node_rank);
+    MPI_Comm_size(node, &node_size);
+    MPI_Allreduce(&is0, &has0, 1, MPI_INT, MPI_SUM, node);
+    MPI_Comm_free(&node);
+    node_index = node_rank - has0;   /* rank 0, when here, is node rank 0 (ordered by world rank) */
+    node_workers = node_size - has0;
+    return DN_OK;
+}
+
+dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size)
+{
+    int provided = 0;
+    int err = MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided);
+    if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Init_thread");
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &my_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+    *rank = my_rank;
+    *size = world_size;
+    if (provided < MPI_THREAD_SERIALIZED)
+        return evo_fail(DN_ERR_IO, "MPI: the library offers thread level %d, rank 0 needs MPI_THREAD_SERIALIZED",
+                        provided);
+    return node_layout();
+}
+
+void evo_mpi_finalize(void) { MPI_Finalize(); }
+
+/* ------------------------------------------------------------ transport */
+
+static dn_status send_msg(int to, const evo_wire *w)
+{
+    if (w->len > INT_MAX) return evo_fail(DN_ERR_ARG, "MPI: a message of %zu bytes is too large to send", w->len);
+    MPI_Request req;
+    pthread_mutex_lock(&mpi_lock);
+    int err = MPI_Isend(w->data, (int)w->len, MPI_BYTE, to, TAG, MPI_COMM_WORLD, &req);
+    pthread_mutex_unlock(&mpi_lock);
+    if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Isend");
+    for (int done = 0; !done;) {
+        pthread_mutex_lock(&mpi_lock);
+        err = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        pthread_mutex_unlock(&mpi_lock);
+        if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Test");
+        if (!done) nap();
+    }
+    return DN_OK;
+}
+
+/* The next message from rank `from` (malloc'd; *n bytes). */
+static dn_status recv_msg(int from, unsigned char **buf, int *n)
+{
+    *buf = NULL;
+    *n = 0;
+    for (;;) {
+        int flag = 0, err;
+        MPI_Status st;
+        pthread_mutex_lock(&mpi_lock);
+        err = MPI_Iprobe(from, TAG, MPI_COMM_WORLD, &flag, &st);
+        if (err == MPI_SUCCESS && flag) {
+            MPI_Get_count(&st, MPI_BYTE, n);
+            *buf = malloc(*n > 0 ? (size_t)*n : 1);
+            err = *buf ? MPI_Recv(*buf, *n, MPI_BYTE, from, TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE) : MPI_ERR_NO_MEM;
+        }
+        pthread_mutex_unlock(&mpi_lock);
+        if (err != MPI_SUCCESS) {
+            free(*buf);
+            *buf = NULL;
+            return mpi_error(err, "receiving a message");
+        }
+        if (flag) return DN_OK;
+        nap();
+    }
+}
+
+/* Receive from `from` and check the header; the reader points into *buf. */
+static dn_status recv_open(int from, unsigned char **buf, evo_msg_type *type, evo_reader *r)
+{
+    int n;
+    TRY(recv_msg(from, buf, &n));
+    dn_status s = evo_wire_open(*buf, (size_t)n, type, r);
+    if (s != DN_OK) { free(*buf); *buf = NULL; }
+    return s;
+}
+
+/* ------------------------------------------------------------ rank 0 */
+
+/* Send w (built with status `built`; freed here) to rank, then receive its reply. */
+static dn_status exchange(int rank, evo_wire *w, dn_status built, unsigned char **buf, evo_msg_type *type,
+                          evo_reader *r)
+{
+    dn_status s = built == DN_OK ? send_msg(rank, w) : built;
+    evo_wire_free(w);
+    return s == DN_OK ? recv_open(rank, buf, type, r) : s;
+}
+
+dn_status evo_mpi_connect(int rank, const evo_setup_msg *m)
+{
+    evo_wire w;
+    unsigned char *buf;
+    evo_msg_type type;
+    evo_reader r;
+    TRY(exchange(rank, &w, evo_wire_setup(&w, m), &buf, &type, &r));
+    uint32_t status = 0;
+    char *error = NULL;
+    dn_status s = type == EVO_MSG_READY ? evo_unwire_ready(&r, &status, &error)
+                              : evo_fail(DN_ERR_PARSE, "expected a ready message, got type %d", (int)type);
+    free(buf);
+    if (s == DN_OK && status != DN_OK) s = evo_fail((dn_status)status, "%s", error && *error ? error : "setup failed");
+    free(error);
+    return s;
+}
+
+dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, double *worker_seconds)
+{
+    memset(r, 0, sizeof *r);
+    evo_wire w;
+    unsigned char *buf;
+    evo_msg_type type;
+    evo_reader rd;
+    TRY(exchange(rank, &w, evo_wire_task(&w, t), &buf, &type, &rd));
+    int id = -1;
+    dn_status s = type == EVO_MSG_RESULT ? evo_unwire_result(&rd, &id, r, worker_seconds)
+                               : evo_fail(DN_ERR_PARSE, "expected a result message, got type %d", (int)type);
+    free(buf);
+    if (s == DN_OK && id != t->id) {
+        evo_result_free(r);
+        s = evo_fail(DN_ERR_PARSE, "result for individual %d, but it was sent individual %d", id, t->id);
+    }
+    return s;
+}
+
+void evo_mpi_stop_workers(void)
+{
+    for (int rank = 1; rank < world_size; ++rank) {
+        evo_wire w;
+        evo_wire_begin(&w, EVO_MSG_STOP);
+        if (evo_wire_finish(&w) == DN_OK) send_msg(rank, &w);
+        evo_wire_free(&w);
+    }
+}
+
+/* ------------------------------------------------------------ worker ranks */
+
+typedef struct {
+    evo_data data;
+    int loaded;
+    int threads, gpu;   /* for every evaluation of this rank */
+} worker_state;
+
+static dn_status worker_setup(worker_state *ws, evo_reader *r)
+{
+    evo_setup_msg m;
+    TRY(evo_unwire_setup(r, &m));
+    if (ws->loaded) { evo_data_free(&ws->data); ws->loaded = 0; }
+    dn_status s = evo_data_load(m.data_path, m.holdout, m.seed, m.max_train, &ws->data);
+    if (s != DN_OK) s = evo_fail(s, "rank %d: loading %s: %s", my_rank, m.data_path, evo_last_error());
+    ws->loaded = s == DN_OK;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = node_workers > 0 ? node_workers : 1;
+    ws->threads = m.threads > 0 ? m.threads : (cpus > workers ? (int)(cpus / workers) : 1);   /* workers x threads = cores */
+    ws->gpu = 0;
+    int dev[EVO_MAX_GPUS], ndev = 0;
+    if (s == DN_OK && m.gpus && *m.gpus) {
+        s = dn_gpu_parse_list(m.gpus, dev, EVO_MAX_GPUS, &ndev);
+        if (s == DN_OK) ws->gpu = 1 + dev[node_index % ndev];
+        if (s == DN_OK && dn_gpu_use(ws->gpu - 1) != DN_OK)
+            s = evo_fail(DN_ERR_GPU, "rank %d: %s", my_rank, dn_last_error());
+    }
+    evo_setup_msg_free(&m);
+    return s;
+}
+
+/* Evaluate one task; the result message goes back to rank 0. */
+static dn_status worker_task(worker_state *ws, evo_reader *rd)
+{
+    double t0 = dn_time_now();
+    evo_task_msg t;
+    TRY(evo_unwire_task(rd, &t));
+    evo_result r;
+    memset(&r, 0, sizeof r);
+    evo_genome child, parent;
+    memset(&child, 0, sizeof child);
+    memset(&parent, 0, sizeof parent);
+    int have_parent = t.parent_cfg && *t.parent_cfg;
+    dn_status s = ws->loaded ? evo_genome_parse(t.child_cfg, "child", &child)
+                             : evo_fail(DN_ERR_ARG, "rank %d has no data (no setup)", my_rank);
+    if (s == DN_OK && have_parent) s = evo_genome_parse(t.parent_cfg, "parent", &parent);
+    if (s == DN_OK) {
+        evo_eval_options eo = t.eval;
+        eo.threads = ws->threads;
+        eo.gpu = ws->gpu;
+        evo_evaluate(&child, have_parent ? &parent : NULL, t.parent_weights, t.parent_weights_size, &ws->data, &eo, &r);
+    } else {
+        r.outcome = EVO_FAILED;
+        snprintf(r.reason, sizeof r.reason, "rank %d: %s", my_rank, evo_last_error());
+    }
+    evo_wire w;
+    s = evo_wire_result(&w, t.id, &r, dn_time_now() - t0);
+    if (s == DN_OK) s = send_msg(0, &w);
+    evo_wire_free(&w);
+    evo_result_free(&r);
+    evo_genome_free(&child);
+    evo_genome_free(&parent);
+    evo_task_msg_free(&t);
+    return s;
+}
+
+int evo_mpi_worker(FILE *log)
+{
+    worker_state ws;
+    memset(&ws, 0, sizeof ws);
+    int rc = 0;
+    for (;;) {
+        unsigned char *buf = NULL;
+        evo_msg_type type;
+        evo_reader r;
+        dn_status s = recv_open(0, &buf, &type, &r);
+        if (s != DN_OK) {
+            fprintf(log, "darknet evolve: rank %d: bad message from rank 0: %s\n", my_rank, evo_last_error());
+            rc = 1;
+            break;
+        }
+        if (type == EVO_MSG_STOP) { free(buf); break; }
+        if (type == EVO_MSG_SETUP) {
+            s = worker_setup(&ws, &r);
+            evo_wire w;
+            if (evo_wire_ready(&w, s, s == DN_OK ? "" : evo_last_error()) == DN_OK) send_msg(0, &w);
+            evo_wire_free(&w);
+            if (s != DN_OK) fprintf(log, "darknet evolve: %s\n", evo_last_error());
+        } else if (type == EVO_MSG_TASK) {
+            s = worker_task(&ws, &r);
+            if (s != DN_OK) fprintf(log, "darknet evolve: rank %d: %s\n", my_rank, evo_last_error());
+        } else {
+            fprintf(log, "darknet evolve: rank %d: unexpected message type %d from rank 0\n", my_rank, (int)type);
+        }
+        free(buf);
+    }
+    if (ws.loaded) evo_data_free(&ws.data);
+    return rc;
+}
+
+#else /* no MPI */
+
+static dn_status no_mpi(void) { return evo_fail(DN_ERR_ARG, "this build has no MPI support (rebuild with make MPI=1)"); }
+int evo_mpi_built(void) { return 0; }
+dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size)
+{
+    (void)argc; (void)argv;
+    *rank = 0;
+    *size = 1;
+    return no_mpi();
+}
+void evo_mpi_finalize(void) {}
+dn_status evo_mpi_connect(int rank, const evo_setup_msg *m) { (void)rank; (void)m; return no_mpi(); }
+dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, double *worker_seconds)
+{
+    (void)rank; (void)t; (void)worker_seconds;
+    memset(r, 0, sizeof *r);
+    return no_mpi();
+}
+void evo_mpi_stop_workers(void) {}
+int evo_mpi_worker(FILE *log) { (void)log; return 1; }
+#endif

@@ -1,0 +1,294 @@
+/*
+ * plot.c — the progress plot of a search as SVG, written directly (no
+ * plotting program at run time), after the papers' signature figure:
+ *
+ *   every evaluated individual is one dot, <circle class="ind alive|dead|failed"
+ *     data-id data-eval>, with a tooltip (<title>); x is its evaluation number
+ *     (or the search time when it was recorded), y its validation accuracy;
+ *     failed individuals sit in a red band below the axis;
+ *   the best validation accuracy so far is an orange step line;
+ *   the lineage of the best individual (initial individual -> best) is a green
+ *     line through its members, the best a star.
+ *
+ * Nothing else is drawn as a <circle> (legend dots are paths), so the number
+ * of circles is the number of individuals. Colours are attributes, not CSS,
+ * so the file looks the same alone and embedded in a page.
+ */
+#include "evo.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Geometry (SVG user units). */
+#define PW 860           /* width                          */
+#define PH 410           /* height                         */
+#define PX0 64           /* plot area: left, right, top, bottom */
+#define PX1 836
+#define PY0 40
+#define PY1 316
+#define FAIL_Y 334       /* centre of the failed band      */
+#define TICK_Y 364       /* x tick labels                  */
+
+#define C_ALIVE "#1f6fb4"
+#define C_DEAD "#9a9a9a"
+#define C_FAILED "#d62728"
+#define C_BEST "#ff7f0e"
+#define C_LINEAGE "#2ca02c"
+
+typedef struct { double lo, hi, step; } axis;
+
+/* Round limits and a 1-2-5 step giving about `ticks` intervals. */
+static axis nice_axis(double lo, double hi, int ticks)
+{
+    if (!(hi > lo)) hi = lo + 1;
+    double raw = (hi - lo) / ticks, mag = pow(10, floor(log10(raw))), f = raw / mag;
+    double step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+    axis a = {floor(lo / step + 1e-9) * step, ceil(hi / step - 1e-9) * step, step};
+    if (!(a.hi > a.lo)) a.hi = a.lo + step;
+    return a;
+}
+
+typedef struct {
+    axis x, y;
+    int over_time;
+    double time_unit;    /* seconds per x unit (time plot)  */
+    const char *unit;    /* its name                        */
+} frame;
+
+static double px(const frame *f, double x) { return PX0 + (x - f->x.lo) / (f->x.hi - f->x.lo) * (PX1 - PX0); }
+static double py(const frame *f, double y) { return PY1 - (y - f->y.lo) / (f->y.hi - f->y.lo) * (PY1 - PY0); }
+
+static double x_of(const frame *f, const evo_individual *v)
+{
+    return f->over_time ? v->elapsed / f->time_unit : (double)v->eval;
+}
+
+static double percent(const evo_individual *v) { return 100.0 * v->accuracy; }
+
+/* The axes' ranges: x from 0 to the last evaluation (or time), y around the
+ * accuracies of the individuals that trained. */
+static frame make_frame(const evo_state *s, int over_time)
+{
+    frame f;
+    memset(&f, 0, sizeof f);
+    f.over_time = over_time;
+    f.time_unit = 1;
+    f.unit = "seconds";
+    double xmax = 1, lo = 100, hi = 0, tmax = 0;
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        if (v->eval > xmax) xmax = v->eval;
+        if (v->elapsed > tmax) tmax = v->elapsed;
+        if (v->outcome != EVO_OK) continue;
+        if (percent(v) < lo) lo = percent(v);
+        if (percent(v) > hi) hi = percent(v);
+    }
+    if (over_time) {
+        if (tmax >= 7200) { f.time_unit = 3600; f.unit = "hours"; }
+        else if (tmax >= 120) { f.time_unit = 60; f.unit = "minutes"; }
+        xmax = tmax / f.time_unit > 0 ? tmax / f.time_unit : 1;
+    }
+    if (hi < lo) { lo = 0; hi = 100; }
+    f.x = nice_axis(0, xmax, 8);
+    if (!over_time && f.x.step < 1) f.x = (axis){0, ceil(xmax), 1};   /* evaluations are whole */
+    f.y = nice_axis(lo, hi, 6);
+    if (f.y.lo < 0) f.y.lo = 0;
+    if (f.y.hi > 100 && lo < 100) f.y.hi = 100;
+    return f;
+}
+
+/* A number on an axis: no trailing zeros. */
+static void tick_text(char *buf, size_t n, double v, double step)
+{
+    int digits = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    snprintf(buf, n, "%.*f", digits, fabs(v) < 1e-12 ? 0.0 : v);
+}
+
+static void draw_axes(evo_text *t, const frame *f, const char *title)
+{
+    evo_text_add(t, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", PW, PH);
+    evo_text_add(t, "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">", PX0);
+    evo_text_html(t, title);
+    evo_text_add(t, "</text>\n<g class=\"p-grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
+    for (double y = f->y.lo; y <= f->y.hi + f->y.step * 1e-6; y += f->y.step)
+        evo_text_add(t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>\n", PX0, PX1, py(f, y), py(f, y));
+    for (double x = f->x.lo; x <= f->x.hi + f->x.step * 1e-6; x += f->x.step)
+        evo_text_add(t, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\"/>\n", px(f, x), px(f, x), PY0, PY1);
+    evo_text_add(t, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
+                 PX0, PY0, PX1 - PX0, PY1 - PY0);
+    evo_text_add(t, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"16\" fill=\"#fbe3e3\"/>\n", PX0, FAIL_Y - 8,
+                 PX1 - PX0);
+    evo_text_add(t, "<g font-size=\"11\" fill=\"#333\">\n<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">"
+                 "failed</text>\n", PX0 - 6, FAIL_Y + 4, C_FAILED);
+    char num[32];
+    for (double y = f->y.lo; y <= f->y.hi + f->y.step * 1e-6; y += f->y.step) {
+        tick_text(num, sizeof num, y, f->y.step);
+        evo_text_add(t, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s%%</text>\n", PX0 - 6, py(f, y) + 4, num);
+    }
+    for (double x = f->x.lo; x <= f->x.hi + f->x.step * 1e-6; x += f->x.step) {
+        tick_text(num, sizeof num, x, f->x.step);
+        evo_text_add(t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px(f, x), TICK_Y, num);
+    }
+    evo_text_add(t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s%s%s</text>\n",
+                 (PX0 + PX1) / 2, TICK_Y + 24, f->over_time ? "search time (" : "evaluation",
+                 f->over_time ? f->unit : "", f->over_time ? ")" : "");
+    evo_text_add(t, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">"
+                 "validation accuracy</text>\n</g>\n", (PY0 + PY1) / 2);
+}
+
+/* ------------------------------------------------------------ dots */
+
+static const char *kind_of(const evo_individual *v)
+{
+    return v->outcome != EVO_OK ? "failed" : v->alive ? "alive" : "dead";
+}
+
+static void dot_tooltip(evo_text *t, const evo_individual *v)
+{
+    evo_text_add(t, "<title>individual %d, evaluation %d: ", v->id, v->eval);
+    if (v->outcome == EVO_OK) evo_text_add(t, "%.2f%%", percent(v));
+    else evo_text_add(t, "failed");
+    if (v->parent >= 0) evo_text_add(t, ", %s of %d", evo_mutation_name(v->mutation), v->parent);
+    else evo_text_add(t, ", %s", v->mutation == EVO_MUT_RANDOM ? "random sample" : "initial");
+    if (v->outcome == EVO_OK) {
+        if (v->alive) evo_text_add(t, ", alive");
+        else evo_text_add(t, ", died at evaluation %d", v->died_at);
+    }
+    evo_text_add(t, "</title>");
+}
+
+/* One kind at a time, so the living are drawn over the dead. */
+static void draw_dots(evo_text *t, const evo_state *s, const frame *f, const char *kind)
+{
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        const char *k = kind_of(v);
+        if (strcmp(k, kind) != 0) continue;
+        double x = px(f, x_of(f, v));
+        if (!strcmp(k, "failed")) {
+            evo_text_add(t, "<circle class=\"ind failed\" data-id=\"%d\" data-eval=\"%d\" cx=\"%.1f\" cy=\"%d\" r=\"3\" "
+                         "fill=\"none\" stroke=\"%s\" stroke-width=\"1.3\">", v->id, v->eval, x, FAIL_Y, C_FAILED);
+        } else {
+            int alive = !strcmp(k, "alive");
+            evo_text_add(t, "<circle class=\"ind %s\" data-id=\"%d\" data-eval=\"%d\" cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" "
+                         "fill=\"%s\" fill-opacity=\"%s\">", k, v->id, v->eval, x, py(f, percent(v)),
+                         alive ? "3.5" : "2.8", alive ? C_ALIVE : C_DEAD, alive ? "0.9" : "0.55");
+        }
+        dot_tooltip(t, v);
+        evo_text_add(t, "</circle>\n");
+    }
+}
+
+/* ------------------------------------------------------------ lines */
+
+/* The best accuracy so far, in event order, as a step line to the last event. */
+static void draw_best_so_far(evo_text *t, const evo_state *s, const frame *f)
+{
+    double best = -1, last_x = 0;
+    int started = 0;
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        last_x = px(f, x_of(f, v));
+        if (v->outcome != EVO_OK || percent(v) <= best) continue;
+        double y = py(f, percent(v));
+        if (!started) evo_text_add(t, "<path class=\"p-best\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.8\" "
+                                   "d=\"M%.1f %.1f", C_BEST, last_x, y);
+        else evo_text_add(t, " H%.1f V%.1f", last_x, y);
+        started = 1;
+        best = percent(v);
+    }
+    if (started) evo_text_add(t, " H%.1f\"><title>best validation accuracy so far: %.2f%%</title></path>\n", last_x,
+                              best);
+}
+
+/* A five-pointed star path centred at (x, y). */
+static void star(evo_text *t, double x, double y, double r, const char *attrs)
+{
+    evo_text_add(t, "<path %s d=\"", attrs);
+    for (int k = 0; k < 10; ++k) {
+        double a = -M_PI / 2 + k * M_PI / 5, rr = k % 2 ? r * 0.45 : r;
+        evo_text_add(t, "%s%.1f %.1f", k ? " L" : "M", x + rr * cos(a), y + rr * sin(a));
+    }
+    evo_text_add(t, " Z\"/>\n");
+}
+
+static void draw_lineage(evo_text *t, const evo_state *s, const frame *f, const int *lineage, int n)
+{
+    if (n <= 0) return;
+    evo_text_add(t, "<polyline class=\"p-lineage\" fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"",
+                 C_LINEAGE);
+    const evo_individual *last = NULL;
+    for (int k = 0; k < n; ++k) {
+        const evo_individual *v = evo_state_find((evo_state *)s, lineage[k]);
+        if (!v || v->outcome != EVO_OK) continue;
+        evo_text_add(t, "%s%.1f,%.1f", last ? " " : "", px(f, x_of(f, v)), py(f, percent(v)));
+        last = v;
+    }
+    evo_text_add(t, "\"><title>lineage of the best individual</title></polyline>\n");
+    if (last) {
+        char attrs[160];
+        snprintf(attrs, sizeof attrs, "class=\"p-star\" fill=\"%s\" stroke=\"#333\" stroke-width=\"0.8\"", C_BEST);
+        star(t, px(f, x_of(f, last)), py(f, percent(last)), 8, attrs);
+    }
+}
+
+/* ------------------------------------------------------------ legend */
+
+/* A dot drawn as a path (two arcs), so that only individuals are circles. */
+static void legend_dot(evo_text *t, double x, double y, double r, const char *paint)
+{
+    evo_text_add(t, "<path d=\"M%.1f %.1f a%.1f %.1f 0 1 0 %.1f 0 a%.1f %.1f 0 1 0 %.1f 0\" %s/>\n", x - r, y, r, r,
+                 2 * r, r, r, -2 * r, paint);
+}
+
+static void draw_legend(evo_text *t, int nlineage)
+{
+    double x = PX0 + 330, y = 16;
+    evo_text_add(t, "<g class=\"p-legend\" font-size=\"11\" fill=\"#333\">\n");
+    legend_dot(t, x, y, 3.5, "fill=\"" C_ALIVE "\"");
+    evo_text_add(t, "<text x=\"%.1f\" y=\"%.1f\">alive</text>\n", x + 7, y + 4);
+    x += 50;
+    legend_dot(t, x, y, 2.8, "fill=\"" C_DEAD "\" fill-opacity=\"0.55\"");
+    evo_text_add(t, "<text x=\"%.1f\" y=\"%.1f\">dead</text>\n", x + 7, y + 4);
+    x += 46;
+    legend_dot(t, x, y, 3, "fill=\"none\" stroke=\"" C_FAILED "\" stroke-width=\"1.3\"");
+    evo_text_add(t, "<text x=\"%.1f\" y=\"%.1f\">failed</text>\n", x + 7, y + 4);
+    x += 52;
+    evo_text_add(t, "<path d=\"M%.1f %.1f h16\" stroke=\"%s\" stroke-width=\"1.8\"/>\n", x - 4, y, C_BEST);
+    evo_text_add(t, "<text x=\"%.1f\" y=\"%.1f\">best so far</text>\n", x + 16, y + 4);
+    if (nlineage > 0) {
+        x += 86;
+        evo_text_add(t, "<path d=\"M%.1f %.1f h16\" stroke=\"%s\" stroke-width=\"1.6\"/>\n", x - 4, y, C_LINEAGE);
+        evo_text_add(t, "<text x=\"%.1f\" y=\"%.1f\">lineage of the best</text>\n", x + 16, y + 4);
+    }
+    evo_text_add(t, "</g>\n");
+}
+
+/* ------------------------------------------------------------ the plot */
+
+dn_status evo_plot_progress(const evo_state *s, const int *lineage, int nlineage, int over_time, char **svg)
+{
+    *svg = NULL;
+    if (!s || (nlineage > 0 && !lineage)) return evo_fail(DN_ERR_ARG, "evo_plot_progress: bad arguments");
+    frame f = make_frame(s, over_time);
+    evo_text t = {0};
+    evo_text_add(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"evo-progress\" width=\"%d\" height=\"%d\" "
+                 "viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\">\n", PW, PH, PW, PH);
+    draw_axes(&t, &f, over_time ? "Every individual over search time" : "Every individual over evaluations");
+    draw_legend(&t, nlineage);
+    evo_text_add(&t, "<g class=\"p-dots\">\n");
+    draw_dots(&t, s, &f, "dead");
+    draw_dots(&t, s, &f, "alive");
+    draw_dots(&t, s, &f, "failed");
+    evo_text_add(&t, "</g>\n");
+    draw_best_so_far(&t, s, &f);
+    draw_lineage(&t, s, &f, lineage, nlineage);
+    if (s->n == 0)
+        evo_text_add(&t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#666\">no evaluation yet</text>\n",
+                     (PX0 + PX1) / 2, (PY0 + PY1) / 2);
+    evo_text_add(&t, "</svg>\n");
+    if (t.failed) { evo_text_free(&t); return evo_fail(DN_ERR_NOMEM, "out of memory drawing the progress plot"); }
+    *svg = t.s;
+    return DN_OK;
+}

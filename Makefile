@@ -4,6 +4,12 @@
 #   make SANITIZE=1    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 #   make GPU=1         CUDA backend (cuBLAS) in build-gpu/ (binary build-gpu/bin/darknet);
 #                      GPU=1 CUDNN=1 adds cuDNN, in build-cudnn/. CUDA ?= /usr/local/cuda
+#   make MPI=1         with Open MPI (`darknet evolve ... -mpi` under mpirun), in build-mpi/
+#                      (combines with the others: build-gpu-mpi/, build-san-mpi/, ...)
+#   make EMU=1         the GPU=1 code on the host emulator of CUDA + cuBLAS (tests/gpu_emu;
+#                      no CUDA needed), with ASan + UBSan, in build-emu/
+#   make test-gpu-emu  build that and run tests/test_gpu_emu.sh (part of make test)
+#   make test-mpi      build the MPI=1 twin and run tests/test_evolve_mpi.sh (part of make test)
 #   make test          install what the tests need, build, run every test
 #   make demo          the main job on Fashion-MNIST (scripts/demo)
 #   make demo-classifier  train and validate cfg/fashion-small.cfg briefly
@@ -12,6 +18,9 @@ SANITIZE ?= 0
 DEBUG ?= 0
 GPU ?= 0
 CUDNN ?= 0
+EMU ?= 0
+MPI ?= 0
+MPI_SUFFIX = $(if $(filter 1,$(MPI)),-mpi)
 CUDA ?= /usr/local/cuda
 CUDNN_LIB ?= /usr/local/cuda-13.0/lib
 
@@ -19,20 +28,27 @@ CC ?= cc
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Idarknet/include -Idarknet/src -Ievo -pthread
 LDLIBS = -lm -lz -lstb -pthread
 
+EMU_BUILD = build-emu$(MPI_SUFFIX)
+ifeq ($(EMU),1)
+  override GPU = 1
+  override CUDNN = 0
+  override SANITIZE = 1
+  BUILD ?= $(EMU_BUILD)
+endif
 ifeq ($(GPU)$(CUDNN),11)
-  BUILD ?= build-cudnn
+  BUILD ?= build-cudnn$(MPI_SUFFIX)
 else ifeq ($(GPU),1)
-  BUILD ?= build-gpu
+  BUILD ?= build-gpu$(MPI_SUFFIX)
 endif
 ifeq ($(SANITIZE),1)
-  BUILD ?= build-san
+  BUILD ?= build-san$(MPI_SUFFIX)
   CFLAGS_OPT = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDFLAGS += -fsanitize=address,undefined
 else ifeq ($(DEBUG),1)
-  BUILD ?= build-debug
+  BUILD ?= build-debug$(MPI_SUFFIX)
   CFLAGS_OPT = -O0 -g
 else
-  BUILD ?= build
+  BUILD ?= build$(MPI_SUFFIX)
   CFLAGS_OPT = -O3 -march=native -g
 endif
 ifeq ($(OPENBLAS),1)
@@ -40,7 +56,15 @@ ifeq ($(OPENBLAS),1)
   LDLIBS += -lopenblas
 endif
 CU_SRC =
-ifeq ($(GPU),1)
+EMU_OBJ =
+ifeq ($(EMU),1)
+  # CUDA's headers and libraries replaced by tests/gpu_emu; the .cu files become C++ (cu2cpp)
+  CFLAGS_BASE += -DDN_GPU -DDN_GPU_EMU -DCUDA_API_PER_THREAD_DEFAULT_STREAM -Itests/gpu_emu/include
+  CXXFLAGS_EMU = -std=c++17 -Wall -Wextra -Idarknet/src -Itests/gpu_emu/include
+  LDLIBS += -lstdc++
+  CU_SRC = $(wildcard darknet/src/*.cu)
+  EMU_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/gpu_emu/*.c))
+else ifeq ($(GPU),1)
   NVCC ?= $(CUDA)/bin/nvcc
   CFLAGS_BASE += -DDN_GPU -DCUDA_API_PER_THREAD_DEFAULT_STREAM -I$(CUDA)/include
   NVCCFLAGS = -O3 -std=c++17 --default-stream per-thread -Idarknet/src -Xcompiler -Wall,-Wextra \
@@ -53,6 +77,10 @@ ifeq ($(GPU),1)
     LDLIBS += -L$(CUDNN_LIB) -Wl,-rpath,$(CUDNN_LIB) -lcudnn
   endif
 endif
+ifeq ($(MPI),1)
+  CFLAGS_BASE += -DDN_MPI $(shell pkg-config --cflags mpi-c)
+  LDLIBS += $(shell pkg-config --libs mpi-c)
+endif
 CFLAGS ?=
 ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS_OPT) $(CFLAGS)
 
@@ -61,24 +89,35 @@ LIB_SRC = $(wildcard darknet/src/*.c)
 CLI_SRC = $(wildcard darknet/cli/*.c)
 EVO_SRC = $(wildcard evo/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)
-TEST_SH = $(wildcard tests/test_*.sh)
-LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+# tests/test_gpu_emu.sh runs in test-gpu-emu, on the EMU=1 build
+TEST_SH = $(filter-out tests/test_gpu_emu.sh tests/test_evolve_mpi.sh,$(wildcard tests/test_*.sh))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.cu.o) $(EMU_OBJ)
 CLI_OBJ = $(CLI_SRC:%.c=$(BUILD)/%.o)
 EVO_OBJ = $(EVO_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB = $(BUILD)/libdarknet-evolve.a
 EVO_LIB = $(BUILD)/libevo.a
 
-.PHONY: all test test-run demo demo-classifier clean setup
+.PHONY: all test test-run test-gpu-emu test-mpi demo demo-classifier clean setup
 all: $(BIN)/darknet
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
+ifeq ($(EMU),1)
+.PRECIOUS: $(BUILD)/%.cu.cpp
+$(BUILD)/%.cu.cpp: %.cu tests/gpu_emu/cu2cpp
+	@mkdir -p $(dir $@)
+	tests/gpu_emu/cu2cpp $< $@
+
+$(BUILD)/%.cu.o: $(BUILD)/%.cu.cpp
+	$(CXX) $(CXXFLAGS_EMU) $(CFLAGS_OPT) $(CFLAGS) -MMD -MP -c $< -o $@
+else
 $(BUILD)/%.cu.o: %.cu $(wildcard darknet/src/*.h)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+endif
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -106,10 +145,25 @@ setup:
 
 test: setup
 	$(MAKE) test-run
+	$(MAKE) test-gpu-emu
+	$(MAKE) test-mpi
 
 HARNESS = $(if $(wildcard tests/oracle/upstream_harness.c),$(BUILD)/tests/upstream_harness)
 test-run: $(BIN)/darknet $(TEST_BIN) $(HARNESS)
 	@BUILD=$(BUILD) BIN=$(BIN) tests/run_all $(TEST_BIN) $(TEST_SH)
+
+# The GPU code paths without a GPU: the EMU=1 build and its tests; $(BIN)/darknet is the
+# CPU build that loads what the emulated GPU trained.
+test-gpu-emu: $(BIN)/darknet
+	$(MAKE) EMU=1 BUILD=$(EMU_BUILD) BIN=$(EMU_BUILD)/bin $(EMU_BUILD)/bin/darknet $(EMU_BUILD)/tests/test_gpu
+	@BUILD=$(EMU_BUILD) BIN=$(EMU_BUILD)/bin CPU_BIN=$(BIN) tests/run_all tests/test_gpu_emu.sh
+
+# darknet evolve -mpi under mpirun: the MPI=1 twin of this build (build-mpi/, build-san-mpi/, ...),
+# the misbehaving rank of its test, and tests/test_evolve_mpi.sh.
+MPI_BUILD = $(BUILD)$(if $(filter 1,$(MPI)),,-mpi)
+test-mpi: $(BIN)/darknet
+	$(MAKE) MPI=1 BUILD=$(MPI_BUILD) BIN=$(MPI_BUILD)/bin $(MPI_BUILD)/bin/darknet $(MPI_BUILD)/tests/mpi_rogue
+	@BUILD=$(BUILD) BIN=$(BIN) MPI_BIN=$(MPI_BUILD)/bin tests/run_all tests/test_evolve_mpi.sh
 
 demo: setup $(BIN)/darknet
 	@scripts/demo
@@ -118,6 +172,7 @@ demo-classifier: setup $(BIN)/darknet
 	@scripts/demo-classifier
 
 clean:
-	rm -rf build build-san build-debug build-gpu build-cudnn bin
+	rm -rf build build-san build-debug build-gpu build-cudnn build-emu build-*-mpi build-mpi bin
 
--include $(LIB_SRC:%.c=$(BUILD)/%.d) $(CLI_OBJ:.o=.d) $(EVO_OBJ:.o=.d)
+-include $(LIB_SRC:%.c=$(BUILD)/%.d) $(CLI_OBJ:.o=.d) $(EVO_OBJ:.o=.d) $(EMU_OBJ:.o=.d) \
+  $(CU_SRC:%.cu=$(BUILD)/%.cu.d)

@@ -4,13 +4,23 @@
  * (every layer's delta and every parameter update) and one full training
  * step (parameters after the SGD update) on the GPU match the CPU within a
  * relative 1e-3; weights saved from the GPU network, loaded into a CPU
- * network, give the same predictions. Also: errors without a device.
+ * network, give the same predictions. Also: a batch change on the GPU, then
+ * training (every network); data-parallel training of two GPU replicas
+ * (devices 0 and 1 when there are two) against one CPU network of twice the
+ * batch; errors without a device. Under the host emulator (make EMU=1,
+ * tests/gpu_emu) also: out of device memory at every allocation in turn is a
+ * clean DN_ERR_NOMEM that leaves nothing on the device.
  * Without a CUDA device it prints "skipped: no CUDA device" and passes; a
  * CPU build reports that it has no GPU support.
  */
 #include "darknet.h"
 #include "internal.h"
 #include "testlib.h"
+#ifdef DN_GPU_EMU
+#include "gpu_emu.h"   /* the emulator's fault injection and device memory counts */
+#include "gpu_kernels.h"
+#include <pthread.h>
+#endif
 
 #define TOL 1e-3f
 
@@ -183,6 +193,232 @@ done:
     dn_network_free(gpu);
     dn_network_free(back);
 }
+
+/* dn_network_set_batch on a network on the GPU (to another batch and back),
+ * training after each change: losses, every layer's output and delta, and
+ * the parameters match the CPU network given the same changes. */
+static void test_batch_change(int k)
+{
+    dn_parse_options po = {.seed = 3, .quiet = 1};
+    dn_network *cpu = NULL, *gpu = NULL;
+    CHECK_OK(dn_network_parse_string(nets[k], "cpu", &po, &cpu));
+    CHECK_OK(dn_network_parse_string(nets[k], "gpu", &po, &gpu));
+    if (!cpu || !gpu) goto done;
+    CHECK_OK(dn_network_to_gpu(gpu, 0));
+    int batches[2] = {cpu->batch == 1 ? 3 : 1, cpu->batch};
+    for (int c = 0; c < 2; ++c) {
+        int b = batches[c];
+        CHECK_OK(dn_network_set_batch(cpu, b));
+        CHECK_OK(dn_network_set_batch(gpu, b));
+        float *X = calloc((size_t)b * cpu->inputs, sizeof(float)), *Y = calloc((size_t)b * cpu->truths, sizeof(float));
+        fill_data(cpu, X, Y, 5 + c);
+        for (int step = 0; step < 3; ++step) {
+            float lc = 0, lg = 0;
+            CHECK_OK(dn_network_train(cpu, X, Y, b, &lc));
+            CHECK_OK(dn_network_train(gpu, X, Y, b, &lg));
+            CHECK(tl_rel_diff(lc, lg, 1e-3f) <= TOL, "net %d batch %d step %d: loss %g vs %g", k, b, step, lc, lg);
+        }
+        compare_pass(cpu, gpu, k);
+        compare_params(cpu, gpu, "after a batch change");
+        free(X); free(Y);
+    }
+done:
+    dn_network_free(cpu);
+    dn_network_free(gpu);
+}
+
+/* No batch norm or dropout, so splitting the batch cannot change the gradient. */
+static const char *parallel_cfg =
+    "[net]\nbatch=%d\nsubdivisions=1\nwidth=8\nheight=8\nchannels=2\nmomentum=0.9\ndecay=0.001\n"
+    "learning_rate=0.05\n"
+    "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+    "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
+    "[shortcut]\nfrom=-2\nactivation=linear\n"
+    "[route]\nlayers=-1,-3\n"
+    "[maxpool]\nsize=2\nstride=2\n"
+    "[connected]\noutput=3\nactivation=linear\n"
+    "[softmax]\n[cost]\n";
+
+static dn_network *parallel_net(int batch)
+{
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, parallel_cfg, batch);
+    dn_parse_options po = {.seed = 3, .quiet = 1};
+    dn_network *net = NULL;
+    CHECK_OK(dn_network_parse_string(cfg, "parallel", &po, &net));
+    return net;
+}
+
+/* Largest relative difference between the host parameters of a and b. */
+static float param_diff(const dn_network *a, const dn_network *b)
+{
+    float m = 0;
+    for (int i = 0; i < a->n; ++i) {
+        dn_param pa[DN_MAX_PARAMS], pb[DN_MAX_PARAMS];
+        int np = dn_layer_params(&a->layers[i], pa);
+        dn_layer_params(&b->layers[i], pb);
+        for (int k = 0; k < np; ++k) {
+            float d = max_rel(pa[k].data, pb[k].data, pa[k].n);
+            if (d > m) m = d;
+        }
+    }
+    return m;
+}
+
+/* dn_network_train_parallel over two GPU replicas of batch 4 (devices 0 and
+ * 1, or both on 0 with one device) trains like one CPU network of batch 8
+ * (tests/test_parallel_train.c checks the same on CPU replicas). */
+static void test_data_parallel(void)
+{
+    enum { B = 4, STEPS = 4 };
+    int second = dn_gpu_count() > 1 ? 1 : 0;
+    dn_network *one = parallel_net(2 * B), *reps[2] = {parallel_net(B), parallel_net(B)};
+    if (!one || !reps[0] || !reps[1]) goto done;
+    CHECK_OK(dn_network_copy_params(reps[0], one));
+    CHECK_OK(dn_network_copy_params(reps[1], one));
+    CHECK_OK(dn_network_to_gpu(reps[0], 0));
+    CHECK_OK(dn_network_to_gpu(reps[1], second));
+#ifdef DN_GPU_EMU
+    long launches = gpu_emu_launches(second);
+#endif
+    size_t in = (size_t)one->inputs, tr = (size_t)one->truths;
+    float *X = calloc(STEPS * 2 * B * in, sizeof(float)), *Y = calloc(STEPS * 2 * B * tr, sizeof(float));
+    uint64_t seed = 17;
+    for (size_t i = 0; i < STEPS * 2 * B * in; ++i) X[i] = dn_rand_uniform(&seed, -1, 1);
+    for (size_t i = 0; i < STEPS * 2 * B; ++i) Y[i * tr + dn_rand_u64(&seed) % tr] = 1;
+    for (int s = 0; s < STEPS; ++s) {
+        float l1 = 0, l2 = 0;
+        const float *x = X + (size_t)s * 2 * B * in, *y = Y + (size_t)s * 2 * B * tr;
+        CHECK_OK(dn_network_train(one, x, y, 2 * B, &l1));
+        CHECK_OK(dn_network_train_parallel(reps, 2, x, y, 2 * B, &l2));
+        CHECK(tl_rel_diff(l1, l2, 1e-3f) <= TOL, "data parallel step %d: loss %g vs %g", s, l1, l2);
+    }
+    CHECK_OK(dn_network_pull(reps[0]));
+    CHECK_OK(dn_network_pull(reps[1]));
+    float d = param_diff(one, reps[0]);
+    CHECK(d <= TOL, "data parallel on GPUs 0 and %d: parameters after %d steps differ by %g", second, STEPS, d);
+    CHECK(param_diff(reps[0], reps[1]) == 0, "the replicas hold the same parameters");
+    CHECK(reps[1]->seen == one->seen, "seen %llu vs %llu", (unsigned long long)reps[1]->seen,
+          (unsigned long long)one->seen);
+#ifdef DN_GPU_EMU
+    CHECK(gpu_emu_launches(second) > launches, "replica 1 ran its kernels on device %d", second);
+#endif
+    free(X); free(Y);
+done:
+    dn_network_free(one);
+    dn_network_free(reps[0]);
+    dn_network_free(reps[1]);
+}
+
+#ifdef DN_GPU_EMU
+/* One training step of net on the thread this runs on (a new thread has no cuBLAS handle yet). */
+typedef struct { dn_network *net; const float *X, *Y; dn_status status; char error[512]; } train_job;
+
+static void *train_on_thread(void *arg)
+{
+    train_job *j = arg;
+    float loss;
+    j->status = dn_network_train(j->net, j->X, j->Y, j->net->batch, &loss);
+    snprintf(j->error, sizeof j->error, "%s", j->status == DN_OK ? "" : dn_last_error());
+    return NULL;
+}
+
+static void train_on_new_thread(train_job *j)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, train_on_thread, j) == 0) pthread_join(t, NULL);
+    else { j->status = DN_ERR_ARG; snprintf(j->error, sizeof j->error, "cannot start a thread"); }
+}
+
+/* Out of device memory, under the emulator's fault injection: the n-th
+ * device allocation of dn_network_to_gpu fails, for every n in turn; a
+ * batch change that runs out; a cuBLAS handle that cannot be created.
+ * Each is DN_ERR_NOMEM with a message, leaves no device buffer behind (and
+ * LeakSanitizer sees none leaked), and the network goes on working: on the
+ * CPU, or on the GPU once memory is back. */
+static void test_out_of_memory(int k)
+{
+    dn_parse_options po = {.seed = 7, .quiet = 1};
+    long base = gpu_emu_buffers(-1);
+    int fails = 0;
+    for (long n = 0;; ++n) {
+        dn_network *net = NULL;
+        CHECK_OK(dn_network_parse_string(nets[k], "oom", &po, &net));
+        if (!net) return;
+        float loss, *X = calloc((size_t)net->batch * net->inputs, sizeof(float));
+        float *Y = calloc((size_t)net->batch * net->truths, sizeof(float));
+        fill_data(net, X, Y, 3);
+        gpu_emu_alloc_limit(n);
+        dn_status s = dn_network_to_gpu(net, 0);
+        gpu_emu_alloc_limit(-1);
+        int done = s == DN_OK;
+        if (!done) {
+            ++fails;
+            CHECK(s == DN_ERR_NOMEM && !net->on_gpu, "net %d, allocation %ld fails: %s, on_gpu %d", k, n + 1,
+                  dn_status_name(s), net->on_gpu);
+            const char *msg = dn_last_error();
+            CHECK(strstr(msg, "cannot put the network on GPU 0") && strstr(msg, "out of memory"),
+                  "net %d, allocation %ld fails: message '%s'", k, n + 1, msg);
+            CHECK(gpu_emu_buffers(-1) == base, "net %d, allocation %ld fails: %ld device buffers left behind", k,
+                  n + 1, gpu_emu_buffers(-1) - base);
+            CHECK_OK(dn_network_train(net, X, Y, net->batch, &loss));   /* on the CPU */
+            if (n % 8 == 0) {   /* and on the GPU once there is memory again */
+                CHECK_OK(dn_network_to_gpu(net, 0));
+                CHECK_OK(dn_network_train(net, X, Y, net->batch, &loss));
+            }
+        } else {
+            /* a batch change that runs out of device memory, then recovery by moving the network again */
+            gpu_emu_alloc_limit(1);
+            s = dn_network_set_batch(net, net->batch + 1);
+            gpu_emu_alloc_limit(-1);
+            CHECK(s == DN_ERR_NOMEM, "net %d: batch change without device memory -> %s", k, dn_status_name(s));
+            CHECK_OK(dn_network_to_gpu(net, 0));
+            float *X2 = calloc((size_t)net->batch * net->inputs, sizeof(float));
+            float *Y2 = calloc((size_t)net->batch * net->truths, sizeof(float));
+            fill_data(net, X2, Y2, 4);
+            CHECK_OK(dn_network_train(net, X2, Y2, net->batch, &loss));
+            /* a new thread's first GEMM creates its cuBLAS handle: that allocation fails, then works */
+            CHECK_OK(dn_network_set_batch(net, net->batch - 1));
+            train_job j = {net, X, Y, DN_OK, ""};
+            gpu_emu_alloc_limit(0);
+            train_on_new_thread(&j);
+            gpu_emu_alloc_limit(-1);
+            CHECK(j.status == DN_ERR_NOMEM && strstr(j.error, "cublasCreate"), "net %d: no memory for a cuBLAS "
+                  "handle -> %s: %s", k, dn_status_name(j.status), j.error);
+            train_on_new_thread(&j);
+            CHECK(j.status == DN_OK, "net %d: training on a new thread: %s", k, j.error);
+            free(X2); free(Y2);
+        }
+        free(X); free(Y);
+        dn_network_free(net);
+        CHECK(gpu_emu_buffers(-1) == base, "net %d: dn_network_free leaves %ld device buffers", k,
+              gpu_emu_buffers(-1) - base);
+        if (done) break;
+    }
+    CHECK(fails > 10, "net %d: only %d device allocations to fail", k, fails);
+}
+
+/* The emulator itself rejects what a device would (so the passes above mean
+ * something): host memory given as device memory, to a copy, a kernel and
+ * a GEMM, and a kernel given memory of another device. */
+static void test_emulator_checks(void)
+{
+    fprintf(stderr, "test_gpu: four gpu_emu complaints expected:\n");
+    float host[4] = {0}, *dev = dn_gpu_alloc(4);
+    CHECK(dn_gpu_push(host, dev, 4) == DN_ERR_GPU, "a push into host memory fails");
+    CHECK(DN_CUDA(dn_cuda_fill(host, 4, 1)) == DN_ERR_GPU && host[0] == 0, "a kernel on host memory fails");
+    CHECK(dn_gpu_gemm(0, 0, 2, 2, 2, 1, host, 2, dev, 2, 0, dev, 2) == DN_ERR_GPU, "a GEMM of host memory fails");
+    if (dn_gpu_count() > 1) {
+        CHECK_OK(dn_gpu_use(1));
+        float *other = dn_gpu_alloc(4);
+        CHECK_OK(dn_gpu_use(0));
+        CHECK(DN_CUDA(dn_cuda_fill(other, 4, 1)) == DN_ERR_GPU, "a kernel on device 0 with memory of device 1 fails");
+        dn_gpu_free(other);
+    }
+    dn_gpu_take_error();
+    dn_gpu_free(dev);
+}
+#endif
 #endif
 
 /* Without a device (or GPU support) the calls fail cleanly. */
@@ -250,6 +486,13 @@ int main(void)
     dn_cudnn_enabled = 1;
 #else
     for (size_t k = 0; k < sizeof nets / sizeof *nets; ++k) test_net((int)k);
+#endif
+    for (size_t k = 0; k < sizeof nets / sizeof *nets; ++k) test_batch_change((int)k);
+    test_data_parallel();
+#ifdef DN_GPU_EMU
+    test_emulator_checks();
+    test_out_of_memory(0);
+    test_out_of_memory(1);
 #endif
 #endif
     TEST_MAIN_END();

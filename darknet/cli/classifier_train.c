@@ -218,9 +218,8 @@ int classifier_train(const cli_classifier_args *a)
     dn_loader_options o;
     memset(&o, 0, sizeof o);
     o.split = &split;
-    o.batch = full;
-    o.w = net->w; o.h = net->h; o.c = net->c;
     dn_loader_options_from_network(&o, net);
+    o.batch = full;   /* after: the network's own batch is one replica's share */
     o.flip = dc.flip;
     o.crop_pad = dc.crop_pad;
     o.seed = a->seed;

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# test_gpu_emu.sh — the GPU code paths end to end on the EMU=1 build (CUDA and
+# cuBLAS emulated on the host by tests/gpu_emu: two devices, ASan + UBSan):
+#   1. tests/test_gpu: every layer on the GPU against the CPU, batch changes,
+#      data parallel over devices 0 and 1, out of device memory: real passes,
+#      not "skipped"; with no device (DN_EMU_DEVICES=0) it reports the skip;
+#   2. classifier train on a tiny PNG dataset with -gpus 0, -gpus 1 and
+#      -gpus 0,1 (data parallel): exit 0, kernels ran on exactly the listed
+#      devices, and the saved weights load in the CPU build's classifier
+#      valid with top-1 >= 0.9;
+#   3. evolve -gpus 0,1 (one worker per device): completes, both workers
+#      evaluated, children inherited weights, both devices ran kernels; and
+#      with -workers 4 (two threads per device);
+#   4. errors: a device that does not exist (-gpus 2) is a usage error for
+#      evolve and an error for classifier train; out of device memory
+#      (DN_EMU_FAIL_ALLOC_AFTER) is a clean exit 1 for train and failed
+#      individuals with the reason for evolve; never a crash or a leak.
+# Env: BUILD, BIN (the emulated build; make test-gpu-emu sets them), CPU_BIN
+# (the CPU build's binary folder, default bin).
+# Prints "N passed, M failed"; exits non-zero on failure.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh dn_gpu_emu
+CPU_BIN=${CPU_BIN:-bin}
+case $CPU_BIN in /*) CPU_DN=$CPU_BIN/darknet ;; *) CPU_DN=$PWD/$CPU_BIN/darknet ;; esac
+export DN_EMU_STATS=1   # per-device launch counts on stderr at exit
+
+need_darknet
+[ -x "$CPU_DN" ] || { echo "no $CPU_DN (build the CPU darknet first)"; echo "0 passed, 1 failed"; exit 1; }
+# ran_on NAME DEVICE: the run's stderr shows kernel launches on DEVICE
+ran_on() { grep -Eq "^gpu_emu: device $2: [1-9][0-9]* launches" "$T/$1.err"; }
+
+# ------------------------------------------------------------------ 1. test_gpu
+out=$("$BUILD/tests/test_gpu" 2>&1); rc=$?
+line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+p=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')
+f=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
+passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+if [ "$rc" -ne 0 ]; then fail "test_gpu exits $rc"; printf '%s\n' "$out" | grep -v '^gpu_emu:' | tail -n 20 >&2; fi
+check "test_gpu runs on the emulated devices (not skipped)" eval '! grep -q skipped <<<"$out" && [ "${p:-0}" -gt 1000 ]'
+check "test_gpu: no sanitizer report" no_crash <(printf '%s\n' "$out")
+out=$(DN_EMU_DEVICES=0 "$BUILD/tests/test_gpu" 2>&1)
+check "test_gpu without a device reports the skip" grep -q 'skipped: no CUDA device' <<<"$out"
+
+# ------------------------------------------------------------------ 2. classifier train
+${CC:-cc} -O1 -o "$T/gen" tests/gen_cli_data.c -lz || { echo "cannot build tests/gen_cli_data.c"; echo "0 passed, 1 failed"; exit 1; }
+mkdir -p "$T/train" "$T/test"
+"$T/gen" "$T/train" 40 16 1 && "$T/gen" "$T/test" 10 16 2 || { echo "data generation failed"; echo "0 passed, 1 failed"; exit 1; }
+printf 'bright\ndark\n' > "$T/tiny.labels"
+for g in 0 1 01; do
+  cat > "$T/g$g.data" <<EOF
+classes=2
+train=$T/train.list
+valid=$T/test.list
+labels=$T/tiny.labels
+backup=$T/backup$g
+EOF
+done
+# batch norm, convolutions (im2col + GEMM), maxpool, avgpool, connected, softmax
+cat > "$T/tiny.cfg" <<'EOF'
+[net]
+batch=8
+subdivisions=2
+width=16
+height=16
+channels=3
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+max_batches=100
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[avgpool]
+
+[connected]
+output=2
+activation=linear
+
+[softmax]
+EOF
+
+for g in 0 1 0,1; do
+  n=${g/,/}
+  max=(); [ "$g" = 1 ] && max=(-max_batches 10)   # device 1 alone: only where it runs
+  run "train$n" "$DN" classifier train "$T/g$n.data" "$T/tiny.cfg" -gpus "$g" -quiet "${max[@]}"
+  check "train -gpus $g exits 0 (rc=$rc: $(grep -v '^gpu_emu:' "$T/train$n.err" | tail -n 1))" [ "$rc" -eq 0 ]
+  check "train -gpus $g: no sanitizer report" no_crash "$T/train$n.err"
+done
+check "-gpus 0 runs on device 0 only" eval 'ran_on train0 0 && ! ran_on train0 1'
+check "-gpus 1 runs on device 1 only" eval 'ran_on train1 1 && ! ran_on train1 0'
+check "-gpus 0,1 runs on both devices" eval 'ran_on train01 0 && ran_on train01 1'
+check "-gpus 0,1 says data parallel" grep -q 'data-parallel on 2 GPUs' "$T/train01.err"
+for n in 0 01; do
+  run "valid$n" "$CPU_DN" classifier valid "$T/g$n.data" "$T/tiny.cfg" "$T/backup$n/tiny.weights"
+  acc=$(awk '/^valid: /{print $6}' "$T/valid$n.out" | tr -d ,)
+  check "weights of -gpus ${n/01/0,1} on the CPU build: top-1 ${acc:-none} >= 0.9" awk -v a="${acc:-0}" 'BEGIN{exit !(a >= 0.9)}'
+done
+
+# ------------------------------------------------------------------ 3. evolve, one worker per device
+cat > "$T/seed.cfg" <<'EOF'
+[net]
+batch=8
+width=16
+height=16
+channels=3
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=constant
+
+[convolutional]
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[avgpool]
+
+[connected]
+output=2
+activation=linear
+
+[softmax]
+EOF
+EVO=(evolve "$T/g0.data" "$T/seed.cfg" -population 4 -evals 12 -steps 10 -batch 8 -holdout 16 -seed 3)
+run evolve "$DN" "${EVO[@]}" -gpus 0,1 -out "$T/ev"
+check "evolve -gpus 0,1 exits 0 (rc=$rc: $(grep -v '^gpu_emu:' "$T/evolve.err" | tail -n 1))" [ "$rc" -eq 0 ]
+check "evolve: 12 events" [ "$(lines "$T/ev/events.jsonl")" -eq 12 ]
+check "evolve: none failed" eval '! grep -q "\"outcome\":\"failed\"" "$T/ev/events.jsonl"'
+workers=$(grep -oE '"worker":[0-9]+' "$T/ev/events.jsonl" | sort -u | wc -l)
+check "evolve: both workers evaluated ($workers)" [ "$workers" -eq 2 ]
+check "evolve: children inherited weights" grep -qE '"inherited":[1-9]' "$T/ev/events.jsonl"
+check "evolve: kernels ran on both devices" eval 'ran_on evolve 0 && ran_on evolve 1'
+check "evolve: no sanitizer report" no_crash "$T/evolve.err"
+# two workers per device: each thread has its own cuBLAS handle there (the emulator rejects a shared one)
+run evolve4 "$DN" "${EVO[@]}" -gpus 0,1 -workers 4 -out "$T/ev4"
+workers=$(grep -oE '"worker":[0-9]+' "$T/ev4/events.jsonl" | sort -u | wc -l)
+check "evolve -workers 4 on 2 devices exits 0 (rc=$rc), 4 workers evaluated ($workers)" [ "$rc" -eq 0 -a "$workers" -eq 4 ]
+check "evolve -workers 4: no sanitizer report" no_crash "$T/evolve4.err"
+
+# ------------------------------------------------------------------ 4. errors
+expect_error evolve_gpus2 2 'device 2 does not exist \(2 CUDA devices\)' "$DN" "${EVO[@]}" -gpus 2 -out "$T/ev2"
+expect_error train_gpus2 1 'GPU 2 does not exist' "$DN" classifier train "$T/g0.data" "$T/tiny.cfg" -gpus 0,2
+expect_error train_oom 1 'out of memory' \
+  env DN_EMU_FAIL_ALLOC_AFTER=20 "$DN" classifier train "$T/g0.data" "$T/tiny.cfg" -gpus 0
+run evolve_oom env DN_EMU_FAIL_ALLOC_AFTER=60 "$DN" "${EVO[@]}" -gpus 0,1 -evals 8 -out "$T/ev_oom"
+check "evolve out of device memory still completes (rc=$rc)" [ "$rc" -eq 0 ]
+check "evolve out of device memory: 8 events" [ "$(lines "$T/ev_oom/events.jsonl")" -eq 8 ]
+check "evolve out of device memory: failed individuals say why" \
+  grep -q '"outcome":"failed","reason":"[^"]*out of memory' "$T/ev_oom/events.jsonl"
+check "evolve out of device memory: no sanitizer report" no_crash "$T/evolve_oom.err"
+
+echo "test_gpu_emu.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -284,7 +284,8 @@ void evo_result_free(evo_result *r);
  * foreign, wrong-version or wrong-length message with a clear error. */
 
 #define EVO_WIRE_VERSION 1
-typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP } evo_msg_type;
+/* ALIVE: a worker's heartbeat, every second while it runs */
+typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP, EVO_MSG_ALIVE } evo_msg_type;
 
 typedef struct { unsigned char *data; size_t len, cap; int failed; } evo_wire;   /* a message being written */
 typedef struct { const unsigned char *p; size_t left; const char *what; int failed; } evo_reader;
@@ -342,9 +343,11 @@ void evo_mpi_finalize(void);
 /* rank 0: set up worker `rank` (it loads the data) and wait until it is ready */
 dn_status evo_mpi_connect(int rank, const evo_setup_msg *m);
 /* rank 0: one evaluation on worker `rank`; an error (transport, malformed or
- * mismatched reply) means the rank must be dropped */
+ * mismatched reply, or no message at all for DN_MPI_TIMEOUT seconds: the rank
+ * died) means the rank must be dropped */
 dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, double *worker_seconds);
-void evo_mpi_stop_workers(void);   /* rank 0, at the end: every worker rank exits its loop */
+void evo_mpi_stop(int rank);       /* rank 0: that worker is done (not sent to a dead rank) */
+void evo_mpi_stop_workers(void);   /* rank 0, at the end: every worker not stopped yet */
 int evo_mpi_worker(FILE *log);     /* ranks > 0: serve until stopped; the exit code */
 
 /* ------------------------------------------------------------ run folder */

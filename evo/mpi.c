@@ -6,6 +6,14 @@
  * weights. Messages are evo/wire.c's self-describing byte messages on one
  * tag; a worker that sends anything malformed is dropped by rank 0.
  *
+ * Liveness: every worker sends a heartbeat each second from a thread of its
+ * own; rank 0 gives up on a rank it has heard nothing from for DN_MPI_TIMEOUT
+ * seconds (default 60): that rank died, its child is failed and lost, and the
+ * search goes on with the others — when mpirun lets the job live on after a
+ * rank dies (`mpirun --enable-recovery`; by default Open MPI aborts the whole
+ * job, and -resume continues from the run folder). Workers likewise give up
+ * on a rank 0 they have not heard from for that long while idle.
+ *
  * Rank 0's threads share MPI under one lock (MPI_THREAD_SERIALIZED) and
  * poll with short sleeps instead of blocking, so a thread waiting for a slow
  * worker never holds MPI away from the others and idle ranks do not spin.
@@ -26,8 +34,16 @@
 #define POLL_NS 1000000L   /* 1 ms between polls */
 #define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
+#define HEARTBEAT_S 1
+#define DEFAULT_TIMEOUT_S 60.0
+
 static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER;
 static int my_rank, world_size;
+static double timeout_s = DEFAULT_TIMEOUT_S;   /* silence after which a peer counts as dead */
+
+/* Rank 0's view of each worker rank. */
+enum { RANK_ACTIVE, RANK_STOPPED, RANK_DEAD };
+static unsigned char *rank_state;   /* world_size entries */
 static int node_index, node_workers;   /* this rank among the worker ranks of its node, and their count */
 
 int evo_mpi_built(void) { return 1; }
@@ -73,13 +89,21 @@ dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size)
     MPI_Comm_size(MPI_COMM_WORLD, &world_size);
     *rank = my_rank;
     *size = world_size;
+    const char *t = getenv("DN_MPI_TIMEOUT");
+    if (t && atof(t) > 0) timeout_s = atof(t);
+    if (!(rank_state = calloc((size_t)world_size, 1))) return evo_fail(DN_ERR_NOMEM, "out of memory");
     if (provided < MPI_THREAD_SERIALIZED)
         return evo_fail(DN_ERR_IO, "MPI: the library offers thread level %d, rank 0 needs MPI_THREAD_SERIALIZED",
                         provided);
     return node_layout();
 }
 
-void evo_mpi_finalize(void) { MPI_Finalize(); }
+void evo_mpi_finalize(void)
+{
+    MPI_Finalize();
+    free(rank_state);
+    rank_state = NULL;
+}
 
 /* ------------------------------------------------------------ transport */
 
@@ -91,21 +115,26 @@ static dn_status send_msg(int to, const evo_wire *w)
     int err = MPI_Isend(w->data, (int)w->len, MPI_BYTE, to, TAG, MPI_COMM_WORLD, &req);
     pthread_mutex_unlock(&mpi_lock);
     if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Isend");
+    double start = dn_time_now();
     for (int done = 0; !done;) {
         pthread_mutex_lock(&mpi_lock);
         err = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
         pthread_mutex_unlock(&mpi_lock);
         if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Test");
+        if (!done && dn_time_now() - start > timeout_s)
+            return evo_fail(DN_ERR_IO, "rank %d took no message for %.0f s (DN_MPI_TIMEOUT): it is gone", to, timeout_s);
         if (!done) nap();
     }
     return DN_OK;
 }
 
-/* The next message from rank `from` (malloc'd; *n bytes). */
-static dn_status recv_msg(int from, unsigned char **buf, int *n)
+/* The next message from rank `from` (malloc'd; *n bytes); an error after
+ * `patience` seconds without one (0: wait for ever). */
+static dn_status recv_msg(int from, double patience, unsigned char **buf, int *n)
 {
     *buf = NULL;
     *n = 0;
+    double start = dn_time_now();
     for (;;) {
         int flag = 0, err;
         MPI_Status st;
@@ -123,18 +152,28 @@ static dn_status recv_msg(int from, unsigned char **buf, int *n)
             return mpi_error(err, "receiving a message");
         }
         if (flag) return DN_OK;
+        if (patience > 0 && dn_time_now() - start > patience)
+            return evo_fail(DN_ERR_IO, "no message from rank %d for %.0f s (DN_MPI_TIMEOUT): it is gone", from, patience);
         nap();
     }
 }
 
-/* Receive from `from` and check the header; the reader points into *buf. */
-static dn_status recv_open(int from, unsigned char **buf, evo_msg_type *type, evo_reader *r)
+/* The next message from `from` other than a heartbeat, its header checked;
+ * the reader points into *buf. Heartbeats restart the patience. */
+static dn_status recv_open(int from, double patience, unsigned char **buf, evo_msg_type *type, evo_reader *r)
 {
-    int n;
-    TRY(recv_msg(from, buf, &n));
-    dn_status s = evo_wire_open(*buf, (size_t)n, type, r);
-    if (s != DN_OK) { free(*buf); *buf = NULL; }
-    return s;
+    for (;;) {
+        int n;
+        TRY(recv_msg(from, patience, buf, &n));
+        dn_status s = evo_wire_open(*buf, (size_t)n, type, r);
+        if (s == DN_OK && *type == EVO_MSG_ALIVE) s = evo_read_end(r);
+        if (s != DN_OK || *type != EVO_MSG_ALIVE) {
+            if (s != DN_OK) { free(*buf); *buf = NULL; }
+            return s;
+        }
+        free(*buf);
+        *buf = NULL;
+    }
 }
 
 /* ------------------------------------------------------------ rank 0 */
@@ -145,7 +184,9 @@ static dn_status exchange(int rank, evo_wire *w, dn_status built, unsigned char 
 {
     dn_status s = built == DN_OK ? send_msg(rank, w) : built;
     evo_wire_free(w);
-    return s == DN_OK ? recv_open(rank, buf, type, r) : s;
+    if (s == DN_OK) s = recv_open(rank, timeout_s, buf, type, r);
+    if (s == DN_ERR_IO) rank_state[rank] = RANK_DEAD;   /* silent or unreachable: never send to it again */
+    return s;
 }
 
 dn_status evo_mpi_connect(int rank, const evo_setup_msg *m)
@@ -184,14 +225,19 @@ dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, doubl
     return s;
 }
 
+void evo_mpi_stop(int rank)
+{
+    if (rank < 1 || rank >= world_size || rank_state[rank] != RANK_ACTIVE) return;
+    rank_state[rank] = RANK_STOPPED;
+    evo_wire w;
+    evo_wire_begin(&w, EVO_MSG_STOP);
+    if (evo_wire_finish(&w) == DN_OK) send_msg(rank, &w);
+    evo_wire_free(&w);
+}
+
 void evo_mpi_stop_workers(void)
 {
-    for (int rank = 1; rank < world_size; ++rank) {
-        evo_wire w;
-        evo_wire_begin(&w, EVO_MSG_STOP);
-        if (evo_wire_finish(&w) == DN_OK) send_msg(rank, &w);
-        evo_wire_free(&w);
-    }
+    for (int rank = 1; rank < world_size; ++rank) evo_mpi_stop(rank);
 }
 
 /* ------------------------------------------------------------ worker ranks */
@@ -260,22 +306,63 @@ static dn_status worker_task(worker_state *ws, evo_reader *rd)
     return s;
 }
 
+/* The heartbeat thread: an ALIVE message to rank 0 every HEARTBEAT_S
+ * seconds until told to stop. */
+static pthread_mutex_t beat_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t beat_cond = PTHREAD_COND_INITIALIZER;
+static int beat_stop;
+
+static void *heartbeat(void *arg)
+{
+    (void)arg;
+    evo_wire w;
+    evo_wire_begin(&w, EVO_MSG_ALIVE);
+    if (evo_wire_finish(&w) != DN_OK) return NULL;
+    pthread_mutex_lock(&beat_lock);
+    while (!beat_stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += HEARTBEAT_S;
+        pthread_cond_timedwait(&beat_cond, &beat_lock, &until);
+        if (beat_stop) break;
+        pthread_mutex_unlock(&beat_lock);
+        dn_status s = send_msg(0, &w);
+        pthread_mutex_lock(&beat_lock);
+        if (s != DN_OK) break;   /* rank 0 is gone: the main loop notices too */
+    }
+    pthread_mutex_unlock(&beat_lock);
+    evo_wire_free(&w);
+    return NULL;
+}
+
+static void stop_heartbeat(pthread_t tid)
+{
+    pthread_mutex_lock(&beat_lock);
+    beat_stop = 1;
+    pthread_cond_signal(&beat_cond);
+    pthread_mutex_unlock(&beat_lock);
+    pthread_join(tid, NULL);
+}
+
 int evo_mpi_worker(FILE *log)
 {
     worker_state ws;
     memset(&ws, 0, sizeof ws);
-    int rc = 0;
-    for (;;) {
+    int rc = 0, beating = 0;
+    pthread_t beat;
+    for (int first = 1;; first = 0) {
         unsigned char *buf = NULL;
         evo_msg_type type;
         evo_reader r;
-        dn_status s = recv_open(0, &buf, &type, &r);
+        /* the first message (setup) may wait for rank 0's own start-up; later ones come at once */
+        dn_status s = recv_open(0, first ? 0 : timeout_s, &buf, &type, &r);
         if (s != DN_OK) {
             fprintf(log, "darknet evolve: rank %d: bad message from rank 0: %s\n", my_rank, evo_last_error());
             rc = 1;
             break;
         }
         if (type == EVO_MSG_STOP) { free(buf); break; }
+        if (!beating) beating = pthread_create(&beat, NULL, heartbeat, NULL) == 0;
         if (type == EVO_MSG_SETUP) {
             s = worker_setup(&ws, &r);
             evo_wire w;
@@ -290,6 +377,7 @@ int evo_mpi_worker(FILE *log)
         }
         free(buf);
     }
+    if (beating) stop_heartbeat(beat);
     if (ws.loaded) evo_data_free(&ws.data);
     return rc;
 }
@@ -313,6 +401,7 @@ dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, doubl
     memset(r, 0, sizeof *r);
     return no_mpi();
 }
+void evo_mpi_stop(int rank) { (void)rank; }
 void evo_mpi_stop_workers(void) {}
 int evo_mpi_worker(FILE *log) { (void)log; return 1; }
 #endif

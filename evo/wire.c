@@ -96,6 +96,7 @@ static const char *type_name(uint32_t t)
     case EVO_MSG_TASK: return "task";
     case EVO_MSG_RESULT: return "result";
     case EVO_MSG_STOP: return "stop";
+    case EVO_MSG_ALIVE: return "alive";
     default: return "unknown";
     }
 }
@@ -112,7 +113,7 @@ dn_status evo_wire_open(const void *msg, size_t size, evo_msg_type *type, evo_re
     if (version != EVO_WIRE_VERSION)
         return evo_fail(DN_ERR_PARSE, "message version %u, this build speaks version %d (mixed builds of darknet?)",
                         version, EVO_WIRE_VERSION);
-    if (t < EVO_MSG_SETUP || t > EVO_MSG_STOP) return evo_fail(DN_ERR_PARSE, "unknown message type %u", t);
+    if (t < EVO_MSG_SETUP || t > EVO_MSG_ALIVE) return evo_fail(DN_ERR_PARSE, "unknown message type %u", t);
     if (payload != size - HEADER)
         return evo_fail(DN_ERR_PARSE, "%s message: its header announces %llu payload bytes, %zu arrived (%s)",
                         type_name(t), (unsigned long long)payload, size - HEADER,

@@ -8,6 +8,9 @@
 #   b. kill -9 of worker rank 1 mid-run: Open MPI aborts the job; mpirun -np 3
 #      ... -resume finishes it with every evaluation written before the kill
 #      kept, and the log again consistent.
+#   e. the same kill under `mpirun --enable-recovery` (the job lives on): rank
+#      0 hears nothing from the dead rank for DN_MPI_TIMEOUT seconds, records
+#      its child as failed and finishes the search with the other rank.
 #   c. a rank that answers with a wrong-version, truncated or foreign message
 #      (tests/mpi_rogue.c, MPMD) is dropped with a message naming it and the
 #      problem; the search finishes on the other rank.
@@ -39,6 +42,14 @@ SMALL=(-population "$POP" -steps "$STEPS" -batch 32 -holdout "$HOLDOUT" -max-tra
 start_mpi() { local name=$1 dir=$2 np=$3; shift 3
   run "$name" "${MPIRUN[@]}" -np "$np" "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg -out "$dir" "${SMALL[@]}" "$@"; }
 
+# pid_of_rank R: the darknet process of MPI rank R
+pid_of_rank() {
+  local p
+  for p in $(pgrep -f "$DNM evolve"); do
+    grep -qz "^OMPI_COMM_WORLD_RANK=$1\$" "/proc/$p/environ" 2>/dev/null && echo "$p"
+  done
+}
+
 # ------------------------------------------------------------------ a. 1 controller + 2 workers
 start_mpi a "$T/a" 3 -evals "$EVALS" -mpi
 check "mpirun -np 3 exits 0 (rc=$rc: $(tail -n 2 "$T/a.err"))" [ "$rc" -eq 0 ]
@@ -55,10 +66,7 @@ SLOW=$((EVALS * 2))
 ( "${MPIRUN[@]}" -np 3 "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg -out "$T/b" "${SMALL[@]}" -evals "$SLOW" \
     -steps $((STEPS * 4)) -mpi > "$T/b.out" 2> "$T/b.err"; echo $? > "$T/b.rc" ) &
 for _ in $(seq 1 600); do [ "$(lines "$T/b/events.jsonl")" -ge 6 ] && break; sleep 0.05; done
-victim=""
-for p in $(pgrep -f "$DNM evolve"); do
-  grep -qz '^OMPI_COMM_WORLD_RANK=1$' "/proc/$p/environ" 2>/dev/null && victim=$p
-done
+victim=$(pid_of_rank 1)
 check "found worker rank 1 to kill" [ -n "$victim" ]
 [ -n "$victim" ] && kill -9 "$victim"
 wait
@@ -71,6 +79,21 @@ check "mpirun -np 3 -resume after the kill exits 0 (rc=$rc: $(tail -n 2 "$T/b_re
 check "resume says so" grep -q "resuming after evaluation" "$T/b_resume.out"
 check_search_log "kill + resume" "$T/b/events.jsonl" "$SLOW" "$POP" 2
 check "every evaluation written before the kill is kept" cmp -s "$T/b.before" <(head -n "$before" "$T/b/events.jsonl")
+
+# ------------------------------------------------------------------ e. kill -9 a worker rank, the job lives on
+( DN_MPI_TIMEOUT=4 "${MPIRUN[@]}" --enable-recovery -np 3 "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg \
+    -out "$T/e" "${SMALL[@]}" -evals "$SLOW" -steps $((STEPS * 4)) -mpi > "$T/e.out" 2> "$T/e.err"; echo $? > "$T/e.rc" ) &
+for _ in $(seq 1 600); do [ "$(lines "$T/e/events.jsonl")" -ge 6 ] && break; sleep 0.05; done
+victim=$(pid_of_rank 1)
+check "found worker rank 1 to kill (recovery)" [ -n "$victim" ]
+[ -n "$victim" ] && kill -9 "$victim"
+wait
+check "with --enable-recovery the search finishes after the kill (rc=$(cat "$T/e.rc"): $(tail -n 2 "$T/e.err"))" \
+  [ "$(cat "$T/e.rc")" -eq 0 ]
+check_search_log "kill under --enable-recovery" "$T/e/events.jsonl" "$SLOW" "$POP" 2
+check "the dead rank's child is one failed individual" \
+  [ "$(grep -c '"outcome":"failed".*no message from rank 1' "$T/e/events.jsonl")" -eq 1 ]
+check "rank 0 says rank 1 is gone" grep -q "MPI rank 1: no message from rank 1 for 4 s" "$T/e.out"
 
 # ------------------------------------------------------------------ c. a rank that sends a bad message is dropped
 for mode in version truncated garbage; do

@@ -36,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 static const char *const op_names[EVO_OP_COUNT] = {
     "identity", "sep3x3", "sep5x5", "sep7x7", "max3x3", "avg3x3", "conv1x1", "conv3x3",

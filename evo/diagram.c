@@ -25,7 +25,6 @@
 
 extern char **environ;
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 /* A dot string literal's content: quotes and backslashes escaped, "\n" kept
  * as dot's line break. */

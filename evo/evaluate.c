@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 #define LOSS_WINDOW 10   /* the reported loss is the mean of the last LOSS_WINDOW batches */
 
 static dn_status dn_failed(dn_status s, const char *context)

@@ -24,6 +24,8 @@
  * evo_last_error() itself. evo_last_error() is dn_last_error(). */
 dn_status evo_fail(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define evo_last_error dn_last_error
+/* Return the status of expr from the calling function unless it is DN_OK. */
+#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 /* ------------------------------------------------------------ genome */
 

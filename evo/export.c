@@ -35,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 #define TEST_BATCH 100
 #define LINEAGE_SHOWN 12   /* the lineage line lists at most this many steps */
 

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 /* ------------------------------------------------------------ small helpers */
 

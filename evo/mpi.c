@@ -32,7 +32,6 @@
 
 #define TAG 7
 #define POLL_NS 1000000L   /* 1 ms between polls */
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 #define HEARTBEAT_S 1
 #define DEFAULT_TIMEOUT_S 60.0

@@ -27,7 +27,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 static const char *const mutation_names[EVO_MUT_COUNT] = {
     "alter_learning_rate", "identity", "reset_weights", "insert_convolution", "remove_convolution", "alter_stride",

@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 #define ANCESTORS_DRAWN 3    /* ancestors of the best with a diagram     */
 #define FAILURES_LISTED 50   /* failures listed by name on the page       */
 

@@ -45,7 +45,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
 
 struct evo_store {
     char *dir;

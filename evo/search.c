@@ -599,14 +599,14 @@ static void print_end(const search_ctx *c)
     int fails = 0;
     for (int i = 0; i < s->n; ++i) fails += s->ind[i].outcome != EVO_OK;
     fprintf(c->log, "evolve: done, %d evaluations (%d failed) in %s\n", s->evals, fails, el);
-    int b = best_alive(s);
+    int b = best_ever(s);   /* what export and the report take */
     if (b < 0) {
-        fprintf(c->log, "evolve: no living individual (every evaluation failed)\n");
+        fprintf(c->log, "evolve: no individual trained (every evaluation failed)\n");
     } else {
         const evo_individual *x = &s->ind[b];
-        fprintf(c->log, "best: individual %d (parent %d, %s, evaluation %d): val %.2f%%, %zu params, %.3g MFLOPs\n",
-                x->id, x->parent, evo_mutation_name(x->mutation), x->eval, 100.0 * x->accuracy,
-                x->params, x->flops / 1e6);
+        fprintf(c->log, "best: individual %d (parent %d, %s, evaluation %d, %s): val %.2f%%, %zu params, %.3g MFLOPs\n",
+                x->id, x->parent, evo_mutation_name(x->mutation), x->eval, x->alive ? "alive" : "dead, weights kept",
+                100.0 * x->accuracy, x->params, x->flops / 1e6);
     }
     fprintf(c->log, "export with: darknet evolve export %s\n", evo_store_dir(c->st));
     fflush(c->log);

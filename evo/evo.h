@@ -348,8 +348,7 @@ dn_status evo_mpi_connect(int rank, const evo_setup_msg *m);
  * mismatched reply, or no message at all for DN_MPI_TIMEOUT seconds: the rank
  * died) means the rank must be dropped */
 dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, double *worker_seconds);
-void evo_mpi_stop(int rank);       /* rank 0: that worker is done (not sent to a dead rank) */
-void evo_mpi_stop_workers(void);   /* rank 0, at the end: every worker not stopped yet */
+void evo_mpi_stop_workers(void);   /* rank 0, at the end: every worker still alive exits its loop */
 int evo_mpi_worker(FILE *log);     /* ranks > 0: serve until stopped; the exit code */
 
 /* ------------------------------------------------------------ run folder */

@@ -6,13 +6,15 @@
  * weights. Messages are evo/wire.c's self-describing byte messages on one
  * tag; a worker that sends anything malformed is dropped by rank 0.
  *
- * Liveness: every worker sends a heartbeat each second from a thread of its
- * own; rank 0 gives up on a rank it has heard nothing from for DN_MPI_TIMEOUT
- * seconds (default 60): that rank died, its child is failed and lost, and the
- * search goes on with the others — when mpirun lets the job live on after a
- * rank dies (`mpirun --enable-recovery`; by default Open MPI aborts the whole
- * job, and -resume continues from the run folder). Workers likewise give up
- * on a rank 0 they have not heard from for that long while idle.
+ * Liveness: every rank runs a heartbeat thread (workers beat to rank 0, rank
+ * 0 to its active workers, once a second, on a tag of their own). Rank 0
+ * gives up on a rank it has heard nothing from for DN_MPI_TIMEOUT seconds
+ * (default 60): that rank died, its child is failed and lost, and the search
+ * goes on with the others — when mpirun lets the job live on after a rank
+ * dies (`mpirun --enable-recovery`; by default Open MPI aborts the whole job,
+ * and -resume continues from the run folder). Workers likewise give up on a
+ * silent rank 0. After a death nobody calls MPI_Finalize (it would wait for
+ * the dead), which rank 0 tells the survivors in its STOP message.
  *
  * Rank 0's threads share MPI under one lock (MPI_THREAD_SERIALIZED) and
  * poll with short sleeps instead of blocking, so a thread waiting for a slow
@@ -30,18 +32,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TAG 7
-#define POLL_NS 1000000L   /* 1 ms between polls */
-
+#define TAG 7                 /* evo/wire.c messages */
+#define TAG_BEAT 8            /* heartbeats, consumed by the heartbeat threads */
+#define POLL_NS 1000000L      /* 1 ms between polls */
 #define HEARTBEAT_S 1
 #define DEFAULT_TIMEOUT_S 60.0
 
-static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t mpi_lock = PTHREAD_MUTEX_INITIALIZER;   /* every MPI call (MPI_THREAD_SERIALIZED) */
 static int my_rank, world_size;
 static double timeout_s = DEFAULT_TIMEOUT_S;   /* silence after which a peer counts as dead */
+static double *last_heard;     /* per rank: when its last heartbeat or message came (under mpi_lock) */
+static int peer_lost;          /* a peer died: MPI_Finalize would wait for it, so it is skipped */
 
 /* Rank 0's view of each worker rank. */
-enum { RANK_ACTIVE, RANK_STOPPED, RANK_DEAD };
+enum { RANK_ACTIVE, RANK_DROPPED, RANK_DEAD, RANK_STOPPED };
 static unsigned char *rank_state;   /* world_size entries */
 static int node_index, node_workers;   /* this rank among the worker ranks of its node, and their count */
 
@@ -78,6 +82,81 @@ static dn_status node_layout(void)
     return DN_OK;
 }
 
+/* ------------------------------------------------------------ heartbeats
+ * One thread per rank: every HEARTBEAT_S seconds it sends an ALIVE message
+ * on TAG_BEAT (workers to rank 0; rank 0 to every active worker) and takes
+ * in the ones that arrived, noting when each peer was last heard of. The
+ * main loops never see heartbeats; they only read last_heard. */
+
+static pthread_t beat_thread;
+static int beat_running, beat_stop;
+static pthread_mutex_t beat_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t beat_cond = PTHREAD_COND_INITIALIZER;
+
+static void send_beat(int to, const evo_wire *w)
+{
+    MPI_Request req;
+    if (MPI_Isend(w->data, (int)w->len, MPI_BYTE, to, TAG_BEAT, MPI_COMM_WORLD, &req) == MPI_SUCCESS)
+        MPI_Request_free(&req);   /* fire and forget: a lost beat only looks like silence */
+}
+
+/* Called with mpi_lock held. */
+static void beat_once(const evo_wire *w)
+{
+    if (my_rank == 0) {
+        for (int r = 1; r < world_size; ++r)
+            if (rank_state[r] == RANK_ACTIVE) send_beat(r, w);
+    } else {
+        send_beat(0, w);
+    }
+    for (;;) {
+        int flag = 0, n = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, TAG_BEAT, MPI_COMM_WORLD, &flag, &st) != MPI_SUCCESS || !flag) break;
+        MPI_Get_count(&st, MPI_BYTE, &n);
+        unsigned char buf[64];
+        if (n < 0 || n > (int)sizeof buf) n = (int)sizeof buf;   /* not ours: MPI reports the truncation */
+        MPI_Recv(buf, n, MPI_BYTE, st.MPI_SOURCE, TAG_BEAT, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        last_heard[st.MPI_SOURCE] = dn_time_now();
+    }
+}
+
+static void *heartbeats(void *arg)
+{
+    (void)arg;
+    evo_wire w;
+    evo_wire_begin(&w, EVO_MSG_ALIVE);
+    if (evo_wire_finish(&w) != DN_OK) return NULL;
+    pthread_mutex_lock(&beat_lock);
+    while (!beat_stop) {
+        pthread_mutex_unlock(&beat_lock);
+        pthread_mutex_lock(&mpi_lock);
+        beat_once(&w);
+        pthread_mutex_unlock(&mpi_lock);
+        pthread_mutex_lock(&beat_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += HEARTBEAT_S;
+        if (!beat_stop) pthread_cond_timedwait(&beat_cond, &beat_lock, &until);
+    }
+    pthread_mutex_unlock(&beat_lock);
+    evo_wire_free(&w);
+    return NULL;
+}
+
+static void stop_heartbeats(void)
+{
+    if (!beat_running) return;
+    pthread_mutex_lock(&beat_lock);
+    beat_stop = 1;
+    pthread_cond_signal(&beat_cond);
+    pthread_mutex_unlock(&beat_lock);
+    pthread_join(beat_thread, NULL);
+    beat_running = 0;
+}
+
+/* ------------------------------------------------------------ start, end */
+
 dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size)
 {
     int provided = 0;
@@ -90,21 +169,42 @@ dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size)
     *size = world_size;
     const char *t = getenv("DN_MPI_TIMEOUT");
     if (t && atof(t) > 0) timeout_s = atof(t);
-    if (!(rank_state = calloc((size_t)world_size, 1))) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    rank_state = calloc((size_t)world_size, 1);
+    last_heard = calloc((size_t)world_size, sizeof *last_heard);
+    if (!rank_state || !last_heard) return evo_fail(DN_ERR_NOMEM, "out of memory");
     if (provided < MPI_THREAD_SERIALIZED)
-        return evo_fail(DN_ERR_IO, "MPI: the library offers thread level %d, rank 0 needs MPI_THREAD_SERIALIZED",
+        return evo_fail(DN_ERR_IO, "MPI: the library offers thread level %d, darknet evolve needs MPI_THREAD_SERIALIZED",
                         provided);
-    return node_layout();
+    TRY(node_layout());
+    if (world_size > 1) beat_running = pthread_create(&beat_thread, NULL, heartbeats, NULL) == 0;
+    return DN_OK;
 }
 
 void evo_mpi_finalize(void)
 {
-    MPI_Finalize();
+    stop_heartbeats();
+    /* After a peer died, Open MPI's MPI_Finalize (under mpirun --enable-recovery)
+     * can wait for it for ever; everything is on disk, so leave without it. */
+    if (!peer_lost) MPI_Finalize();
     free(rank_state);
+    free(last_heard);
     rank_state = NULL;
+    last_heard = NULL;
 }
 
 /* ------------------------------------------------------------ transport */
+
+/* Seconds since `peer` was last heard of, counting from `since` at most. */
+static double silence(int peer, double since)
+{
+    double heard = last_heard[peer] > since ? last_heard[peer] : since;
+    return dn_time_now() - heard;
+}
+
+static dn_status gone(int peer, double patience)
+{
+    return evo_fail(DN_ERR_IO, "no message from rank %d for %.0f s (DN_MPI_TIMEOUT): it is gone", peer, patience);
+}
 
 static dn_status send_msg(int to, const evo_wire *w)
 {
@@ -118,17 +218,18 @@ static dn_status send_msg(int to, const evo_wire *w)
     for (int done = 0; !done;) {
         pthread_mutex_lock(&mpi_lock);
         err = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        double quiet = silence(to, start);
         pthread_mutex_unlock(&mpi_lock);
         if (err != MPI_SUCCESS) return mpi_error(err, "MPI_Test");
-        if (!done && dn_time_now() - start > timeout_s)
-            return evo_fail(DN_ERR_IO, "rank %d took no message for %.0f s (DN_MPI_TIMEOUT): it is gone", to, timeout_s);
+        if (!done && quiet > timeout_s) return gone(to, timeout_s);
         if (!done) nap();
     }
     return DN_OK;
 }
 
-/* The next message from rank `from` (malloc'd; *n bytes); an error after
- * `patience` seconds without one (0: wait for ever). */
+/* The next message from rank `from` (malloc'd; *n bytes); an error once the
+ * peer has been silent (no message, no heartbeat) for `patience` seconds
+ * (0: wait for ever). */
 static dn_status recv_msg(int from, double patience, unsigned char **buf, int *n)
 {
     *buf = NULL;
@@ -143,7 +244,9 @@ static dn_status recv_msg(int from, double patience, unsigned char **buf, int *n
             MPI_Get_count(&st, MPI_BYTE, n);
             *buf = malloc(*n > 0 ? (size_t)*n : 1);
             err = *buf ? MPI_Recv(*buf, *n, MPI_BYTE, from, TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE) : MPI_ERR_NO_MEM;
+            last_heard[from] = dn_time_now();
         }
+        double quiet = silence(from, start);
         pthread_mutex_unlock(&mpi_lock);
         if (err != MPI_SUCCESS) {
             free(*buf);
@@ -151,28 +254,19 @@ static dn_status recv_msg(int from, double patience, unsigned char **buf, int *n
             return mpi_error(err, "receiving a message");
         }
         if (flag) return DN_OK;
-        if (patience > 0 && dn_time_now() - start > patience)
-            return evo_fail(DN_ERR_IO, "no message from rank %d for %.0f s (DN_MPI_TIMEOUT): it is gone", from, patience);
+        if (patience > 0 && quiet > patience) return gone(from, patience);
         nap();
     }
 }
 
-/* The next message from `from` other than a heartbeat, its header checked;
- * the reader points into *buf. Heartbeats restart the patience. */
+/* The next message from `from`, its header checked; the reader points into *buf. */
 static dn_status recv_open(int from, double patience, unsigned char **buf, evo_msg_type *type, evo_reader *r)
 {
-    for (;;) {
-        int n;
-        TRY(recv_msg(from, patience, buf, &n));
-        dn_status s = evo_wire_open(*buf, (size_t)n, type, r);
-        if (s == DN_OK && *type == EVO_MSG_ALIVE) s = evo_read_end(r);
-        if (s != DN_OK || *type != EVO_MSG_ALIVE) {
-            if (s != DN_OK) { free(*buf); *buf = NULL; }
-            return s;
-        }
-        free(*buf);
-        *buf = NULL;
-    }
+    int n;
+    TRY(recv_msg(from, patience, buf, &n));
+    dn_status s = evo_wire_open(*buf, (size_t)n, type, r);
+    if (s != DN_OK) { free(*buf); *buf = NULL; }
+    return s;
 }
 
 /* ------------------------------------------------------------ rank 0 */
@@ -184,7 +278,10 @@ static dn_status exchange(int rank, evo_wire *w, dn_status built, unsigned char 
     dn_status s = built == DN_OK ? send_msg(rank, w) : built;
     evo_wire_free(w);
     if (s == DN_OK) s = recv_open(rank, timeout_s, buf, type, r);
-    if (s == DN_ERR_IO) rank_state[rank] = RANK_DEAD;   /* silent or unreachable: never send to it again */
+    pthread_mutex_lock(&mpi_lock);
+    if (s == DN_ERR_IO) rank_state[rank] = RANK_DEAD, peer_lost = 1;   /* silent or unreachable: never again */
+    else if (s != DN_OK) rank_state[rank] = RANK_DROPPED;              /* alive but talks garbage */
+    pthread_mutex_unlock(&mpi_lock);
     return s;
 }
 
@@ -224,19 +321,21 @@ dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, doubl
     return s;
 }
 
-void evo_mpi_stop(int rank)
-{
-    if (rank < 1 || rank >= world_size || rank_state[rank] != RANK_ACTIVE) return;
-    rank_state[rank] = RANK_STOPPED;
-    evo_wire w;
-    evo_wire_begin(&w, EVO_MSG_STOP);
-    if (evo_wire_finish(&w) == DN_OK) send_msg(rank, &w);
-    evo_wire_free(&w);
-}
-
+/* STOP carries whether to call MPI_Finalize: not after a peer died. */
 void evo_mpi_stop_workers(void)
 {
-    for (int rank = 1; rank < world_size; ++rank) evo_mpi_stop(rank);
+    for (int rank = 1; rank < world_size; ++rank) {
+        pthread_mutex_lock(&mpi_lock);   /* the heartbeat thread reads the states */
+        int alive = rank_state[rank] == RANK_ACTIVE || rank_state[rank] == RANK_DROPPED;
+        if (alive) rank_state[rank] = RANK_STOPPED;
+        pthread_mutex_unlock(&mpi_lock);
+        if (!alive) continue;
+        evo_wire w;
+        evo_wire_begin(&w, EVO_MSG_STOP);
+        evo_wire_u32(&w, !peer_lost);
+        if (evo_wire_finish(&w) == DN_OK) send_msg(rank, &w);
+        evo_wire_free(&w);
+    }
 }
 
 /* ------------------------------------------------------------ worker ranks */
@@ -305,50 +404,11 @@ static dn_status worker_task(worker_state *ws, evo_reader *rd)
     return s;
 }
 
-/* The heartbeat thread: an ALIVE message to rank 0 every HEARTBEAT_S
- * seconds until told to stop. */
-static pthread_mutex_t beat_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t beat_cond = PTHREAD_COND_INITIALIZER;
-static int beat_stop;
-
-static void *heartbeat(void *arg)
-{
-    (void)arg;
-    evo_wire w;
-    evo_wire_begin(&w, EVO_MSG_ALIVE);
-    if (evo_wire_finish(&w) != DN_OK) return NULL;
-    pthread_mutex_lock(&beat_lock);
-    while (!beat_stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += HEARTBEAT_S;
-        pthread_cond_timedwait(&beat_cond, &beat_lock, &until);
-        if (beat_stop) break;
-        pthread_mutex_unlock(&beat_lock);
-        dn_status s = send_msg(0, &w);
-        pthread_mutex_lock(&beat_lock);
-        if (s != DN_OK) break;   /* rank 0 is gone: the main loop notices too */
-    }
-    pthread_mutex_unlock(&beat_lock);
-    evo_wire_free(&w);
-    return NULL;
-}
-
-static void stop_heartbeat(pthread_t tid)
-{
-    pthread_mutex_lock(&beat_lock);
-    beat_stop = 1;
-    pthread_cond_signal(&beat_cond);
-    pthread_mutex_unlock(&beat_lock);
-    pthread_join(tid, NULL);
-}
-
 int evo_mpi_worker(FILE *log)
 {
     worker_state ws;
     memset(&ws, 0, sizeof ws);
-    int rc = 0, beating = 0;
-    pthread_t beat;
+    int rc = 0;
     for (int first = 1;; first = 0) {
         unsigned char *buf = NULL;
         evo_msg_type type;
@@ -356,12 +416,18 @@ int evo_mpi_worker(FILE *log)
         /* the first message (setup) may wait for rank 0's own start-up; later ones come at once */
         dn_status s = recv_open(0, first ? 0 : timeout_s, &buf, &type, &r);
         if (s != DN_OK) {
-            fprintf(log, "darknet evolve: rank %d: bad message from rank 0: %s\n", my_rank, evo_last_error());
+            fprintf(log, "darknet evolve: rank %d: %s from rank 0: %s\n", my_rank,
+                    s == DN_ERR_IO ? "nothing" : "a bad message", evo_last_error());
+            if (s == DN_ERR_IO) peer_lost = 1;
             rc = 1;
             break;
         }
-        if (type == EVO_MSG_STOP) { free(buf); break; }
-        if (!beating) beating = pthread_create(&beat, NULL, heartbeat, NULL) == 0;
+        if (type == EVO_MSG_STOP) {
+            uint32_t finalize = 1;
+            if (evo_read_u32(&r, "finalize", &finalize) == DN_OK && !finalize) peer_lost = 1;
+            free(buf);
+            break;
+        }
         if (type == EVO_MSG_SETUP) {
             s = worker_setup(&ws, &r);
             evo_wire w;
@@ -376,7 +442,6 @@ int evo_mpi_worker(FILE *log)
         }
         free(buf);
     }
-    if (beating) stop_heartbeat(beat);
     if (ws.loaded) evo_data_free(&ws.data);
     return rc;
 }
@@ -400,7 +465,6 @@ dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, doubl
     memset(r, 0, sizeof *r);
     return no_mpi();
 }
-void evo_mpi_stop(int rank) { (void)rank; }
 void evo_mpi_stop_workers(void) {}
 int evo_mpi_worker(FILE *log) { (void)log; return 1; }
 #endif

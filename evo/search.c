@@ -548,7 +548,6 @@ static void *worker_thread(void *arg)
     pthread_mutex_lock(&a->c->lock);
     worker_loop(a->c, a->worker);
     pthread_mutex_unlock(&a->c->lock);
-    if (a->c->mpi) evo_mpi_stop(a->worker + 1);   /* its part is done: the rank may exit */
     return NULL;
 }
 

@@ -10,7 +10,9 @@
 #      kept, and the log again consistent.
 #   e. the same kill under `mpirun --enable-recovery` (the job lives on): rank
 #      0 hears nothing from the dead rank for DN_MPI_TIMEOUT seconds, records
-#      its child as failed and finishes the search with the other rank.
+#      its child as failed and finishes the search with the other rank; and
+#      with rank 0 killed the workers notice its silence and leave, and the
+#      run folder resumes.
 #   c. a rank that answers with a wrong-version, truncated or foreign message
 #      (tests/mpi_rogue.c, MPMD) is dropped with a message naming it and the
 #      problem; the search finishes on the other rank.
@@ -94,6 +96,19 @@ check_search_log "kill under --enable-recovery" "$T/e/events.jsonl" "$SLOW" "$PO
 check "the dead rank's child is one failed individual" \
   [ "$(grep -c '"outcome":"failed".*no message from rank 1' "$T/e/events.jsonl")" -eq 1 ]
 check "rank 0 says rank 1 is gone" grep -q "MPI rank 1: no message from rank 1 for 4 s" "$T/e.out"
+
+# rank 0 killed under --enable-recovery: the workers notice the silence, leave, and the folder resumes
+( DN_MPI_TIMEOUT=3 "${MPIRUN[@]}" --enable-recovery -np 3 "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg \
+    -out "$T/f" "${SMALL[@]}" -evals "$SLOW" -steps $((STEPS * 4)) -mpi > "$T/f.out" 2> "$T/f.err"; echo $? > "$T/f.rc" ) &
+for _ in $(seq 1 600); do [ "$(lines "$T/f/events.jsonl")" -ge 6 ] && break; sleep 0.05; done
+victim=$(pid_of_rank 0)
+[ -n "$victim" ] && kill -9 "$victim"
+t0=$(date +%s)
+wait
+check "rank 0 killed: the worker ranks leave by themselves ($(( $(date +%s) - t0 )) s)" [ $(( $(date +%s) - t0 )) -lt 60 ]
+check "rank 0 killed: the workers say rank 0 is gone" grep -q "nothing from rank 0: no message from rank 0" "$T/f.err"
+run f_resume "${MPIRUN[@]}" -np 3 "$DNM" evolve -resume "$T/f" -mpi
+check "rank 0 killed: mpirun -resume finishes it (rc=$rc)" [ "$rc" -eq 0 -a "$(lines "$T/f/events.jsonl")" -eq "$SLOW" ]
 
 # ------------------------------------------------------------------ c. a rank that sends a bad message is dropped
 for mode in version truncated garbage; do

@@ -114,7 +114,7 @@ $(BUILD)/%.cu.cpp: %.cu tests/gpu_emu/cu2cpp
 $(BUILD)/%.cu.o: $(BUILD)/%.cu.cpp
 	$(CXX) $(CXXFLAGS_EMU) $(CFLAGS_OPT) $(CFLAGS) -MMD -MP -c $< -o $@
 else
-$(BUILD)/%.cu.o: %.cu $(wildcard darknet/src/*.h)
+$(BUILD)/%.cu.o: %.cu $(wildcard darknet/src/*.h darknet/src/*.cuh)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 endif

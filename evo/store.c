@@ -905,36 +905,39 @@ static dn_status check_all_living(const evo_store *st)
     return DN_OK;
 }
 
-dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_store **out)
+/* Options and replayed events of a run folder; with check_living, the
+ * living individuals' weights must be there too (a search about to go on). */
+static dn_status load_store(const char *dir, evo_options *o, evo_state *state, int check_living, evo_store **out)
 {
-    if (out) *out = NULL;
-    if (!dir || !*dir || !o || !state || !out)
-        return evo_fail(DN_ERR_ARG, "evo_store_open: missing folder, options, state or output");
+    *out = NULL;
     memset(state, 0, sizeof *state);
     memset(o, 0, sizeof *o);
     evo_store *st;
     TRY(store_new(dir, &st));
     dn_status s = read_options(st->dir, o);
     if (s == DN_OK) s = read_events(st);
-    if (s == DN_OK) s = check_all_living(st);
+    if (s == DN_OK && check_living) s = check_all_living(st);
     if (s == DN_OK) s = state_copy(&st->log, state);
     if (s != DN_OK) { evo_store_close(st); return s; }
     *out = st;
     return DN_OK;
 }
 
+dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_store **out)
+{
+    if (out) *out = NULL;
+    if (!dir || !*dir || !o || !state || !out)
+        return evo_fail(DN_ERR_ARG, "evo_store_open: missing folder, options, state or output");
+    return load_store(dir, o, state, 1, out);
+}
+
 dn_status evo_store_read(const char *dir, evo_options *o, evo_state *state)
 {
     if (!dir || !*dir || !o || !state) return evo_fail(DN_ERR_ARG, "evo_store_read: missing folder, options or state");
-    memset(state, 0, sizeof *state);
-    memset(o, 0, sizeof *o);
     evo_store *st;
-    TRY(store_new(dir, &st));
-    dn_status s = read_options(st->dir, o);
-    if (s == DN_OK) s = read_events(st);
-    if (s == DN_OK) s = state_copy(&st->log, state);
+    dn_status s = load_store(dir, o, state, 0, &st);
     if (s != DN_OK) evo_options_free(o);
-    evo_store_close(st);
+    else evo_store_close(st);
     return s;
 }
 

@@ -12,21 +12,11 @@
 #define THREADS 256
 #define SELU_SCALE 1.0507f
 #define SELU_ALPHA 1.6732f
+#include "gpu_launch.cuh"
 
 /* The activation ids of darknet.h's dn_activation, in order. */
 enum { LOGISTIC, RELU, RELIE, LINEAR, RAMP, TANH, PLSE, LEAKY, ELU, LOGGY, STAIR, HARDTAN, LHTAN, SELU };
 
-static unsigned blocks_for(size_t n)
-{
-    size_t b = (n + THREADS - 1) / THREADS;
-    if (b < 1) b = 1;
-    return b > 65535u * 32u ? 65535u * 32u : (unsigned)b;
-}
-
-static int launched(void) { return (int)cudaGetLastError(); }
-
-#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
-                             i += (size_t)blockDim.x * gridDim.x)
 
 /* ------------------------------------------------------------ vectors */
 

@@ -16,18 +16,8 @@
 #define THREADS 256      /* a power of two, a multiple of WARP */
 #define WARP 32
 #define FULL_MASK 0xffffffffu
+#include "gpu_launch.cuh"
 
-static unsigned blocks_for(size_t n)
-{
-    size_t b = (n + THREADS - 1) / THREADS;
-    if (b < 1) b = 1;
-    return b > 65535u * 32u ? 65535u * 32u : (unsigned)b;
-}
-
-static int launched(void) { return (int)cudaGetLastError(); }
-
-#define GRID_LOOP(i, n) for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
-                             i += (size_t)blockDim.x * gridDim.x)
 
 /* Rows r handled by whole warps: every lane of a warp sees the same r, so
  * the shuffles inside the loop always run with all 32 lanes. */

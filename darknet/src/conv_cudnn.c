@@ -303,8 +303,10 @@ dn_status dn_conv_cudnn_forward(dn_layer *l, dn_network *net)
 {
     const conv_state *s = l->gpu_state;
     const float one = 1, zero = 0;
+    cudnnHandle_t h;   /* the calling thread's: passes may run on another thread than the setup */
     DN_TRY(check_workspace(s, l, net));
-    return DN_CUDNN_CALL(cudnnConvolutionForward(s->handle, &one, s->x, net->input_gpu, s->w, l->weights_gpu, s->conv,
+    DN_TRY(dn_gpu_cudnn_handle(&h));
+    return DN_CUDNN_CALL(cudnnConvolutionForward(h, &one, s->x, net->input_gpu, s->w, l->weights_gpu, s->conv,
                                                  s->fwd, net->workspace_gpu, s->workspace, &zero, s->y,
                                                  l->output_gpu));
 }
@@ -316,12 +318,14 @@ dn_status dn_conv_cudnn_backward(dn_layer *l, dn_network *net)
 {
     const conv_state *s = l->gpu_state;
     const float one = 1;
+    cudnnHandle_t h;
     DN_TRY(check_workspace(s, l, net));
-    DN_TRY(DN_CUDNN_CALL(cudnnConvolutionBackwardFilter(s->handle, &one, s->x, net->input_gpu, s->y, l->delta_gpu,
+    DN_TRY(dn_gpu_cudnn_handle(&h));
+    DN_TRY(DN_CUDNN_CALL(cudnnConvolutionBackwardFilter(h, &one, s->x, net->input_gpu, s->y, l->delta_gpu,
                                                         s->conv, s->bwd_filter, net->workspace_gpu, s->workspace,
                                                         &one, s->w, l->weight_updates_gpu)));
     if (!net->delta_gpu) return DN_OK;
-    return DN_CUDNN_CALL(cudnnConvolutionBackwardData(s->handle, &one, s->w, l->weights_gpu, s->y, l->delta_gpu,
+    return DN_CUDNN_CALL(cudnnConvolutionBackwardData(h, &one, s->w, l->weights_gpu, s->y, l->delta_gpu,
                                                       s->conv, s->bwd_data, net->workspace_gpu, s->workspace, &one,
                                                       s->x, net->delta_gpu));
 }

@@ -13,7 +13,6 @@
  * framework trains.
  */
 #include "internal.h"
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,18 +52,22 @@ static void *replica_push(void *arg)
     return NULL;
 }
 
-/* Run fn for every job: jobs 1.. on their own threads, job 0 on the caller's
- * (a thread that cannot be started runs on the caller too). */
+/* Run fn for every job on the framework's persistent worker pool (job 0 on
+ * the caller): the same threads every step, so each keeps its cuBLAS/cuDNN
+ * handles (per thread and device) instead of creating them again. */
+typedef struct { replica_job *jobs; void *(*fn)(void *); } replica_run;
+
+static void replica_share(void *ctx, int worker, int workers)
+{
+    (void)workers;
+    replica_run *run = ctx;
+    run->fn(&run->jobs[worker]);
+}
+
 static void run_all(replica_job *jobs, int n, void *(*fn)(void *))
 {
-    pthread_t tid[MAX_REPLICAS];
-    int started[MAX_REPLICAS] = {0};
-    for (int r = 1; r < n; ++r) started[r] = pthread_create(&tid[r], NULL, fn, &jobs[r]) == 0;
-    fn(&jobs[0]);
-    for (int r = 1; r < n; ++r) {
-        if (started[r]) pthread_join(tid[r], NULL);
-        else fn(&jobs[r]);
-    }
+    replica_run run = {jobs, fn};
+    dn_parallel(replica_share, &run, n);
 }
 
 static dn_status first_failure(replica_job *jobs, int n)

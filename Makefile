@@ -7,8 +7,10 @@
 #   make MPI=1         with Open MPI (`darknet evolve ... -mpi` under mpirun), in build-mpi/
 #                      (combines with the others: build-gpu-mpi/, build-san-mpi/, ...)
 #   make EMU=1         the GPU=1 code on the host emulator of CUDA + cuBLAS (tests/gpu_emu;
-#                      no CUDA needed), with ASan + UBSan, in build-emu/
-#   make test-gpu-emu  build that and run tests/test_gpu_emu.sh (part of make test)
+#                      no CUDA needed), with ASan + UBSan, in build-emu/: one thread per block
+#   make EMU=1 EMU_BLOCKS=full  the same with real blocks (THREADS-thread blocks as fibers, real
+#                      __syncthreads and warp shuffles; tests/gpu_emu/fibers.c), in build-emu-full/
+#   make test-gpu-emu  build both and run tests/test_gpu_emu.sh on each (part of make test)
 #   make test-mpi      build the MPI=1 twin and run tests/test_evolve_mpi.sh (part of make test)
 #   make test          install what the tests need, build, run every test
 #   make demo          the main job on Fashion-MNIST (scripts/demo)
@@ -28,7 +30,13 @@ CC ?= cc
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Idarknet/include -Idarknet/src -Ievo -pthread
 LDLIBS = -lm -lz -lstb -pthread
 
-EMU_BUILD = build-emu$(MPI_SUFFIX)
+EMU_BLOCKS ?= one
+ifeq ($(filter one full,$(EMU_BLOCKS)),)
+  $(error EMU_BLOCKS=$(EMU_BLOCKS): one (one thread per block) or full (real blocks))
+endif
+EMU_ONE_BUILD = build-emu$(MPI_SUFFIX)
+EMU_FULL_BUILD = build-emu-full$(MPI_SUFFIX)
+EMU_BUILD = $(if $(filter full,$(EMU_BLOCKS)),$(EMU_FULL_BUILD),$(EMU_ONE_BUILD))
 ifeq ($(EMU),1)
   override GPU = 1
   override CUDNN = 0
@@ -63,7 +71,12 @@ ifeq ($(EMU),1)
   CXXFLAGS_EMU = -std=c++17 -Wall -Wextra -Idarknet/src -Itests/gpu_emu/include
   LDLIBS += -lstdc++
   CU_SRC = $(wildcard darknet/src/*.cu)
-  EMU_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/gpu_emu/*.c))
+  EMU_OBJ = $(patsubst %.c,$(BUILD)/%.o,$(filter-out tests/gpu_emu/test_%.c,$(wildcard tests/gpu_emu/*.c)))
+  CU2CPP = tests/gpu_emu/cu2cpp
+  ifeq ($(EMU_BLOCKS),full)
+    CXXFLAGS_EMU += -DGPU_EMU_FULL
+    CU2CPP += --full
+  endif
 else ifeq ($(GPU),1)
   NVCC ?= $(CUDA)/bin/nvcc
   CFLAGS_BASE += -DDN_GPU -DCUDA_API_PER_THREAD_DEFAULT_STREAM -I$(CUDA)/include
@@ -109,10 +122,19 @@ ifeq ($(EMU),1)
 .PRECIOUS: $(BUILD)/%.cu.cpp
 $(BUILD)/%.cu.cpp: %.cu tests/gpu_emu/cu2cpp
 	@mkdir -p $(dir $@)
-	tests/gpu_emu/cu2cpp $< $@
+	$(CU2CPP) $< $@
 
 $(BUILD)/%.cu.o: $(BUILD)/%.cu.cpp
 	$(CXX) $(CXXFLAGS_EMU) $(CFLAGS_OPT) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# the emulator's own test (kernels whose results need real barriers and shuffles), and
+# darknet's cooperative kernels at larger sizes (tests/gpu_emu/test_*.c)
+$(BUILD)/tests/gpu_emu/selftest: $(BUILD)/tests/gpu_emu/selftest.cu.o $(EMU_OBJ)
+	$(CXX) $(CFLAGS_OPT) $(LDFLAGS) -o $@ $^ -pthread
+
+$(BUILD)/tests/gpu_emu/test_%: tests/gpu_emu/test_%.c tests/testlib.h $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 else
 $(BUILD)/%.cu.o: %.cu $(wildcard darknet/src/*.h darknet/src/*.cuh)
 	@mkdir -p $(dir $@)
@@ -152,11 +174,14 @@ HARNESS = $(if $(wildcard tests/oracle/upstream_harness.c),$(BUILD)/tests/upstre
 test-run: $(BIN)/darknet $(TEST_BIN) $(HARNESS)
 	@BUILD=$(BUILD) BIN=$(BIN) tests/run_all $(TEST_BIN) $(TEST_SH)
 
-# The GPU code paths without a GPU: the EMU=1 build and its tests; $(BIN)/darknet is the
-# CPU build that loads what the emulated GPU trained.
+# The GPU code paths without a GPU: the EMU=1 builds (one thread per block, then real blocks)
+# and their tests; $(BIN)/darknet is the CPU build that loads what the emulated GPU trained.
+EMU_TARGETS = bin/darknet tests/test_gpu tests/gpu_emu/selftest tests/gpu_emu/test_coop
 test-gpu-emu: $(BIN)/darknet
-	$(MAKE) EMU=1 BUILD=$(EMU_BUILD) BIN=$(EMU_BUILD)/bin $(EMU_BUILD)/bin/darknet $(EMU_BUILD)/tests/test_gpu
-	@BUILD=$(EMU_BUILD) BIN=$(EMU_BUILD)/bin CPU_BIN=$(BIN) tests/run_all tests/test_gpu_emu.sh
+	$(MAKE) EMU=1 EMU_BLOCKS=one BUILD=$(EMU_ONE_BUILD) BIN=$(EMU_ONE_BUILD)/bin $(EMU_TARGETS:%=$(EMU_ONE_BUILD)/%)
+	$(MAKE) EMU=1 EMU_BLOCKS=full BUILD=$(EMU_FULL_BUILD) BIN=$(EMU_FULL_BUILD)/bin $(EMU_TARGETS:%=$(EMU_FULL_BUILD)/%)
+	@EMU_BLOCKS=one BUILD=$(EMU_ONE_BUILD) BIN=$(EMU_ONE_BUILD)/bin CPU_BIN=$(BIN) tests/run_all tests/test_gpu_emu.sh
+	@EMU_BLOCKS=full BUILD=$(EMU_FULL_BUILD) BIN=$(EMU_FULL_BUILD)/bin CPU_BIN=$(BIN) tests/run_all tests/test_gpu_emu.sh
 
 # darknet evolve -mpi under mpirun: the MPI=1 twin of this build (build-mpi/, build-san-mpi/, ...),
 # the misbehaving rank of its test, and tests/test_evolve_mpi.sh.
@@ -172,7 +197,7 @@ demo-classifier: setup $(BIN)/darknet
 	@scripts/demo-classifier
 
 clean:
-	rm -rf build build-san build-debug build-gpu build-cudnn build-emu build-*-mpi build-mpi bin
+	rm -rf build build-san build-debug build-gpu build-cudnn build-emu build-emu-full build-*-mpi build-mpi bin
 
 -include $(LIB_SRC:%.c=$(BUILD)/%.d) $(CLI_OBJ:.o=.d) $(EVO_OBJ:.o=.d) $(EMU_OBJ:.o=.d) \
-  $(CU_SRC:%.cu=$(BUILD)/%.cu.d)
+  $(CU_SRC:%.cu=$(BUILD)/%.cu.d) $(if $(EMU_OBJ),$(BUILD)/tests/gpu_emu/selftest.cu.d)

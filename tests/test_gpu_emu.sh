@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# test_gpu_emu.sh — the GPU code paths end to end on the EMU=1 build (CUDA and
-# cuBLAS emulated on the host by tests/gpu_emu: two devices, ASan + UBSan):
+# test_gpu_emu.sh — the GPU code paths end to end on an EMU=1 build (CUDA and
+# cuBLAS emulated on the host by tests/gpu_emu: two devices, ASan + UBSan),
+# one thread per block (build-emu/) or, with EMU_BLOCKS=full, real blocks
+# (build-emu-full/: 256-thread blocks as fibers, real barriers and shuffles):
+#   0. the emulator's self-test (tests/gpu_emu/selftest.cu): reductions and
+#      shuffles right; with real blocks also that they are real (256 threads,
+#      32 lanes, counted barriers and shuffles) and that undefined behaviour
+#      in a kernel stops it; with real blocks again in reverse order;
+#      tests/gpu_emu/test_coop.c: darknet's block reductions and warp rows at
+#      sizes beyond test_gpu's (threads and lanes that loop, idle ones,
+#      losses over more blocks than partial sums) against the host;
 #   1. tests/test_gpu: every layer on the GPU against the CPU, batch changes,
 #      data parallel over devices 0 and 1, out of device memory: real passes,
 #      not "skipped"; with no device (DN_EMU_DEVICES=0) it reports the skip;
+#      with real blocks: barriers and warp shuffles of several threads ran,
+#      and test_gpu passes again with threads and blocks in reverse order;
 #   2. classifier train on a tiny PNG dataset with -gpus 0, -gpus 1 and
 #      -gpus 0,1 (data parallel): exit 0, kernels ran on exactly the listed
 #      devices, and the saved weights load in the CPU build's classifier
@@ -16,7 +27,8 @@
 #      (DN_EMU_FAIL_ALLOC_AFTER) is a clean exit 1 for train and failed
 #      individuals with the reason for evolve; never a crash or a leak.
 # Env: BUILD, BIN (the emulated build; make test-gpu-emu sets them), CPU_BIN
-# (the CPU build's binary folder, default bin).
+# (the CPU build's binary folder, default bin), EMU_BLOCKS (full: BUILD has
+# real blocks; default one).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -27,18 +39,46 @@ export DN_EMU_STATS=1   # per-device launch counts on stderr at exit
 
 need_darknet
 [ -x "$CPU_DN" ] || { echo "no $CPU_DN (build the CPU darknet first)"; echo "0 passed, 1 failed"; exit 1; }
+FULL=0; MODE="one thread per block"
+[ "${EMU_BLOCKS:-one}" = full ] && { FULL=1; MODE="real blocks"; }
 # ran_on NAME DEVICE: the run's stderr shows kernel launches on DEVICE
 ran_on() { grep -Eq "^gpu_emu: device $2: [1-9][0-9]* launches" "$T/$1.err"; }
+# real_blocks TEXT: DN_EMU_STATS's line says barriers and warp operations of several threads ran
+real_blocks() { grep -Eq '^gpu_emu: real blocks: .* [1-9][0-9]* barriers, [1-9][0-9]* warp operations' <<<"$1"; }
+# count_run LABEL CMD...: runs a test binary; adds its "N passed, M failed" to the totals; output in $out
+count_run() {
+  local label=$1; shift
+  out=$("$@" 2>&1); rc=$?
+  local line p f
+  line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+  p=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')
+  f=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
+  npassed=${p:-0}
+  if [ "$rc" -ne 0 ]; then fail "$label exits $rc"; printf '%s\n' "$out" | grep -v '^gpu_emu: device' | tail -n 30 >&2; fi
+  check "$label: no sanitizer report" no_crash <(printf '%s\n' "$out")
+}
+
+# ------------------------------------------------------------------ 0. the emulator's self-test
+count_run selftest "$BUILD/tests/gpu_emu/selftest"
+check "selftest ran ($MODE, $npassed checks)" eval '[ "$npassed" -gt 10 ] && grep -q "($MODE)" <<<"$out"'
+if [ "$FULL" = 1 ]; then
+  count_run "selftest in reverse order" env DN_EMU_ORDER=reverse "$BUILD/tests/gpu_emu/selftest"
+  check "selftest in reverse order ran" grep -q "(real blocks, reverse order)" <<<"$out"
+fi
+
+count_run test_coop "$BUILD/tests/gpu_emu/test_coop"
+check "test_coop ran" [ "$npassed" -gt 20 ]
+[ "$FULL" = 1 ] && count_run "test_coop in reverse order" env DN_EMU_ORDER=reverse "$BUILD/tests/gpu_emu/test_coop"
 
 # ------------------------------------------------------------------ 1. test_gpu
-out=$("$BUILD/tests/test_gpu" 2>&1); rc=$?
-line=$(printf '%s\n' "$out" | grep -E '[0-9]+ passed, [0-9]+ failed' | tail -n 1)
-p=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) passed.*/\1/p')
-f=$(printf '%s' "$line" | sed -nE 's/.* ([0-9]+) failed.*/\1/p')
-passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0}))
-if [ "$rc" -ne 0 ]; then fail "test_gpu exits $rc"; printf '%s\n' "$out" | grep -v '^gpu_emu:' | tail -n 20 >&2; fi
-check "test_gpu runs on the emulated devices (not skipped)" eval '! grep -q skipped <<<"$out" && [ "${p:-0}" -gt 1000 ]'
-check "test_gpu: no sanitizer report" no_crash <(printf '%s\n' "$out")
+count_run test_gpu "$BUILD/tests/test_gpu"
+check "test_gpu runs on the emulated devices (not skipped)" eval '! grep -q skipped <<<"$out" && [ "$npassed" -gt 1000 ]'
+if [ "$FULL" = 1 ]; then
+  check "test_gpu ran real blocks: barriers and warp shuffles of several threads" real_blocks "$out"
+  count_run "test_gpu in reverse order" env DN_EMU_ORDER=reverse "$BUILD/tests/test_gpu"
+  check "test_gpu in reverse order: real blocks, not skipped" eval 'real_blocks "$out" && [ "$npassed" -gt 1000 ]'
+fi
 out=$(DN_EMU_DEVICES=0 "$BUILD/tests/test_gpu" 2>&1)
 check "test_gpu without a device reports the skip" grep -q 'skipped: no CUDA device' <<<"$out"
 
@@ -108,6 +148,7 @@ check "-gpus 0 runs on device 0 only" eval 'ran_on train0 0 && ! ran_on train0 1
 check "-gpus 1 runs on device 1 only" eval 'ran_on train1 1 && ! ran_on train1 0'
 check "-gpus 0,1 runs on both devices" eval 'ran_on train01 0 && ran_on train01 1'
 check "-gpus 0,1 says data parallel" grep -q 'data-parallel on 2 GPUs' "$T/train01.err"
+[ "$FULL" = 1 ] && check "train ran real blocks (batch norm, softmax, avgpool)" real_blocks "$(cat "$T/train0.err")"
 for n in 0 01; do
   run "valid$n" "$CPU_DN" classifier valid "$T/g$n.data" "$T/tiny.cfg" "$T/backup$n/tiny.weights"
   acc=$(awk '/^valid: /{print $6}' "$T/valid$n.out" | tr -d ,)
@@ -169,5 +210,5 @@ check "evolve out of device memory: failed individuals say why" \
   grep -q '"outcome":"failed","reason":"[^"]*out of memory' "$T/ev_oom/events.jsonl"
 check "evolve out of device memory: no sanitizer report" no_crash "$T/evolve_oom.err"
 
-echo "test_gpu_emu.sh: $passed passed, $failed failed"
+echo "test_gpu_emu.sh ($MODE): $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

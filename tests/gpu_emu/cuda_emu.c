@@ -1,7 +1,8 @@
 /*
  * cuda_emu.c — the CUDA runtime emulated on the host, so that the GPU code
  * paths of an EMU=1 build (make EMU=1, make test-gpu-emu) run without a GPU.
- * Kernels: include/cuda_runtime.h and cu2cpp; cuBLAS: cublas_emu.c.
+ * Kernels: include/cuda_runtime.h and cu2cpp (real blocks: fibers.c);
+ * cuBLAS: cublas_emu.c.
  *
  * Devices: DN_EMU_DEVICES of them (default 2). The current device belongs to
  * the host thread (cudaSetDevice; 0 until set). Device memory is host memory
@@ -64,6 +65,11 @@ static void print_stats(void)
         pthread_mutex_unlock(&lock);
         if (n || p) fprintf(stderr, "gpu_emu: device %d: %ld launches, peak %zu bytes\n", d, n, p);
     }
+    gpu_emu_counts c;
+    gpu_emu_block_counts(&c);
+    if (c.blocks)
+        fprintf(stderr, "gpu_emu: real blocks: %ld blocks, %ld threads, %ld barriers, %ld warp operations (%ld lanes)\n",
+                c.blocks, c.threads, c.barriers, c.warp_ops, c.lanes);
 }
 
 static long env_long(const char *name, long fallback, long lo, long hi)

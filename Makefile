@@ -120,7 +120,7 @@ $(BUILD)/%.o: %.c
 
 ifeq ($(EMU),1)
 .PRECIOUS: $(BUILD)/%.cu.cpp
-$(BUILD)/%.cu.cpp: %.cu tests/gpu_emu/cu2cpp
+$(BUILD)/%.cu.cpp: %.cu tests/gpu_emu/cu2cpp $(wildcard darknet/src/*.cuh)
 	@mkdir -p $(dir $@)
 	$(CU2CPP) $< $@
 

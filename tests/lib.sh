@@ -35,6 +35,23 @@ expect_error() {
   ok
 }
 
+# fashion_data: $T/fashion.data, cfg/fashion.data with absolute labels and
+# backups in $T/backup
+fashion_data() {
+  sed -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" -e "s#^backup=.*#backup=$T/backup#" cfg/fashion.data \
+    > "$T/fashion.data"
+}
+
+# tiny_pngs SIZE: two trivially separable classes of SIZE x SIZE PNGs from
+# tests/gen_cli_data.c, 40 training images ($T/train.list) and 10 test images
+# ($T/test.list), labels in $T/tiny.labels; stops the test when it cannot
+tiny_pngs() {
+  ${CC:-cc} -O1 -o "$T/gen" tests/gen_cli_data.c -lz || { echo "cannot build tests/gen_cli_data.c"; echo "0 passed, 1 failed"; exit 1; }
+  mkdir -p "$T/train" "$T/test"
+  "$T/gen" "$T/train" 40 "$1" 1 && "$T/gen" "$T/test" 10 "$1" 2 || { echo "data generation failed"; echo "0 passed, 1 failed"; exit 1; }
+  printf 'bright\ndark\n' > "$T/tiny.labels"
+}
+
 # lines FILE: its line count, 0 when it is not there (yet)
 lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 

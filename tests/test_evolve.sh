@@ -35,7 +35,7 @@ if [[ "$BUILD" == *san* ]]; then
 else
   MAXTRAIN=3000 HOLDOUT=500 STEPS=50 POP=8 EVALS=250
 fi
-sed -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" -e "s#^backup=.*#backup=$T/backup#" cfg/fashion.data > "$T/fashion.data"
+fashion_data
 SEED_CFG=cfg/evo-trivial.cfg
 SMALL=(-population "$POP" -evals "$EVALS" -steps "$STEPS" -batch 32 -holdout "$HOLDOUT" -max-train "$MAXTRAIN")
 start() { local name=$1 dir=$2; shift 2; run "$name" "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$dir" "${SMALL[@]}" "$@"; }

@@ -20,7 +20,7 @@ need_darknet
 [ -r "$FASHION/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $FASHION"; echo "0 passed, 1 failed"; exit 1; }
 
 if [[ "$BUILD" == *san* ]]; then POP=4 EVALS=12 STEPS=10; else POP=6 EVALS=30 STEPS=20; fi
-sed -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" -e "s#^backup=.*#backup=$T/backup#" cfg/fashion.data > "$T/fashion.data"
+fashion_data
 # a tiny template: stem, one normal cell, a reduction, one normal cell, head
 cat > "$T/tiny.cfg" <<'EOF'
 [net]

@@ -37,7 +37,7 @@ export LSAN_OPTIONS="suppressions=$T/lsan.supp:print_suppressions=0"
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}fast_unwind_on_malloc=0"
 MPIRUN=(mpirun --oversubscribe)
 
-sed -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" -e "s#^backup=.*#backup=$T/backup#" cfg/fashion.data > "$T/fashion.data"
+fashion_data
 if [[ "$BUILD" == *san* ]]; then MAXTRAIN=1500 HOLDOUT=300 STEPS=30 POP=6 EVALS=30
 else MAXTRAIN=3000 HOLDOUT=500 STEPS=60 POP=8 EVALS=60; fi
 SMALL=(-population "$POP" -steps "$STEPS" -batch 32 -holdout "$HOLDOUT" -max-train "$MAXTRAIN")

@@ -83,10 +83,7 @@ out=$(DN_EMU_DEVICES=0 "$BUILD/tests/test_gpu" 2>&1)
 check "test_gpu without a device reports the skip" grep -q 'skipped: no CUDA device' <<<"$out"
 
 # ------------------------------------------------------------------ 2. classifier train
-${CC:-cc} -O1 -o "$T/gen" tests/gen_cli_data.c -lz || { echo "cannot build tests/gen_cli_data.c"; echo "0 passed, 1 failed"; exit 1; }
-mkdir -p "$T/train" "$T/test"
-"$T/gen" "$T/train" 40 16 1 && "$T/gen" "$T/test" 10 16 2 || { echo "data generation failed"; echo "0 passed, 1 failed"; exit 1; }
-printf 'bright\ndark\n' > "$T/tiny.labels"
+tiny_pngs 16
 for g in 0 1 01; do
   cat > "$T/g$g.data" <<EOF
 classes=2

@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.." || exit 1
 need_darknet
 [ -r "$FASHION/train-images-idx3-ubyte.gz" ] || { echo "no Fashion-MNIST in $FASHION"; echo "0 passed, 1 failed"; exit 1; }
 if [[ "$BUILD" == *san* ]]; then EVALS=24 CEVALS=8 FEVALS=40 FSTEPS=150; else EVALS=40 CEVALS=12 FEVALS=80 FSTEPS=400; fi
-sed -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" -e "s#^backup=.*#backup=$T/backup#" cfg/fashion.data > "$T/fashion.data"
+fashion_data
 SMALL=(-batch 32 -holdout 300 -max-train 1500)
 HAVE_DOT=0; command -v dot >/dev/null && HAVE_DOT=1
 [ "$HAVE_DOT" -eq 1 ] || echo "note: Graphviz dot is not installed (scripts/setup installs it): diagrams are checked as .dot only"

@@ -196,6 +196,12 @@ float *dn_gpu_alloc(size_t n)
     return p;
 }
 
+dn_status dn_gpu_alloc_failed(void)
+{
+    dn_status s = dn_gpu_take_error();
+    return s != DN_OK ? s : DN_ERR_NOMEM;
+}
+
 void dn_gpu_free(float *p)
 {
     if (p) cudaFree(p);

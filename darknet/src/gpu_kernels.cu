@@ -113,22 +113,6 @@ __global__ void add_bias_kernel(float *out, const float *b, int c, int spatial, 
     GRID_LOOP(i, n) out[i] += b[(i / spatial) % c];
 }
 
-/* Sum of `count` floats of block-strided layout into one value: block-wide
- * reduction in shared memory (THREADS a power of two). */
-__device__ float block_sum(float v)
-{
-    __shared__ float s[THREADS];
-    s[threadIdx.x] = v;
-    __syncthreads();
-    for (int k = THREADS / 2; k > 0; k >>= 1) {
-        if ((int)threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
-        __syncthreads();
-    }
-    float r = s[0];
-    __syncthreads();
-    return r;
-}
-
 /* One block per channel. */
 __global__ void backward_bias_kernel(float *bu, const float *d, int batch, int c, int spatial)
 {

@@ -46,21 +46,6 @@ static __device__ float warp_max(float v)
     return v;
 }
 
-/* Sum of v over the block (blockDim.x == THREADS), in every thread. */
-static __device__ float block_sum(float v)
-{
-    __shared__ float s[THREADS];
-    s[threadIdx.x] = v;
-    __syncthreads();
-    for (int k = THREADS / 2; k > 0; k >>= 1) {
-        if ((int)threadIdx.x < k) s[threadIdx.x] += s[threadIdx.x + k];
-        __syncthreads();
-    }
-    float r = s[0];
-    __syncthreads();
-    return r;
-}
-
 /* Blocks of a loss kernel: one partial sum each, at most DN_CUDA_PARTIALS. */
 static unsigned loss_blocks(size_t n)
 {

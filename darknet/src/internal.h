@@ -292,6 +292,8 @@ dn_status dn_gpu_cudnn_status(int err, const char *call, const char *file, int l
 
 /* Device buffers of floats: zeroed on allocation (NULL + error on failure). */
 float *dn_gpu_alloc(size_t n);
+/* The status of a dn_gpu_alloc that returned NULL (its message is set). */
+dn_status dn_gpu_alloc_failed(void);
 void dn_gpu_free(float *p);
 dn_status dn_gpu_push(float *dst_gpu, const float *src, size_t n);
 dn_status dn_gpu_pull(float *dst, const float *src_gpu, size_t n);

@@ -33,13 +33,6 @@ static dn_status pass_delta(dn_layer *l, dn_network *net, float a)
     return DN_CUDA(dn_cuda_axpy(net->delta_gpu, a, l->delta_gpu, batch_outputs(l)));
 }
 
-/* Status of a failed dn_gpu_alloc (its message is already set). */
-static dn_status alloc_failed(void)
-{
-    dn_status s = dn_gpu_take_error();
-    return s != DN_OK ? s : DN_ERR_NOMEM;
-}
-
 static void release_state(dn_layer *l)
 {
     dn_gpu_free(l->gpu_state);
@@ -51,7 +44,7 @@ static dn_status alloc_state(dn_layer *l, size_t n)
 {
     release_state(l);
     l->gpu_state = dn_gpu_alloc(n);
-    return l->gpu_state ? DN_OK : alloc_failed();
+    return l->gpu_state ? DN_OK : dn_gpu_alloc_failed();
 }
 
 /* ------------------------------------------------------------ pooling */

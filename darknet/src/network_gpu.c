@@ -56,20 +56,13 @@ static void free_twins(twin *t, int n)
     for (int i = 0; i < n; ++i) { dn_gpu_free(*t[i].dev); *t[i].dev = NULL; }
 }
 
-/* Status of a failed dn_gpu_alloc (its message is already set). */
-static dn_status alloc_failed(void)
-{
-    dn_status s = dn_gpu_take_error();
-    return s != DN_OK ? s : DN_ERR_NOMEM;
-}
-
 /* Allocate the device copy of every present host array; push when `push`. */
 static dn_status alloc_twins(twin *t, int n, int push)
 {
     for (int i = 0; i < n; ++i) {
         if (!*t[i].host) continue;
         dn_gpu_free(*t[i].dev);
-        if (!(*t[i].dev = dn_gpu_alloc(t[i].n))) return alloc_failed();
+        if (!(*t[i].dev = dn_gpu_alloc(t[i].n))) return dn_gpu_alloc_failed();
         if (push) DN_TRY(dn_gpu_push(*t[i].dev, *t[i].host, t[i].n));
     }
     return DN_OK;
@@ -114,7 +107,7 @@ dn_status dn_gpu_set_batch(dn_network *net)
     dn_gpu_free(net->truth_buf_gpu);
     net->input_buf_gpu = dn_gpu_alloc((size_t)net->batch * net->inputs);
     net->truth_buf_gpu = dn_gpu_alloc((size_t)net->batch * (net->truths ? net->truths : 1));
-    if (!net->input_buf_gpu || !net->truth_buf_gpu) return alloc_failed();
+    if (!net->input_buf_gpu || !net->truth_buf_gpu) return dn_gpu_alloc_failed();
     size_t ws = 0;
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
@@ -127,7 +120,7 @@ dn_status dn_gpu_set_batch(dn_network *net)
     dn_gpu_free(net->workspace_gpu);
     net->workspace_gpu_size = ws;
     net->workspace_gpu = dn_gpu_alloc(ws);
-    return net->workspace_gpu ? DN_OK : alloc_failed();
+    return net->workspace_gpu ? DN_OK : dn_gpu_alloc_failed();
 }
 
 static dn_status to_gpu(dn_network *net)

@@ -149,7 +149,7 @@ static void usage(FILE *out)
         char head[48];
         snprintf(head, sizeof head, "%s %s", f->name, f->arg);
         fprintf(out, "  %-18s %s (", head, f->help);
-        if (f->type == F_STR && !*(char **)field(&d, f)) {
+        if (f->off == OFF(out_dir)) {   /* the one flag a search needs */
             fprintf(out, "required");
         } else {
             fprintf(out, "default ");
@@ -507,6 +507,19 @@ static int resume_overrides(int argc, char **argv, const char **dir, evo_options
     return *dir ? 0 : usage_error("-resume needs the run folder");
 }
 
+/* A new budget below what the search has already spent is refused (it
+ * would end the search at once and be saved). */
+static int check_budget_not_spent(const evo_options *over, const evo_state *s)
+{
+    if (over->evals > 0 && over->evals < s->evals)
+        return usage_error("-evals %d: the search has already done %d evaluations; give more (or 0 with -hours: no "
+                           "limit on evaluations); nothing was changed", over->evals, s->evals);
+    if (over->hours > 0 && over->hours * 3600.0 < s->elapsed)
+        return usage_error("-hours %g: the search has already run %.3g hours; give more (or 0 with -evals: no time "
+                           "limit); nothing was changed", over->hours, s->elapsed / 3600.0);
+    return 0;
+}
+
 static int cmd_resume(int argc, char **argv)
 {
     const char *dir;
@@ -534,7 +547,8 @@ static int cmd_resume(int argc, char **argv)
         }
         if (over.workers >= 0) o.workers = over.workers;
         default_workers(&o);
-        if (check_options(&o)) { evo_store_close(st); rc = EXIT_ERR; }
+        if (check_budget_not_spent(&over, &state)) { evo_store_close(st); rc = EXIT_USAGE; }
+        else if (check_options(&o)) { evo_store_close(st); rc = EXIT_ERR; }
         else if (changed && evo_store_save_options(st, &o) != DN_OK) {
             rc = runtime_error(dir, evo_last_error());
             evo_store_close(st);
@@ -548,28 +562,24 @@ static int cmd_resume(int argc, char **argv)
     return rc;
 }
 
-/* mkdir -p of the folder part of a file prefix. */
-static int make_parent_dirs(const char *prefix)
+/* The export prefix: -out PREFIX as given; a folder (ending in '/' or an
+ * existing one) gets best or the id as file name; no -out: DIR/best/best for
+ * the best and DIR/export/N for -id N, so that exporting one individual never
+ * overwrites the best's export. */
+static int export_prefix(const char *dir, const char *out, int id, char *buf, size_t n)
 {
-    char *p = strdup(prefix);
-    if (!p) return -1;
-    char *slash = strrchr(p, '/');
-    if (slash && slash != p) {
-        *slash = 0;
-        for (char *c = p + 1; ; ++c) {
-            if (*c != '/' && *c != 0) continue;
-            char keep = *c;
-            *c = 0;
-            if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-                fprintf(stderr, "darknet evolve: cannot create %s: %s\n", p, strerror(errno));
-                free(p);
-                return -1;
-            }
-            *c = keep;
-            if (!keep) break;
-        }
-    }
-    free(p);
+    char name[32];
+    if (id >= 0) snprintf(name, sizeof name, "%d", id);
+    else snprintf(name, sizeof name, "best");
+    struct stat sb;
+    size_t len = out ? strlen(out) : 0;
+    int w;
+    if (out && !*out) return usage_error("export: -out wants a file prefix (e.g. -out models/winner), not ''");
+    if (!out) w = snprintf(buf, n, "%s/%s/%s", dir, id >= 0 ? "export" : "best", name);
+    else if (out[len - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        w = snprintf(buf, n, "%s%s%s", out, out[len - 1] == '/' ? "" : "/", name);
+    else w = snprintf(buf, n, "%s", out);
+    if (w < 0 || (size_t)w >= n) return usage_error("export: the path %s is too long", out ? out : dir);
     return 0;
 }
 
@@ -599,13 +609,9 @@ static int cmd_export(int argc, char **argv)
         }
     }
     if (!dir) { fprintf(stderr, "darknet evolve: usage: darknet evolve export DIR [-id N] [-out PREFIX]\n"); return EXIT_USAGE; }
-    char def[4096];
-    if (!prefix) {
-        snprintf(def, sizeof def, "%s/best/best", dir);
-        prefix = def;
-    }
-    if (make_parent_dirs(prefix)) return EXIT_ERR;
-    if (evo_export_scaled(dir, id, prefix, filters, cells, stdout) != DN_OK)
+    char path[4096];
+    if (export_prefix(dir, prefix, id, path, sizeof path)) return EXIT_USAGE;
+    if (evo_export_scaled(dir, id, path, filters, cells, stdout) != DN_OK)
         return runtime_error("export", evo_last_error());
     return EXIT_OK;
 }
@@ -658,26 +664,6 @@ static int print_population(const evo_state *s)
     return EXIT_OK;
 }
 
-/* A running search may delete a dead individual's weights between our
- * reading of the log and the check of the files: try again a few times. */
-static dn_status open_for_reading(const char *dir, evo_options *o, evo_state *state, evo_store **st)
-{
-    char path[4096];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/options.cfg", dir);
-    int retry = stat(path, &sb) == 0;
-    dn_status s = DN_OK;
-    for (int attempt = 0; attempt < 5; ++attempt) {
-        s = evo_store_open(dir, o, state, st);
-        if (s == DN_OK || s == DN_ERR_PARSE || !retry || attempt == 4) return s;
-        evo_state_free(state);
-        evo_options_free(o);
-        struct timespec ts = { 0, 200 * 1000 * 1000 };
-        nanosleep(&ts, NULL);
-    }
-    return s;
-}
-
 static int cmd_status(int argc, char **argv)
 {
     if (argc != 3 || looks_like_flag(argv[2])) {
@@ -690,7 +676,7 @@ static int cmd_status(int argc, char **argv)
     memset(&state, 0, sizeof state);
     evo_store *st = NULL;
     int rc = EXIT_OK;
-    if (open_for_reading(argv[2], &o, &state, &st) != DN_OK) {
+    if (evo_store_open_read(argv[2], &o, &state, &st) != DN_OK) {
         rc = runtime_error(argv[2], evo_last_error());
     } else {
         printf("run: %s  (algo %s, population %d, %d steps x batch %d, seed %llu)\n", argv[2],

@@ -405,19 +405,35 @@ typedef struct {
 
 void evo_state_free(evo_state *s);
 evo_individual *evo_state_find(evo_state *s, int id);
+/* Index of the best individual ever evaluated (highest validation accuracy;
+ * ties: the earlier evaluation), or -1: what export and the report take, and
+ * whose weights the search keeps after its death. */
+int evo_state_best_ever(const evo_state *s);
 
 typedef struct evo_store evo_store;
-/* Create DIR (must not hold another search), write options.cfg and seed.cfg. */
+/* The writers (a new search, a resume) hold the folder's lock (an exclusive
+ * flock on the folder) from before they read anything until evo_store_close;
+ * a second writer is refused before it changes anything. Readers (status,
+ * export, report) take no lock and may run beside a writer. */
+/* Create DIR for a new search (an existing folder must hold no evaluation and
+ * no individual), write options.cfg and seed.cfg; the store holds the lock. */
 dn_status evo_store_create(const char *dir, const evo_options *o, const char *seed_cfg_text, evo_store **out);
-/* Open an existing run folder: read options, replay events (a torn last line
- * from a kill is ignored), check every living individual's files. */
+/* Open an existing run folder for writing: lock, read the options, replay the
+ * events (a torn last line from a kill is ignored), refuse a lost log (no
+ * evaluation beside individuals) and changed data options; a living individual
+ * whose cfg or weights are missing or damaged is dead in *state (lost, recorded
+ * with the next event). Recovery (cutting a torn line, moving files no event
+ * explains to DIR/orphans/) happens on the first write. */
 dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_store **out);
+/* Open for reading only (no lock, no checks of the files): status, export. */
+dn_status evo_store_open_read(const char *dir, evo_options *o, evo_state *state, evo_store **out);
 void evo_store_close(evo_store *st);
-/* Read a run folder without opening it for writing: its options and the
- * replayed events only, no check of the living individuals' files, so that a
- * reader (report) works while the search writes (a torn last line is skipped
- * with a warning). An absent events.jsonl reads as no events. */
+/* Read a run folder's options and replayed events (evo_store_open_read, then
+ * close), so that a reader (report) works while the search writes (a torn
+ * last line is skipped with a warning). An absent events.jsonl reads as no events. */
 dn_status evo_store_read(const char *dir, evo_options *o, evo_state *state);
+/* Individual id's cfg can be read and its weights file fits it (size). */
+dn_status evo_store_check_individual(const evo_store *st, int id);
 /* Rewrite DIR/options.cfg atomically (a resume that extends the budget). */
 dn_status evo_store_save_options(evo_store *st, const evo_options *o);
 /* Atomic writes of an individual's annotated cfg and weights. */
@@ -476,6 +492,9 @@ void evo_text_add(evo_text *t, const char *fmt, ...) __attribute__((format(print
 void evo_text_put(evo_text *t, const char *s, size_t n);
 void evo_text_html(evo_text *t, const char *s);     /* s with & < > " ' escaped for HTML */
 void evo_text_free(evo_text *t);
+/* s as one shell word for a command a user may copy ("export with: ..."): s
+ * itself when it is plain, else single-quoted into buf (n bytes). */
+const char *evo_shell_quote(const char *s, char *buf, size_t n);
 /* Writes t atomically to path and frees it (out of memory: DN_ERR_NOMEM). */
 dn_status evo_text_write(evo_text *t, const char *path);
 

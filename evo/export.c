@@ -132,16 +132,20 @@ static dn_status make_dirs_for(const char *prefix)
 
 /* ------------------------------------------------------------ choosing */
 
-static dn_status pick(const char *dir, evo_state *s, int id, const evo_individual **out)
+/* The individual to export: -id N, or the best ever (evo_state_best_ever)
+ * among those not in skip[0..nskip). */
+static dn_status pick(const char *dir, evo_state *s, int id, const int *skip, int nskip, const evo_individual **out)
 {
     const evo_individual *best = NULL;
     for (int i = 0; i < s->n; ++i) {
         const evo_individual *v = &s->ind[i];
-        if (id >= 0 ? v->id == id
-                    : v->outcome == EVO_OK && (!best || v->accuracy > best->accuracy ||
-                                               (v->accuracy == best->accuracy && v->id < best->id)))
+        int skipped = 0;
+        for (int k = 0; k < nskip; ++k) skipped |= skip[k] == v->id;
+        if (id >= 0 ? v->id == id : v->outcome == EVO_OK && !skipped && (!best || v->accuracy > best->accuracy))
             best = v;
     }
+    if (!best && id < 0 && nskip > 0)
+        return evo_fail(DN_ERR_DATA, "%s: no individual with intact files to export", dir);
     if (!best && id < 0)
         return evo_fail(DN_ERR_DATA, "%s: no individual to export (%d evaluations, all failed)", dir, s->evals);
     if (!best) return evo_fail(DN_ERR_ARG, "%s: there is no individual %d (ids below %d)", dir, id, s->next_id);
@@ -152,16 +156,25 @@ static dn_status pick(const char *dir, evo_state *s, int id, const evo_individua
     return DN_OK;
 }
 
+/* v's cfg and weights, the weights checked against the cfg. Both files of an
+ * individual are written once, atomically, and never changed, so what loads
+ * is a consistent pair. */
 static dn_status load_chosen(evo_store *st, const evo_individual *v, char **cfg, void **w, size_t *wn)
 {
-    if (evo_store_load_individual(st, v->id, cfg, w, wn) == DN_OK) return DN_OK;
-    if (!v->alive)
+    dn_status s = evo_store_check_individual(st, v->id);
+    if (s == DN_OK) s = evo_store_load_individual(st, v->id, cfg, w, wn);
+    if (s == DN_OK) return DN_OK;
+    char *wpath = NULL;
+    struct stat sb;
+    int gone = asprintf(&wpath, "%s/weights/%d.weights", evo_store_dir(st), v->id) >= 0 && stat(wpath, &sb) != 0;
+    free(wpath);
+    if (!v->alive && gone)
         return evo_fail(DN_ERR_ARG, "%s: individual %d died at evaluation %d and its weights were deleted "
                              "(only the living, the best ever and the first initial individual keep weights)",
                              evo_store_dir(st), v->id, v->died_at);
     char msg[2048];
     snprintf(msg, sizeof msg, "%s", evo_last_error());
-    return evo_fail(DN_ERR_IO, "individual %d: %s", v->id, msg);
+    return evo_fail(s, "individual %d: %s", v->id, msg);
 }
 
 /* ------------------------------------------------------------ writing */
@@ -311,7 +324,12 @@ static void report_export(FILE *f, const char *dir, evo_state *s, const evo_indi
         fprintf(f, "  test accuracy:       n/a (the .data has no valid= test set)\n");
     fprintf(f, "  params: %zu, FLOPs: %.4g M per image\n", v->params, v->flops / 1e6);
     fprintf(f, "  wrote: %s %s %s %s\n", p->cfg, p->weights, p->data, p->labels);
-    fprintf(f, "  check: darknet classifier valid %s %s %s\n", p->data, p->cfg, p->weights);
+    char q1[4200], q2[4200], q3[4200];
+    fprintf(f, "  check: darknet classifier valid %s %s %s\n", evo_shell_quote(p->data, q1, sizeof q1),
+            evo_shell_quote(p->cfg, q2, sizeof q2), evo_shell_quote(p->weights, q3, sizeof q3));
+    if (strpbrk(p->data, " \t"))
+        fprintf(f, "  note: upstream Darknet removes every space from .data lines, so it cannot read these paths; "
+                   "export to a path without spaces for it\n");
     fflush(f);
 }
 
@@ -348,12 +366,14 @@ static void record_test(const char *dir, const evo_individual *v, const char *pr
 
 /* ------------------------------------------------------------ export */
 
-static dn_status write_all(evo_store *st, const evo_options *o, const evo_individual *v, const export_paths *p)
+typedef struct { char *cfg; void *w; size_t wn; } loaded;
+
+static dn_status write_all(evo_store *st, const evo_options *o, const evo_individual *v, const loaded *in,
+                           const export_paths *p)
 {
-    char *cfg = NULL;
-    void *w = NULL;
-    size_t wn = 0;
-    TRY(load_chosen(st, v, &cfg, &w, &wn));
+    const char *cfg = in->cfg;
+    const void *w = in->w;
+    size_t wn = in->wn;
     dn_data_config dc;
     memset(&dc, 0, sizeof dc);
     dn_status s = write_plain_cfg(cfg, v->id, p->cfg);
@@ -364,8 +384,6 @@ static dn_status write_all(evo_store *st, const evo_options *o, const evo_indivi
     if (s == DN_OK) s = write_labels(&dc, p->labels);
     if (s == DN_OK) s = write_data(&dc, p, v->id, evo_store_dir(st));
     dn_data_config_free(&dc);
-    free(cfg);
-    free(w);
     return s;
 }
 
@@ -431,7 +449,9 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
                 cost.layers);
         fprintf(report, "  wrote: %s %s %s (no weights: a new network, to train from scratch)\n", p.cfg, p.data,
                 p.labels);
-        fprintf(report, "  train: darknet classifier train %s %s\n", p.data, p.cfg);
+        char q1[4200], q2[4200];
+        fprintf(report, "  train: darknet classifier train %s %s\n", evo_shell_quote(p.data, q1, sizeof q1),
+                evo_shell_quote(p.cfg, q2, sizeof q2));
         if (note) fprintf(report, "  note: %s\n", note);
         fflush(report);
     }
@@ -441,17 +461,14 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
     return s;
 }
 
-static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, int id, int filters, int cells,
-                             const char *prefix, FILE *report)
+static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s, const evo_individual *v,
+                               const loaded *in, const char *prefix, FILE *report)
 {
-    const evo_individual *v = NULL;
-    TRY(pick(evo_store_dir(st), s, id, &v));
-    if (filters > 0 || cells > 0) return export_scaled(st, o, v, filters, cells, prefix, report);
     TRY(make_dirs_for(prefix));
     export_paths p;
     TRY(make_paths(prefix, &p));
     test_result tr = {0};
-    dn_status r = write_all(st, o, v, &p);
+    dn_status r = write_all(st, o, v, in, &p);
     if (r == DN_OK) r = measure(&p, &tr);
     if (r == DN_OK) report_export(report, evo_store_dir(st), s, v, &p, &tr);
     if (r == DN_OK) record_test(evo_store_dir(st), v, prefix, &tr);
@@ -460,27 +477,82 @@ static dn_status export_from(evo_store *st, const evo_options *o, evo_state *s, 
     return r;
 }
 
+/* One try: read the log, choose, load, write. A chosen individual whose
+ * files fail is tried once more with the log read again (failed_id), since a
+ * running search may have replaced it: it records the new best, then deletes
+ * the old one's weights, so a log read after the deletion names the new one. */
+typedef struct {
+    int id, filters, cells;
+    const char *prefix;
+    FILE *report;
+    int *skip, nskip;            /* damaged: not taken as the best */
+    int failed_id;
+} export_job;
+
+static dn_status try_export(const char *dir, export_job *j, int *retry)
+{
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    *retry = 0;
+    TRY(evo_store_open_read(dir, &o, &s, &st));
+    const evo_individual *v = NULL;
+    loaded in = {0};
+    dn_status r = pick(dir, &s, j->id, j->skip, j->nskip, &v);
+    if (r == DN_OK && (j->filters > 0 || j->cells > 0)) {
+        r = export_scaled(st, &o, v, j->filters, j->cells, j->prefix, j->report);
+    } else if (r == DN_OK) {
+        r = load_chosen(st, v, &in.cfg, &in.w, &in.wn);
+        if (r == DN_OK) {
+            r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report);
+        } else if (j->failed_id != v->id) {
+            j->failed_id = v->id;   /* read the log again */
+            *retry = 1;
+        } else if (j->id < 0) {   /* damaged files of the best: the next best */
+            dn_warn("%s: cannot export individual %d (validation %.2f%%): %s; taking the next best", dir, v->id,
+                    100.0 * v->accuracy, evo_last_error());
+            int *ns = realloc(j->skip, (size_t)(j->nskip + 1) * sizeof *ns);
+            if (ns) { j->skip = ns; j->skip[j->nskip++] = v->id; *retry = 1; }
+        }
+    }
+    free(in.cfg);
+    free(in.w);
+    evo_store_close(st);
+    evo_state_free(&s);
+    evo_options_free(&o);
+    return r;
+}
+
 dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report)
 {
     return evo_export_scaled(dir, id, prefix, 0, 0, report);
 }
 
+/* Export reads the log without the lock, beside a running search that may
+ * delete a dead individual's weights once a better one is the best ever:
+ * when the chosen individual's files fail, the log is read again. Files that
+ * fail twice are damaged: -id N fails, the default takes the next best with
+ * a warning. */
 dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int cells, FILE *report)
 {
     if (!dir) return evo_fail(DN_ERR_ARG, "evo_export: no run folder");
-    evo_options o;
-    evo_state s;
-    evo_store *st = NULL;
-    dn_status r = evo_store_open(dir, &o, &s, &st);
     char *def = NULL;
-    if (r == DN_OK && !prefix) {
-        if (asprintf(&def, "%s/best/best", evo_store_dir(st)) < 0) def = NULL;
-        if (!def) r = evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (!prefix) {
+        if (asprintf(&def, "%s/best/best", dir) < 0) return evo_fail(DN_ERR_NOMEM, "out of memory");
+        prefix = def;
     }
-    if (r == DN_OK) r = export_from(st, &o, &s, id, filters, cells, prefix ? prefix : def, report);
+    export_job j = {.id = id, .filters = filters, .cells = cells, .prefix = prefix, .report = report,
+                    .failed_id = -1};
+    dn_status r = DN_OK;
+    int retry = 1;
+    for (int tries = 0; retry && tries < 100; ++tries) {
+        if (tries > 0) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        r = try_export(dir, &j, &retry);
+    }
+    free(j.skip);
     free(def);
-    evo_store_close(st);
-    evo_state_free(&s);
-    evo_options_free(&o);
     return r;
 }

@@ -168,15 +168,6 @@ static dn_status plan_step(search_ctx *c, step_plan *p)
     return evo_tournament(c->s, full, &p->parent, &p->killed);
 }
 
-/* The best individual ever evaluated (ties: the older), or -1: its weights are kept. */
-static int best_ever(const evo_state *s)
-{
-    int b = -1;
-    for (int i = 0; i < s->n; ++i)
-        if (s->ind[i].outcome == EVO_OK && (b < 0 || s->ind[i].accuracy > s->ind[b].accuracy)) b = i;
-    return b;
-}
-
 /* ------------------------------------------------------------ budget and progress */
 
 /* Evaluations finished or in flight. */
@@ -419,7 +410,7 @@ static dn_status record_step(search_ctx *c, const evo_individual *ind, const ste
     free(text);
     if (s != DN_OK) return s;
     int nkilled = p->killed >= 0;
-    int best_before = best_ever(c->s), best_id = best_before >= 0 ? c->s->ind[best_before].id : -1;
+    int best_before = evo_state_best_ever(c->s), best_id = best_before >= 0 ? c->s->ind[best_before].id : -1;
     s = evo_store_append_event(c->st, ind, r, &p->killed, nkilled, c->s->rng, elapsed);
     if (s != DN_OK) return s;
     /* the best ever keeps its weights; a dead one loses them when beaten */
@@ -598,16 +589,17 @@ static void print_end(const search_ctx *c)
     int fails = 0;
     for (int i = 0; i < s->n; ++i) fails += s->ind[i].outcome != EVO_OK;
     fprintf(c->log, "evolve: done, %d evaluations (%d failed) in %s\n", s->evals, fails, el);
-    int b = best_ever(s);   /* what export and the report take */
+    int b = evo_state_best_ever(s);   /* what export and the report take */
     if (b < 0) {
-        fprintf(c->log, "evolve: no individual trained (every evaluation failed)\n");
+        fprintf(c->log, "evolve: no individual trained (every evaluation failed): nothing to export\n");
     } else {
         const evo_individual *x = &s->ind[b];
         fprintf(c->log, "best: individual %d (parent %d, %s, evaluation %d, %s): val %.2f%%, %zu params, %.3g MFLOPs\n",
                 x->id, x->parent, evo_mutation_name(x->mutation), x->eval, x->alive ? "alive" : "dead, weights kept",
                 100.0 * x->accuracy, x->params, x->flops / 1e6);
     }
-    fprintf(c->log, "export with: darknet evolve export %s\n", evo_store_dir(c->st));
+    char q[4200];
+    if (b >= 0) fprintf(c->log, "export with: darknet evolve export %s\n", evo_shell_quote(evo_store_dir(c->st), q, sizeof q));
     fflush(c->log);
     evo_report_after_search(evo_store_dir(c->st), c->log);   /* prints its path; a failure only warns */
 }
@@ -677,6 +669,9 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
     print_start(&c);
     s = search_loop(&c);
     if (s == DN_OK) print_end(&c);
+    if (s == DN_OK && state->n > 0 && evo_state_best_ever(state) < 0)
+        s = evo_fail(DN_ERR_DATA, "%s: every one of the %d evaluations failed (the reasons are in events.jsonl and "
+                     "the report): no model to export", evo_store_dir(st), state->evals);
     evo_data_free(&c.data);
     evo_genome_free(&c.seed);
     return s;

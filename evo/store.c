@@ -46,6 +46,16 @@
 #include <unistd.h>
 
 
+/* The options that define a search's training and validation images: the
+ * holdout is carved out of the first max_train images of the data's train
+ * split, shuffled with the seed. They cannot change once an evaluation has
+ * been recorded (every recorded accuracy was measured on that holdout). */
+typedef struct {
+    char *data;
+    uint64_t seed;
+    int holdout, max_train;
+} data_key;
+
 struct evo_store {
     char *dir;
     pthread_mutex_t mu;      /* the store may be shared by worker threads */
@@ -56,7 +66,14 @@ struct evo_store {
     int baseline;
     long good_end;           /* bytes of events.jsonl up to its last whole line */
     int torn;                /* a torn last line to cut on the first write      */
-    int fd;                  /* events.jsonl, appending and locked; -1: not yet */
+    int fd;                  /* events.jsonl, appending; -1: not yet            */
+    int lock_fd;             /* the folder itself, flock'd; -1: a reader        */
+    data_key key;            /* from options.cfg                                */
+    data_key logged;         /* as the first event recorded it (has_logged)     */
+    int has_logged;
+    /* Living in the log, but their files are missing or damaged: dead from
+     * now on, recorded as "lost" in the next event. */
+    int *lost, nlost;
 };
 
 /* ------------------------------------------------------------ errors and files */
@@ -207,6 +224,14 @@ evo_individual *evo_state_find(evo_state *s, int id)
     for (int i = 0; i < s->n; ++i)
         if (s->ind[i].id == id) return &s->ind[i];
     return NULL;
+}
+
+int evo_state_best_ever(const evo_state *s)
+{
+    int b = -1;
+    for (int i = 0; s && i < s->n; ++i)
+        if (s->ind[i].outcome == EVO_OK && (b < 0 || s->ind[i].accuracy > s->ind[b].accuracy)) b = i;
+    return b;
 }
 
 static dn_status state_copy(const evo_state *src, evo_state *dst)
@@ -417,6 +442,8 @@ typedef struct {
     size_t params;
     double flops;
     const int *killed; int nkilled;
+    const int *lost; int nlost;     /* living individuals whose files were found damaged */
+    const data_key *key;            /* written with evaluation 1 only */
     uint64_t rng;
     double elapsed;
     int worker;
@@ -441,6 +468,14 @@ static dn_status check_event(const evo_state *s, const event *e)
         if (!v->alive)
             return evo_fail(DN_ERR_DATA, "killed individual %d is not alive (%s at evaluation %d)", v->id,
                                  v->outcome == EVO_OK ? "died" : "failed", v->died_at);
+    }
+    for (int k = 0; k < e->nlost; ++k) {
+        const evo_individual *v = evo_state_find((evo_state *)s, e->lost[k]);
+        if (!v || !v->alive || e->lost[k] == e->id)
+            return evo_fail(DN_ERR_DATA, "lost individual %d is not a living earlier individual", e->lost[k]);
+        for (int j = 0; j < e->nkilled; ++j)
+            if (e->killed[j] == e->lost[k])
+                return evo_fail(DN_ERR_DATA, "individual %d is both killed and lost", e->lost[k]);
     }
     return DN_OK;
 }
@@ -479,8 +514,8 @@ static dn_status apply_event(evo_state *s, const event *e, int *baseline)
     ind.elapsed = e->elapsed;
     TRY(reserve_one(s));
     s->ind[s->n++] = ind;
-    for (int k = 0; k < e->nkilled; ++k) {
-        evo_individual *v = evo_state_find(s, e->killed[k]);
+    for (int k = 0; k < e->nkilled + e->nlost; ++k) {
+        evo_individual *v = evo_state_find(s, k < e->nkilled ? e->killed[k] : e->lost[k - e->nkilled]);
         if (v && v->alive) { v->alive = 0; v->died_at = e->eval; }
     }
     s->evals = e->eval;
@@ -522,6 +557,15 @@ static dn_status event_line(const event *e, const evo_result *r, char **line, si
     evo_json_int(&w, "inherited", r ? r->inherited.copied : 0);
     evo_json_int(&w, "initialised", r ? r->inherited.initialised : 0);
     evo_json_ints(&w, "killed", e->killed, e->nkilled);
+    if (e->nlost) evo_json_ints(&w, "lost", e->lost, e->nlost);
+    if (e->key) {
+        char seed[24];
+        snprintf(seed, sizeof seed, "%" PRIu64, e->key->seed);
+        evo_json_str(&w, "data", e->key->data);
+        evo_json_int(&w, "holdout", e->key->holdout);
+        evo_json_int(&w, "max_train", e->key->max_train);
+        evo_json_str(&w, "seed", seed);
+    }
     evo_json_str(&w, "rng", rng);
     evo_json_num(&w, "elapsed", e->elapsed);
     evo_json_num(&w, "train_seconds", r ? r->train_seconds : 0);
@@ -601,12 +645,39 @@ static dn_status decode_event(const evo_json_object *o, event *e)
     TRY(need(o, "killed", EVO_JSON_INTS, &f));
     e->killed = f->ints;
     e->nkilled = f->nints;
+    if ((f = evo_json_get(o, "lost"))) {
+        if (f->type != EVO_JSON_INTS) return evo_fail(DN_ERR_DATA, "field \"lost\" is not an array");
+        e->lost = f->ints;
+        e->nlost = f->nints;
+    }
     TRY(need(o, "elapsed", EVO_JSON_NUMBER, &f));
     e->elapsed = f->num;
     e->steps = (int)opt_num(o, "steps", 0);
     e->params = (size_t)opt_num(o, "params", 0);
     e->flops = opt_num(o, "flops", 0);
     e->seconds = opt_num(o, "train_seconds", 0) + opt_num(o, "eval_seconds", 0) + opt_num(o, "build_seconds", 0);
+    return DN_OK;
+}
+
+/* The data key of evaluation 1 (absent in logs written before it was recorded). */
+static dn_status decode_key(const evo_json_object *o, evo_store *st)
+{
+    const evo_json_field *data = evo_json_get(o, "data"), *seed = evo_json_get(o, "seed");
+    if (!data) return DN_OK;
+    data_key k = {0};
+    char *end = NULL;
+    if (data->type != EVO_JSON_STRING || !seed || seed->type != EVO_JSON_STRING)
+        return evo_fail(DN_ERR_DATA, "fields \"data\" and \"seed\" must be strings");
+    errno = 0;
+    k.seed = strtoull(seed->str, &end, 10);
+    if (!*seed->str || *end || errno || *seed->str == '-')
+        return evo_fail(DN_ERR_DATA, "seed \"%s\" is not a 64-bit number", seed->str);
+    TRY(need_int(o, "holdout", &k.holdout));
+    TRY(need_int(o, "max_train", &k.max_train));
+    if (!(k.data = strdup(data->str))) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    free(st->logged.data);
+    st->logged = k;
+    st->has_logged = 1;
     return DN_OK;
 }
 
@@ -630,6 +701,7 @@ static dn_status replay_line(evo_store *st, const char *p, size_t len, int last,
     event e;
     dn_status s = decode_event(&o, &e);
     if (s == DN_OK) s = check_event(&st->log, &e);
+    if (s == DN_OK && e.eval == 1) s = decode_key(&o, st);
     if (s == DN_OK) s = apply_event(&st->log, &e, &st->baseline);
     evo_json_object_free(&o);
     return s;
@@ -695,44 +767,103 @@ static dn_status expected_weights_size(const char *cfg_text, const char *cfg_pat
     return DN_OK;
 }
 
-static dn_status check_weights_file(const char *cfg_text, const char *cfg_path, const char *wpath,
-                                    const evo_individual *v)
+/* The weights file at wpath fits the cfg text (DN_ERR_WEIGHTS when it does
+ * not: truncated or foreign; DN_ERR_IO when it cannot be opened). */
+static dn_status check_weights_file(const char *cfg_text, const char *cfg_path, const char *wpath, int id)
 {
-    int fd = open(wpath, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return evo_fail(DN_ERR_IO, "%s: %s: individual %d is alive (born at evaluation %d) but its weights "
-                             "cannot be read", wpath, strerror(errno), v->id, v->eval);
+    int fd = open(wpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return evo_fail(DN_ERR_IO, "%s: the weights of individual %d cannot be read: %s", wpath, id,
+                                strerror(errno));
     unsigned char hdr[12];
     struct stat sb;
-    int ok = fstat(fd, &sb) == 0 && read(fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr;
+    int ok = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && read(fd, hdr, sizeof hdr) == (ssize_t)sizeof hdr;
     close(fd);
-    if (!ok)
-        return evo_fail(DN_ERR_WEIGHTS, "%s: corrupt: too short for a .weights header (individual %d)", wpath,
-                             v->id);
-    size_t want;
-    TRY(expected_weights_size(cfg_text, cfg_path, hdr, &want));
+    if (!ok) return evo_fail(DN_ERR_WEIGHTS, "%s: corrupt: too short for a .weights header (individual %d)", wpath, id);
+    size_t want = 0;
+    if (expected_weights_size(cfg_text, cfg_path, hdr, &want) != DN_OK)
+        return evo_fail(DN_ERR_WEIGHTS, "%s (the cfg of individual %d)", evo_last_error(), id);
     if ((size_t)sb.st_size != want)
-        return evo_fail(DN_ERR_WEIGHTS, "%s: corrupt: %lld bytes, but the cfg of individual %d needs %zu",
-                             wpath, (long long)sb.st_size, v->id, want);
+        return evo_fail(DN_ERR_WEIGHTS, "%s: corrupt: %lld bytes, but the cfg of individual %d needs %zu", wpath,
+                        (long long)sb.st_size, id, want);
     return DN_OK;
 }
 
-static dn_status check_living(const evo_store *st, const evo_individual *v)
+/* Individual id's cfg is readable and its weights fit it. *damaged is set
+ * when a file is missing or does not fit (the individual cannot go on); other
+ * failures (permissions, I/O errors, memory) leave it 0. */
+static dn_status check_files(const evo_store *st, int id, int *damaged)
 {
-    char *cpath = fmt_path("%s/individuals/%d.cfg", st->dir, v->id);
-    char *wpath = fmt_path("%s/weights/%d.weights", st->dir, v->id);
+    *damaged = 0;
+    char *cpath = fmt_path("%s/individuals/%d.cfg", st->dir, id);
+    char *wpath = fmt_path("%s/weights/%d.weights", st->dir, id);
     char *cfg = NULL;
     dn_status s = cpath && wpath ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
-    if (s == DN_OK && evo_read_file(cpath, &cfg, NULL) != DN_OK)
-        s = evo_fail(DN_ERR_IO, "%s (individual %d is alive)", evo_last_error(), v->id);
-    if (s == DN_OK) s = check_weights_file(cfg, cpath, wpath, v);
+    const char *missing = NULL;
+    if (s == DN_OK) missing = !file_exists(cpath) ? cpath : !file_exists(wpath) ? wpath : NULL;
+    if (missing) {
+        *damaged = 1;
+        s = evo_fail(DN_ERR_IO, "%s: missing (individual %d)", missing, id);
+    }
+    if (s == DN_OK) s = evo_read_file(cpath, &cfg, NULL);
+    if (s == DN_OK) {
+        s = check_weights_file(cfg, cpath, wpath, id);
+        *damaged = s == DN_ERR_WEIGHTS;
+    }
     free(cfg);
     free(cpath);
     free(wpath);
     return s;
 }
 
-/* ------------------------------------------------------------ writing: lock and clean */
+dn_status evo_store_check_individual(const evo_store *st, int id)
+{
+    if (!st || id < 0) return evo_fail(DN_ERR_ARG, "evo_store_check_individual: bad arguments (id %d)", id);
+    int damaged;
+    return check_files(st, id, &damaged);
+}
+
+/* Living individuals with a missing or damaged file become lost: dead in the
+ * state handed to the search, recorded with the next event. */
+static dn_status find_lost(evo_store *st)
+{
+    for (int i = 0; i < st->log.n; ++i) {
+        const evo_individual *v = &st->log.ind[i];
+        int damaged;
+        if (!v->alive || check_files(st, v->id, &damaged) == DN_OK) continue;
+        if (!damaged) return evo_fail(DN_ERR_IO, "%s (individual %d is alive)", evo_last_error(), v->id);
+        dn_warn("%s: individual %d (alive, validation %.2f%%) counts as dead from now on; its weights are kept in "
+                "%s/orphans/weights", evo_last_error(), v->id, 100.0 * v->accuracy, st->dir);
+        int *nl = realloc(st->lost, (size_t)(st->nlost + 1) * sizeof *nl);
+        if (!nl) return evo_fail(DN_ERR_NOMEM, "out of memory");
+        st->lost = nl;
+        st->lost[st->nlost++] = v->id;
+    }
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ the lock */
+
+/* One writer per folder: an exclusive flock on the folder itself, taken
+ * before anything is read and held until the store is closed. Nothing is
+ * created for it, so nothing can be left behind or deleted by mistake. */
+static dn_status lock_folder(evo_store *st)
+{
+    int fd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return io_fail(st->dir, "cannot open the run folder");
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        dn_status s = errno == EWOULDBLOCK
+            ? evo_fail(DN_ERR_IO, "%s: in use: another darknet evolve is writing this run folder (a search or a "
+                       "resume); nothing was changed. Wait for it to end (status, export and report may read the "
+                       "folder meanwhile)", st->dir)
+            : io_fail(st->dir, "cannot lock the run folder");
+        close(fd);
+        return s;
+    }
+    st->lock_fd = fd;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ recovery on the first write */
 
 /* "<id><suffix>" exactly -> id; else -1. */
 static int id_of(const char *name, const char *suffix)
@@ -744,58 +875,129 @@ static int id_of(const char *name, const char *suffix)
     return (int)v;
 }
 
-/* Should the file `name` of folder `sub` go? (temp files, orphans, the dead's weights) */
-static int stale(const evo_store *st, const char *sub, const char *name, int *orphan)
+/* A temporary file of evo_write_file_atomic: NAME.tmp.PID.COUNTER */
+static int temp_name(const char *name)
 {
-    *orphan = 0;
-    if (strstr(name, ".tmp.")) return 1;
-    if (!sub) return 0;
-    int weights = strcmp(sub, "weights") == 0;
-    int id = id_of(name, weights ? ".weights" : ".cfg");
-    if (id < 0) return 0;
-    const evo_individual *v = evo_state_find((evo_state *)&st->log, id);
-    if (!v) { *orphan = 1; return 1; }
-    return weights && !v->alive && id != st->baseline;
+    const char *t = strstr(name, ".tmp.");
+    if (!t || t == name) return 0;
+    int dots = 0;
+    for (const char *p = t + 5; *p; ++p) {
+        if (*p == '.') { if (++dots > 1 || p[-1] == '.' || !p[1]) return 0; }
+        else if (*p < '0' || *p > '9') return 0;
+    }
+    return dots == 1;
 }
 
-static void clean_folder(const evo_store *st, const char *sub)
+/* Count the files "<id><suffix>" in DIR/sub. */
+static int count_ids(const char *dir, const char *sub, const char *suffix)
+{
+    char *path = fmt_path("%s/%s", dir, sub);
+    DIR *d = path ? opendir(path) : NULL;
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));) n += id_of(e->d_name, suffix) >= 0;
+    if (d) closedir(d);
+    free(path);
+    return n;
+}
+
+/* DIR/sub/name -> DIR/orphans/sub/name (name.1, name.2, ... when taken). */
+static dn_status move_aside(const evo_store *st, const char *sub, const char *name, const char *why)
+{
+    char *folder = fmt_path("%s/orphans/%s", st->dir, sub), *from = fmt_path("%s/%s/%s", st->dir, sub, name);
+    char *to = NULL;
+    dn_status s = folder && from ? make_dirs(folder) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    for (int k = 0; s == DN_OK && k < 1000 && (!to || file_exists(to)); ++k) {
+        free(to);
+        to = k ? fmt_path("%s/%s.%d", folder, name, k) : fmt_path("%s/%s", folder, name);
+        if (!to) s = evo_fail(DN_ERR_NOMEM, "out of memory");
+    }
+    if (s == DN_OK && file_exists(to)) s = evo_fail(DN_ERR_IO, "%s: no free name in %s", from, folder);
+    if (s == DN_OK && rename(from, to) != 0) s = io_fail(from, "cannot move it aside");
+    if (s == DN_OK) {
+        sync_parent(to);
+        sync_parent(from);
+        dn_warn("%s: %s: moved to %s", from, why, to);
+    }
+    free(folder);
+    free(from);
+    free(to);
+    return s;
+}
+
+/* Weights the search keeps after a death: the baseline's and the best ever's. */
+static int kept_when_dead(const evo_store *st, int id)
+{
+    int b = evo_state_best_ever(&st->log);
+    return id == st->baseline || (b >= 0 && st->log.ind[b].id == id);
+}
+
+/* What recovery does with DIR/sub/name: temporary files of interrupted writes
+ * go, the weights of the dead go (those the search keeps stay), files of
+ * individuals without an event are moved aside, anything else stays. */
+static dn_status tidy(const evo_store *st, const char *sub, const char *name)
+{
+    char *path = sub ? fmt_path("%s/%s/%s", st->dir, sub, name) : fmt_path("%s/%s", st->dir, name);
+    if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    int weights = sub && !strcmp(sub, "weights");
+    int id = sub ? id_of(name, weights ? ".weights" : ".cfg") : -1;
+    const evo_individual *v = id >= 0 ? evo_state_find((evo_state *)&st->log, id) : NULL;
+    dn_status s = DN_OK;
+    if (temp_name(name) || (v && weights && !v->alive && !kept_when_dead(st, id))) {
+        if (unlink(path) != 0 && errno != ENOENT) s = io_fail(path, "cannot delete");
+    } else if (id >= 0 && !v) {
+        s = move_aside(st, sub, name, "no event records this individual (the search stopped before recording it)");
+    }
+    free(path);
+    return s;
+}
+
+static dn_status tidy_folder(const evo_store *st, const char *sub)
 {
     char *path = sub ? fmt_path("%s/%s", st->dir, sub) : strdup(st->dir);
     DIR *d = path ? opendir(path) : NULL;
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        int orphan;
-        if (!stale(st, sub, e->d_name, &orphan)) continue;
-        char *f = fmt_path("%s/%s", path, e->d_name);
-        if (f && orphan)
-            dn_warn("%s: no event for this individual (the search stopped before recording it): deleted", f);
-        if (f) unlink(f);
-        free(f);
-    }
+    dn_status s = path ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
+    for (struct dirent *e; s == DN_OK && d && (e = readdir(d));)
+        if (e->d_name[0] != '.') s = tidy(st, sub, e->d_name);
     if (d) closedir(d);
     free(path);
+    return s;
 }
 
-/* First write through the store: take the lock, cut a torn line, clean up. */
+/* The files of lost individuals' weights go aside (their cfgs stay: every
+ * individual keeps its cfg). */
+static dn_status set_lost_aside(const evo_store *st)
+{
+    for (int k = 0; k < st->nlost; ++k) {
+        char name[32], *path = fmt_path("%s/weights/%d.weights", st->dir, st->lost[k]);
+        snprintf(name, sizeof name, "%d.weights", st->lost[k]);
+        dn_status s = path && file_exists(path) ? move_aside(st, "weights", name, "damaged weights of a lost individual")
+                                                : DN_OK;
+        free(path);
+        TRY(s);
+    }
+    return DN_OK;
+}
+
+/* First write through the store (the lock is held since opening): cut a torn
+ * line, open the log for appending, tidy the folders. */
 static dn_status prepare_write(evo_store *st)
 {
     if (st->fd >= 0) return DN_OK;
+    if (st->lock_fd < 0) return evo_fail(DN_ERR_ARG, "%s: opened for reading only", st->dir);
     char *path = fmt_path("%s/events.jsonl", st->dir);
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     dn_status s = fd < 0 ? io_fail(path, "cannot open for writing") : DN_OK;
-    if (s == DN_OK && flock(fd, LOCK_EX | LOCK_NB) != 0)
-        s = evo_fail(DN_ERR_IO, "%s: locked: %s is in use by another running search", path, st->dir);
     if (s == DN_OK && st->torn && (ftruncate(fd, st->good_end) != 0 || fsync(fd) != 0))
         s = io_fail(path, "cannot cut the torn last line");
     free(path);
     if (s != DN_OK) { if (fd >= 0) close(fd); return s; }
     st->torn = 0;
     st->fd = fd;
-    clean_folder(st, NULL);
-    clean_folder(st, "individuals");
-    clean_folder(st, "weights");
-    return DN_OK;
+    TRY(set_lost_aside(st));
+    TRY(tidy_folder(st, NULL));
+    TRY(tidy_folder(st, "individuals"));
+    return tidy_folder(st, "weights");
 }
 
 /* ------------------------------------------------------------ create, open, close */
@@ -812,6 +1014,7 @@ static dn_status store_new(const char *dir, evo_store **out)
     pthread_mutex_init(&st->mu, NULL);
     st->baseline = -1;
     st->fd = -1;
+    st->lock_fd = -1;
     *out = st;
     return DN_OK;
 }
@@ -820,13 +1023,54 @@ void evo_store_close(evo_store *st)
 {
     if (!st) return;
     if (st->fd >= 0) close(st->fd);
+    if (st->lock_fd >= 0) close(st->lock_fd);   /* releases the lock */
     evo_state_free(&st->log);
     pthread_mutex_destroy(&st->mu);
+    free(st->key.data);
+    free(st->logged.data);
+    free(st->lost);
     free(st->dir);
     free(st);
 }
 
 const char *evo_store_dir(const evo_store *st) { return st ? st->dir : NULL; }
+
+static dn_status set_key(evo_store *st, const evo_options *o)
+{
+    free(st->key.data);
+    st->key = (data_key){.seed = o->seed, .holdout = o->holdout, .max_train = o->max_train};
+    st->key.data = strdup(o->data_path ? o->data_path : "");
+    return st->key.data ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
+}
+
+/* The data options of o against those evaluation 1 recorded: a change is
+ * refused, naming the key. */
+static dn_status check_key(const evo_store *st, const evo_options *o)
+{
+    if (!st->has_logged) return DN_OK;
+    const data_key *k = &st->logged;
+    char was[64], now[64];
+    const char *key = NULL, *w = was, *n = now;
+    if (strcmp(k->data, o->data_path ? o->data_path : "") != 0) { key = "data"; w = k->data; n = o->data_path; }
+    else if (k->seed != o->seed) {
+        key = "seed";
+        snprintf(was, sizeof was, "%" PRIu64, k->seed);
+        snprintf(now, sizeof now, "%" PRIu64, o->seed);
+    } else if (k->holdout != o->holdout) {
+        key = "holdout";
+        snprintf(was, sizeof was, "%d", k->holdout);
+        snprintf(now, sizeof now, "%d", o->holdout);
+    } else if (k->max_train != o->max_train) {
+        key = "max_train";
+        snprintf(was, sizeof was, "%d", k->max_train);
+        snprintf(now, sizeof now, "%d", o->max_train);
+    }
+    if (!key) return DN_OK;
+    return evo_fail(DN_ERR_ARG, "%s/options.cfg: %s=%s, but this search's evaluations were made with %s=%s "
+                    "(events.jsonl, evaluation 1): data, seed, holdout and max_train define the training and "
+                    "validation images and cannot change during a search. Put back %s=%s, or start a new search",
+                    st->dir, key, n, key, w, key, w);
+}
 
 /* DIR/name atomically from text (creating it empty when text is ""). */
 static dn_status write_in(const evo_store *st, const char *name, const char *text)
@@ -838,17 +1082,24 @@ static dn_status write_in(const evo_store *st, const char *name, const char *tex
     return s;
 }
 
-/* DIR must not hold a search: no options.cfg and no events. */
+/* DIR must not hold a search (checked under the lock). A folder whose search
+ * recorded no evaluation and saved no individual (it failed before its first
+ * one: a typo in the .data, an impossible -holdout) holds no work: a new start
+ * replaces its options and seed. */
 static dn_status check_fresh(const evo_store *st)
 {
     char *opt = fmt_path("%s/options.cfg", st->dir), *ev = fmt_path("%s/events.jsonl", st->dir);
     dn_status s = opt && ev ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
     struct stat sb;
-    if (s == DN_OK && file_exists(opt))
-        s = evo_fail(DN_ERR_ARG, "%s already holds a search (%s exists): resume it, or choose another folder",
-                          st->dir, opt);
+    int individuals = count_ids(st->dir, "individuals", ".cfg") + count_ids(st->dir, "weights", ".weights");
     if (s == DN_OK && stat(ev, &sb) == 0 && sb.st_size > 0)
-        s = evo_fail(DN_ERR_ARG, "%s already holds search events (%s): choose another folder", st->dir, ev);
+        s = evo_fail(DN_ERR_ARG, "%s already holds a search with events (%s): resume it (darknet evolve -resume %s), "
+                     "or choose another folder", st->dir, ev, st->dir);
+    else if (s == DN_OK && individuals > 0)
+        s = evo_fail(DN_ERR_ARG, "%s already holds individuals of a search (%s/individuals): resume it (darknet "
+                     "evolve -resume %s), or choose another folder", st->dir, st->dir, st->dir);
+    else if (s == DN_OK && file_exists(opt))
+        dn_warn("%s: the search created here recorded no evaluation: starting it anew with these options", st->dir);
     free(opt);
     free(ev);
     return s;
@@ -858,7 +1109,6 @@ static dn_status create_files(evo_store *st, const evo_options *o, const char *s
 {
     char *opts = NULL, *sub = NULL;
     size_t n;
-    TRY(make_dirs(st->dir));
     TRY(check_fresh(st));
     TRY(options_text(o, &opts, &n));
     dn_status s = DN_OK;
@@ -876,11 +1126,15 @@ static dn_status create_files(evo_store *st, const evo_options *o, const char *s
 
 dn_status evo_store_save_options(evo_store *st, const evo_options *o)
 {
+    if (!st || !o) return evo_fail(DN_ERR_ARG, "evo_store_save_options: bad arguments");
+    if (st->lock_fd < 0) return evo_fail(DN_ERR_ARG, "%s: opened for reading only", st->dir);
+    TRY(check_key(st, o));
     char *opts = NULL;
     size_t n;
     TRY(options_text(o, &opts, &n));
     dn_status s = write_in(st, "options.cfg", opts);
     free(opts);
+    if (s == DN_OK) s = set_key(st, o);
     return s;
 }
 
@@ -891,34 +1145,70 @@ dn_status evo_store_create(const char *dir, const evo_options *o, const char *se
         return evo_fail(DN_ERR_ARG, "evo_store_create: missing folder, options, seed cfg or output");
     evo_store *st;
     TRY(store_new(dir, &st));
-    dn_status s = create_files(st, o, seed_cfg_text);
+    dn_status s = make_dirs(st->dir);   /* an existing folder is fine: the lock decides */
+    if (s == DN_OK) s = lock_folder(st);
+    if (s == DN_OK) s = create_files(st, o, seed_cfg_text);
+    if (s == DN_OK) s = set_key(st, o);
     if (s == DN_OK) s = prepare_write(st);
     if (s != DN_OK) { evo_store_close(st); return s; }
     *out = st;
     return DN_OK;
 }
 
-static dn_status check_all_living(const evo_store *st)
+/* A log with no evaluation beside individuals: the log was lost (deleted,
+ * emptied). Resuming would start the search again over them. */
+static dn_status check_log_usable(const evo_store *st)
 {
-    for (int i = 0; i < st->log.n; ++i)
-        if (st->log.ind[i].alive) TRY(check_living(st, &st->log.ind[i]));
-    return DN_OK;
+    if (st->log.evals > 0) return DN_OK;
+    int n = count_ids(st->dir, "individuals", ".cfg"), w = count_ids(st->dir, "weights", ".weights");
+    if (n + w == 0) return DN_OK;
+    char *ev = fmt_path("%s/events.jsonl", st->dir);
+    dn_status s = evo_fail(DN_ERR_DATA, "%s: %s, but the folder holds %d individual cfgs and %d weights files: the "
+                           "log of this search is lost and resuming would start the search over them; nothing was "
+                           "changed. Restore events.jsonl (from a backup), or leave this folder as it is and start "
+                           "a new search in another one (individuals/N.cfg with weights/N.weights is an ordinary "
+                           "Darknet model)", ev ? ev : st->dir, ev && file_exists(ev) ? "holds no evaluation" : "missing",
+                           n, w);
+    free(ev);
+    return s;
 }
 
-/* Options and replayed events of a run folder; with check_living, the
- * living individuals' weights must be there too (a search about to go on). */
-static dn_status load_store(const char *dir, evo_options *o, evo_state *state, int check_living, evo_store **out)
+/* Options and replayed events of a run folder. A writer locks the folder
+ * first and checks the log against the folder and the options. */
+static dn_status load_store(const char *dir, int writer, evo_options *o, evo_state *state, evo_store **out)
 {
     *out = NULL;
     memset(state, 0, sizeof *state);
     memset(o, 0, sizeof *o);
     evo_store *st;
     TRY(store_new(dir, &st));
-    dn_status s = read_options(st->dir, o);
+    dn_status s = DN_OK;
+    if (writer) {   /* no lock is taken on a folder that is not a run folder */
+        char *opt = fmt_path("%s/options.cfg", st->dir);
+        if (!opt) s = evo_fail(DN_ERR_NOMEM, "out of memory");
+        else if (!file_exists(opt))
+            s = evo_fail(DN_ERR_IO, "%s: missing: %s is not a run folder of darknet evolve (no options.cfg)", opt, dir);
+        free(opt);
+        if (s == DN_OK) s = lock_folder(st);
+    }
+    if (s == DN_OK) s = read_options(st->dir, o);
     if (s == DN_OK) s = read_events(st);
-    if (s == DN_OK && check_living) s = check_all_living(st);
+    if (s == DN_OK && writer) s = check_log_usable(st);
+    if (s == DN_OK && writer) s = check_key(st, o);
+    if (s == DN_OK && writer) s = set_key(st, o);
+    if (s == DN_OK && writer) s = find_lost(st);
     if (s == DN_OK) s = state_copy(&st->log, state);
-    if (s != DN_OK) { evo_store_close(st); return s; }
+    for (int k = 0; s == DN_OK && k < st->nlost; ++k) {
+        evo_individual *v = evo_state_find(state, st->lost[k]);
+        v->alive = 0;
+        v->died_at = state->evals + 1;   /* the evaluation whose event records it */
+    }
+    if (s != DN_OK) {
+        evo_store_close(st);
+        evo_options_free(o);
+        evo_state_free(state);
+        return s;
+    }
     *out = st;
     return DN_OK;
 }
@@ -928,17 +1218,24 @@ dn_status evo_store_open(const char *dir, evo_options *o, evo_state *state, evo_
     if (out) *out = NULL;
     if (!dir || !*dir || !o || !state || !out)
         return evo_fail(DN_ERR_ARG, "evo_store_open: missing folder, options, state or output");
-    return load_store(dir, o, state, 1, out);
+    return load_store(dir, 1, o, state, out);
+}
+
+dn_status evo_store_open_read(const char *dir, evo_options *o, evo_state *state, evo_store **out)
+{
+    if (out) *out = NULL;
+    if (!dir || !*dir || !o || !state || !out)
+        return evo_fail(DN_ERR_ARG, "evo_store_open_read: missing folder, options, state or output");
+    return load_store(dir, 0, o, state, out);
 }
 
 dn_status evo_store_read(const char *dir, evo_options *o, evo_state *state)
 {
     if (!dir || !*dir || !o || !state) return evo_fail(DN_ERR_ARG, "evo_store_read: missing folder, options or state");
     evo_store *st;
-    dn_status s = load_store(dir, o, state, 0, &st);
-    if (s != DN_OK) evo_options_free(o);
-    else evo_store_close(st);
-    return s;
+    TRY(load_store(dir, 0, o, state, &st));
+    evo_store_close(st);
+    return DN_OK;
 }
 
 /* ------------------------------------------------------------ individuals */
@@ -999,6 +1296,10 @@ dn_status evo_store_remove_weights(evo_store *st, int id)
     if (!st || id < 0) return evo_fail(DN_ERR_ARG, "evo_store_remove_weights: bad arguments (id %d)", id);
     pthread_mutex_lock(&st->mu);
     dn_status s = prepare_write(st);
+    const evo_individual *v = evo_state_find(&st->log, id);
+    if (s == DN_OK && (!v || v->alive))   /* only the log's dead lose their weights */
+        s = evo_fail(DN_ERR_ARG, "%s: refusing to delete the weights of individual %d: %s", st->dir, id,
+                     v ? "the log says it is alive" : "no event records it");
     if (s == DN_OK && id != st->baseline) {   /* the baseline's weights stay (see struct evo_store) */
         char *path = fmt_path("%s/weights/%d.weights", st->dir, id);
         if (!path) s = evo_fail(DN_ERR_NOMEM, "out of memory");
@@ -1055,6 +1356,11 @@ static dn_status write_line(evo_store *st, const char *line, size_t len)
 static dn_status append_locked(evo_store *st, const event *e, const evo_result *r)
 {
     TRY(prepare_write(st));
+    event with = *e;   /* the lost found on opening, the data key with evaluation 1 */
+    with.lost = st->lost;
+    with.nlost = st->nlost;
+    with.key = e->eval == 1 ? &st->key : NULL;
+    e = &with;
     dn_status s = check_event(&st->log, e);
     if (s != DN_OK)
         return evo_fail(s, "%s/events.jsonl: refusing an event that a resume could not replay: %s", st->dir,
@@ -1066,6 +1372,12 @@ static dn_status append_locked(evo_store *st, const event *e, const evo_result *
     s = write_line(st, line, len);
     free(line);
     if (s == DN_OK) s = apply_event(&st->log, e, &st->baseline);
+    if (s == DN_OK) st->nlost = 0;
+    if (s == DN_OK && e->key && !st->has_logged) {
+        st->logged = st->key;
+        st->logged.data = strdup(st->key.data);
+        st->has_logged = st->logged.data != NULL;
+    }
     return s;
 }
 

@@ -84,3 +84,25 @@ dn_status evo_text_write(evo_text *t, const char *path)
     evo_text_free(t);
     return s;
 }
+
+/* ------------------------------------------------------------ shell quoting */
+
+const char *evo_shell_quote(const char *s, char *buf, size_t n)
+{
+    if (!s) return "";
+    int plain = *s != 0;
+    for (const char *p = s; *p && plain; ++p)
+        plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                strchr("/._-+,:@%=", *p) != NULL;
+    if (plain) return s;
+    size_t k = 0;
+    if (n < 3) return s;
+    buf[k++] = '\'';
+    for (const char *p = s; *p && k + 6 < n; ++p) {
+        if (*p == '\'') { memcpy(buf + k, "'\\''", 4); k += 4; }
+        else buf[k++] = *p;
+    }
+    buf[k++] = '\'';
+    buf[k] = 0;
+    return buf;
+}

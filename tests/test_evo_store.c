@@ -18,7 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------ helpers */
@@ -87,7 +90,7 @@ static int tmp_files_found;
 static int find_tmp(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb; (void)flag; (void)ftw;
-    if (strstr(path, ".tmp.")) { ++tmp_files_found; fprintf(stderr, "left over: %s\n", path); }
+    if (strstr(path, ".tmp.") && !strstr(path, "notes.tmp.txt")) { ++tmp_files_found; fprintf(stderr, "left over: %s\n", path); }
     return 0;
 }
 
@@ -417,16 +420,24 @@ static void test_events_replay(void)
     CHECK_ERR(evo_store_append_event(st, &ind, &r, NULL, 0, 1, 1), "id 5 is already used");
     CHECK(count_lines(in(dir, "events.jsonl")) == NSCRIPT, "refused events are not written");
 
-    /* a second writer on the same folder is refused while the first holds it */
+    /* a second writer on the same folder is refused at once, while the first
+     * holds it; a reader is not */
     evo_options o2;
     evo_state s2;
     evo_store *st2 = NULL;
-    CHECK_OK(evo_store_open(dir, &o2, &s2, &st2));
-    ind.id = 7;
-    CHECK_ERR(evo_store_append_event(st2, &ind, &r, NULL, 0, 1, 1), "in use by another running search");
+    CHECK_ERR(evo_store_open(dir, &o2, &s2, &st2), "in use: another darknet evolve");
+    CHECK(st2 == NULL, "no second writer");
+    CHECK_OK(evo_store_open_read(dir, &o2, &s2, &st2));
+    CHECK(s2.evals == NSCRIPT, "a reader replays beside the writer");
+    CHECK_ERR(evo_store_append_event(st2, &ind, &r, NULL, 0, 1, 1), "opened for reading only");
+    CHECK_ERR(evo_store_save_individual(st2, 7, TINY_CFG, NULL, 0), "opened for reading only");
     evo_store_close(st2);
     evo_state_free(&s2);
     free_options(&o2);
+    /* only the log's dead lose their weights */
+    CHECK_ERR(evo_store_remove_weights(st, 5), "the log says it is alive");
+    CHECK_ERR(evo_store_remove_weights(st, 42), "no event records it");
+    CHECK(exists(in(dir, "weights/5.weights")), "5 keeps its weights");
 
     evo_store_close(st);
     evo_state_free(&s);
@@ -497,39 +508,295 @@ static void test_corrupt_middle(void)
     free(text);
 }
 
+/* The "lost" field of the last line of events.jsonl, as text ("" when absent). */
+static void last_lost(const char *dir, char *out, size_t n)
+{
+    size_t len;
+    char *t = slurp(in(dir, "events.jsonl"), &len);
+    out[0] = 0;
+    char *last = t ? t : NULL;
+    for (char *p = t; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : p + strlen(p))
+        if (*p) last = p;
+    char *l = last ? strstr(last, "\"lost\":[") : NULL;
+    if (l) snprintf(out, n, "%.*s", (int)(strchr(l, ']') - l + 1), l);
+    free(t);
+}
+
+/* A missing or damaged file of a living individual costs that individual:
+ * it is dead in the state, its damaged weights are moved aside on the first
+ * write, and the next event records it as lost. */
 static void test_missing_weights(void)
 {
     const char *dir = tp("missing");
-    make_run(dir, NSCRIPT);
+    make_run(dir, 5);   /* alive: 1 2 5 */
     evo_options o;
     evo_state s;
     evo_store *st = NULL;
-    char *w = NULL;
     size_t wn;
-    w = slurp(in(dir, "weights/5.weights"), &wn);
+    char *w = slurp(in(dir, "weights/5.weights"), &wn);
     unlink(in(dir, "weights/5.weights"));
-    CHECK_ERR(evo_store_open(dir, &o, &s, &st), "weights/5.weights");
-    CHECK(strstr(evo_last_error(), "individual 5 is alive"), "says who: %s", evo_last_error());
-    free_options(&o);
-    /* truncated weights are corrupt */
-    FILE *f = fopen(in(dir, "weights/5.weights"), "wb");
-    fwrite(w, 1, wn - 4, f);
-    fclose(f);
-    CHECK_ERR(evo_store_open(dir, &o, &s, &st), "weights/5.weights: corrupt");
-    free_options(&o);
-    /* restored: fine again; the dead have no such check */
-    f = fopen(in(dir, "weights/5.weights"), "wb");
-    fwrite(w, 1, wn, f);
-    fclose(f);
-    unlink(in(dir, "weights/1.weights"));
+    warnings[0] = 0;
     CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK(strstr(warnings, "weights/5.weights: missing") && strstr(warnings, "individual 5"), "warned: %s", warnings);
+    const evo_individual *v = evo_state_find(&s, 5);
+    CHECK(v && !v->alive && v->died_at == 6, "5 is dead in the state (died at the next evaluation)");
+    CHECK(evo_state_find(&s, 2)->alive && evo_state_find(&s, 1)->alive, "the others live");
+    evo_store_close(st);   /* nothing written: the next open finds the same */
+    evo_state_free(&s);
+    free_options(&o);
+    CHECK(count_lines(in(dir, "events.jsonl")) == 5, "opening wrote nothing");
+
+    /* truncated weights of 2: lost too, the file kept aside */
+    FILE *f = fopen(in(dir, "weights/2.weights"), "r+b");
+    CHECK(f && ftruncate(fileno(f), (off_t)wn - 4) == 0, "truncate 2");
+    if (f) fclose(f);
+    warnings[0] = 0;
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK(strstr(warnings, "weights/2.weights: corrupt"), "truncation named: %s", warnings);
+    CHECK(!evo_state_find(&s, 2)->alive && !evo_state_find(&s, 5)->alive, "2 and 5 lost");
+    CHECK_OK(record(st, &SCRIPT[5], 6));   /* 6 kills 1 */
     evo_store_close(st);
     evo_state_free(&s);
     free_options(&o);
+    char lost[64];
+    last_lost(dir, lost, sizeof lost);
+    CHECK(!strcmp(lost, "\"lost\":[2,5]"), "the next event records them: '%s'", lost);
+    CHECK(exists(in(dir, "orphans/weights/2.weights")) && !exists(in(dir, "weights/2.weights")),
+          "2's damaged weights moved aside, not deleted");
+    CHECK(exists(in(dir, "individuals/2.cfg")) && exists(in(dir, "individuals/5.cfg")), "their cfgs stay");
+
+    /* replayed: 2 and 5 died at evaluation 6; nothing is lost any more */
+    warnings[0] = 0;
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK(!evo_state_find(&s, 2)->alive && evo_state_find(&s, 2)->died_at == 6 && !evo_state_find(&s, 5)->alive,
+          "replay: 2 and 5 dead");
+    CHECK(evo_state_find(&s, 6)->alive && !strstr(warnings, "counts as dead"), "6 alive, no warning: %s", warnings);
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+
+    /* a missing cfg of a living individual: the same */
     unlink(in(dir, "individuals/6.cfg"));
-    CHECK_ERR(evo_store_open(dir, &o, &s, &st), "individuals/6.cfg");
+    warnings[0] = 0;
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK(strstr(warnings, "individuals/6.cfg: missing") && !evo_state_find(&s, 6)->alive, "6 lost: %s", warnings);
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+    /* a reader checks nothing and sees the log */
+    CHECK_OK(evo_store_open_read(dir, &o, &s, &st));
+    CHECK(evo_state_find(&s, 6)->alive, "the log still says 6 lives");
+    CHECK_ERR(evo_store_check_individual(st, 6), "individuals/6.cfg: missing");
+    evo_store_close(st);
+    evo_state_free(&s);
     free_options(&o);
     free(w);
+}
+
+/* The best ever keeps its weights after its death, through recovery too. */
+static void test_best_kept(void)
+{
+    const char *dir = tp("bestkept");
+    make_run(dir, NSCRIPT);
+    /* 7 (best, 0.9) is killed by 8; recovery must not take its weights */
+    static const step more[] = {{7, 6, EVO_MUT_IDENTITY, EVO_OK, 0.9f, 2}, {8, 6, EVO_MUT_IDENTITY, EVO_OK, 0.1f, 7}};
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK_OK(record(st, &more[0], 7));
+    /* the search keeps the dead best's weights: record() would delete them, so write 8 by hand */
+    evo_individual ind;
+    evo_result r;
+    fill_step(&more[1], 8, &ind, &r);
+    void *w = NULL;
+    size_t wn = 0;
+    tiny_weights(8, &w, &wn);
+    CHECK_OK(evo_store_save_individual(st, 8, TINY_CFG, w, wn));
+    CHECK_OK(evo_store_append_event(st, &ind, &r, &more[1].killed, 1, rng_after(8), 80));
+    free(w);
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK_OK(record(st, &(step){9, 8, EVO_MUT_IDENTITY, EVO_OK, 0.2f, -1}, 9));   /* a write: recovery runs */
+    int b = evo_state_best_ever(&s);
+    CHECK(b >= 0 && s.ind[b].id == 7 && !s.ind[b].alive, "7 is the dead best");
+    CHECK(exists(in(dir, "weights/7.weights")), "the dead best's weights survive recovery");
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+}
+
+/* Evaluation 1 records the options that define the data; options.cfg
+ * edited afterwards is refused naming the key; before any evaluation it may change. */
+static void test_data_options_fixed(void)
+{
+    const char *dir = tp("datakey");
+    make_run(dir, 0);
+    const char *opt = in(dir, "options.cfg");
+    size_t n;
+    char *text = slurp(opt, &n), *edited = NULL;
+    /* no evaluation yet: holdout may change */
+    CHECK(asprintf(&edited, "%s", text) > 0, "copy");
+    char *h = strstr(edited, "holdout=50");
+    CHECK(h != NULL, "holdout in options.cfg");
+    if (h) memcpy(h, "holdout=60", 10);
+    write_text(opt, edited, "w");
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK(o.holdout == 60, "read back");
+    CHECK_OK(record(st, &SCRIPT[0], 1));
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+    char *ev = slurp(in(dir, "events.jsonl"), NULL);
+    CHECK(ev && strstr(ev, "\"data\":\"data/some path.data\",\"holdout\":60,\"max_train\":1000,"
+                          "\"seed\":\"18446744073709551615\""), "evaluation 1 records the data key: %s", ev);
+    free(ev);
+    /* now each key is fixed */
+    static const char *const edits[][2] = {{"holdout=60", "holdout=70"}, {"max_train=1000", "max_train=999"},
+                                           {"seed=18446744073709551615", "seed=1"},
+                                           {"data=data/some path.data", "data=data/other.data"}};
+    for (int i = 0; i < 4; ++i) {
+        char *e2 = strdup(edited), *at = strstr(e2, edits[i][0]);
+        CHECK(at != NULL, "%s in options.cfg", edits[i][0]);
+        if (!at) { free(e2); continue; }
+        char *out = NULL;
+        CHECK(asprintf(&out, "%.*s%s%s", (int)(at - e2), e2, edits[i][1], at + strlen(edits[i][0])) > 0, "edit");
+        write_text(opt, out, "w");
+        char key[32];
+        snprintf(key, sizeof key, "%.*s", (int)(strchr(edits[i][1], '=') - edits[i][1]), edits[i][1]);
+        char want[96];
+        snprintf(want, sizeof want, "options.cfg: %s", edits[i][1]);
+        CHECK_ERR(evo_store_open(dir, &o, &s, &st), want);
+        CHECK(strstr(evo_last_error(), "cannot change during a search"), "explains: %s", evo_last_error());
+        CHECK(st == NULL, "refused");
+        free(out);
+        free(e2);
+    }
+    write_text(opt, edited, "w");
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    evo_options changed = o;
+    changed.holdout = 61;
+    CHECK_ERR(evo_store_save_options(st, &changed), "holdout=61");
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+    free(edited);
+    free(text);
+}
+
+/* The lock is taken before anything is read: a writer that finds the folder
+ * locked changes nothing (options, log, orphans); create likewise. */
+static void test_lock_first(void)
+{
+    const char *dir = tp("locked");
+    make_run(dir, 3);
+    write_text(in(dir, "individuals/9.cfg"), TINY_CFG, "w");   /* an orphan recovery would move */
+    char *before = slurp(in(dir, "options.cfg"), NULL);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    CHECK(fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0, "the test holds the folder's lock");
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    CHECK_ERR(evo_store_open(dir, &o, &s, &st), "in use");
+    CHECK(st == NULL, "no store");
+    fill_options(&o);
+    CHECK_ERR(evo_store_create(dir, &o, TINY_CFG, &st), "in use");
+    CHECK_OK(evo_store_create(tp("locked_new"), &o, TINY_CFG, &st));   /* another folder: fine */
+    evo_store_close(st);
+    st = NULL;
+    mkdir(tp("fresh_locked"), 0755);
+    int fd2 = open(tp("fresh_locked"), O_RDONLY | O_DIRECTORY);
+    CHECK(fd2 >= 0 && flock(fd2, LOCK_EX | LOCK_NB) == 0, "lock an empty folder");
+    CHECK_ERR(evo_store_create(tp("fresh_locked"), &o, TINY_CFG, &st), "in use");
+    CHECK(!exists(in(tp("fresh_locked"), "options.cfg")), "a refused create writes nothing");
+    close(fd2);
+    free_options(&o);
+    char *after = slurp(in(dir, "options.cfg"), NULL);
+    CHECK(before && after && !strcmp(before, after), "options.cfg untouched");
+    CHECK(exists(in(dir, "individuals/9.cfg")), "no recovery under someone else's lock");
+    close(fd);
+    free(before);
+    free(after);
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));   /* released: fine */
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+}
+
+/* Two processes create the same new run folder at the same instant: exactly
+ * one wins, each round. */
+static void test_create_race(void)
+{
+    for (int round = 0; round < 8; ++round) {
+        char name[32];
+        snprintf(name, sizeof name, "race%d", round);
+        const char *dir = tp(name);
+        int go[2], done[2];
+        CHECK(pipe(go) == 0 && pipe(done) == 0, "pipes");
+        pid_t kids[2];
+        for (int k = 0; k < 2; ++k) {
+            kids[k] = fork();
+            if (kids[k] == 0) {
+                char c;
+                if (read(go[0], &c, 1) != 1) _exit(3);
+                evo_options o;
+                fill_options(&o);
+                evo_store *st = NULL;
+                dn_status r = evo_store_create(dir, &o, TINY_CFG, &st);
+                if (r == DN_OK) {
+                    c = 1;   /* hold the folder until the parent has seen both */
+                    if (write(done[1], &c, 1) != 1) _exit(3);
+                    usleep(200 * 1000);
+                }
+                evo_store_close(st);
+                _exit(r == DN_OK ? 0 : 1);
+            }
+        }
+        CHECK(write(go[1], "gg", 2) == 2, "start both");
+        int won = 0;
+        for (int k = 0; k < 2; ++k) {
+            int status = 0;
+            waitpid(kids[k], &status, 0);
+            won += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        }
+        CHECK(won == 1, "round %d: exactly one create wins (%d did)", round, won);
+        close(go[0]); close(go[1]); close(done[0]); close(done[1]);
+    }
+}
+
+/* A log with no evaluation beside individuals: refused, nothing changed. */
+static void test_lost_log(void)
+{
+    const char *dir = tp("lostlog");
+    make_run(dir, NSCRIPT);
+    char *ev = slurp(in(dir, "events.jsonl"), NULL);
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    for (int emptied = 0; emptied < 2; ++emptied) {
+        if (emptied) write_text(in(dir, "events.jsonl"), "", "w");
+        else unlink(in(dir, "events.jsonl"));
+        CHECK_ERR(evo_store_open(dir, &o, &s, &st), emptied ? "holds no evaluation" : "missing");
+        CHECK(strstr(evo_last_error(), "the log of this search is lost") && strstr(evo_last_error(), "Restore"),
+              "says what happened and the way out: %s", evo_last_error());
+        fill_options(&o);
+        CHECK_ERR(evo_store_create(dir, &o, TINY_CFG, &st), "already holds individuals");
+        free_options(&o);
+        CHECK(exists(in(dir, "weights/6.weights")) && exists(in(dir, "individuals/6.cfg")) &&
+              exists(in(dir, "individuals/1.cfg")), "every individual is still there");
+    }
+    write_text(in(dir, "events.jsonl"), ev, "w");   /* restored: resumes */
+    CHECK_OK(evo_store_open(dir, &o, &s, &st));
+    CHECK(s.evals == NSCRIPT, "restored log replays");
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&o);
+    free(ev);
 }
 
 static void test_create_refusals(void)
@@ -550,7 +817,7 @@ static void test_create_refusals(void)
     const char *dir2 = tp("events_only");
     mkdir(dir2, 0755);
     write_text(in(dir2, "events.jsonl"), "{}\n", "w");
-    CHECK_ERR(evo_store_create(dir2, &o, TINY_CFG, &st), "already holds search events");
+    CHECK_ERR(evo_store_create(dir2, &o, TINY_CFG, &st), "already holds a search with events");
     /* a path under a regular file */
     write_text(tp("plainfile"), "x", "w");
     CHECK_ERR(evo_store_create(tp("plainfile/run"), &o, TINY_CFG, &st), "cannot create the folder");
@@ -559,6 +826,20 @@ static void test_create_refusals(void)
     mkdir(tp("empty"), 0755);
     CHECK_OK(evo_store_create(tp("empty"), &o, TINY_CFG, &st));
     evo_store_close(st);
+    /* a search that recorded nothing (it failed before its first evaluation)
+     * may be started again, with other options */
+    o.holdout = 77;
+    warnings[0] = 0;
+    CHECK_OK(evo_store_create(tp("empty"), &o, TINY_CFG, &st));
+    CHECK(strstr(warnings, "recorded no evaluation: starting it anew"), "says so: %s", warnings);
+    evo_store_close(st);
+    evo_state s;
+    evo_options back;
+    CHECK_OK(evo_store_open(tp("empty"), &back, &s, &st));
+    CHECK(back.holdout == 77, "the new options");
+    evo_store_close(st);
+    evo_state_free(&s);
+    free_options(&back);
     free_options(&o);
 }
 
@@ -582,6 +863,10 @@ static void test_orphans(void)
     write_text(in(dir, "weights/2.weights.tmp.123.0"), "partial", "w");
     write_text(in(dir, "options.cfg.tmp.9.9"), "partial", "w");
     write_text(in(dir, "weights/notes.txt"), "keep me", "w");
+    write_text(in(dir, "weights/notes.tmp.txt"), "keep me too", "w");
+    mkdir(in(dir, "orphans"), 0755);
+    mkdir(in(dir, "orphans/individuals"), 0755);
+    write_text(in(dir, "orphans/individuals/6.cfg"), "an older orphan", "w");
     evo_options o;
     evo_state s;
     evo_store *st = NULL;
@@ -590,13 +875,25 @@ static void test_orphans(void)
     CHECK(exists(in(dir, "weights/6.weights")), "opening alone changes nothing");
     warnings[0] = 0;
     CHECK_OK(record(st, &SCRIPT[5], 6));   /* id 6 again, for real */
-    CHECK(strstr(warnings, "weights/6.weights: no event"), "orphan warned: %s", warnings);
+    CHECK(strstr(warnings, "weights/6.weights: no event records this individual") &&
+          strstr(warnings, "moved to"), "orphan warned: %s", warnings);
+    void *w6 = NULL;
+    size_t w6n = 0;
+    tiny_weights(6, &w6, &w6n);
+    size_t on = 0;
+    char *orphan = slurp(in(dir, "orphans/weights/6.weights"), &on);
+    CHECK(orphan && on == w6n && !memcmp(orphan, w6, on), "the orphan's weights are kept aside, whole");
+    char *older = slurp(in(dir, "orphans/individuals/6.cfg"), NULL), *newer = slurp(in(dir, "orphans/individuals/6.cfg.1"), NULL);
+    CHECK(older && !strcmp(older, "an older orphan") && newer && !strcmp(newer, TINY_CFG),
+          "a taken name gets a suffix, nothing is overwritten");
+    free(orphan); free(older); free(newer); free(w6);
     CHECK(!exists(in(dir, "weights/3.weights")), "dead weights cleaned");
     CHECK(exists(in(dir, "weights/1.weights")), "6 killed 1, but 1 is the baseline: its weights stay");
     evo_store_close(st);
     evo_state_free(&s);
     free_options(&o);
-    CHECK(exists(in(dir, "weights/notes.txt")), "foreign files are left alone");
+    CHECK(exists(in(dir, "weights/notes.txt")) && exists(in(dir, "weights/notes.tmp.txt")),
+          "foreign files are left alone");
     CHECK(exists(in(dir, "weights/6.weights")) && exists(in(dir, "weights/2.weights")), "the living keep theirs");
     CHECK_OK(evo_store_open(dir, &o, &s, &st));
     CHECK(s.evals == 6, "resumes");
@@ -625,6 +922,11 @@ int main(void)
     test_torn_last_line();
     test_corrupt_middle();
     test_missing_weights();
+    test_best_kept();
+    test_data_options_fixed();
+    test_lock_first();
+    test_create_race();
+    test_lost_log();
     test_create_refusals();
     test_orphans();
     test_no_temp_files();

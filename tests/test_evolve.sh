@@ -6,7 +6,7 @@
 #      eval numbers have no gap or duplicate, the search completes its budget (and,
 #      with the same seed, ends with the same log as the uninterrupted run);
 #   d. a seed with a huge learning rate: failed individuals with a reason, the
-#      search still completes;
+#      search still completes its budget, then exits 1 (nothing to export);
 #   e. export: PREFIX.cfg/.weights load in our `classifier predict` and in Debian's
 #      upstream /usr/bin/darknet with the same top-1 on a few test images;
 #   f. bad input of every kind: non-zero exit and a message, never a crash;
@@ -116,7 +116,9 @@ check "resuming a finished search does nothing" [ "$rc" -eq 0 -a "$(lines "$T/c/
 sed -e 's/^learning_rate=.*/learning_rate=1e30/' "$SEED_CFG" > "$T/diverge.cfg"
 run d "$DN" evolve "$T/fashion.data" "$T/diverge.cfg" -out "$T/d" -population 3 -evals 6 -steps 5 -batch 32 \
   -holdout "$HOLDOUT" -max-train "$MAXTRAIN" -seed 3
-check "diverging search completes (rc=$rc: $(tail -n 2 "$T/d.err"))" [ "$rc" -eq 0 ]
+check "diverging search: every evaluation failed, so it exits 1 (rc=$rc)" [ "$rc" -eq 1 ]
+check "diverging search: says every evaluation failed" grep -q 'every one of the 6 evaluations failed' "$T/d.err"
+check "diverging search: no export hint" bash -c "! grep -q 'export with' '$T/d.out'"
 check "diverging search: 6 events" [ "$(lines "$T/d/events.jsonl")" -eq 6 ]
 check "diverged individuals are recorded as failed with a reason" grep -qE '"reason":"[^"]+' "$T/d/events.jsonl"
 check "failures are shown in the progress" grep -q 'FAILED' "$T/d.out"

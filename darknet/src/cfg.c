@@ -5,7 +5,10 @@
  * Upstream rules kept: every space and tab is removed from a line (not just
  * the ends); '#' and ';' start comment lines; a line starting with '[' opens a
  * section; key=value splits at the first '='; the first of duplicate keys wins.
- * Deviations (on purpose): '\r' is stripped too, so CRLF files work; an option
+ * Deviations (on purpose): '\r' is stripped too, so CRLF files work; in
+ * sectionless texts (.data files) the spaces inside a value are kept (only the
+ * ends of the key and the value are trimmed), so that paths with spaces work
+ * (upstream reads "train=/my data/x" as "/mydata/x", a path that fails); an option
  * before the first section is an error (upstream segfaults); numbers must be
  * numbers ("filters=abc" and "learning_rate=inf" are errors, upstream reads 0 / inf); a line without '='
  * is dropped with a warning, like "key=" (upstream keeps it as a key with no
@@ -35,14 +38,36 @@ void dn_cfg_free(dn_cfg *cfg)
     memset(cfg, 0, sizeof *cfg);
 }
 
+static int is_space(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f';
+}
+
 /* Copy line [p, end) without any whitespace into dst (capacity >= end-p+1). */
 static void strip_copy(char *dst, const char *p, const char *end)
 {
     while (p < end) {
         char ch = *p++;
-        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n' && ch != '\v' && ch != '\f') *dst++ = ch;
+        if (!is_space(ch)) *dst++ = ch;
     }
     *dst = 0;
+}
+
+/* A .data line [p, end) as "key=value" into dst: the key without any
+ * whitespace, the value with its ends trimmed (spaces inside it kept); a line
+ * without '=' is stripped like a cfg line. */
+static void trim_copy(char *dst, const char *p, const char *end)
+{
+    const char *eq = memchr(p, '=', (size_t)(end - p));
+    if (!eq) { strip_copy(dst, p, end); return; }
+    strip_copy(dst, p, eq);
+    size_t k = strlen(dst);
+    dst[k++] = '=';
+    const char *v = eq + 1, *ve = end;
+    while (v < ve && is_space(*v)) ++v;
+    while (ve > v && is_space(ve[-1])) --ve;
+    memcpy(dst + k, v, (size_t)(ve - v));
+    dst[k + (size_t)(ve - v)] = 0;
 }
 
 static dn_status add_section(dn_cfg *cfg, const char *type, int line)
@@ -113,7 +138,8 @@ static dn_status lex(const char *text, const char *name, const char *implicit, d
             if (!nb) { st = dn_fail(DN_ERR_NOMEM, "out of memory"); break; }
             buf = nb; cap = len + 1;
         }
-        strip_copy(buf, p, end);
+        if (implicit) trim_copy(buf, p, end);
+        else strip_copy(buf, p, end);
         p = *end ? end + 1 : end;
         if (buf[0] == 0 || buf[0] == '#' || buf[0] == ';') continue;
         if (buf[0] == '[' && !implicit) st = add_section(out, buf, line);

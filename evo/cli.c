@@ -164,7 +164,9 @@ static void usage(FILE *out)
         "  20000 cycles, B 5, no weight inheritance).\n"
         "Run folder DIR: options.cfg, seed.cfg, events.jsonl (one JSON line per evaluation),\n"
         "  each individual's cfg and the weights of the living ones. A killed search loses\n"
-        "  only the evaluation in flight: continue it with -resume.\n"
+        "  only the evaluation in flight: continue it with -resume. One search or resume\n"
+        "  at a time writes a folder (others are refused); recovery moves files it cannot\n"
+        "  explain to DIR/orphans/, never deletes them.\n"
         "Exit codes: 0 ok, 1 error, 2 usage.\n");
     evo_options_free(&d);
 }

@@ -7,22 +7,33 @@
  *   DIR/events.jsonl           append-only, one JSON line per evaluation
  *   DIR/individuals/<id>.cfg   annotated cfg of every individual (failed ones too)
  *   DIR/weights/<id>.weights   trained weights of the living population, plus
- *                              the baseline (see below)
+ *                              the best ever and the baseline (see below)
+ *   DIR/orphans/               files recovery could not explain, moved aside
  *
  * Durability: every file is written to a temporary file, fsync'd and renamed
  * (then the folder is fsync'd); an event is one write() of one line followed
  * by fsync. Per evaluation the order is: the individual's cfg and weights,
  * then its event line, then the deletion of the killed individuals' weights.
- * A kill -9 at any moment therefore loses at most the evaluation in flight:
- * on the next write, files of individuals without an event (orphans), weights
- * of the dead and leftover temporary files are deleted, and a torn last event
- * line is cut away. Opening replays the log; a corrupt line before the last
- * is an error naming the file and line.
+ * A kill -9 at any moment therefore loses at most the evaluation in flight.
  *
- * Opening is read-only (export may read a folder while its search runs):
- * cleaning, truncating and the lock (flock on events.jsonl, one writer per
- * folder) happen on the first write through the store. evo_store_read only
- * replays the log (no file checks), for readers such as the report.
+ * One writer: a new search or a resume takes an exclusive flock on the folder
+ * itself before it reads anything, and holds it until evo_store_close (the
+ * kernel drops it when the process dies). A second writer is refused before
+ * it changes anything; two creations of one folder cannot both win. Readers
+ * (status, export, report: evo_store_open_read) take no lock and check
+ * nothing; they skip a torn last line.
+ *
+ * Opening for writing replays the log and checks it against the folder: a log
+ * with no evaluation beside individuals (deleted, emptied) is refused; the
+ * data options (data, seed, holdout, max_train; recorded with evaluation 1)
+ * must not have changed; a living individual whose cfg or weights file is
+ * missing or has the wrong size is lost: dead in the state handed to the
+ * search, recorded in the "lost" field of the next event. Recovery runs on
+ * the first write: a torn last line is cut, temporary files and the weights
+ * of the log's dead (but the best ever's and the baseline's) are deleted, and
+ * files of individuals no event records, and lost individuals' weights, are
+ * moved to DIR/orphans/ — nothing the log does not explain is deleted. A
+ * corrupt line before the last is an error naming the file and line.
  *
  * The store keeps a mirror of the replayed state so that every appended event
  * is checked exactly as a later replay would check it: the log never holds a

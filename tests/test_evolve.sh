@@ -48,6 +48,8 @@ for f in -out -algo -population -evals -hours -steps -batch -holdout -inherit -w
   check "evolve -h documents $f" grep -q -- "$f" "$T/help.out"
 done
 check "evolve -h gives the paper's population" grep -q 'paper: 1000' "$T/help.out"
+check "evolve -h: -out is required" grep -qE '^ +-out DIR .*\(required\)' "$T/help.out"
+check "evolve -h: -gpus is not required" bash -c "grep -E '^ +-gpus ' '$T/help.out' | grep -v -q required"
 run dn_help "$DN" -h
 check "darknet -h lists evolve" grep -q 'evolve' "$T/dn_help.out"
 

@@ -116,34 +116,12 @@ static char *fmt_path(const char *fmt, ...)
     return s;
 }
 
+/* The framework's reader: regular files only (a FIFO or a device is refused
+ * without blocking), at most DN_READ_FILE_MAX bytes. */
 dn_status evo_read_file(const char *path, char **data, size_t *size)
 {
     *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return io_fail(path, "cannot open");
-    struct stat sb;
-    if (fstat(fd, &sb) != 0) { dn_status s = io_fail(path, "cannot stat"); close(fd); return s; }
-    size_t cap = (size_t)sb.st_size + 1, n = 0;
-    char *buf = malloc(cap);
-    if (!buf) { close(fd); return evo_fail(DN_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, cap); }
-    for (;;) {
-        if (n + 1 == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); close(fd); return evo_fail(DN_ERR_NOMEM, "%s: out of memory", path); }
-            buf = nb;
-            cap *= 2;
-        }
-        ssize_t got = read(fd, buf + n, cap - n - 1);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) { dn_status s = io_fail(path, "read error"); free(buf); close(fd); return s; }
-        if (got == 0) break;
-        n += (size_t)got;
-    }
-    close(fd);
-    buf[n] = 0;
-    *data = buf;
-    if (size) *size = n;
-    return DN_OK;
+    return dn_read_file(path, data, size);
 }
 
 static int write_all(int fd, const void *data, size_t size)

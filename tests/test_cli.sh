@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # test_cli.sh — end-to-end tests of `darknet classifier` through the binary:
-#   1. bad input of every kind gives a non-zero exit and a clear message, never a crash;
+#   1. bad input of every kind gives a non-zero exit and a clear message, never a crash
+#      (FIFOs and devices in every file position are refused at once, without blocking);
 #   2. train / valid / predict on a tiny generated PNG dataset (two trivially
 #      separable classes): upstream's output lines, backup file names, exit codes,
-#      resuming, -clear, SIGINT, flags anywhere, predict from stdin;
+#      resuming, -clear, SIGINT, flags anywhere, predict from stdin, NaN weights refused,
+#      a backup saved when an image goes missing mid-run, and a 1-channel network
+#      reading the red plane of an RGB image exactly as upstream /usr/bin/darknet does;
 #   3. cfg/cifar10-small.cfg trains a few batches on fake CIFAR-10 .bin files;
 #   4. a short Fashion-MNIST run (3000 training images) must beat chance by far
 #      on 2000 held-out test images (scaled down under the sanitizer build).
@@ -110,6 +113,37 @@ expect_error missing_valid 1 'nothere\.list' "$DN" classifier valid "$T/novalid.
 expect_error bad_backup 1 'afile' "$DN" classifier train "$T/badbackup.data" "$T/tiny.v1.cfg" -max_batches 1
 expect_error missing_weights 1 'nothere\.weights' "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" "$T/nothere.weights"
 
+# ------------------------------------------------------------------ FIFOs and devices: refused before reading
+# (opening a FIFO blocks until a writer comes, /dev/zero never ends: each must fail at once)
+not_regular() { local name=$1; shift; expect_error "$name" 1 'not a regular file' timeout -k 2 10 "$@"; }
+mkfifo "$T/fifo" "$T/fifo.bin" "$T/fifo_bright.png" "$T/f-images-idx3-ubyte"
+with() { sed -e "s#^$2=.*#$2=$3#" "$T/tiny.data" > "$T/$1.data"; }   # with NAME KEY VALUE: a .data variant
+with fifo_train train "$T/fifo"; with fifo_valid valid "$T/fifo"; with fifo_labels labels "$T/fifo"
+echo "$T/fifo_bright.png" > "$T/fifo_img.list"; with fifo_img train "$T/fifo_img.list"; with fifo_valid_img valid "$T/fifo_img.list"
+with fifo_cifar train "$T/fifo.bin"; sed -i -e 's/^classes=.*/classes=10/' "$T/fifo_cifar.data"; with fifo_idx train "$T/f-images-idx3-ubyte"
+# a real IDX images file (2 images of 16x16) whose labels file is a FIFO
+{ printf '\x00\x00\x08\x03\x00\x00\x00\x02\x00\x00\x00\x10\x00\x00\x00\x10'; head -c 512 /dev/zero; } > "$T/g-images-idx3-ubyte"
+with fifo_idxlab train "$T/g-images-idx3-ubyte"; echo "train_labels=$T/fifo" >> "$T/fifo_idxlab.data"
+not_regular fifo_data "$DN" classifier train "$T/fifo" "$T/tiny.v1.cfg"
+not_regular fifo_cfg "$DN" classifier valid "$T/tiny.data" "$T/fifo"
+not_regular fifo_weights "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" "$T/fifo"
+not_regular fifo_train_list "$DN" classifier train "$T/fifo_train.data" "$T/tiny.v1.cfg"
+not_regular fifo_valid_list "$DN" classifier valid "$T/fifo_valid.data" "$T/tiny.v1.cfg"
+not_regular fifo_labels "$DN" classifier valid "$T/fifo_labels.data" "$T/tiny.v1.cfg"
+not_regular fifo_list_image "$DN" classifier train "$T/fifo_img.data" "$T/tiny.v1.cfg" -max_batches 1
+sed -e 's/output=2/output=10/' "$T/tiny.v1.cfg" > "$T/ten.cfg"
+not_regular fifo_cifar "$DN" classifier train "$T/fifo_cifar.data" "$T/ten.cfg"
+not_regular fifo_idx_images "$DN" classifier train "$T/fifo_idx.data" "$T/tiny.v1.cfg"
+not_regular fifo_idx_labels "$DN" classifier train "$T/fifo_idxlab.data" "$T/tiny.v1.cfg"
+not_regular zero_cfg "$DN" classifier valid "$T/tiny.data" /dev/zero
+not_regular zero_weights "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" /dev/zero
+not_regular zero_data "$DN" classifier valid /dev/zero "$T/tiny.v1.cfg"
+not_regular dir_cfg "$DN" classifier valid "$T/tiny.data" "$T"
+# text files are read whole up to 1 GiB: a larger (sparse) cfg is refused before reading
+truncate -s 1025M "$T/huge.cfg"
+expect_error huge_cfg 1 'huge\.cfg: too large to read: 1074790400 bytes' timeout -k 2 10 "$DN" classifier valid "$T/tiny.data" "$T/huge.cfg"
+rm -f "$T/huge.cfg"
+
 # ------------------------------------------------------------------ train on the tiny set
 run train "$DN" classifier train "$T/tiny.data" "$T/tiny.v1.cfg"
 check "train exits 0 (rc=$rc: $(tail -n 2 "$T/train.err"))" [ "$rc" -eq 0 ]
@@ -179,6 +213,38 @@ check "predict prompts until EOF" [ "$(grep -o 'Enter Image Path: ' "$T/stdin.ou
 check "predict from stdin answers" [ "$(grep -oE '[0-9.]+%: (bright|dark)' "$T/stdin.out" | cut -d' ' -f2 | tr '\n' ' ')" = "dark bright " ]
 expect_error missing_image 1 'nothere\.png' "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" "$T/nothere.png"
 expect_error corrupt_image 1 'corrupt\.png' "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" "$T/corrupt.png"
+not_regular fifo_predict_image "$DN" classifier predict "$T/tiny.data" "$T/tiny.v1.cfg" "$W" "$T/fifo"
+not_regular fifo_valid_image "$DN" classifier valid "$T/fifo_valid_img.data" "$T/tiny.v1.cfg" "$W"
+
+# NaN weights: valid and predict fail (no accuracies, no "nan%") with a numeric error naming the file
+# .weights: int32 major 0, minor 2, revision 0, uint64 seen 0, then float32s
+WHEADER='\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+printf '[net]\nbatch=1\nwidth=16\nheight=16\nchannels=3\n\n[avgpool]\n\n[connected]\noutput=2\nactivation=linear\n\n[softmax]\n' > "$T/avg.cfg"
+{ printf "$WHEADER"; for _ in 1 2 3 4 5 6 7 8; do printf '\x00\x00\xc0\x7f'; done; } > "$T/nan.weights"   # 2 biases + 2x3 weights
+NOT_FINITE="nan\.weights: the network's outputs are not finite"
+expect_error nan_valid 1 "$NOT_FINITE" "$DN" classifier valid "$T/tiny.data" "$T/avg.cfg" "$T/nan.weights"
+check "NaN valid prints no accuracy" [ "$(grep -c 'top 1' "$T/nan_valid.out")" -eq 0 ]
+expect_error nan_predict 1 "$NOT_FINITE" "$DN" classifier predict "$T/tiny.data" "$T/avg.cfg" "$T/nan.weights" "$IMG"
+check "NaN predict prints no nan%" [ "$(grep -ci 'nan' "$T/nan_predict.out")" -eq 0 ]
+
+# a 1-channel network fed an RGB image reads its red plane, as upstream (which loads
+# every classifier image as RGB): global average -> connected -> softmax, with known
+# weights: p(bright) = softmax(10 m - 5, 5 - 10 m) of the mean m of the plane it sees.
+# Red 230 (m = 0.9) says bright; the luma (0.33) would say dark.
+"$T/gen" -rgb "$T/red_bright.png" 16 230 20 20
+sed -e 's/^channels=3/channels=1/' "$T/avg.cfg" > "$T/gray.cfg"
+{ printf "$WHEADER"; printf '\x00\x00\xa0\xc0\x00\x00\xa0\x40\x00\x00\x20\x41\x00\x00\x20\xc1'; } > "$T/gray.weights"
+run red "$DN" classifier predict "$T/tiny.data" "$T/gray.cfg" "$T/gray.weights" "$T/red_bright.png"
+check "1-channel predict reads the red plane (rc=$rc: $(head -n 1 "$T/red.out"))" grep -qx '99.97%: bright' "$T/red.out"
+echo "$T/red_bright.png" > "$T/red.list"; with red valid "$T/red.list"
+run red_valid "$DN" classifier valid "$T/red.data" "$T/gray.cfg" "$T/gray.weights"
+check "1-channel valid reads the red plane" grep -qE '^valid: 1 images, top 1: 1\.0000' "$T/red_valid.out"
+if [ -x "$UPSTREAM" ]; then
+  (cd "$T" && timeout 60 "$UPSTREAM" classifier predict tiny.data gray.cfg gray.weights red_bright.png >"$T/red_up.out" 2>"$T/red_up.err")
+  check "1-channel predict prints what upstream prints ($(tr '\n' ' ' < "$T/red_up.out"))" cmp -s "$T/red.out" "$T/red_up.out"
+else
+  echo "skipping the upstream channel check: $UPSTREAM not installed (scripts/setup installs it)"
+fi
 
 # SIGINT saves <base>.backup and exits 130; training forever (-max_batches 0) until then
 sed -e "s#^backup=.*#backup=$T/sig#" "$T/tiny.data" > "$T/sig.data"
@@ -197,6 +263,17 @@ check "SIGINT says so" grep -q 'stopped by SIGINT' "$T/sig.err"
 # divergence: a huge learning rate gives NaN/Inf, a clear message and exit 1
 sed -e 's/^learning_rate=.*/learning_rate=1e30/' "$T/tiny.v1.cfg" > "$T/diverge.cfg"
 expect_error diverge 1 'diverged' "$DN" classifier train "$T/sig.data" "$T/diverge.cfg" -quiet
+
+# an image of the list goes missing mid-run: exit 1, but the steps trained so far are
+# saved as <base>.backup (the periodic backup's name) and that file loads
+{ head -n 20 "$T/train.list"; echo "$T/train/gone_bright.png"; tail -n 20 "$T/train.list"; } > "$T/midgone.list"
+sed -e "s#^train=.*#train=$T/midgone.list#" -e "s#^backup=.*#backup=$T/midgone#" "$T/tiny.data" > "$T/midgone.data"
+expect_error midgone 1 "saved the weights trained so far to $T/midgone/tiny\.backup" \
+  "$DN" classifier train "$T/midgone.data" "$T/tiny.v1.cfg" -quiet
+check "missing image mid-run: the backup is there" [ -s "$T/midgone/tiny.backup" ]
+check "missing image mid-run: names the image" grep -q "gone_bright\.png: cannot open image" "$T/midgone.err"
+run midgone_valid "$DN" classifier valid "$T/tiny.data" "$T/tiny.v1.cfg" "$T/midgone/tiny.backup"
+check "missing image mid-run: the backup loads (rc=$rc)" [ "$rc" -eq 0 ]
 
 # ------------------------------------------------------------------ CIFAR-10 binary files
 for i in 1 2; do "$T/gen" -cifar "$T/c$i.bin" 64 $i; done

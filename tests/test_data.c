@@ -2,7 +2,8 @@
  * test_data.c — the data section of darknet.h: images (load/save, resize,
  * letterbox, central crop), IDX and CIFAR-10 files, .data files, splits
  * (label matching by substring), the background loader (shapes, targets,
- * reproducibility, augmentation), and every bad input with its message.
+ * reproducibility, augmentation), and every bad input with its message,
+ * FIFOs and devices included (refused at once, never read).
  * All files are generated in a mkdtemp directory; the real Fashion-MNIST
  * files are checked when present.
  */
@@ -141,6 +142,29 @@ static void test_image_io(void)
     free(png);
     CHECK_ERR(dn_image_load(tp("cut.png"), 3, &im), DN_ERR_DATA, "cut.png: cannot decode image");
     CHECK_ERR(dn_image_load(tp("p.png"), 7, &im), DN_ERR_ARG, "7 channels");
+
+    /* fewer channels than the file: the first planes of RGB, as upstream (red, not luma) */
+    write_png(tp("rgb.png"), 5, 4, 3, 2);
+    CHECK_OK(dn_image_load(tp("rgb.png"), 1, &im));
+    int red = im.c == 1 && im.w == 5 && im.h == 4;
+    for (int y = 0; red && y < 4; ++y)
+        for (int x = 0; x < 5; ++x) red &= im.data[y * 5 + x] == pix(2, x, y, 0) / 255.0f;
+    CHECK(red, "1 channel from RGB is the red plane");
+    dn_image_free(&im);
+    CHECK_OK(dn_image_load(tp("rgb.png"), 2, &im));
+    CHECK(im.c == 2 && im.data[20 + 6] == pix(2, 1, 1, 1) / 255.0f, "2 channels from RGB are R and G");
+    dn_image_free(&im);
+    write_png(tp("gray.png"), 5, 4, 1, 3);
+    dn_image g3;
+    CHECK_OK(dn_image_load(tp("gray.png"), 1, &im));
+    CHECK_OK(dn_image_load(tp("gray.png"), 3, &g3));
+    int gray = im.c == 1 && g3.c == 3;
+    for (int i = 0; gray && i < 20; ++i)
+        gray = im.data[i] == pix(3, i % 5, i / 5, 0) / 255.0f && g3.data[i] == im.data[i] && g3.data[20 + i] == im.data[i] &&
+               g3.data[40 + i] == im.data[i];
+    CHECK(gray, "a gray file: R = G = B = its values, and 1 channel keeps them");
+    dn_image_free(&im);
+    dn_image_free(&g3);
     CHECK_OK(dn_image_make(2, 2, 1, &im));
     CHECK_ERR(dn_image_save_png(&im, tp("nodir/x.png")), DN_ERR_IO, "nodir/x.png");
     dn_image_free(&im);
@@ -571,6 +595,10 @@ static void test_split_arrays(void)
     CHECK_OK(dn_data_config_read(tp("cifar.data"), &c));
     CHECK_OK(dn_split_load(&c, 0, 0, &s));
     CHECK(s.n == 5 && !s.is_list && s.arrays.c == 3 && s.labels[4] == 4, "cifar split");
+    float *plane = malloc(sizeof(float) * 1024);
+    CHECK_OK(dn_split_eval_input(&s, 2, 32, 32, 1, plane));
+    CHECK(!memcmp(plane, s.arrays.X + 2 * 3072, 1024 * sizeof(float)), "RGB arrays to 1 channel: the red plane");
+    free(plane);
     dn_split_free(&s);
     rename(tp("c2.bin"), tp("c2.batch"));
     free(c.valid);
@@ -698,7 +726,7 @@ static void test_loader_arrays(void)
     }
     CHECK(ok && shifted > 0, "crop_pad: every row is a shift within +-2 (%d shifted)", shifted);
 
-    /* a 28x28 gray input from 32x32 RGB arrays: resized, luma */
+    /* a 28x28 gray input from 32x32 RGB arrays: resized, red plane */
     o.crop_pad = 0; o.w = 28; o.h = 28; o.c = 1;
     run_loader(&o, 1, X, Y);
     float *want = tmp;
@@ -782,8 +810,17 @@ static void test_loader_list(void)
     }
     CHECK(ok, "center: every row is a whole image or its mirror");
     o.c = 1;
-    run_loader(&o, 1, X, Y);
-    CHECK(X[0] >= 0 && X[0] <= 1, "gray centre crop runs");
+    run_loader(&o, 2, X, Y);
+    ok = 1;
+    for (int i = 0; i < 16; ++i) {
+        int found = 0;
+        for (int r = 0; r < 4 && !found; ++r) {
+            mirror(img[r], 8, 8, 1, mir);   /* plane 0 of img[r]: red */
+            found = !memcmp(X + i * 64, img[r], 64 * sizeof(float)) || !memcmp(X + i * 64, mir, 64 * sizeof(float));
+        }
+        ok &= found;
+    }
+    CHECK(ok, "1-channel centre crops are the red planes of the images (or their mirrors)");
 
     /* an image that cannot be read surfaces from dn_loader_next with its path */
     char text[512];
@@ -881,6 +918,69 @@ static void test_fashion(void)
     dn_data_config_free(&c);
 }
 
+/* ------------------------------------------------------------ non-regular files */
+
+/* FIFOs (which block in a plain open), devices and directories are refused
+ * before anything is read, by every reader; text files have a size limit. */
+static void test_non_regular(void)
+{
+    char fifo[512], bin[512];   /* copies: tp() reuses its buffers */
+    snprintf(fifo, sizeof fifo, "%s", tp("fifo"));
+    snprintf(bin, sizeof bin, "%s", tp("fifo.bin"));
+    CHECK(mkfifo(fifo, 0600) == 0 && mkfifo(bin, 0600) == 0, "mkfifo");
+    char *text = NULL;
+    size_t size = 1;
+    CHECK_ERR(dn_read_file(fifo, &text, &size), DN_ERR_IO, "fifo: cannot open: not a regular file (a FIFO)");
+    CHECK(text == NULL, "no buffer on failure");
+    CHECK_ERR(dn_read_file("/dev/zero", &text, NULL), DN_ERR_IO, "/dev/zero: cannot open: not a regular file (a character device)");
+    CHECK_ERR(dn_read_file(tmpdir, &text, NULL), DN_ERR_IO, "not a regular file (a directory)");
+    int fd = -1;
+    CHECK_ERR(dn_open_regular(fifo, &fd, NULL), DN_ERR_IO, "not a regular file (a FIFO)");
+    CHECK(fd == -1, "no descriptor on failure");
+
+    write_text(tp("small.txt"), "abc\n");
+    CHECK_OK(dn_open_regular(tp("small.txt"), &fd, &size));
+    char b[8] = {0};
+    CHECK(fd >= 0 && size == 4 && read(fd, b, sizeof b) == 4 && !strcmp(b, "abc\n"), "a regular file opens, size %zu", size);
+    if (fd >= 0) close(fd);
+    CHECK_OK(dn_read_file(tp("small.txt"), &text, &size));
+    CHECK(text && size == 4 && !strcmp(text, "abc\n"), "dn_read_file reads it whole");
+    free(text);
+
+    /* over the limit: refused from its size, nothing allocated or read (a sparse file) */
+    FILE *f = fopen(tp("huge.txt"), "wb");
+    CHECK(f && ftruncate(fileno(f), (off_t)DN_READ_FILE_MAX + 1) == 0, "sparse file");
+    if (f) fclose(f);
+    CHECK_ERR(dn_read_file(tp("huge.txt"), &text, NULL), DN_ERR_IO, "huge.txt: too large to read: 1073741825 bytes");
+    remove(tp("huge.txt"));
+
+    dn_image im;
+    CHECK_ERR(dn_image_load(fifo, 3, &im), DN_ERR_IO, "fifo: cannot open image: not a regular file");
+    dn_dataset d;
+    CHECK_ERR(dn_load_idx(tp("a-images-idx3-ubyte.gz"), fifo, 3, 0, &d), DN_ERR_IO, "fifo: cannot open: not a regular file");
+    CHECK_ERR(dn_load_idx(fifo, tp("a-labels-idx1-ubyte.gz"), 3, 0, &d), DN_ERR_IO, "fifo: cannot open: not a regular file");
+    const char *paths[1] = {bin};
+    CHECK_ERR(dn_load_cifar10(paths, 1, 0, &d), DN_ERR_IO, "fifo.bin: cannot open: not a regular file");
+    dn_data_config c;
+    CHECK_ERR(dn_data_config_read(fifo, &c), DN_ERR_IO, "not a regular file");
+    dn_network *net = NULL;
+    CHECK_ERR(dn_network_parse_file(fifo, NULL, &net), DN_ERR_IO, "not a regular file");
+    CHECK_OK(dn_network_parse_string("[net]\nwidth=2\nheight=2\nchannels=1\n[connected]\noutput=2\n[softmax]\n", NULL,
+                                     NULL, &net));
+    CHECK_ERR(dn_weights_load(net, "/dev/zero"), DN_ERR_IO, "/dev/zero: cannot open: not a regular file");
+    CHECK_ERR(dn_weights_load(net, fifo), DN_ERR_IO, "fifo: cannot open: not a regular file");
+    dn_network_free(net);
+
+    /* a list whose source is a FIFO: not taken for IDX or CIFAR, refused by the list reader */
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "classes=3\ntrain=%s\nnames=%s\n", fifo, tp("names.txt"));
+    write_text(tp("fifo.data"), cfg);
+    dn_split s;
+    CHECK_OK(dn_data_config_read(tp("fifo.data"), &c));
+    CHECK_ERR(dn_split_load(&c, 0, 0, &s), DN_ERR_IO, "fifo: cannot open: not a regular file");
+    dn_data_config_free(&c);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dn_test_data_XXXXXX");
@@ -898,6 +998,7 @@ int main(void)
     test_loader_list();
     test_options_from_network();
     test_fashion();
+    test_non_regular();
     tl_rm_tree(tmpdir);
     TEST_MAIN_END();
 }

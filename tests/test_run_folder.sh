@@ -14,7 +14,8 @@
 #      naming the key; -resume -evals below the evaluations done is refused;
 #   e. no traps: a start that failed before its first evaluation (a typo in the
 #      .data, an impossible -holdout) runs again with the same command after the
-#      fix, or resumes; paths with spaces; export -id N and -out forms.
+#      fix, or resumes; paths with spaces; export -id N and -out forms; a FIFO
+#      or a device as an input is refused at once.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -201,6 +202,11 @@ expect_error ex_empty 2 "-out wants a file prefix" "$DN" evolve export "$T/R" -o
 expect_error start_out_empty 2 "needs -out DIR" "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "" "${E[@]}" -evals 4
 run start_slash "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/slash/" "${E[@]}" -evals 4
 check "-out DIR/ is the folder DIR (rc=$rc)" [ "$rc" -eq 0 -a -s "$T/slash/events.jsonl" ]
+
+# a FIFO or a device as an input is refused at once, not waited on or read forever
+mkfifo "$T/fifo.cfg"
+expect_error fifo_seed 1 'not a regular file \(a FIFO\)' timeout 20 "$DN" evolve "$T/fashion.data" "$T/fifo.cfg" -out "$T/ff" "${E[@]}" -evals 2
+expect_error zero_data 1 'not a regular file \(a character device\)' timeout 20 "$DN" evolve /dev/zero "$SEED_CFG" -out "$T/ff" "${E[@]}" -evals 2
 
 check "no crash anywhere" no_crash "$T"/*.err
 echo "test_run_folder.sh: $passed passed, $failed failed"

@@ -37,7 +37,8 @@ static void usage(FILE *f)
         "  -i N             the device, as upstream (-gpus wins)\n"
         "  -nogpu           train on the CPU in a GPU build\n"
         "Saves (train): <backup>/<base>_<epoch>.weights when the epoch grows,\n"
-        "  <backup>/<base>.backup every 100 batches (upstream: 1000) and on SIGINT/SIGTERM,\n"
+        "  <backup>/<base>.backup every 100 batches (upstream: 1000), on SIGINT/SIGTERM and\n"
+        "  when an image cannot be loaded mid-run (exit 1),\n"
         "  <backup>/<base>.weights at the end; <base> is the cfg name without directory\n"
         "  and without everything from its first '.'.\n"
         "Exit codes: 0 ok, 1 error, 2 usage, 130/143 interrupted (after saving the backup).\n");

@@ -11,6 +11,7 @@
  *   on stderr. Without an image it prompts "Enter Image Path: " until EOF.
  */
 #include "cli.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,19 @@ static void top_k(const float *p, int n, int k, int *idx)
         }
         idx[j] = best;
     }
+}
+
+/* 1 when the n outputs p are finite; else 0 with DN_ERR_NUMERIC as the last
+ * error (NaN weights would otherwise print accuracies and "nan%"). */
+static int outputs_finite(const cli_classifier_args *a, const float *p, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (!isfinite(p[i])) {
+            dn_set_error(DN_ERR_NUMERIC, "%s: the network's outputs are not finite (%g): the weights hold NaN or "
+                         "Inf, or the network overflows", a->weights ? a->weights : a->cfg, p[i]);
+            return 0;
+        }
+    return 1;
 }
 
 static int topk_of(const cli_classifier_args *a, const dn_data_config *dc, int classes)
@@ -68,6 +82,7 @@ int classifier_valid(const cli_classifier_args *a)
                 goto done;
             }
         if (dn_network_predict_batch(net, X, count, P) != DN_OK) { cli_fail("predicting"); goto done; }
+        if (!outputs_finite(a, P, (size_t)count * classes)) { cli_fail("validating"); goto done; }
         for (int j = 0; j < count; ++j) {
             int i = start + j, label = split.labels[i];
             top_k(P + (size_t)j * classes, classes, k, idx);
@@ -93,7 +108,8 @@ done:
 }
 
 /* Predict one image file and print its top-k; returns 0 or CLI_EXIT_ERROR. */
-static int predict_one(dn_network *net, const dn_data_config *dc, int k, const char *path)
+static int predict_one(const cli_classifier_args *a, dn_network *net, const dn_data_config *dc, int k,
+                       const char *path)
 {
     dn_image im = {0}, boxed = {0};
     int channels = net->c == 1 || net->c == 3 ? net->c : 0;
@@ -110,6 +126,7 @@ static int predict_one(dn_network *net, const dn_data_config *dc, int k, const c
     const float *p = dn_network_predict(net, boxed.data);
     dn_image_free(&boxed);
     if (!p) return cli_fail("predicting");
+    if (!outputs_finite(a, p, (size_t)net->outputs)) return cli_fail("predicting");
     double secs = dn_time_now() - t0;
     int idx[64];
     if (k > 64) k = 64;
@@ -139,7 +156,7 @@ int classifier_predict(const cli_classifier_args *a)
                 net->outputs);
     int k = topk_of(a, &dc, net->outputs);
     if (a->image) {
-        rc = predict_one(net, &dc, k, a->image);
+        rc = predict_one(a, net, &dc, k, a->image);
     } else {
         char *line = NULL;
         size_t cap = 0;
@@ -150,7 +167,7 @@ int classifier_predict(const cli_classifier_args *a)
             if (len < 0) { printf("\n"); break; }
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
             if (len == 0) continue;
-            if (predict_one(net, &dc, k, line)) rc = CLI_EXIT_ERROR;   /* report, keep reading */
+            if (predict_one(a, net, &dc, k, line)) rc = CLI_EXIT_ERROR;   /* report, keep reading */
         }
         free(line);
     }

@@ -10,7 +10,8 @@
  * plus, every few seconds, a progress line for people on stderr.
  * Saves into the .data's backup dir: <base>_<epoch>.weights when the integer
  * epoch grows, <base>.backup every 100 batches (upstream: 1000) and when
- * stopped by SIGINT/SIGTERM, <base>.weights at the end.
+ * stopped by SIGINT/SIGTERM or when an image cannot be loaded mid-run,
+ * <base>.weights at the end.
  */
 #include "cli.h"
 #include <errno.h>
@@ -64,11 +65,16 @@ static int make_dirs(const char *dir)
     return 0;
 }
 
+static void backup_path(const char *dir, const char *base, const char *suffix, char *path, size_t size)
+{
+    size_t n = strlen(dir);
+    snprintf(path, size, "%s%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", base, suffix);
+}
+
 static int save(const dn_network *net, const char *dir, const char *base, const char *suffix)
 {
     char path[4096];
-    size_t n = strlen(dir);
-    snprintf(path, sizeof path, "%s%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", base, suffix);
+    backup_path(dir, base, suffix, path, sizeof path);
     fprintf(stderr, "Saving weights to %s\n", path);
     if (dn_weights_save(net, path) != DN_OK) return cli_fail("saving weights");
     return 0;
@@ -108,6 +114,24 @@ static void print_progress(progress *p, const dn_network *net, int n, float avg,
     p->last_seen = net->seen;
 }
 
+/* The loader failed mid-run (an image went missing or became unreadable):
+ * when this run has trained at least one step, keep that work in
+ * <base>.backup, the file the periodic backup writes. Returns the exit code. */
+static int loader_failed(const dn_network *net, const char *backup, const char *base, int steps)
+{
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", dn_last_error());
+    fflush(stdout);
+    fprintf(stderr, "darknet: loading a batch: %s\n", msg);
+    if (steps == 0) return CLI_EXIT_ERROR;
+    char path[4096];
+    backup_path(backup, base, ".backup", path, sizeof path);
+    if (save(net, backup, base, ".backup") == 0)
+        fprintf(stderr, "darknet: stopped at batch %zu; saved the weights trained so far to %s\n",
+                dn_network_batch_num(net), path);
+    return CLI_EXIT_ERROR;
+}
+
 /* The loop over nets[0..replicas) (one per GPU; data parallel when more
  * than one); returns the exit code. X, Y hold one step: replicas full batches. */
 static int train_loop(const cli_classifier_args *a, dn_network **nets, int replicas, dn_loader *ld, int n,
@@ -117,10 +141,11 @@ static int train_loop(const cli_classifier_args *a, dn_network **nets, int repli
     int full = net->batch * net->subdivisions * replicas;
     uint64_t epoch = net->seen / (uint64_t)n;
     float avg = -1;
+    int steps = 0;   /* taken by this run */
     progress p = {dn_time_now(), dn_time_now(), net->seen};
     while ((net->max_batches == 0 || dn_network_batch_num(net) < (size_t)net->max_batches) && !stop_signal) {
         double waited = 0;
-        if (dn_loader_next(ld, X, Y, &waited) != DN_OK) return cli_fail("loading a batch");
+        if (dn_loader_next(ld, X, Y, &waited) != DN_OK) return loader_failed(net, backup, base, steps);
         if (!a->quiet) printf("Loaded: %lf seconds\n", waited);
         double t0 = dn_time_now();
         float loss = 0;
@@ -133,6 +158,7 @@ static int train_loop(const cli_classifier_args *a, dn_network **nets, int repli
             return CLI_EXIT_ERROR;
         }
         if (st != DN_OK) return cli_fail("training");
+        ++steps;
         avg = avg < 0 ? loss : avg * .9f + loss * .1f;
         size_t b = dn_network_batch_num(net);
         if (!a->quiet) {

@@ -65,6 +65,20 @@ typedef void (*dn_log_fn)(const char *message, void *user);
 void dn_set_warning_sink(dn_log_fn fn, void *user);
 void dn_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* ---------------------------------------------------------------- files */
+
+/* Largest file dn_read_file reads: cfg, .data and list files are text. */
+#define DN_READ_FILE_MAX ((size_t)1 << 30)   /* 1 GiB */
+/* Open path read-only, refusing (without blocking, as a FIFO would in open)
+ * anything but a regular file: "path: cannot open: not a regular file (a FIFO)".
+ * On DN_OK *fd is a blocking descriptor the caller closes; *size (may be NULL)
+ * gets the file's size. */
+dn_status dn_open_regular(const char *path, int *fd, size_t *size);
+/* Reads a whole regular file into a NUL-terminated malloc'ed buffer (*size, may
+ * be NULL: its bytes without the NUL); refuses FIFOs and devices, and files over
+ * DN_READ_FILE_MAX. */
+dn_status dn_read_file(const char *path, char **text, size_t *size);
+
 /* ------------------------------------------------------------- enums */
 
 typedef enum {
@@ -328,8 +342,10 @@ dn_status dn_weights_save_memory(const dn_network *net, void **buf, size_t *size
 typedef struct { int w, h, c; float *data; } dn_image;
 
 dn_status dn_image_make(int w, int h, int c, dn_image *out);     /* zeroed */
-/* Load PNG/JPEG/BMP/... through stb_image; channels 1 or 3 forces that count,
- * 0 keeps the file's. A corrupt or missing file is an error naming it. */
+/* Load PNG/JPEG/BMP/... through stb_image; channels 1-4 forces that count,
+ * 0 keeps the file's. Fewer than 3 are the first planes of the RGB decode, as
+ * upstream (a 1-channel network reads the red plane; gray files have R = G = B).
+ * A corrupt or missing file, or one that is not a regular file, is an error naming it. */
 dn_status dn_image_load(const char *path, int channels, dn_image *out);
 dn_status dn_image_save_png(const dn_image *im, const char *path);
 void dn_image_free(dn_image *im);

@@ -20,7 +20,7 @@ static dn_status count_records(const char *path, long long *records)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) return dn_fail(DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (!S_ISREG(sb.st_mode)) return dn_fail(DN_ERR_IO, "%s: not a regular file", path);
+    if (!S_ISREG(sb.st_mode)) return dn_fail(DN_ERR_IO, "%s: cannot open: not a regular file", path);
     long long size = (long long)sb.st_size;
     if (size == 0 || size % CIFAR_RECORD != 0)
         return dn_fail(DN_ERR_DATA,
@@ -33,8 +33,8 @@ static dn_status count_records(const char *path, long long *records)
 /* Read n records of path into rows [first, first+n) of d. */
 static dn_status read_records(const char *path, int first, int n, dn_dataset *d)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return dn_fail(DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f;
+    DN_TRY(dn_fopen_regular(path, NULL, &f));
     unsigned char rec[CIFAR_RECORD];
     dn_status st = DN_OK;
     for (int i = 0; i < n && st == DN_OK; ++i) {
@@ -86,8 +86,8 @@ int dn_cifar_is_batch(const char *path)
     if (len >= 4 && strcmp(path + len - 4, ".bin") == 0) return 1;
     struct stat sb;
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size == 0 || sb.st_size % CIFAR_RECORD != 0) return 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
+    FILE *f;
+    if (dn_fopen_regular(path, NULL, &f) != DN_OK) return 0;
     int first = fgetc(f);
     fclose(f);
     return first >= 0 && first < CIFAR_CLASSES;

@@ -22,7 +22,8 @@ static inline float dn_px(const dn_image *im, int x, int y, int k)
 }
 
 /* Copy of `in` with c channels: equal counts copy, 1 -> 3 replicates gray,
- * 3 -> 1 takes luma (0.299 R + 0.587 G + 0.114 B). Others: DN_ERR_SHAPE. */
+ * 3 -> 1 keeps the first (red) plane, as dn_image_load and upstream. Others:
+ * DN_ERR_SHAPE. */
 dn_status dn_image_to_channels(const dn_image *in, int c, dn_image *out);
 /* Mirror left-right in place. */
 void dn_image_flip_x(dn_image *im);

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_IMAGES 0x00000803u
@@ -26,9 +27,15 @@ static uint32_t be32(const unsigned char *b)
 
 static dn_status open_gz(const char *path, gzFile *f)
 {
+    int fd;
+    *f = NULL;
+    DN_TRY(dn_open_regular(path, &fd, NULL));   /* never a FIFO or a device */
     errno = 0;
-    *f = gzopen(path, "rb");
-    if (!*f) return dn_fail(DN_ERR_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    *f = gzdopen(fd, "rb");
+    if (!*f) {
+        close(fd);
+        return dn_fail(DN_ERR_IO, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    }
     gzbuffer(*f, 1 << 17);
     return DN_OK;
 }
@@ -175,8 +182,8 @@ dn_status dn_load_idx(const char *images_path, const char *labels_path, int clas
 
 int dn_idx_is_images(const char *path)
 {
-    gzFile f = gzopen(path, "rb");
-    if (!f) return 0;
+    gzFile f;
+    if (open_gz(path, &f) != DN_OK) return 0;
     unsigned char b[4];
     int r = gzread(f, b, 4);
     gzclose(f);

@@ -5,10 +5,8 @@
  * Images are (c, h, w) float planes in [0,1]; files are (h, w, c) bytes.
  */
 #include "data_internal.h"
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <stb/stb_image.h>
 #include <stb/stb_image_write.h>
 
@@ -41,21 +39,20 @@ dn_status dn_image_load(const char *path, int channels, dn_image *out)
     if (channels < 0 || channels > 4)
         return dn_fail(DN_ERR_ARG, "%s: cannot load with %d channels (0 keeps the file's, 1-4 force)", path,
                        channels);
-    FILE *f = fopen(path, "rb");
-    if (!f) return dn_fail(DN_ERR_IO, "%s: cannot open image: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) == 0 && !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return dn_fail(DN_ERR_IO, "%s: cannot open image: not a regular file", path);
-    }
+    FILE *f;
+    DN_TRY(dn_fopen_regular(path, "image", &f));
+    /* Fewer than 3 channels: decode RGB and keep the first planes, as upstream
+     * (it loads every classifier image as RGB; a 1-channel network reads the
+     * red plane). A gray file has R = G = B, so its values are unchanged. */
+    int req = channels == 1 || channels == 2 ? 3 : channels;
     int w = 0, h = 0, n = 0;
-    unsigned char *px = stbi_load_from_file(f, &w, &h, &n, channels);   /* (h, w, c) */
+    unsigned char *px = stbi_load_from_file(f, &w, &h, &n, req);   /* (h, w, req or n) */
     fclose(f);
     if (!px) {
         const char *why = stbi_failure_reason();
         return dn_fail(DN_ERR_DATA, "%s: cannot decode image: %s", path, why ? why : "unknown reason");
     }
-    int c = channels ? channels : n;
+    int c = channels ? channels : n, stride = req ? req : n;
     dn_status st = dn_image_make(w, h, c, out);
     if (st != DN_OK) {
         stbi_image_free(px);
@@ -64,7 +61,7 @@ dn_status dn_image_load(const char *path, int channels, dn_image *out)
     for (int k = 0; k < c; ++k)
         for (int y = 0; y < h; ++y)
             for (int x = 0; x < w; ++x)
-                out->data[((size_t)k * h + y) * w + x] = px[((size_t)y * w + x) * c + k] / 255.0f;
+                out->data[((size_t)k * h + y) * w + x] = px[((size_t)y * w + x) * stride + k] / 255.0f;
     stbi_image_free(px);
     return DN_OK;
 }
@@ -133,8 +130,7 @@ dn_status dn_image_to_channels(const dn_image *in, int c, dn_image *out)
     } else if (c == 3) {
         for (int k = 0; k < 3; ++k) memcpy(out->data + k * plane, in->data, plane * sizeof(float));
     } else {
-        const float *r = in->data, *g = r + plane, *b = g + plane;
-        for (size_t i = 0; i < plane; ++i) out->data[i] = 0.299f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+        memcpy(out->data, in->data, plane * sizeof(float));   /* the red plane, as dn_image_load */
     }
     return DN_OK;
 }

@@ -55,8 +55,13 @@ dn_status dn_cfg_lex_file(const char *path, dn_cfg *out);
  * goes into one section of type `section` (e.g. "[data]"). */
 dn_status dn_cfg_lex_sectionless(const char *text, const char *name, const char *section, dn_cfg *out);
 void dn_cfg_free(dn_cfg *cfg);
-/* Read a whole file into a NUL-terminated buffer. */
-dn_status dn_read_file(const char *path, char **text, size_t *size);
+/* dn_read_file (darknet.h) with another size limit: weights pass SIZE_MAX - 1,
+ * the buffer is then as large as the file. */
+dn_status dn_read_file_max(const char *path, size_t max, char **text, size_t *size);
+/* dn_open_regular whose messages say "cannot open <what>" (what may be NULL). */
+dn_status dn_open_regular_as(const char *path, const char *what, int *fd, size_t *size);
+/* The same as a FILE* ("rb"): only regular files, never blocks on a FIFO. */
+dn_status dn_fopen_regular(const char *path, const char *what, FILE **f);
 
 /* Option lookup within a section. Each returns DN_OK with the default when the
  * key is missing, and DN_ERR_PARSE (naming cfg name and line) when the value is

@@ -5,11 +5,14 @@
 
 #include "internal.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ errors */
 
@@ -119,31 +122,104 @@ char *dn_strdup(const char *s)
     return p;
 }
 
-dn_status dn_read_file(const char *path, char **text, size_t *size)
+/* ------------------------------------------------------------ files */
+
+static const char *file_kind(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" : "not a plain file";
+}
+
+dn_status dn_open_regular_as(const char *path, const char *what, int *fd, size_t *size)
+{
+    const char *sep = what ? " " : "";
+    what = what ? what : "";
+    *fd = -1;
+    /* O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever */
+    int d = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (d < 0) return dn_fail(DN_ERR_IO, "%s: cannot open%s%s: %s", path, sep, what, strerror(errno));
+    struct stat sb;
+    if (fstat(d, &sb) != 0) {
+        dn_status s = dn_fail(DN_ERR_IO, "%s: cannot open%s%s: %s", path, sep, what, strerror(errno));
+        close(d);
+        return s;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        close(d);
+        return dn_fail(DN_ERR_IO, "%s: cannot open%s%s: not a regular file (%s)", path, sep, what,
+                       file_kind(sb.st_mode));
+    }
+    int flags = fcntl(d, F_GETFL);
+    if (flags < 0 || fcntl(d, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        dn_status s = dn_fail(DN_ERR_IO, "%s: cannot open%s%s: %s", path, sep, what, strerror(errno));
+        close(d);
+        return s;
+    }
+    if (size) *size = (uint64_t)sb.st_size > SIZE_MAX ? SIZE_MAX : (size_t)sb.st_size;
+    *fd = d;
+    return DN_OK;
+}
+
+dn_status dn_open_regular(const char *path, int *fd, size_t *size)
+{
+    return dn_open_regular_as(path, NULL, fd, size);
+}
+
+dn_status dn_fopen_regular(const char *path, const char *what, FILE **f)
+{
+    int fd;
+    *f = NULL;
+    DN_TRY(dn_open_regular_as(path, what, &fd, NULL));
+    *f = fdopen(fd, "rb");
+    if (!*f) {
+        dn_status s = dn_fail(DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return s;
+    }
+    return DN_OK;
+}
+
+/* Read up to n bytes; *got gets the count (less only at end of file). */
+static dn_status read_all(int fd, const char *path, char *buf, size_t n, size_t *got)
+{
+    *got = 0;
+    while (*got < n) {
+        size_t want = n - *got > (1u << 30) ? (1u << 30) : n - *got;
+        ssize_t r = read(fd, buf + *got, want);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return dn_fail(DN_ERR_IO, "%s: read error: %s", path, strerror(errno));
+        if (r == 0) break;
+        *got += (size_t)r;
+    }
+    return DN_OK;
+}
+
+dn_status dn_read_file_max(const char *path, size_t max, char **text, size_t *size)
 {
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return dn_fail(DN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    size_t cap = 1 << 16, len = 0;
-    char *buf = dn_calloc(cap, 1);
-    if (!buf) { fclose(f); return DN_ERR_NOMEM; }
-    for (;;) {
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); fclose(f); return dn_fail(DN_ERR_NOMEM, "%s: out of memory reading file", path); }
-            buf = nb; cap *= 2;
-        }
-        size_t got = fread(buf + len, 1, cap - len - 1, f);
-        len += got;
-        if (got == 0) break;
+    int fd;
+    size_t len;
+    DN_TRY(dn_open_regular(path, &fd, &len));
+    if (len > max || len == SIZE_MAX) {
+        close(fd);
+        return dn_fail(DN_ERR_IO, "%s: too large to read: %zu bytes (the limit is %zu)", path, len, max);
     }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) { free(buf); return dn_fail(DN_ERR_IO, "%s: read error", path); }
-    buf[len] = 0;
+    /* the buffer is the size the file has now; bytes appended meanwhile are not read */
+    char *buf = dn_calloc(len + 1, 1);
+    if (!buf) { close(fd); return dn_fail_context(DN_ERR_NOMEM, "%s", path); }
+    size_t got;
+    dn_status st = read_all(fd, path, buf, len, &got);
+    close(fd);
+    if (st != DN_OK) { free(buf); return st; }
+    buf[got] = 0;
     *text = buf;
-    if (size) *size = len;
+    if (size) *size = got;
     return DN_OK;
+}
+
+dn_status dn_read_file(const char *path, char **text, size_t *size)
+{
+    return dn_read_file_max(path, DN_READ_FILE_MAX, text, size);
 }
 
 /* ------------------------------------------------------------ random */

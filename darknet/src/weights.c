@@ -10,7 +10,8 @@
  * Loading validates the total size against the cfg before touching the
  * network, so a truncated or oversized file is an error that says expected vs
  * found bytes and leaves the network as it was. Saving writes a temporary
- * file, fsyncs it and renames it into place.
+ * file, fsyncs it and renames it into place. Only regular files are read
+ * (a FIFO or /dev/zero is refused before reading).
  */
 
 #include "internal.h"
@@ -105,7 +106,8 @@ dn_status dn_weights_load_upto(dn_network *net, const char *path, int cutoff)
     char *buf;
     size_t size;
     if (!net || !path) return dn_fail(DN_ERR_ARG, "dn_weights_load: no network or path");
-    DN_TRY(dn_read_file(path, &buf, &size));
+    /* no text limit: the buffer is the size of the (regular) file */
+    DN_TRY(dn_read_file_max(path, SIZE_MAX - 1, &buf, &size));
     dn_status st = dn_weights_load_memory_upto(net, buf, size, path, cutoff);
     free(buf);
     return st;

@@ -171,6 +171,20 @@ dn_status evo_cells_mutate_op(evo_cells *c, unsigned op_mask, uint64_t *rng)
     return DN_OK;
 }
 
+const char *evo_forks_note(const char *cfg_text)
+{
+    /* [local_avgpool] is the one section we emit that pjreddie Darknet lacks */
+    int ab_only = 0;
+    for (const char *p = cfg_text; p && *p && !ab_only; p += strcspn(p, "\n"), p += *p == '\n') {
+        p += strspn(p, " \t");
+        ab_only = !strncmp(p, "[local_avgpool]", 15) || !strncmp(p, "[local_avg]", 11);
+    }
+    return ab_only ? "loads in: our darknet and AlexeyAB's Darknet; not in pjreddie Darknet (Debian's darknet), "
+                     "which has no [local_avgpool] (the avg3x3 op; search with -ops upstream, the default, to avoid "
+                     "it)"
+                   : "loads in: our darknet, pjreddie Darknet (Debian's darknet) and AlexeyAB's Darknet";
+}
+
 const char *evo_cells_upstream_note(const evo_cells *c)
 {
     if (!c) return NULL;

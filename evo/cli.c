@@ -44,7 +44,7 @@ void evo_options_defaults(evo_options *o)
     o->inherit = -1;
     o->sample = 5;
     o->blocks = 0;
-    o->ops = strdup("all");
+    o->ops = strdup("upstream");   /* winners load in pjreddie Darknet (no avg3x3: [local_avgpool]) */
     o->workers = 0;   /* unset: one per -gpus device, else 1 */
     o->seed = 1;
 }
@@ -89,7 +89,8 @@ static const flag_spec FLAGS[] = {
     {"-sample", "S", F_INT, OFF(sample), "aging: individuals sampled per cycle, the best is the parent", "25"},
     {"-blocks", "B", F_INT, OFF(blocks), "cell searches: blocks per cell (0: the template's, else 5)", "5"},
     {"-ops", "LIST", F_STR, OFF(ops),
-     "cell searches: all, upstream (no avg3x3) or a list, e.g. sep3x3,max3x3,identity", "all"},
+     "cell searches: upstream (every op pjreddie Darknet loads: all but avg3x3), all, or a list, e.g. "
+     "sep3x3,max3x3,identity", "all"},
     {"-workers", "N", F_INT, OFF(workers),
      "evaluations in flight at once, sharing the population (0: one per -gpus device, else 1; threads per "
      "evaluation: CPUs / N)", "250"},

@@ -217,6 +217,9 @@ dn_status evo_template_rescale(const evo_genome *tmpl, int filters, int normal_c
 /* Why pjreddie Darknet cannot load c's expansion (avg3x3 is [local_avgpool],
  * AlexeyAB's fork only), or NULL when it can. */
 const char *evo_cells_upstream_note(const evo_cells *c);
+/* Which Darknet forks load a plain cfg: "loads in: ..." (a [local_avgpool],
+ * the avg3x3 op, is AlexeyAB-only). */
+const char *evo_forks_note(const char *cfg_text);
 
 /* ------------------------------------------------------------ inheritance */
 

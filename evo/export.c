@@ -308,7 +308,7 @@ static void print_lineage(FILE *f, evo_state *s, const evo_individual *v, int le
 }
 
 static void report_export(FILE *f, const char *dir, evo_state *s, const evo_individual *v, const export_paths *p,
-                          const test_result *tr)
+                          const test_result *tr, const char *cfg_text)
 {
     if (!f) return;
     int root, len = lineage_length(s, v, &root);
@@ -327,6 +327,7 @@ static void report_export(FILE *f, const char *dir, evo_state *s, const evo_indi
     char q1[4200], q2[4200], q3[4200];
     fprintf(f, "  check: darknet classifier valid %s %s %s\n", evo_shell_quote(p->data, q1, sizeof q1),
             evo_shell_quote(p->cfg, q2, sizeof q2), evo_shell_quote(p->weights, q3, sizeof q3));
+    fprintf(f, "  %s\n", evo_forks_note(cfg_text));
     if (strpbrk(p->data, " \t"))
         fprintf(f, "  note: upstream Darknet removes every space from .data lines, so it cannot read these paths; "
                    "export to a path without spaces for it\n");
@@ -410,7 +411,7 @@ static dn_status scaled_cfg(evo_store *st, const evo_individual *v, int filters,
     if (s == DN_OK) s = evo_cells_expand(&scaled, &c, &out);
     if (s == DN_OK) s = evo_genome_check(&out, NULL, NULL);
     if (s == DN_OK) s = evo_genome_emit(&out, 0, plain);
-    if (s == DN_OK) *note = evo_cells_upstream_note(&c);
+    if (s == DN_OK) *note = evo_forks_note(*plain);
     evo_genome_free(&tmpl); evo_genome_free(&scaled); evo_genome_free(&ind); evo_genome_free(&out);
     free(cfg);
     return s;
@@ -452,7 +453,7 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
         char q1[4200], q2[4200];
         fprintf(report, "  train: darknet classifier train %s %s\n", evo_shell_quote(p.data, q1, sizeof q1),
                 evo_shell_quote(p.cfg, q2, sizeof q2));
-        if (note) fprintf(report, "  note: %s\n", note);
+        if (note) fprintf(report, "  %s\n", note);
         fflush(report);
     }
     dn_data_config_free(&dc);
@@ -470,7 +471,7 @@ static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s
     test_result tr = {0};
     dn_status r = write_all(st, o, v, in, &p);
     if (r == DN_OK) r = measure(&p, &tr);
-    if (r == DN_OK) report_export(report, evo_store_dir(st), s, v, &p, &tr);
+    if (r == DN_OK) report_export(report, evo_store_dir(st), s, v, &p, &tr, in->cfg);
     if (r == DN_OK) record_test(evo_store_dir(st), v, prefix, &tr);
     free(tr.valid);
     paths_free(&p);

@@ -8,7 +8,7 @@
 #      stays alive; the cells seen cover every allowed op;
 #   c. kill -9 mid-search, -resume: no gap or duplicate, the budget is reached;
 #   d. export: the winner (weights) loads in our classifier and, with -ops
-#      upstream, in Debian's upstream darknet with the same top-1; export at
+#      upstream (the default; avg3x3 is AlexeyAB-only and export says so), in Debian's upstream darknet with the same top-1; export at
 #      another width/depth writes a cfg that trains with `classifier train`;
 #   e. template errors: a clear message naming the line.
 # Env: BIN (default bin), BUILD (build-san => smaller runs).
@@ -89,6 +89,18 @@ first=$(ls "$T"/a/individuals/* 2>/dev/null | head -n 1)
 check "aging: individuals carry their cells" grep -q '^# evo cells normal=' "$first"
 check "aging: individuals have no [cell] left" bash -c "! grep -q '^\[cell\]' '$first'"
 check "aging: no crash" no_crash "$T/a.err"
+# the default op set is the one pjreddie Darknet loads: no avg3x3 ([local_avgpool])
+check "default ops: no individual holds a [local_avgpool]" bash -c "! grep -lq '^\[local_avgpool\]' '$T'/a/individuals/*.cfg"
+run export_a "$DN" evolve export "$T/a" -out "$T/wina/best"
+check "default ops: export says pjreddie Darknet loads the winner" grep -q 'loads in: our darknet, pjreddie Darknet' "$T/export_a.out"
+# avg3x3 only: the winner is AlexeyAB-only, and both export paths say so
+run avg "$DN" evolve "$T/fashion.data" "$T/tiny.cfg" -out "$T/avg" -algo random -ops avg3x3 "${SMALL[@]}" -evals 3
+check "avg3x3 search exits 0 (rc=$rc)" [ "$rc" -eq 0 ]
+run export_avg "$DN" evolve export "$T/avg" -out "$T/winavg/best"
+check "avg3x3: the export holds a [local_avgpool]" grep -q '^\[local_avgpool\]' "$T/winavg/best.cfg"
+check "avg3x3: export says pjreddie Darknet does not load it" grep -q 'not in pjreddie Darknet' "$T/export_avg.out"
+run export_avg_wide "$DN" evolve export "$T/avg" -filters 6 -cells 1 -out "$T/winavg/wide"
+check "avg3x3: the width/depth export says so too" grep -q 'not in pjreddie Darknet' "$T/export_avg_wide.out"
 
 # ------------------------------------------------------------------ b. random search
 run b "$DN" evolve "$T/fashion.data" "$T/tiny.cfg" -out "$T/b" -algo random -ops sep3x3,max3x3,identity "${SMALL[@]}"

@@ -31,7 +31,7 @@
  * and a size-2 stride-2 pool all map n to (n-1)/s+1 (28 -> 14 -> 7 -> 4), so
  * every [shortcut] adds equal shapes and every [route] joins equal sizes.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +204,7 @@ dn_status evo_cells_format(const evo_cells *c, char **text)
 {
     if (!text) return evo_fail(DN_ERR_ARG, "evo_cells_format: no output");
     *text = NULL;
-    TRY(evo_cells_check(c));
+    DN_TRY(evo_cells_check(c));
     size_t cap = 64 + (size_t)c->blocks * 2 * 48, len = 0;
     char *s = malloc(cap);
     if (!s) return evo_fail(DN_ERR_NOMEM, "out of memory");
@@ -269,9 +269,9 @@ static dn_status parse_cell(cursor *cu, evo_block *blocks, int *count, int *redu
     int n = 0;
     do {
         if (n == EVO_MAX_BLOCKS) return syntax(cu, "at most 16 blocks, not more");
-        TRY(parse_slot(cu, n, &blocks[n].in[0], &blocks[n].op[0]));
+        DN_TRY(parse_slot(cu, n, &blocks[n].in[0], &blocks[n].op[0]));
         if (!accept(cu, '+')) return syntax(cu, "'+' and the block's second op");
-        TRY(parse_slot(cu, n, &blocks[n].in[1], &blocks[n].op[1]));
+        DN_TRY(parse_slot(cu, n, &blocks[n].in[1], &blocks[n].op[1]));
         n++;
     } while (accept(cu, ','));
     *count = n;
@@ -286,7 +286,7 @@ static dn_status parse_stripped(cursor *cu, evo_cells *out)
         if (k && !accept(cu, ';')) return syntax(cu, "';' and the other cell");
         evo_block tmp[EVO_MAX_BLOCKS];
         int n = 0, r = 0;
-        TRY(parse_cell(cu, tmp, &n, &r));
+        DN_TRY(parse_cell(cu, tmp, &n, &r));
         if (seen[r]) return evo_fail(DN_ERR_PARSE, "cells text '%.200s': the %s cell is given twice", cu->all, cell_name(r));
         seen[r] = 1;
         count[r] = n;
@@ -350,9 +350,9 @@ static dn_status set_refs(evo_gene *gene, const int *ids, int n)
 static dn_status push_copy(evo_genome *g, const evo_gene *src)
 {
     evo_gene *gene = NULL;
-    TRY(push_gene(g, src->id, src->type, &gene));
-    for (int i = 0; i < src->nkv; ++i) TRY(evo_gene_set(gene, src->kv[i].key, src->kv[i].value));
-    if (src->nrefs > 0) TRY(set_refs(gene, src->refs, src->nrefs));
+    DN_TRY(push_gene(g, src->id, src->type, &gene));
+    for (int i = 0; i < src->nkv; ++i) DN_TRY(evo_gene_set(gene, src->kv[i].key, src->kv[i].value));
+    if (src->nrefs > 0) DN_TRY(set_refs(gene, src->refs, src->nrefs));
     return DN_OK;
 }
 
@@ -438,7 +438,7 @@ static dn_status check_structure(const evo_genome *t, const origin *o)
             continue;
         }
         int r = 0, f = 0, b = 0;
-        TRY(check_cell_gene(g, where(o, i, at, sizeof at), &r, &f, &b));
+        DN_TRY(check_cell_gene(g, where(o, i, at, sizeof at), &r, &f, &b));
         if (i == 0)
             return evo_fail(DN_ERR_PARSE, "%s: a [cell] needs a layer before it (a stem such as a [convolutional]): "
                             "its input is the layer right before it", at);
@@ -493,8 +493,8 @@ static int last_id(const builder *b) { return b->out->genes[b->out->n - 1].id; }
 static dn_status add_layer(builder *b, int role, const char *type, const char *const *kv, evo_gene **out)
 {
     evo_gene *g = NULL;
-    TRY(push_gene(b->out, b->base + role, type, &g));
-    for (int i = 0; kv && kv[i]; i += 2) TRY(evo_gene_set(g, kv[i], kv[i + 1]));
+    DN_TRY(push_gene(b->out, b->base + role, type, &g));
+    for (int i = 0; kv && kv[i]; i += 2) DN_TRY(evo_gene_set(g, kv[i], kv[i + 1]));
     if (out) *out = g;
     return DN_OK;
 }
@@ -504,7 +504,7 @@ static dn_status read_state(builder *b, int role, int state)
 {
     if (last_id(b) == state) return DN_OK;
     evo_gene *g = NULL;
-    TRY(add_layer(b, role, "route", NULL, &g));
+    DN_TRY(add_layer(b, role, "route", NULL, &g));
     return set_refs(g, &state, 1);
 }
 
@@ -512,21 +512,21 @@ static dn_status read_state(builder *b, int role, int state)
 static dn_status add_conv(builder *b, int role, int size, int stride, int groups, const char *activation)
 {
     evo_gene *g = NULL;
-    TRY(add_layer(b, role, "convolutional", (const char *const[]){"batch_normalize", "1", NULL}, &g));
-    TRY(set_int(g, "filters", b->filters));
-    TRY(set_int(g, "size", size));
-    TRY(set_int(g, "stride", stride));
-    if (size > 1) TRY(evo_gene_set(g, "pad", "1"));
-    if (groups > 1) TRY(set_int(g, "groups", groups));
+    DN_TRY(add_layer(b, role, "convolutional", (const char *const[]){"batch_normalize", "1", NULL}, &g));
+    DN_TRY(set_int(g, "filters", b->filters));
+    DN_TRY(set_int(g, "size", size));
+    DN_TRY(set_int(g, "stride", stride));
+    if (size > 1) DN_TRY(evo_gene_set(g, "pad", "1"));
+    if (groups > 1) DN_TRY(set_int(g, "groups", groups));
     return evo_gene_set(g, "activation", activation);
 }
 
 static dn_status add_pool(builder *b, int role, const char *type, int size, int stride)
 {
     evo_gene *g = NULL;
-    TRY(add_layer(b, role, type, NULL, &g));
-    TRY(set_int(g, "size", size));
-    TRY(set_int(g, "stride", stride));
+    DN_TRY(add_layer(b, role, type, NULL, &g));
+    DN_TRY(set_int(g, "size", size));
+    DN_TRY(set_int(g, "stride", stride));
     return set_int(g, "padding", size - 1);
 }
 
@@ -534,20 +534,20 @@ static dn_status add_pool(builder *b, int role, const char *type, int size, int 
 static dn_status add_op(builder *b, evo_op op, int state, int stride, int role, int *result)
 {
     if (op == EVO_OP_IDENTITY && stride == 1) { *result = state; return DN_OK; }
-    TRY(read_state(b, role + SLOT_ROUTE, state));
+    DN_TRY(read_state(b, role + SLOT_ROUTE, state));
     switch (op) {
-    case EVO_OP_IDENTITY: TRY(add_pool(b, role + SLOT_SUB, "maxpool", 1, 2)); break;
+    case EVO_OP_IDENTITY: DN_TRY(add_pool(b, role + SLOT_SUB, "maxpool", 1, 2)); break;
     case EVO_OP_SEP3: case EVO_OP_SEP5: case EVO_OP_SEP7:
-        TRY(add_conv(b, role + SLOT_DW, op == EVO_OP_SEP3 ? 3 : op == EVO_OP_SEP5 ? 5 : 7, stride, b->filters, "linear"));
-        TRY(add_conv(b, role + SLOT_PW, 1, 1, 1, "relu"));
+        DN_TRY(add_conv(b, role + SLOT_DW, op == EVO_OP_SEP3 ? 3 : op == EVO_OP_SEP5 ? 5 : 7, stride, b->filters, "linear"));
+        DN_TRY(add_conv(b, role + SLOT_PW, 1, 1, 1, "relu"));
         break;
-    case EVO_OP_MAX3: TRY(add_pool(b, role + SLOT_MAX, "maxpool", 3, stride)); break;
-    case EVO_OP_AVG3: TRY(add_pool(b, role + SLOT_AVG, "local_avgpool", 3, stride)); break;
+    case EVO_OP_MAX3: DN_TRY(add_pool(b, role + SLOT_MAX, "maxpool", 3, stride)); break;
+    case EVO_OP_AVG3: DN_TRY(add_pool(b, role + SLOT_AVG, "local_avgpool", 3, stride)); break;
     case EVO_OP_CONV1:
-        if (stride > 1) TRY(add_pool(b, role + SLOT_SUB, "maxpool", 1, stride));
-        TRY(add_conv(b, role + SLOT_CONV1, 1, 1, 1, "relu"));
+        if (stride > 1) DN_TRY(add_pool(b, role + SLOT_SUB, "maxpool", 1, stride));
+        DN_TRY(add_conv(b, role + SLOT_CONV1, 1, 1, 1, "relu"));
         break;
-    case EVO_OP_CONV3: TRY(add_conv(b, role + SLOT_CONV3, 3, stride, 1, "relu")); break;
+    case EVO_OP_CONV3: DN_TRY(add_conv(b, role + SLOT_CONV3, 3, stride, 1, "relu")); break;
     default: return evo_fail(DN_ERR_ARG, "unknown op %d", (int)op);
     }
     *result = last_id(b);
@@ -560,14 +560,14 @@ static dn_status add_block(builder *b, const evo_block *blk, int j, const int *s
     int role = ROLE_BLOCKS + j * ROLE_BLOCK_STRIDE, out[2];
     for (int s = 0; s < 2; ++s) {
         int stride = reduction && blk->in[s] < 2 ? 2 : 1;
-        TRY(add_op(b, blk->op[s], states[blk->in[s]], stride, role + s * ROLE_SLOT_STRIDE, &out[s]));
+        DN_TRY(add_op(b, blk->op[s], states[blk->in[s]], stride, role + s * ROLE_SLOT_STRIDE, &out[s]));
     }
     int from = out[0];
     if (last_id(b) == out[0]) from = out[1];
-    else if (last_id(b) != out[1]) TRY(read_state(b, role + BLOCK_ROUTE, out[1]));
+    else if (last_id(b) != out[1]) DN_TRY(read_state(b, role + BLOCK_ROUTE, out[1]));
     evo_gene *g = NULL;
-    TRY(add_layer(b, role + BLOCK_SHORTCUT, "shortcut", (const char *const[]){"activation", "linear", NULL}, &g));
-    TRY(set_refs(g, &from, 1));
+    DN_TRY(add_layer(b, role + BLOCK_SHORTCUT, "shortcut", (const char *const[]){"activation", "linear", NULL}, &g));
+    DN_TRY(set_refs(g, &from, 1));
     *result = g->id;
     return DN_OK;
 }
@@ -577,7 +577,7 @@ static dn_status add_block(builder *b, const evo_block *blk, int j, const int *s
 static dn_status layer_sizes(const evo_genome *g, int i0, int i1, int size0[2], int size1[2])
 {
     char *text;
-    TRY(evo_genome_emit(g, 0, &text));
+    DN_TRY(evo_genome_emit(g, 0, &text));
     size_t len = strlen(text);
     char *closed = realloc(text, len + sizeof "\n[softmax]\n");
     if (!closed) { free(text); return evo_fail(DN_ERR_NOMEM, "out of memory"); }
@@ -620,11 +620,11 @@ static dn_status add_inputs(builder *b, int h0, const char *at, int states[2])
         return evo_fail(DN_ERR_SHAPE, "%s: [cell]: input sizes do not line up: h(k-2) is %dx%d, h(k-1) is %dx%d; "
                         "h(k-2) must equal h(k-1) or halve down to it (at most %d times)", at, s0[0], s0[1], s1[0],
                         s1[1], MAX_HALVINGS);
-    TRY(add_conv(b, ROLE_P1_CONV, 1, 1, 1, "relu"));
+    DN_TRY(add_conv(b, ROLE_P1_CONV, 1, 1, 1, "relu"));
     states[1] = last_id(b);
-    TRY(read_state(b, ROLE_P0_ROUTE, h0));
-    for (int k = 0; k < n; ++k) TRY(add_pool(b, ROLE_P0_POOL + k, "maxpool", 2, 2));
-    TRY(add_conv(b, ROLE_P0_CONV, 1, 1, 1, "relu"));
+    DN_TRY(read_state(b, ROLE_P0_ROUTE, h0));
+    for (int k = 0; k < n; ++k) DN_TRY(add_pool(b, ROLE_P0_POOL + k, "maxpool", 2, 2));
+    DN_TRY(add_conv(b, ROLE_P0_CONV, 1, 1, 1, "relu"));
     states[0] = last_id(b);
     return DN_OK;
 }
@@ -633,18 +633,18 @@ static dn_status add_inputs(builder *b, int h0, const char *at, int states[2])
 static dn_status add_cell(builder *b, const evo_cells *c, int reduction, int h0, const char *at, int *result)
 {
     int states[2 + EVO_MAX_BLOCKS], used[2 + EVO_MAX_BLOCKS] = {0};
-    TRY(add_inputs(b, h0, at, states));
+    DN_TRY(add_inputs(b, h0, at, states));
     const evo_block *blocks = cell_blocks(c, reduction);
     for (int j = 0; j < c->blocks; ++j) {
-        TRY(add_block(b, &blocks[j], j, states, reduction, &states[2 + j]));
+        DN_TRY(add_block(b, &blocks[j], j, states, reduction, &states[2 + j]));
         used[blocks[j].in[0]] = used[blocks[j].in[1]] = 1;
     }
     int outs[EVO_MAX_BLOCKS], n = 0;
     for (int j = 0; j < c->blocks; ++j)
         if (!used[2 + j]) outs[n++] = states[2 + j];
     evo_gene *g = NULL;
-    TRY(add_layer(b, ROLE_OUTPUT, "route", NULL, &g));
-    TRY(set_refs(g, outs, n));
+    DN_TRY(add_layer(b, ROLE_OUTPUT, "route", NULL, &g));
+    DN_TRY(set_refs(g, outs, n));
     *result = g->id;
     return DN_OK;
 }
@@ -662,7 +662,7 @@ static int map_id(const id_map *m, int id)
 /* A non-cell template gene, its refs to cells redirected to their outputs. */
 static dn_status copy_layer(evo_genome *out, const evo_gene *src, const id_map *m)
 {
-    TRY(push_copy(out, src));
+    DN_TRY(push_copy(out, src));
     evo_gene *g = &out->genes[out->n - 1];
     for (int k = 0; k < g->nrefs; ++k) g->refs[k] = map_id(m, g->refs[k]);
     return DN_OK;
@@ -675,16 +675,16 @@ static dn_status expand_genes(const evo_genome *t, const evo_cells *c, const ori
     for (int i = 0; i < t->n; ++i) {
         const evo_gene *src = &t->genes[i];
         if (i == t->body_end) out->body_end = out->n;
-        if (!is_cell(src)) { TRY(copy_layer(out, src, m)); continue; }
+        if (!is_cell(src)) { DN_TRY(copy_layer(out, src, m)); continue; }
         int r = 0, f = 0, blocks = 0;
-        TRY(check_cell_gene(src, where(o, i, at, sizeof at), &r, &f, &blocks));
+        DN_TRY(check_cell_gene(src, where(o, i, at, sizeof at), &r, &f, &blocks));
         if (blocks && blocks != c->blocks)
             return evo_fail(DN_ERR_ARG, "%s: [cell] blocks=%d, but the cell architecture has %d blocks", at, blocks,
                             c->blocks);
         int h1 = out->genes[out->n - 1].id;
         builder b = {out, t->next_id + k * EVO_CELL_ID_STRIDE, f};
         m->from[m->n] = src->id;
-        TRY(add_cell(&b, c, r, h0 ? h0 : h1, at, &m->to[m->n]));
+        DN_TRY(add_cell(&b, c, r, h0 ? h0 : h1, at, &m->to[m->n]));
         m->n++;
         h0 = h1;
         k++;
@@ -697,8 +697,8 @@ static dn_status expand_genes(const evo_genome *t, const evo_cells *c, const ori
 static dn_status expand(const evo_genome *t, const evo_cells *c, const origin *o, evo_genome *out)
 {
     memset(out, 0, sizeof *out);
-    TRY(evo_cells_check(c));
-    TRY(check_structure(t, o));
+    DN_TRY(evo_cells_check(c));
+    DN_TRY(check_structure(t, o));
     if ((long long)t->next_id + (long long)t->n * EVO_CELL_ID_STRIDE > 1000000000LL)
         return evo_fail(DN_ERR_ARG, "%s: gene ids would pass 10^9 (next_id %d)", o->name, t->next_id);
     id_map m = {calloc((size_t)t->n, sizeof(int)), calloc((size_t)t->n, sizeof(int)), 0};
@@ -734,7 +734,7 @@ static dn_status check_template(const evo_genome *t, const origin *o)
             probe.normal[j].op[s] = probe.reduction[j].op[s] = EVO_OP_SEP3;
         }
     evo_genome g;
-    TRY(expand(t, &probe, o, &g));
+    DN_TRY(expand(t, &probe, o, &g));
     dn_status st = evo_genome_check(&g, NULL, NULL);
     evo_genome_free(&g);
     if (st != DN_OK)
@@ -750,21 +750,15 @@ dn_status evo_template_check(const evo_genome *tmpl)
     return check_template(tmpl, &o);
 }
 
-/* Header line of every layer section of cfg text (lexed as the genome parser
- * does: whitespace removed, '[' opens a section, the first is [net]). */
+/* Header line of every layer section of cfg text (the framework's lexer, as
+ * the genome parser reads it: the first section is [net]); NULL on failure. */
 static int *section_lines(const char *text, int n)
 {
-    int *lines = calloc((size_t)(n > 0 ? n : 1), sizeof *lines), k = -1, line = 0;
-    for (const char *p = text; lines && *p;) {
-        ++line;
-        p += strspn(p, " \t\r\v\f");
-        if (*p == '[' && k < n) {
-            if (k >= 0) lines[k] = line;
-            k++;
-        }
-        p += strcspn(p, "\n");
-        if (*p) p++;
-    }
+    dn_cfg cfg;
+    if (dn_cfg_lex_annotated(text, "template", "#evo", &cfg) != DN_OK) return NULL;
+    int *lines = calloc((size_t)(n > 0 ? n : 1), sizeof *lines);
+    for (int k = 0; lines && k < n && k + 1 < cfg.nsections; ++k) lines[k] = cfg.sections[k + 1].line;
+    dn_cfg_free(&cfg);
     return lines;
 }
 
@@ -772,7 +766,7 @@ dn_status evo_template_parse(const char *cfg_text, const char *name, evo_genome 
 {
     if (!out) return evo_fail(DN_ERR_ARG, "evo_template_parse: no output genome");
     if (!name) name = "<string>";
-    TRY(evo_genome_parse(cfg_text, name, out));
+    DN_TRY(evo_genome_parse(cfg_text, name, out));
     origin o = {name, section_lines(cfg_text, out->n)};
     dn_status st = o.lines ? check_template(out, &o) : evo_fail(DN_ERR_NOMEM, "out of memory");
     free((void *)o.lines);
@@ -798,7 +792,7 @@ static dn_status scale_filters(evo_genome *g, int filters)
             return evo_fail(DN_ERR_PARSE, "template: layer %d: [cell] needs filters=F (F >= 1)", i);
         if (!first) first = f;
         long nf = ((long)f * filters + first / 2) / first;
-        TRY(set_int(&g->genes[i], "filters", nf < 1 ? 1 : (int)nf));
+        DN_TRY(set_int(&g->genes[i], "filters", nf < 1 ? 1 : (int)nf));
     }
     return DN_OK;
 }
@@ -816,14 +810,14 @@ static dn_status resize_runs(const evo_genome *t, int len, evo_genome *out)
 {
     for (int i = 0; i < t->n;) {
         if (i == t->body_end) out->body_end = out->n;
-        if (!is_normal_cell(&t->genes[i])) { TRY(push_copy(out, &t->genes[i])); i++; continue; }
+        if (!is_normal_cell(&t->genes[i])) { DN_TRY(push_copy(out, &t->genes[i])); i++; continue; }
         int end = i;
         while (end < t->n && end != t->body_end && is_normal_cell(&t->genes[end])) end++;
         for (int k = i + len; k < end; ++k)
             if (is_read(t, t->genes[k].id))
                 return evo_fail(DN_ERR_ARG, "template: layer %d: cannot drop this [cell]: a later layer reads it", k);
         for (int k = 0; k < len; ++k) {
-            TRY(push_copy(out, &t->genes[i + k < end ? i + k : end - 1]));
+            DN_TRY(push_copy(out, &t->genes[i + k < end ? i + k : end - 1]));
             if (i + k >= end) out->genes[out->n - 1].id = out->next_id++;
         }
         i = end;
@@ -835,14 +829,14 @@ static dn_status resize_runs(const evo_genome *t, int len, evo_genome *out)
 static dn_status rescale(const evo_genome *t, int filters, int normal_cells, evo_genome *out)
 {
     origin o = {"template", NULL};
-    TRY(check_structure(t, &o));
-    if (normal_cells <= 0) TRY(evo_genome_copy(t, out));
+    DN_TRY(check_structure(t, &o));
+    if (normal_cells <= 0) DN_TRY(evo_genome_copy(t, out));
     else {
-        for (int i = 0; i < t->nnet; ++i) TRY(evo_net_set(out, t->net[i].key, t->net[i].value));
+        for (int i = 0; i < t->nnet; ++i) DN_TRY(evo_net_set(out, t->net[i].key, t->net[i].value));
         out->next_id = t->next_id;
-        TRY(resize_runs(t, normal_cells, out));
+        DN_TRY(resize_runs(t, normal_cells, out));
     }
-    if (filters > 0) TRY(scale_filters(out, filters));
+    if (filters > 0) DN_TRY(scale_filters(out, filters));
     return DN_OK;
 }
 

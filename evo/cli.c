@@ -10,7 +10,7 @@
  *   darknet evolve status DIR                           population, budget, best
  *   darknet evolve report DIR [-out FILE] [-id N,...]   HTML page: progress, lineage, diagrams
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -22,109 +22,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define EXIT_OK 0
-#define EXIT_ERR 1
-#define EXIT_USAGE 2
-#define MB 1048576.0
 
-/* ------------------------------------------------------------ options */
+/* ------------------------------------------------------------ help */
 
-/* The defaults fit a search of a few minutes on 2 CPU cores (`make demo`);
- * the paper's values are in the help. */
-void evo_options_defaults(evo_options *o)
-{
-    memset(o, 0, sizeof *o);
-    o->algo = strdup("tournament");
-    o->population = 20;
-    o->evals = 800;
-    o->hours = 0;
-    o->steps = 200;
-    o->batch = 64;
-    o->holdout = 2000;
-    o->inherit = -1;
-    o->sample = 5;
-    o->blocks = 0;
-    o->ops = strdup("upstream");   /* winners load in pjreddie Darknet (no avg3x3: [local_avgpool]) */
-    o->workers = 0;   /* unset: one per -gpus device, else 1 */
-    o->seed = 1;
-}
-
-void evo_options_free(evo_options *o)
-{
-    if (!o) return;
-    free(o->data_path);
-    free(o->seed_cfg_path);
-    free(o->out_dir);
-    free(o->algo);
-    free(o->ops);
-    free(o->gpus);
-    memset(o, 0, sizeof *o);
-}
-
-/* ------------------------------------------------------------ flag table */
-
-typedef enum { F_STR, F_INT, F_DBL, F_U64, F_MB } flag_type;
-
-typedef struct {
-    const char *name, *arg;
-    flag_type type;
-    size_t off;               /* into evo_options                       */
-    const char *help;
-    const char *paper;        /* the paper's value, or NULL             */
-} flag_spec;
-
-#define OFF(field) offsetof(evo_options, field)
-static const flag_spec FLAGS[] = {
-    {"-out", "DIR", F_STR, OFF(out_dir), "run folder to create (must not hold a search yet)", NULL},
-    {"-algo", "NAME", F_STR, OFF(algo), "tournament (Large-Scale Evolution), aging (Regularized Evolution) or random",
-     NULL},
-    {"-population", "P", F_INT, OFF(population), "individuals alive at once", "1000"},
-    {"-evals", "N", F_INT, OFF(evals), "budget: evaluations in all, initial ones included (0: no limit)", NULL},
-    {"-hours", "H", F_DBL, OFF(hours), "budget: hours of search, summed over resumes (0: no limit)", NULL},
-    {"-steps", "T", F_INT, OFF(steps), "training steps (batches) per evaluation", "25600"},
-    {"-batch", "B", F_INT, OFF(batch), "images per training step (overrides the seed's batch=)", "50"},
-    {"-holdout", "N", F_INT, OFF(holdout), "validation images carved out of the training set", "5000"},
-    {"-inherit", "0|1", F_INT, OFF(inherit),
-     "children start from their parent's trained weights (-1: yes when growing, no for cells)", "1 / 0"},
-    {"-sample", "S", F_INT, OFF(sample), "aging: individuals sampled per cycle, the best is the parent", "25"},
-    {"-blocks", "B", F_INT, OFF(blocks), "cell searches: blocks per cell (0: the template's, else 5)", "5"},
-    {"-ops", "LIST", F_STR, OFF(ops),
-     "cell searches: upstream (every op pjreddie Darknet loads: all but avg3x3), all, or a list, e.g. "
-     "sep3x3,max3x3,identity", "all"},
-    {"-workers", "N", F_INT, OFF(workers),
-     "evaluations in flight at once, sharing the population (0: one per -gpus device, else 1; threads per "
-     "evaluation: CPUs / N)", "250"},
-    {"-seed", "S", F_U64, OFF(seed), "seed of everything random (selection, mutation, init, data order)", NULL},
-    {"-max-layers", "L", F_INT, OFF(limits.max_layers), "largest network in layers (0: no limit)", NULL},
-    {"-max-params", "P", F_DBL, OFF(limits.max_params), "most learnable parameters (0: no limit)", NULL},
-    {"-max-flops", "F", F_DBL, OFF(limits.max_flops), "most forward FLOPs per image (0: no limit)", NULL},
-    {"-max-memory", "MB", F_MB, OFF(limits.max_memory), "most training memory in MiB at -batch (0: no limit)", NULL},
-    {"-max-train", "N", F_INT, OFF(max_train), "use only the first N training images (0: all)", NULL},
-    {"-threads", "N", F_INT, OFF(threads), "compute threads per evaluation (0: one per CPU, at most 8)", NULL},
-    {"-gpus", "LIST", F_STR, OFF(gpus),
-     "train on these CUDA devices, e.g. 0,1: one worker per device unless -workers says otherwise (GPU=1 build)",
-     NULL},
-};
-#define NFLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
-
-static void *field(evo_options *o, const flag_spec *f) { return (char *)o + f->off; }
-
-static void print_default(FILE *out, evo_options *d, const flag_spec *f)
-{
-    void *p = field(d, f);
-    switch (f->type) {
-    case F_STR: fprintf(out, "%s", *(char **)p ? *(char **)p : "none"); break;
-    case F_INT: fprintf(out, "%d", *(int *)p); break;
-    case F_DBL: fprintf(out, "%g", *(double *)p); break;
-    case F_U64: fprintf(out, "%llu", (unsigned long long)*(uint64_t *)p); break;
-    case F_MB: fprintf(out, "%g", *(double *)p / MB); break;
-    }
-}
-
+/* The options come from one table (options.c); the defaults fit a search of
+ * a few minutes on 2 CPU cores (`make demo`), the paper's values are in the help. */
 static void usage(FILE *out)
 {
-    evo_options d;
-    evo_options_defaults(&d);
     fprintf(out,
         "usage: darknet evolve <data> <seed.cfg> -out DIR [options]   start a search\n"
         "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N] [-gpus LIST] [-workers N]\n"
@@ -141,20 +45,23 @@ static void usage(FILE *out)
         "Evolutionary architecture search. A plain seed cfg grows by mutation (Real et al.,\n"
         "\"Large-Scale Evolution of Image Classifiers\", 2017; weight inheritance); a seed with\n"
         "[cell] sections is a NASNet template whose normal and reduction cells evolve (Real\n"
-        "et al., \"Regularized Evolution for Image Classifier Architecture Search\", 2018).\n"
+        "et al., \"Regularized Evolution for Image Classifier Architecture Search\", 2019).\n"
         "-algo: tournament (pairwise, the worse dies), aging (best of -sample S is the parent,\n"
         "the oldest dies) or random (fresh samples; the baseline). Either algorithm, either space.\n"
         "options (defaults fit a short run on 2 CPU cores; [paper] gives the paper's setting):\n");
-    for (int i = 0; i < NFLAGS; ++i) {
-        const flag_spec *f = &FLAGS[i];
+    int nopt;
+    const evo_option_spec *table = evo_option_table(&nopt);
+    for (int i = 0; i < nopt; ++i) {
+        const evo_option_spec *f = &table[i];
+        if (!f->flag) continue;   /* the positional <data> and <seed.cfg> */
         char head[48];
-        snprintf(head, sizeof head, "%s %s", f->name, f->arg);
+        snprintf(head, sizeof head, "%s %s", f->flag, f->arg);
         fprintf(out, "  %-18s %s (", head, f->help);
-        if (f->off == OFF(out_dir)) {   /* the one flag a search needs */
+        if (!f->key) {   /* -out: the one flag a search needs (not saved) */
             fprintf(out, "required");
         } else {
             fprintf(out, "default ");
-            print_default(out, &d, f);
+            evo_option_print_default(out, f);
         }
         fprintf(out, ")%s%s%s\n", f->paper ? " [paper: " : "", f->paper ? f->paper : "", f->paper ? "]" : "");
     }
@@ -169,7 +76,6 @@ static void usage(FILE *out)
         "  at a time writes a folder (others are refused); recovery moves files it cannot\n"
         "  explain to DIR/orphans/, never deletes them.\n"
         "Exit codes: 0 ok, 1 error, 2 usage.\n");
-    evo_options_free(&d);
 }
 
 /* ------------------------------------------------------------ number parsing */
@@ -190,56 +96,12 @@ static int parse_int(const char *flag, const char *v, int *out)
     return 0;
 }
 
-static int parse_double(const char *flag, const char *v, double *out)
+/* One flag's value into o; -1 after printing what is wrong. */
+static int set_flag(evo_options *o, const evo_option_spec *f, const char *v)
 {
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(x)) return bad_value(flag, "a number", v);
-    *out = x;
-    return 0;
-}
-
-static int parse_u64(const char *flag, const char *v, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    if (v[0] == '-' || v[0] == '+') return bad_value(flag, "a non-negative integer", v);
-    unsigned long long x = strtoull(v, &end, 10);
-    if (end == v || *end || errno) return bad_value(flag, "a non-negative integer", v);
-    *out = (uint64_t)x;
-    return 0;
-}
-
-static int set_flag(evo_options *o, const flag_spec *f, const char *v)
-{
-    void *p = field(o, f);
-    switch (f->type) {
-    case F_STR: {
-        char *s = strdup(v);
-        if (!s) { fprintf(stderr, "darknet evolve: out of memory\n"); return -1; }
-        free(*(char **)p);
-        *(char **)p = s;
-        return 0;
-    }
-    case F_INT: return parse_int(f->name, v, (int *)p);
-    case F_DBL: return parse_double(f->name, v, (double *)p);
-    case F_U64: return parse_u64(f->name, v, (uint64_t *)p);
-    case F_MB: {
-        double mb;
-        if (parse_double(f->name, v, &mb)) return -1;
-        *(double *)p = mb * MB;
-        return 0;
-    }
-    }
-    return -1;
-}
-
-static const flag_spec *find_flag(const char *name)
-{
-    for (int i = 0; i < NFLAGS; ++i)
-        if (!strcmp(FLAGS[i].name, name)) return &FLAGS[i];
-    return NULL;
+    if (evo_option_set(o, f, v) == 0) return 0;
+    if (f->type == EVO_OPT_STR) { fprintf(stderr, "darknet evolve: out of memory\n"); return -1; }
+    return bad_value(f->flag, evo_option_wants(f), v);
 }
 
 static int looks_like_flag(const char *a) { return a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9'); }
@@ -256,7 +118,7 @@ static int parse_start_args(int argc, char **argv, evo_options *o, const char **
             pos[(*npos)++] = a;
             continue;
         }
-        const flag_spec *f = find_flag(a);
+        const evo_option_spec *f = evo_option_by_flag(a);
         if (!f) { fprintf(stderr, "darknet evolve: unknown option '%s' (darknet evolve -h lists them)\n", a); return -1; }
         if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return -1; }
         if (set_flag(o, f, argv[++i])) return -1;
@@ -347,7 +209,7 @@ static int runtime_error(const char *what, const char *msg)
     if (!msg || !*msg) msg = "failed";
     if (strstr(msg, what)) fprintf(stderr, "darknet evolve: %s\n", msg);
     else fprintf(stderr, "darknet evolve: %s: %s\n", what, msg);
-    return EXIT_ERR;
+    return DN_EXIT_ERROR;
 }
 
 /* The seed builds, fits the limits and has one output per class of the data. */
@@ -367,9 +229,9 @@ static int check_seed_net(const evo_genome *g, const evo_options *o, int classes
     if (outputs != classes) {
         fprintf(stderr, "darknet evolve: %s outputs %d classes but %s has classes=%d\n", path, outputs,
                 o->data_path, classes);
-        return EXIT_ERR;
+        return DN_EXIT_ERROR;
     }
-    return EXIT_OK;
+    return DN_EXIT_OK;
 }
 
 /* A cell template: its errors with file:line, then one random architecture
@@ -381,9 +243,9 @@ static int check_template(const char *text, const evo_options *o, int classes)
     unsigned mask;
     evo_cells c;
     uint64_t rng = o->seed ? o->seed : 1;
-    int rc = EXIT_OK;
+    int rc = DN_EXIT_OK;
     if (evo_ops_parse(o->ops, &mask) != DN_OK) rc = usage_error("-ops: %s", evo_last_error());
-    if (rc == EXIT_OK) {
+    if (rc == DN_EXIT_OK) {
         evo_cells_random(&c, o->blocks > 0 ? o->blocks : evo_template_blocks(&t), mask, &rng);
         if (evo_cells_expand(&t, &c, &x) != DN_OK) rc = runtime_error(o->seed_cfg_path, evo_last_error());
         else {
@@ -403,7 +265,7 @@ static int check_inputs(const evo_options *o, char **seed_text)
     if (dn_data_config_read(o->data_path, &dc) != DN_OK) return runtime_error(o->data_path, dn_last_error());
     int classes = dc.classes;
     dn_data_config_free(&dc);
-    if (evo_read_file(o->seed_cfg_path, seed_text, NULL) != DN_OK) return runtime_error("seed", evo_last_error());
+    if (dn_read_file(o->seed_cfg_path, seed_text, NULL) != DN_OK) return runtime_error("seed", evo_last_error());
     evo_genome g;
     if (evo_genome_parse(*seed_text, o->seed_cfg_path, &g) != DN_OK)
         return runtime_error("seed", evo_last_error());
@@ -443,7 +305,7 @@ static int search_and_close(evo_store *st, evo_options *o, evo_state *state)
 {
     o->mpi_workers = mpi_workers;
     dn_status s = evo_search_run(st, o, state, stdout);
-    int rc = s == DN_OK ? EXIT_OK : runtime_error("search", evo_last_error());
+    int rc = s == DN_OK ? DN_EXIT_OK : runtime_error("search", evo_last_error());
     evo_store_close(st);
     return rc;
 }
@@ -453,7 +315,7 @@ static int cmd_start(int argc, char **argv)
     evo_options o;
     evo_options_defaults(&o);
     const char *pos[2];
-    int npos, rc = EXIT_USAGE;
+    int npos, rc = DN_EXIT_USAGE;
     char *seed_text = NULL;
     if (parse_start_args(argc, argv, &o, pos, &npos, 2)) goto out;
     if (npos != 2) { fprintf(stderr, "darknet evolve: needs <data> and <seed.cfg> (darknet evolve -h)\n"); goto out; }
@@ -465,8 +327,8 @@ static int cmd_start(int argc, char **argv)
         goto out;
     }
     rc = check_inputs(&o, &seed_text);
-    if (rc != EXIT_OK) goto out;
-    rc = EXIT_ERR;
+    if (rc != DN_EXIT_OK) goto out;
+    rc = DN_EXIT_ERROR;
     if (absolutize(&o.data_path) || absolutize(&o.seed_cfg_path)) goto out;
     evo_store *st = NULL;
     if (evo_store_create(o.out_dir, &o, seed_text, &st) != DN_OK) {
@@ -483,13 +345,12 @@ out:
     return rc;
 }
 
-/* -resume DIR [-evals N] [-hours H] [-threads N] [-gpus LIST] [-workers N]:
- * the other options come from DIR/options.cfg; the budget, threads, devices
- * and workers may be changed (and are saved). A new -gpus LIST without
- * -workers gives one worker per device. */
+/* -resume DIR [flags the option table marks resume]: the other options come
+ * from DIR/options.cfg; the budget, threads, devices and workers may be
+ * changed (and are saved). A new -gpus LIST without -workers gives one worker
+ * per device. */
 static int resume_overrides(int argc, char **argv, const char **dir, evo_options *o, int *changed)
 {
-    static const char *const allowed[] = {"-evals", "-hours", "-threads", "-gpus", "-workers"};
     *dir = NULL;
     *changed = 0;
     for (int i = 1; i < argc; ++i) {
@@ -498,12 +359,19 @@ static int resume_overrides(int argc, char **argv, const char **dir, evo_options
             *dir = argv[++i];
             continue;
         }
-        int ok = 0;
-        for (size_t k = 0; k < sizeof allowed / sizeof *allowed; ++k) ok |= !strcmp(argv[i], allowed[k]);
-        if (!ok || i + 1 >= argc)
-            return usage_error("-resume DIR accepts only -evals N, -hours H, -threads N, -gpus LIST and -workers N "
-                               "(the other options come from DIR/options.cfg), not '%s'", argv[i]);
-        if (set_flag(o, find_flag(argv[i]), argv[i + 1])) return -1;
+        const evo_option_spec *f = evo_option_by_flag(argv[i]);
+        if (!f || !f->resume || i + 1 >= argc) {
+            char list[256] = "";
+            int n;
+            const evo_option_spec *t = evo_option_table(&n);
+            for (int k = 0; k < n; ++k)
+                if (t[k].resume && strlen(list) + 32 < sizeof list)
+                    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s %s", *list ? ", " : "", t[k].flag,
+                             t[k].arg);
+            return usage_error("-resume DIR accepts only %s (the other options come from DIR/options.cfg), not '%s'",
+                               list, argv[i]);
+        }
+        if (set_flag(o, f, argv[i + 1])) return -1;
         ++i;
         *changed = 1;
     }
@@ -531,7 +399,7 @@ static int cmd_resume(int argc, char **argv)
     memset(&o, 0, sizeof o);
     evo_options_defaults(&over);
     over.evals = -1; over.hours = -1; over.threads = -1; over.workers = -1;
-    if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return EXIT_USAGE; }
+    if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return DN_EXIT_USAGE; }
     evo_state state;
     memset(&state, 0, sizeof state);
     evo_store *st = NULL;
@@ -550,8 +418,8 @@ static int cmd_resume(int argc, char **argv)
         }
         if (over.workers >= 0) o.workers = over.workers;
         default_workers(&o);
-        if (check_budget_not_spent(&over, &state)) { evo_store_close(st); rc = EXIT_USAGE; }
-        else if (check_options(&o)) { evo_store_close(st); rc = EXIT_ERR; }
+        if (check_budget_not_spent(&over, &state)) { evo_store_close(st); rc = DN_EXIT_USAGE; }
+        else if (check_options(&o)) { evo_store_close(st); rc = DN_EXIT_ERROR; }
         else if (changed && evo_store_save_options(st, &o) != DN_OK) {
             rc = runtime_error(dir, evo_last_error());
             evo_store_close(st);
@@ -593,30 +461,30 @@ static int cmd_export(int argc, char **argv)
     for (int i = 2; i < argc; ++i) {
         const char *a = argv[i];
         if (!strcmp(a, "-id") || !strcmp(a, "-out") || !strcmp(a, "-filters") || !strcmp(a, "-cells")) {
-            if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return EXIT_USAGE; }
+            if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return DN_EXIT_USAGE; }
             int *v = !strcmp(a, "-id") ? &id : !strcmp(a, "-filters") ? &filters : &cells;
             if (!strcmp(a, "-out")) prefix = argv[++i];
             else if (parse_int(a, argv[++i], v) || *v < (v == &id ? 0 : 1)) {
                 if (*v < (v == &id ? 0 : 1)) fprintf(stderr, "darknet evolve: %s must be >= %d\n", a, v == &id ? 0 : 1);
-                return EXIT_USAGE;
+                return DN_EXIT_USAGE;
             }
         } else if (looks_like_flag(a)) {
             fprintf(stderr, "darknet evolve: unknown option '%s' for export (-id N, -out PREFIX, -filters F, "
                             "-cells N)\n", a);
-            return EXIT_USAGE;
+            return DN_EXIT_USAGE;
         } else if (!dir) {
             dir = a;
         } else {
             fprintf(stderr, "darknet evolve: unexpected argument '%s'\n", a);
-            return EXIT_USAGE;
+            return DN_EXIT_USAGE;
         }
     }
-    if (!dir) { fprintf(stderr, "darknet evolve: usage: darknet evolve export DIR [-id N] [-out PREFIX]\n"); return EXIT_USAGE; }
+    if (!dir) { fprintf(stderr, "darknet evolve: usage: darknet evolve export DIR [-id N] [-out PREFIX]\n"); return DN_EXIT_USAGE; }
     char path[4096];
-    if (export_prefix(dir, prefix, id, path, sizeof path)) return EXIT_USAGE;
+    if (export_prefix(dir, prefix, id, path, sizeof path)) return DN_EXIT_USAGE;
     if (evo_export_scaled(dir, id, path, filters, cells, stdout) != DN_OK)
         return runtime_error("export", evo_last_error());
-    return EXIT_OK;
+    return DN_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ status */
@@ -664,21 +532,21 @@ static int print_population(const evo_state *s)
                evo_mutation_name(v[i]->mutation), 100.0 * v[i]->accuracy, v[i]->params, v[i]->flops / 1e6,
                v[i]->eval);
     free(v);
-    return EXIT_OK;
+    return DN_EXIT_OK;
 }
 
 static int cmd_status(int argc, char **argv)
 {
     if (argc != 3 || looks_like_flag(argv[2])) {
         fprintf(stderr, "darknet evolve: usage: darknet evolve status DIR\n");
-        return EXIT_USAGE;
+        return DN_EXIT_USAGE;
     }
     evo_options o;
     memset(&o, 0, sizeof o);
     evo_state state;
     memset(&state, 0, sizeof state);
     evo_store *st = NULL;
-    int rc = EXIT_OK;
+    int rc = DN_EXIT_OK;
     if (evo_store_open_read(argv[2], &o, &state, &st) != DN_OK) {
         rc = runtime_error(argv[2], evo_last_error());
     } else {
@@ -722,27 +590,27 @@ static int cmd_report(int argc, char **argv)
     for (int i = 2; i < argc; ++i) {
         const char *a = argv[i];
         if (!strcmp(a, "-out") || !strcmp(a, "-id")) {
-            if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return EXIT_USAGE; }
+            if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return DN_EXIT_USAGE; }
             if (!strcmp(a, "-out")) ro.out = argv[++i];
-            else if (parse_ids(argv[++i], ids, &nids, 64)) return EXIT_USAGE;
+            else if (parse_ids(argv[++i], ids, &nids, 64)) return DN_EXIT_USAGE;
         } else if (looks_like_flag(a)) {
             fprintf(stderr, "darknet evolve: unknown option '%s' for report (-out FILE, -id N,...)\n", a);
-            return EXIT_USAGE;
+            return DN_EXIT_USAGE;
         } else if (!dir) {
             dir = a;
         } else {
             fprintf(stderr, "darknet evolve: unexpected argument '%s'\n%s", a, use);
-            return EXIT_USAGE;
+            return DN_EXIT_USAGE;
         }
     }
-    if (!dir) { fputs(use, stderr); return EXIT_USAGE; }
+    if (!dir) { fputs(use, stderr); return DN_EXIT_USAGE; }
     ro.ids = ids;
     ro.nids = nids;
     char *path = NULL;
     if (evo_report(dir, &ro, stderr, &path) != DN_OK) return runtime_error("report", evo_last_error());
     printf("report: %s\n", path);
     free(path);
-    return EXIT_OK;
+    return DN_EXIT_OK;
 }
 
 /* ------------------------------------------------------------ entry */
@@ -763,14 +631,14 @@ static int run_mpi(int argc, char **argv)
         if (strcmp(argv[i], "-mpi") != 0) argv[n++] = argv[i];
     argc = n;
     argv[argc] = NULL;
-    if (!evo_mpi_built()) { usage_error("-mpi: this build has no MPI support (make MPI=1)"); return EXIT_USAGE; }
+    if (!evo_mpi_built()) { usage_error("-mpi: this build has no MPI support (make MPI=1)"); return DN_EXIT_USAGE; }
     int rank = 0, size = 1, rc;
     if (evo_mpi_init(&argc, &argv, &rank, &size) != DN_OK) {
         rc = runtime_error("MPI", evo_last_error());
     } else if (size < 2) {
         usage_error("-mpi needs at least 2 ranks: mpirun -np K (K >= 2; rank 0 keeps the population, ranks 1..K-1 "
                     "train)");
-        rc = EXIT_USAGE;
+        rc = DN_EXIT_USAGE;
     } else if (rank > 0) {
         rc = evo_mpi_worker(stderr);
     } else {
@@ -784,11 +652,11 @@ static int run_mpi(int argc, char **argv)
 
 int evo_main(int argc, char **argv)
 {
-    if (argc < 2) { usage(stderr); return EXIT_USAGE; }
+    if (argc < 2) { usage(stderr); return DN_EXIT_USAGE; }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || has_arg(argc, argv, "-h") || has_arg(argc, argv, "--help")) {
         usage(stdout);
-        return EXIT_OK;
+        return DN_EXIT_OK;
     }
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
     if (!strcmp(cmd, "status")) return cmd_status(argc, argv);

@@ -10,17 +10,9 @@
  * so the peak memory is the training set plus the holdout. The test set
  * (valid=) is never loaded here: it is used once, by export.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <stdlib.h>
 #include <string.h>
-
-static dn_status dn_failed(dn_status s, const char *context)
-{
-    char msg[2048];
-    snprintf(msg, sizeof msg, "%s", dn_last_error());
-    if (!context) return evo_fail(s, "%s", msg);
-    return evo_fail(s, "%s: %s", context, msg);
-}
 
 static void swap_bytes(void *a, void *b, void *tmp, size_t n)
 {
@@ -88,10 +80,10 @@ static dn_status load(const char *data_path, int holdout, uint64_t seed, int max
 {
     if (holdout < 1) return check_holdout(data_path, holdout, 0);
     dn_status s = dn_data_config_read(data_path, &out->config);
-    if (s != DN_OK) return dn_failed(s, NULL);
+    if (s != DN_OK) return s;
     out->classes = out->config.classes;
     s = dn_split_load(&out->config, 0, max_train > 0 ? max_train : 0, &out->train);
-    if (s != DN_OK) return dn_failed(s, data_path);
+    if (s != DN_OK) return dn_fail_context(s, "%s", data_path);
     if (out->train.classes != out->classes)
         return evo_fail(DN_ERR_DATA, "%s: the train split has %d classes but classes=%d", data_path,
                              out->train.classes, out->classes);
@@ -99,7 +91,7 @@ static dn_status load(const char *data_path, int holdout, uint64_t seed, int max
     if ((s = check_holdout(data_path, holdout, n)) != DN_OK) return s;
     if ((s = shuffle(&out->train, seed)) != DN_OK) return s;
     if (dn_split_slice(&out->train, n - holdout, holdout, &out->holdout) != DN_OK)
-        return dn_failed(DN_ERR_NOMEM, "carving the validation holdout");
+        return dn_fail_context(DN_ERR_NOMEM, "carving the validation holdout");
     shrink(&out->train, n - holdout);
     return DN_OK;
 }

@@ -14,7 +14,7 @@
  * two ops and their sum, and the concatenation of the blocks no later block
  * reads; in a reduction cell the ops on the cell inputs have stride 2.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -163,7 +163,7 @@ dn_status evo_diagram_network(const char *cfg_text, const char *name, const char
     *dot = NULL;
     if (!cfg_text || !name) return evo_fail(DN_ERR_ARG, "evo_diagram_network: no cfg");
     evo_genome g;
-    TRY(evo_genome_parse(cfg_text, name, &g));
+    DN_TRY(evo_genome_parse(cfg_text, name, &g));
     char why[1024] = "";
     dn_network *net = infer(cfg_text, name, why, sizeof why);
     if (net && net->n != g.n) {
@@ -224,7 +224,7 @@ dn_status evo_diagram_cell(const evo_cells *c, int reduction, const char *id, co
 {
     *dot = NULL;
     if (!c) return evo_fail(DN_ERR_ARG, "evo_diagram_cell: no cells");
-    TRY(evo_cells_check(c));
+    DN_TRY(evo_cells_check(c));
     const evo_block *b = reduction ? c->reduction : c->normal;
     evo_text t = {0};
     graph_head(&t, reduction ? "reduction cell" : "normal cell", id, title ? title : "");
@@ -277,8 +277,7 @@ dn_status evo_dot_render(const char *dot_path, const char *svg_path)
     char *tmp = NULL;
     if (asprintf(&tmp, "%s.tmp.%ld", svg_path, (long)getpid()) < 0) return evo_fail(DN_ERR_NOMEM, "out of memory");
     dn_status s = run_dot(dot_path, tmp);
-    if (s == DN_OK && rename(tmp, svg_path) != 0)
-        s = evo_fail(DN_ERR_IO, "%s: cannot write: %s", svg_path, strerror(errno));
+    if (s == DN_OK) s = dn_rename_durable(tmp, svg_path);   /* dot wrote tmp: it becomes the page's file whole */
     if (s != DN_OK) unlink(tmp);
     free(tmp);
     return s;

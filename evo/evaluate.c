@@ -11,20 +11,12 @@
  * data error make the child EVO_FAILED with the message as its reason.
  * evo_eval_options.threads > 0 sets the GEMM threads (process-wide).
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define LOSS_WINDOW 10   /* the reported loss is the mean of the last LOSS_WINDOW batches */
-
-static dn_status dn_failed(dn_status s, const char *context)
-{
-    char msg[2048];
-    snprintf(msg, sizeof msg, "%s", dn_last_error());
-    if (!context) return evo_fail(s, "%s", msg);
-    return evo_fail(s, "%s: %s", context, msg);
-}
 
 /* An evo_* call by another part of evo failed: its message is evo_last_error(). */
 static dn_status evo_failed(dn_status s, const char *context)
@@ -62,7 +54,7 @@ static dn_status batch_inputs(dn_network *net, const dn_split *s, int start, int
     }
     for (int j = 0; j < count; ++j)
         if (dn_split_eval_input(s, start + j, net->w, net->h, net->c, X + (size_t)j * net->inputs) != DN_OK)
-            return dn_failed(DN_ERR_DATA, "validation input");
+            return dn_fail_context(DN_ERR_DATA, "validation input");
     *in = X;
     return DN_OK;
 }
@@ -71,8 +63,8 @@ static dn_status batch_inputs(dn_network *net, const dn_split *s, int start, int
 static dn_status score_batch(dn_network *net, const dn_split *s, int start, int count, float *X, float *P, int *right)
 {
     const float *in = NULL;
-    TRY(batch_inputs(net, s, start, count, X, &in));
-    if (dn_network_predict_batch(net, in, count, P) != DN_OK) return dn_failed(DN_ERR_ARG, "validation");
+    DN_TRY(batch_inputs(net, s, start, count, X, &in));
+    if (dn_network_predict_batch(net, in, count, P) != DN_OK) return dn_fail_context(DN_ERR_ARG, "validation");
     for (int j = 0; j < count; ++j) {
         const float *p = P + (size_t)j * net->outputs;
         if (!all_finite(p, (size_t)net->outputs))
@@ -127,7 +119,7 @@ static dn_status build_net(const evo_genome *g, const char *name, const dn_parse
     if (evo_genome_emit(g, 0, &text) != DN_OK) return evo_failed(DN_ERR_PARSE, name);
     dn_status s = dn_network_parse_string(text, name, po, out);
     free(text);
-    return s == DN_OK ? DN_OK : dn_failed(s, NULL);
+    return s == DN_OK ? DN_OK : s;
 }
 
 static dn_status inherit_from(eval_ctx *c, const evo_genome *child, const evo_genome *parent, const void *pw,
@@ -135,9 +127,9 @@ static dn_status inherit_from(eval_ctx *c, const evo_genome *child, const evo_ge
 {
     dn_parse_options po = {.batch = 1, .seed = 1, .quiet = 1};
     dn_network *pnet = NULL;
-    TRY(build_net(parent, "parent", &po, &pnet));
+    DN_TRY(build_net(parent, "parent", &po, &pnet));
     dn_status s = dn_weights_load_memory(pnet, pw, pws, "parent weights");
-    if (s != DN_OK) s = dn_failed(s, NULL);
+    if (s != DN_OK) s = s;
     if (s == DN_OK && evo_inherit(c->net, child, pnet, parent, &r->inherited) != DN_OK)
         s = evo_failed(DN_ERR_ARG, "inheritance");
     dn_network_free(pnet);
@@ -149,14 +141,14 @@ static dn_status build(eval_ctx *c, const evo_genome *child, const evo_genome *p
 {
     double t0 = dn_time_now();
     dn_parse_options po = {.batch = o->batch > 0 ? o->batch : 0, .seed = o->seed, .quiet = 1};
-    TRY(build_net(child, "child", &po, &c->net));
+    DN_TRY(build_net(child, "child", &po, &c->net));
     r->params = dn_network_param_count(c->net);
     r->flops = dn_network_flops(c->net);
     if (c->net->truths != data->classes || c->net->outputs != data->classes)
         return evo_fail(DN_ERR_SHAPE, "the network has %d outputs but the data has %d classes",
                              c->net->outputs, data->classes);
     r->inherited.initialised = param_layers(c->net);
-    if (o->inherit && parent && pw) TRY(inherit_from(c, child, parent, pw, pws, r));
+    if (o->inherit && parent && pw) DN_TRY(inherit_from(c, child, parent, pw, pws, r));
     r->build_seconds = dn_time_now() - t0;
     return DN_OK;
 }
@@ -189,7 +181,7 @@ static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_
     c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
     c->Y = malloc((size_t)batch * data->classes * sizeof(float));
     if (!c->X || !c->Y) return evo_fail(DN_ERR_NOMEM, "out of memory for a training batch of %d", batch);
-    if (dn_loader_start(&lo, &c->ld) != DN_OK) return dn_failed(DN_ERR_DATA, "training data");
+    if (dn_loader_start(&lo, &c->ld) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
     return DN_OK;
 }
 
@@ -197,13 +189,13 @@ static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options
 {
     double t0 = dn_time_now();
     int batch = c->net->batch * c->net->subdivisions;
-    if (o->steps > 0) TRY(start_loader(c, data, o, batch));
+    if (o->steps > 0) DN_TRY(start_loader(c, data, o, batch));
     float window[LOSS_WINDOW] = {0};
     for (int i = 0; i < o->steps; ++i) {
         float loss;
-        if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_failed(DN_ERR_DATA, "training data");
+        if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
         dn_status s = dn_network_train(c->net, c->X, c->Y, batch, &loss);
-        if (s != DN_OK) return dn_failed(s, NULL);
+        if (s != DN_OK) return s;
         window[i % LOSS_WINDOW] = loss;
         r->steps = i + 1;
     }
@@ -212,8 +204,8 @@ static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options
     for (int i = 0; i < nw; ++i) sum += window[i];
     r->loss = nw ? sum / (float)nw : 0;
     r->seen = c->net->seen;
-    if (dn_network_pull(c->net) != DN_OK) return dn_failed(DN_ERR_GPU, NULL);   /* trained on a GPU */
-    TRY(check_weights_finite(c->net, r->steps));
+    if (dn_network_pull(c->net) != DN_OK) return DN_ERR_GPU;   /* trained on a GPU */
+    DN_TRY(check_weights_finite(c->net, r->steps));
     r->train_seconds = dn_time_now() - t0;
     return DN_OK;
 }
@@ -223,9 +215,9 @@ static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options
 static dn_status validate(eval_ctx *c, const evo_data *data, evo_result *r)
 {
     double t0 = dn_time_now();
-    TRY(evo_split_accuracy(c->net, &data->holdout, &r->accuracy));
+    DN_TRY(evo_split_accuracy(c->net, &data->holdout, &r->accuracy));
     if (dn_weights_save_memory(c->net, &r->weights, &r->weights_size) != DN_OK)
-        return dn_failed(DN_ERR_NOMEM, "saving the trained weights");
+        return dn_fail_context(DN_ERR_NOMEM, "saving the trained weights");
     r->eval_seconds = dn_time_now() - t0;
     return DN_OK;
 }
@@ -249,7 +241,7 @@ void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void 
     if (s == DN_OK) dn_set_threads(o->threads);
     if (s == DN_OK) s = build(&c, child, parent, parent_weights, parent_weights_size, data, o, r);
     if (s == DN_OK && o->gpu > 0 && (s = dn_network_to_gpu(c.net, o->gpu - 1)) != DN_OK)
-        s = dn_failed(s, NULL);   /* out of device memory: a failed individual */
+        s = s;   /* out of device memory: a failed individual */
     if (s == DN_OK) s = train(&c, data, o, r);
     if (s == DN_OK) s = validate(&c, data, r);
     ctx_free(&c);

@@ -1,13 +1,30 @@
 /*
- * evo.h — the evolution module behind `darknet evolve` (Large-Scale Evolution
- * of Image Classifiers, Real et al. 2017): genomes that are Darknet cfgs,
- * the paper's mutations, tournament selection, weight inheritance, in-process
- * evaluation, the run folder, export. Uses only darknet/include/darknet.h.
+ * evo.h — the evolution module behind `darknet evolve`, for the CLI and for a
+ * program that runs searches itself: the options of a search, its run folder,
+ * running it, exporting and reporting. evo_internal.h holds the rest (genomes,
+ * mutations, cells, evaluation, the store's writes, the MPI wire format, JSON).
+ * Built on the framework's public API only (darknet.h and its toolkit).
  *
- * Data flow of one evaluation:
- *   parent genome --mutate--> child genome --emit--> cfg text --parse--> network
- *   --inherit parent's matched layers--> train T steps --> validation accuracy
- *   --> run folder (cfg, weights, one event line).
+ *     evo_options o;
+ *     evo_options_defaults(&o);              // then set what differs:
+ *     o.data_path = strdup("cfg/fashion.data");
+ *     o.seed_cfg_path = strdup("cfg/evo-trivial.cfg");
+ *     o.evals = 100;
+ *     char *seed = NULL;
+ *     evo_store *st = NULL;
+ *     evo_state state = {0};
+ *     if (dn_read_file(o.seed_cfg_path, &seed, NULL) == DN_OK &&
+ *         evo_store_create("runs/a", &o, seed, &st) == DN_OK &&
+ *         evo_search_run(st, &o, &state, stdout) == DN_OK)
+ *         evo_export("runs/a", -1, "winner", stdout);     // winner.cfg/.weights/.data/.labels
+ *     else
+ *         fprintf(stderr, "%s\n", dn_last_error());
+ *     evo_store_close(st); evo_state_free(&state); evo_options_free(&o); free(seed);
+ *
+ * Papers: "Large-Scale Evolution of Image Classifiers" (Real et al., 2017) for
+ * plain seeds that grow by mutation with weight inheritance; "Regularized
+ * Evolution for Image Classifier Architecture Search" (Real et al., 2019) for
+ * NASNet cell templates and aging evolution.
  */
 #ifndef EVO_H
 #define EVO_H
@@ -24,53 +41,7 @@
  * evo_last_error() itself. evo_last_error() is dn_last_error(). */
 dn_status evo_fail(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define evo_last_error dn_last_error
-/* Return the status of expr from the calling function unless it is DN_OK. */
-#define TRY(expr) do { dn_status try_s_ = (expr); if (try_s_ != DN_OK) return try_s_; } while (0)
-
-/* ------------------------------------------------------------ genome */
-
-/* A genome is an ordinary Darknet cfg split into sections. Every layer
- * section carries a stable id that survives mutation; in emitted cfg text the
- * id rides on a comment line "# evo id=N" right before the section header,
- * which upstream Darknet ignores. Route/shortcut references are kept as gene
- * ids and emitted as relative indexes (layers=-3, from=-2). */
-typedef struct {
-    char *key, *value;
-} evo_kv;
-
-typedef struct {
-    int id;              /* stable gene id, >= 1                         */
-    char *type;          /* section name without brackets: "convolutional" */
-    evo_kv *kv; int nkv; /* options in order, except layers= / from=      */
-    int *refs; int nrefs;/* route: input gene ids; shortcut: one id       */
-} evo_gene;
-
-typedef struct {
-    evo_kv *net; int nnet;   /* [net] options in order                    */
-    evo_gene *genes; int n;  /* layer sections in order                   */
-    int body_end;            /* genes [0, body_end) may mutate; the rest is the
-                                classifier head (global pool, connected,
-                                dropout, softmax, cost at the end), never broken */
-    int next_id;             /* next unused gene id                        */
-    char *cells;             /* cell architecture ("# evo cells <text>", see
-                                evo_cells_format) of a genome expanded from a
-                                cell template; NULL when none               */
-} evo_genome;
-
-/* cfg text (annotated or not) -> genome. Unannotated sections get ids 1..n. */
-dn_status evo_genome_parse(const char *cfg_text, const char *name, evo_genome *out);
-/* genome -> cfg text (malloc'd). annotate=1 writes "# evo" id lines;
- * annotate=0 writes a plain cfg for export. */
-dn_status evo_genome_emit(const evo_genome *g, int annotate, char **text);
-dn_status evo_genome_copy(const evo_genome *src, evo_genome *dst);
-void evo_genome_free(evo_genome *g);
-
-/* Option access on genes and [net]; set replaces or appends. */
-const char *evo_gene_get(const evo_gene *g, const char *key);
-dn_status evo_gene_set(evo_gene *g, const char *key, const char *value);
-const char *evo_net_get(const evo_genome *g, const char *key);
-dn_status evo_net_set(evo_genome *g, const char *key, const char *value);
-int evo_genome_find(const evo_genome *g, int id);   /* index of gene id, or -1 */
+/* Returning on error: DN_TRY(expr) (darknet_toolkit.h), as in the framework. */
 
 /* ------------------------------------------------------------ limits */
 
@@ -80,11 +51,6 @@ typedef struct {
     double max_flops;        /* forward FLOPs per image */
     double max_memory;       /* bytes at the training batch */
 } evo_limits;
-
-/* Shape inference of the genome's cfg (nothing allocated) and the limits.
- * DN_OK when the genome builds and fits; otherwise an error saying why. */
-typedef struct { int layers; size_t params; double flops; size_t memory; } evo_cost;
-dn_status evo_genome_check(const evo_genome *g, const evo_limits *lim, evo_cost *cost);
 
 /* ------------------------------------------------------------ mutations */
 
@@ -111,248 +77,9 @@ typedef enum {
 const char *evo_mutation_name(evo_mutation m);       /* "insert_convolution", ... */
 dn_status evo_mutation_from_name(const char *name, evo_mutation *out);
 
-/* Apply mutation m to g in place. DN_ERR_ARG (with a message) when m does not
- * apply to this genome (e.g. nothing to remove); g is then unchanged. The
- * result is not yet checked against shapes or limits. */
-dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng);
-
-/* Number of 1x1 convolutions with stride > 1 (which upstream Darknet computes
- * wrongly); evo_mutate_child never lets a child have more than its parent. */
-int evo_count_upstream_unsafe(const evo_genome *g);
-
-/* The paper's step: draw a mutation uniformly, apply it to a copy of parent,
- * check shapes and limits; on failure draw again (up to max_tries). */
-dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng,
-                           int max_tries, evo_genome *child, evo_mutation *applied);
-
-/* ------------------------------------------------------------ cells */
-
-/* The NASNet-style cell search space of "Regularized Evolution for Image
- * Classifier Architecture Search" (Real et al. 2019), from cfg templates.
- *
- * A template is an ordinary Darknet cfg whose outer stack (stem, head) the
- * user writes, with [cell] sections (type=normal|reduction, filters=F,
- * optional blocks=B) where cells go. An individual is one architecture for
- * the normal cell and one for the reduction cell (evo_cells), shared by every
- * [cell] of its type; evo_cells_expand turns template + cells into plain
- * Darknet layers (see cell.c for what each op becomes).
- *
- * Cell k reads h(k-1) = the layer right before its [cell] and h(k-2) = the
- * previous cell's h(k-1) (for the first cell, h(k-2) = h(k-1)). Each block
- * applies an op to each of two hidden states and adds the results; the cell
- * output concatenates the block outputs no later block reads. */
-typedef enum {
-    EVO_OP_IDENTITY, EVO_OP_SEP3, EVO_OP_SEP5, EVO_OP_SEP7, EVO_OP_MAX3, EVO_OP_AVG3,
-    EVO_OP_CONV1, EVO_OP_CONV3, EVO_OP_COUNT
-} evo_op;
-/* "identity","sep3x3","sep5x5","sep7x7","max3x3","avg3x3","conv1x1","conv3x3" ("unknown" else). */
-const char *evo_op_name(evo_op op);
-dn_status evo_op_from_name(const char *name, evo_op *out);
-/* -ops: "all", "upstream" (every op pjreddie Darknet loads) or a comma list
- * of op names -> op_mask (bit i = evo_op i). */
-dn_status evo_ops_parse(const char *list, unsigned *mask);
-
-#define EVO_OPS_ALL ((1u << EVO_OP_COUNT) - 1)                 /* op_mask: every op */
-#define EVO_OPS_UPSTREAM (EVO_OPS_ALL & ~(1u << EVO_OP_AVG3))  /* ops pjreddie Darknet loads */
-#define EVO_MAX_BLOCKS 16
-#define EVO_DEFAULT_BLOCKS 5                                   /* B of the paper */
-
-/* in[s]: hidden state index: 0 = h(k-2), 1 = h(k-1), 2+j = block j's output
- * (only j < the block's own index). op[s] is applied to in[s]. */
-typedef struct { int in[2]; evo_op op[2]; } evo_block;
-typedef struct { int blocks; evo_block normal[EVO_MAX_BLOCKS], reduction[EVO_MAX_BLOCKS]; } evo_cells;
-
-/* DN_OK when c is well formed: 1 <= blocks <= EVO_MAX_BLOCKS, every input
- * index of block j in [0, 2+j), every op a known one. */
-dn_status evo_cells_check(const evo_cells *c);
-
-/* The genome (template) has at least one [cell] section. */
-int evo_genome_has_cells(const evo_genome *g);
-/* Template errors (unknown cell type or key, a cell with no layer before it,
- * filters missing or < 1, a cell in the classifier head, input sizes that do
- * not line up) -> DN_ERR_PARSE / DN_ERR_SHAPE. A genome has no line numbers,
- * so messages name "template: layer i"; evo_template_parse names file:line. */
-dn_status evo_template_check(const evo_genome *tmpl);
-/* evo_genome_parse + evo_template_check with "name:line: what" messages. */
-dn_status evo_template_parse(const char *cfg_text, const char *name, evo_genome *out);
-/* Blocks per cell the template asks for (its [cell] blocks=), else EVO_DEFAULT_BLOCKS. */
-int evo_template_blocks(const evo_genome *tmpl);
-
-/* Text form, stored on the comment line "# evo cells <text>" of an
- * individual's cfg; no whitespace (the cfg lexer strips it; parse skips it):
- *   normal=sep3x3(0)+identity(1),max3x3(1)+sep5x5(2);reduction=avg3x3(0)+conv1x1(1),...
- * one "op(input)+op(input)" per block, blocks separated by ',', the two cells
- * by ';' (both required, same number of blocks). */
-dn_status evo_cells_parse(const char *text, evo_cells *out);
-dn_status evo_cells_format(const evo_cells *c, char **text);        /* malloc'd */
-
-/* Uniform sample: every block picks each input uniformly among the hidden
- * states available to it and each op uniformly among the ops of op_mask
- * (bit i = evo_op i; no known op in it: every op). blocks is clamped to
- * [1, EVO_MAX_BLOCKS]. Unused entries are zero. */
-void evo_cells_random(evo_cells *c, int blocks, unsigned op_mask, uint64_t *rng);
-/* The paper's mutations, applied to a uniformly chosen cell (normal or
- * reduction), block and input slot:
- *   hidden-state: the input index changes to a different valid one (< the
- *     block's own state index, so the cell stays a DAG);
- *   op: the op changes to a different op of op_mask.
- * DN_ERR_ARG (message, c unchanged) when no other choice exists or c is
- * malformed. Identity ("no change") is the caller's. */
-dn_status evo_cells_mutate_hidden(evo_cells *c, uint64_t *rng);
-dn_status evo_cells_mutate_op(evo_cells *c, unsigned op_mask, uint64_t *rng);
-
-/* Expand every [cell] of the template into plain Darknet layers with cell
- * architecture c. out has no [cell] left and carries c as out->cells. Gene
- * ids are a function of (template, c): template layers keep theirs; layer
- * `role` of the k-th cell (0-based) gets tmpl->next_id + k*EVO_CELL_ID_STRIDE
- * + role, where the role names the block, input slot and kind of layer, so
- * a layer keeps its id (and inherited weights) across mutations elsewhere. */
-#define EVO_CELL_ID_STRIDE 400
-dn_status evo_cells_expand(const evo_genome *tmpl, const evo_cells *c, evo_genome *out);
-/* Export at another width/depth: every [cell]'s filters scaled so that the
- * first cell has `filters` (<= 0: unchanged; each at least 1), every run of
- * consecutive normal [cell]s made `normal_cells` long (<= 0: unchanged; extra
- * cells are copies of the run's last one, with fresh ids). Still a template. */
-dn_status evo_template_rescale(const evo_genome *tmpl, int filters, int normal_cells, evo_genome *out);
-/* Why pjreddie Darknet cannot load c's expansion (avg3x3 is [local_avgpool],
- * AlexeyAB's fork only), or NULL when it can. */
-const char *evo_cells_upstream_note(const evo_cells *c);
-/* Which Darknet forks load a plain cfg: "loads in: ..." (a [local_avgpool],
- * the avg3x3 op, is AlexeyAB-only). */
-const char *evo_forks_note(const char *cfg_text);
-
-/* ------------------------------------------------------------ inheritance */
-
-/* Copy into child every parameter array of the parent's layer with the same
- * gene id when the layer type and every array size match (bit for bit,
- * including batch-norm rolling statistics). Layers without a match keep the
- * initialisation the framework gave them. Returns counts of layers copied and
- * layers left initialised. Also carries over `seen`. */
-typedef struct { int copied, initialised; } evo_inherit_stats;
-dn_status evo_inherit(dn_network *child, const evo_genome *child_genome,
-                      const dn_network *parent, const evo_genome *parent_genome,
-                      evo_inherit_stats *stats);
-
-/* ------------------------------------------------------------ data */
-
-/* Loaded once per process and shared by every evaluation. The validation
- * split is carved from the training images; the test set is not loaded
- * during the search. */
-typedef struct {
-    dn_data_config config;
-    dn_split train;          /* training images minus the holdout */
-    dn_split holdout;        /* validation split (last `holdout` images after a seeded shuffle) */
-    int classes;
-} evo_data;
-
-dn_status evo_data_load(const char *data_path, int holdout, uint64_t seed, int max_train, evo_data *out);
-void evo_data_free(evo_data *d);
-
-/* ------------------------------------------------------------ evaluation */
-
-typedef struct {
-    int steps;               /* training batches per child                */
-    int batch;               /* images per batch (overrides the cfg)      */
-    int inherit;             /* 1: start from the parent's matched weights */
-    uint64_t seed;           /* drives init, dropout and data order        */
-    int threads;             /* BLAS threads (0: leave as is)              */
-    int gpu;                 /* 1 + CUDA device to train on; 0: the CPU    */
-} evo_eval_options;
+/* ------------------------------------------------------------ outcomes */
 
 typedef enum { EVO_OK = 0, EVO_FAILED = 1 } evo_outcome;
-
-typedef struct {
-    evo_outcome outcome;
-    char reason[512];        /* why it failed                              */
-    float accuracy;          /* validation top-1 in [0,1]                   */
-    float loss;              /* mean training loss of the last batches      */
-    int steps;               /* batches trained                            */
-    uint64_t seen;           /* images seen by the lineage                  */
-    double train_seconds, eval_seconds, build_seconds;
-    evo_inherit_stats inherited;
-    size_t params; double flops;
-    void *weights; size_t weights_size;  /* trained .weights bytes (malloc'd) */
-} evo_result;
-
-/* Build the child from its cfg, inherit from the parent (cfg text + weights
- * bytes; NULL for none), train, validate. Never fails the process: a bad cfg,
- * divergence or out-of-memory gives outcome EVO_FAILED with the reason. */
-void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void *parent_weights,
-                  size_t parent_weights_size, const evo_data *data, const evo_eval_options *o,
-                  evo_result *r);
-void evo_result_free(evo_result *r);
-
-/* ------------------------------------------------------------ MPI messages (wire.c)
- * Rank 0 and its workers exchange self-describing byte messages: a header
- * (magic "DNEV", version, type, payload length) and fixed-width fields and
- * length-prefixed strings, little-endian. evo_wire_open rejects a short,
- * foreign, wrong-version or wrong-length message with a clear error. */
-
-#define EVO_WIRE_VERSION 1
-/* ALIVE: a worker's heartbeat, every second while it runs */
-typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP, EVO_MSG_ALIVE } evo_msg_type;
-
-typedef struct { unsigned char *data; size_t len, cap; int failed; } evo_wire;   /* a message being written */
-typedef struct { const unsigned char *p; size_t left; const char *what; int failed; } evo_reader;
-
-void evo_wire_begin(evo_wire *w, evo_msg_type type);
-void evo_wire_u32(evo_wire *w, uint32_t v);
-void evo_wire_u64(evo_wire *w, uint64_t v);
-void evo_wire_f64(evo_wire *w, double v);
-void evo_wire_bytes(evo_wire *w, const void *p, size_t n);
-void evo_wire_str(evo_wire *w, const char *s);
-dn_status evo_wire_finish(evo_wire *w);   /* sets the payload length */
-void evo_wire_free(evo_wire *w);
-/* Check the header of msg (size bytes); r then reads the payload. */
-dn_status evo_wire_open(const void *msg, size_t size, evo_msg_type *type, evo_reader *r);
-dn_status evo_read_u32(evo_reader *r, const char *field, uint32_t *v);
-dn_status evo_read_u64(evo_reader *r, const char *field, uint64_t *v);
-dn_status evo_read_f64(evo_reader *r, const char *field, double *v);
-/* text (n NULL): a C string, "" when empty; binary: a copy and its length, NULL when empty */
-dn_status evo_read_bytes(evo_reader *r, const char *field, void **out, size_t *n);
-dn_status evo_read_end(evo_reader *r);   /* nothing may be left */
-
-/* What a worker rank needs before its first task. */
-typedef struct {
-    char *data_path;
-    int holdout, max_train, threads;   /* threads 0: CPUs of the node / its workers */
-    uint64_t seed;
-    char *gpus;                        /* "" or a device list; worker k of a node uses device k mod count */
-} evo_setup_msg;
-/* One evaluation: the child (and parent) as annotated cfg text. */
-typedef struct {
-    int id;
-    evo_eval_options eval;   /* seed, steps, batch, inherit (threads and gpu: the worker's own) */
-    char *child_cfg, *parent_cfg;
-    void *parent_weights; size_t parent_weights_size;
-} evo_task_msg;
-
-dn_status evo_wire_setup(evo_wire *w, const evo_setup_msg *m);
-dn_status evo_unwire_setup(evo_reader *r, evo_setup_msg *m);
-void evo_setup_msg_free(evo_setup_msg *m);
-dn_status evo_wire_ready(evo_wire *w, dn_status status, const char *error);
-dn_status evo_unwire_ready(evo_reader *r, uint32_t *status, char **error);
-dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m);
-dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m);
-void evo_task_msg_free(evo_task_msg *m);
-/* worker_seconds: the worker's time from receiving the task to sending this */
-dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worker_seconds);
-dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *worker_seconds);
-
-/* ------------------------------------------------------------ MPI (mpi.c; make MPI=1)
- * mpirun -np K darknet evolve ... -mpi: rank 0 runs the search with one
- * thread per worker rank; ranks 1..K-1 run evo_mpi_worker until told to stop. */
-int evo_mpi_built(void);
-dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size);
-void evo_mpi_finalize(void);
-/* rank 0: set up worker `rank` (it loads the data) and wait until it is ready */
-dn_status evo_mpi_connect(int rank, const evo_setup_msg *m);
-/* rank 0: one evaluation on worker `rank`; an error (transport, malformed or
- * mismatched reply, or no message at all for DN_MPI_TIMEOUT seconds: the rank
- * died) means the rank must be dropped */
-dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, double *worker_seconds);
-void evo_mpi_stop_workers(void);   /* rank 0, at the end: every worker still alive exits its loop */
-int evo_mpi_worker(FILE *log);     /* ranks > 0: serve until stopped; the exit code */
 
 /* ------------------------------------------------------------ run folder */
 
@@ -439,80 +166,7 @@ dn_status evo_store_read(const char *dir, evo_options *o, evo_state *state);
 dn_status evo_store_check_individual(const evo_store *st, int id);
 /* Rewrite DIR/options.cfg atomically (a resume that extends the budget). */
 dn_status evo_store_save_options(evo_store *st, const evo_options *o);
-/* Atomic writes of an individual's annotated cfg and weights. */
-dn_status evo_store_save_individual(evo_store *st, int id, const char *cfg_text, const void *weights, size_t size);
-dn_status evo_store_load_individual(evo_store *st, int id, char **cfg_text, void **weights, size_t *size);
-dn_status evo_store_remove_weights(evo_store *st, int id);
-/* Append one evaluation event (and the deaths it caused) as one JSON line, fsync'd. */
-dn_status evo_store_append_event(evo_store *st, const evo_individual *child, const evo_result *r,
-                                 const int *killed, int nkilled, uint64_t rng_after, double elapsed);
 const char *evo_store_dir(const evo_store *st);
-/* DIR/seed.cfg parsed (the seed or cell template the search started from). */
-dn_status evo_store_load_seed(evo_store *st, evo_genome *seed);
-
-/* ------------------------------------------------------------ store internals (data, evaluate, store, export) */
-
-/* Write path atomically: a temporary file beside it, fsync, rename, fsync of the folder. */
-dn_status evo_write_file_atomic(const char *path, const void *data, size_t size);
-/* mkdir -p; an existing folder is fine. */
-dn_status evo_make_dirs(const char *path);
-/* Read a whole file, NUL-terminated (size may be NULL). */
-dn_status evo_read_file(const char *path, char **data, size_t *size);
-/* Top-1 accuracy of net on every image of s (unlabelled images count as wrong).
- * A non-finite output is DN_ERR_NUMERIC. Uses the network's batch as is. */
-dn_status evo_split_accuracy(dn_network *net, const dn_split *s, float *accuracy);
-
-/* JSON lines of events.jsonl: a writer for one flat object per line, and a
- * reader for exactly such objects (numbers, strings, arrays of ints). */
-typedef struct { char *buf; size_t len, cap; int fields, failed; } evo_json_writer;
-void evo_json_begin(evo_json_writer *w);
-void evo_json_int(evo_json_writer *w, const char *key, long long v);
-void evo_json_u64(evo_json_writer *w, const char *key, uint64_t v);
-void evo_json_num(evo_json_writer *w, const char *key, double v);   /* non-finite: null */
-void evo_json_str(evo_json_writer *w, const char *key, const char *v);
-void evo_json_ints(evo_json_writer *w, const char *key, const int *v, int n);
-/* Closes the object, appends '\n'; *line (malloc'd) is the whole line. */
-dn_status evo_json_end(evo_json_writer *w, char **line, size_t *len);
-
-typedef enum { EVO_JSON_NULL, EVO_JSON_NUMBER, EVO_JSON_STRING, EVO_JSON_INTS } evo_json_type;
-typedef struct {
-    char *key;
-    evo_json_type type;
-    double num; uint64_t u64; int is_int;   /* numbers (u64: a non-negative integer, exact) */
-    char *str;                              /* strings */
-    int *ints; int nints;                   /* arrays of ints */
-} evo_json_field;
-typedef struct { evo_json_field *f; int n; } evo_json_object;
-/* One line into an object; errors say "column N: what". */
-dn_status evo_json_parse(const char *line, size_t len, evo_json_object *out);
-const evo_json_field *evo_json_get(const evo_json_object *o, const char *key);
-void evo_json_object_free(evo_json_object *o);
-
-/* A growing text buffer: evo_text_add appends printf-style; an allocation
- * failure is remembered (failed) and the text stays as it was. */
-typedef struct { char *s; size_t n, cap; int failed; } evo_text;
-void evo_text_add(evo_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void evo_text_put(evo_text *t, const char *s, size_t n);
-void evo_text_html(evo_text *t, const char *s);     /* s with & < > " ' escaped for HTML */
-void evo_text_free(evo_text *t);
-/* s as one shell word for a command a user may copy ("export with: ..."): s
- * itself when it is plain, else single-quoted into buf (n bytes). */
-const char *evo_shell_quote(const char *s, char *buf, size_t n);
-/* Writes t atomically to path and frees it (out of memory: DN_ERR_NOMEM). */
-dn_status evo_text_write(evo_text *t, const char *path);
-
-/* ------------------------------------------------------------ selection */
-
-/* The paper's pairwise tournament over the living individuals of s, drawing
- * from s->rng: *parent gets the better of two distinct random ones; *killed
- * the worse when at least `population` are alive, else -1. One alive: it is
- * the parent. None alive: *parent = -1 (start again from the seed). */
-dn_status evo_tournament(evo_state *s, int population, int *parent, int *killed);
-/* Regularized (aging) evolution: *parent gets the best of `sample` distinct
- * living individuals drawn at random (all of them when fewer live; ties: the
- * younger wins); *killed the oldest living one when at least `population`
- * are alive, else -1. None alive: *parent = -1. */
-dn_status evo_aging(evo_state *s, int population, int sample, int *parent, int *killed);
 
 /* ------------------------------------------------------------ search, export, cli */
 
@@ -544,27 +198,6 @@ dn_status evo_report(const char *dir, const evo_report_options *ro, FILE *log, c
 /* The report at the end of a search: prints "report: PATH", or a warning
  * when it could not be written (never fails the search). */
 void evo_report_after_search(const char *dir, FILE *log);
-
-/* The progress plot (plot.c) as SVG text: one <circle class="ind alive|dead|failed"
- * data-id=.. > per individual of s and nothing else drawn as a circle (x: the
- * evaluation number, or the search time when over_time; failures in a band
- * below the axis), the best accuracy so far as a step line, and the lineage
- * (ids from the initial individual to the best; may be empty) as a line. */
-dn_status evo_plot_progress(const evo_state *s, const int *lineage, int nlineage, int over_time, char **svg);
-
-/* Architecture diagrams (diagram.c) as Graphviz dot text. A network: the
- * layers of an individual's cfg as boxes (type, filters, size/stride,
- * activation, output w x h x c from shape inference; the options as written
- * when its shapes do not infer), edges for the flow, routes and shortcuts.
- * A cell: its two inputs h(k-2), h(k-1), each block's two ops and sum, and
- * the concatenated output. id (may be NULL) prefixes the ids of the
- * rendered SVG's elements, so that several can share one page. */
-dn_status evo_diagram_network(const char *cfg_text, const char *name, const char *id, const char *title, char **dot);
-dn_status evo_diagram_cell(const evo_cells *c, int reduction, const char *id, const char *title, char **dot);
-/* Graphviz `dot` is on PATH. */
-int evo_dot_available(void);
-/* dot -Tsvg dot_path into svg_path (atomically). */
-dn_status evo_dot_render(const char *dot_path, const char *svg_path);
 
 /* `darknet evolve ...` entry point (returns the process exit code). */
 int evo_main(int argc, char **argv);

@@ -23,7 +23,7 @@
  * line: id, test_accuracy, images, out, time), where `darknet evolve report`
  * finds it; failing to record it is a warning, not an error.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -37,14 +37,6 @@
 
 #define TEST_BATCH 100
 #define LINEAGE_SHOWN 12   /* the lineage line lists at most this many steps */
-
-static dn_status dn_failed(dn_status s, const char *context)
-{
-    char msg[2048];
-    snprintf(msg, sizeof msg, "%s", dn_last_error());
-    if (!context) return evo_fail(s, "%s", msg);
-    return evo_fail(s, "%s: %s", context, msg);
-}
 
 /* ------------------------------------------------------------ small text buffer */
 
@@ -70,7 +62,7 @@ static void add(text *t, const char *fmt, ...)
 static dn_status write_text(const char *path, text *t)
 {
     dn_status s = t->failed ? evo_fail(DN_ERR_NOMEM, "%s: out of memory", path)
-                            : evo_write_file_atomic(path, t->s ? t->s : "", t->n);
+                            : dn_write_file_atomic(path, t->s ? t->s : "", t->n);
     free(t->s);
     memset(t, 0, sizeof *t);
     return s;
@@ -107,27 +99,6 @@ static void add_abs_list(text *t, const char *key, const char *list)
     }
     add(t, "\n");
     free(copy);
-}
-
-static dn_status make_dirs_for(const char *prefix)
-{
-    char *p = strdup(prefix);
-    if (!p) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    char *slash = strrchr(p, '/');
-    for (char *c = p + 1; slash && c <= slash; ++c) {
-        if (*c != '/') continue;
-        *c = 0;
-        struct stat sb;
-        if (mkdir(p, 0755) != 0 && !(errno == EEXIST && stat(p, &sb) == 0 && S_ISDIR(sb.st_mode))) {
-            dn_status s = evo_fail(DN_ERR_IO, "%s: cannot create the folder %s: %s", prefix, p,
-                                        errno == EEXIST ? "not a folder" : strerror(errno));
-            free(p);
-            return s;
-        }
-        *c = '/';
-    }
-    free(p);
-    return DN_OK;
 }
 
 /* ------------------------------------------------------------ choosing */
@@ -219,7 +190,7 @@ static dn_status write_plain_cfg(const char *annotated, int id, const char *path
         snprintf(msg, sizeof msg, "%s", evo_last_error());
         return evo_fail(s, "%s", msg);
     }
-    s = evo_write_file_atomic(path, plain, strlen(plain));
+    s = dn_write_file_atomic(path, plain, strlen(plain));
     free(plain);
     return s;
 }
@@ -260,19 +231,19 @@ static dn_status measure(const export_paths *p, test_result *tr)
 {
     memset(tr, 0, sizeof *tr);
     dn_data_config dc;
-    if (dn_data_config_read(p->data, &dc) != DN_OK) return dn_failed(DN_ERR_PARSE, NULL);
+    if (dn_data_config_read(p->data, &dc) != DN_OK) return DN_ERR_PARSE;
     dn_parse_options po = {.batch = TEST_BATCH, .quiet = 1};
     dn_network *net = NULL;
     dn_split test;
     memset(&test, 0, sizeof test);
     dn_status s = dn_network_parse_file(p->cfg, &po, &net);
     if (s == DN_OK) s = dn_weights_load(net, p->weights);
-    if (s != DN_OK) s = dn_failed(s, "reading the exported files back");
+    if (s != DN_OK) s = dn_fail_context(s, "reading the exported files back");
     if (s == DN_OK && dc.valid) {
         tr->has_test = 1;
         tr->valid = strdup(dc.valid);
         s = dn_split_load(&dc, 1, 0, &test);
-        if (s != DN_OK) s = dn_failed(s, "the test set");
+        if (s != DN_OK) s = dn_fail_context(s, "the test set");
         if (s == DN_OK) { tr->n = test.n; s = evo_split_accuracy(net, &test, &tr->accuracy); }
     }
     dn_split_free(&test);
@@ -378,9 +349,9 @@ static dn_status write_all(evo_store *st, const evo_options *o, const evo_indivi
     dn_data_config dc;
     memset(&dc, 0, sizeof dc);
     dn_status s = write_plain_cfg(cfg, v->id, p->cfg);
-    if (s == DN_OK) s = evo_write_file_atomic(p->weights, w, wn);
+    if (s == DN_OK) s = dn_write_file_atomic(p->weights, w, wn);
     if (s == DN_OK && dn_data_config_read(o->data_path, &dc) != DN_OK)
-        s = dn_failed(DN_ERR_PARSE, "the search's .data (paths in a .data are relative to the working folder: "
+        s = dn_fail_context(DN_ERR_PARSE, "the search's .data (paths in a .data are relative to the working folder: "
                                     "export from the folder the search ran in)");
     if (s == DN_OK) s = write_labels(&dc, p->labels);
     if (s == DN_OK) s = write_data(&dc, p, v->id, evo_store_dir(st));
@@ -421,16 +392,16 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
                                const char *prefix, FILE *report)
 {
     export_paths p;
-    TRY(make_paths(prefix, &p));
+    DN_TRY(make_paths(prefix, &p));
     char *plain = NULL;
     const char *note = NULL;
     dn_data_config dc;
     memset(&dc, 0, sizeof dc);
     dn_status s = scaled_cfg(st, v, filters, cells, &plain, &note);
-    if (s == DN_OK) s = make_dirs_for(prefix);
-    if (s == DN_OK) s = evo_write_file_atomic(p.cfg, plain, strlen(plain));
+    if (s == DN_OK) s = dn_make_parent_dirs(prefix);
+    if (s == DN_OK) s = dn_write_file_atomic(p.cfg, plain, strlen(plain));
     if (s == DN_OK && dn_data_config_read(o->data_path, &dc) != DN_OK)
-        s = dn_failed(DN_ERR_PARSE, "the search's .data (export from the folder the search ran in)");
+        s = dn_fail_context(DN_ERR_PARSE, "the search's .data (export from the folder the search ran in)");
     if (s == DN_OK) s = write_labels(&dc, p.labels);
     if (s == DN_OK) s = write_data(&dc, &p, v->id, evo_store_dir(st));
     evo_cost cost = {0};
@@ -465,9 +436,9 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
 static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s, const evo_individual *v,
                                const loaded *in, const char *prefix, FILE *report)
 {
-    TRY(make_dirs_for(prefix));
+    DN_TRY(dn_make_parent_dirs(prefix));
     export_paths p;
-    TRY(make_paths(prefix, &p));
+    DN_TRY(make_paths(prefix, &p));
     test_result tr = {0};
     dn_status r = write_all(st, o, v, in, &p);
     if (r == DN_OK) r = measure(&p, &tr);
@@ -496,7 +467,7 @@ static dn_status try_export(const char *dir, export_job *j, int *retry)
     evo_state s;
     evo_store *st = NULL;
     *retry = 0;
-    TRY(evo_store_open_read(dir, &o, &s, &st));
+    DN_TRY(evo_store_open_read(dir, &o, &s, &st));
     const evo_individual *v = NULL;
     loaded in = {0};
     dn_status r = pick(dir, &s, j->id, j->skip, j->nskip, &v);

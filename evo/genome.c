@@ -2,12 +2,13 @@
  * genome.c — genomes <-> Darknet cfg text, option access, and the shape and
  * limit check of a genome through the framework's shape inference.
  *
- * Lexing follows upstream Darknet: every whitespace character (and '\r') is
- * removed from a line; empty lines and lines starting with '#' or ';' are
- * comments; "[name]" opens a section; key=value splits at the first '='; of
- * duplicate keys the first wins (later ones are dropped here, so an emitted
- * genome never carries keys the framework would report as unused); a line
- * without '=' or with an empty value is dropped, as the framework does.
+ * The text is lexed by the framework (dn_cfg_lex_annotated: upstream's rules,
+ * every whitespace character removed from a line, '#' and ';' comments,
+ * "[name]" sections, key=value at the first '=', lines without '=' or value
+ * dropped); of duplicate keys the first wins (later ones are dropped here, so
+ * an emitted genome never carries keys the framework would report as unused).
+ * Section names are folded to the framework's canonical ones
+ * (dn_section_canonical: [conv] is [convolutional]).
  *
  * On top of that, comment lines starting "# evo" carry the genome's memory:
  *   # evo id=N        the stable gene id of the next section
@@ -23,7 +24,7 @@
  * The classifier head is the longest suffix of avgpool / connected / dropout
  * / softmax / cost sections; it must end in [softmax] or [cost].
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -90,17 +91,11 @@ static dn_status kvs_set(evo_kv **kv, int *n, const char *key, const char *value
     return DN_OK;
 }
 
-/* Section names as upstream spells them, aliases folded to the canonical name. */
+/* Section names as the framework spells them, aliases folded. */
 static const char *canonical_type(const char *t)
 {
-    static const char *const alias[][2] = {
-        {"network", "net"}, {"conv", "convolutional"}, {"conn", "connected"}, {"max", "maxpool"},
-        {"avg", "avgpool"}, {"soft", "softmax"}, {"local_avg", "local_avgpool"}, {"lrn", "normalization"},
-        {"deconv", "deconvolutional"},
-    };
-    for (size_t i = 0; i < sizeof alias / sizeof alias[0]; ++i)
-        if (strcmp(t, alias[i][0]) == 0) return alias[i][1];
-    return t;
+    const char *c = dn_section_canonical(t);
+    return c ? c : t;
 }
 
 static int is_head_type(const char *t)
@@ -246,15 +241,12 @@ static dn_status parse_refs(parser *ps, evo_gene *gene, const char *key, const c
     return DN_OK;
 }
 
-static dn_status add_option(parser *ps, char *s, int line)
+static dn_status add_option(parser *ps, const char *key, const char *value, int line)
 {
     if (!ps->seen_net)
-        return evo_fail(DN_ERR_PARSE, "%s:%d: option '%s' appears before the first section ([net])", ps->name, line, s);
+        return evo_fail(DN_ERR_PARSE, "%s:%d: option '%s=%s' appears before the first section ([net])", ps->name, line,
+                        key, value);
     ps->pending_id = 0;   /* an id line belongs right before a header */
-    char *eq = strchr(s, '=');
-    if (!eq || eq[1] == 0) return DN_OK;   /* no '=' or no value: dropped, as the framework does */
-    *eq = 0;
-    const char *key = s, *value = eq + 1;
     evo_genome *g = ps->g;
     if (g->n == 0) {
         if (kvs_get(g->net, g->nnet, key)) return DN_OK;   /* first occurrence wins */
@@ -267,35 +259,36 @@ static dn_status add_option(parser *ps, char *s, int line)
     return kvs_set(&gene->kv, &gene->nkv, key, value);
 }
 
+/* The annotations of cfg up to (not including) `line`, from *j on. */
+static dn_status notes_before(parser *ps, const dn_cfg *cfg, int *j, int line)
+{
+    for (; *j < cfg->nnotes && cfg->notes[*j].line < line; ++*j)
+        DN_TRY(parse_annotation(ps, cfg->notes[*j].text, cfg->notes[*j].line));
+    return DN_OK;
+}
+
+/* The framework's tokens in line order: annotations, headers, options. */
+static dn_status walk(parser *ps, const dn_cfg *cfg)
+{
+    int j = 0;
+    for (int i = 0; i < cfg->nsections; ++i) {
+        const dn_section *sec = &cfg->sections[i];
+        DN_TRY(notes_before(ps, cfg, &j, sec->line));
+        DN_TRY(open_section(ps, sec->type, sec->line));
+        for (int k = 0; k < sec->nopts; ++k) {
+            DN_TRY(notes_before(ps, cfg, &j, sec->opts[k].line));
+            DN_TRY(add_option(ps, sec->opts[k].key, sec->opts[k].value, sec->opts[k].line));
+        }
+    }
+    return notes_before(ps, cfg, &j, 2147483647);
+}
+
 static dn_status lex(parser *ps, const char *text)
 {
-    size_t cap = 256;
-    char *buf = malloc(cap);
-    if (!buf) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    dn_status st = DN_OK;
-    int line = 0;
-    for (const char *p = text; *p && st == DN_OK;) {
-        const char *end = strchr(p, '\n');
-        if (!end) end = p + strlen(p);
-        ++line;
-        if ((size_t)(end - p) + 1 > cap) {
-            cap = (size_t)(end - p) + 1;
-            char *nb = realloc(buf, cap);
-            if (!nb) { st = evo_fail(DN_ERR_NOMEM, "out of memory"); break; }
-            buf = nb;
-        }
-        char *d = buf;
-        for (const char *q = p; q < end; ++q)
-            if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\v' && *q != '\f') *d++ = *q;
-        *d = 0;
-        p = *end ? end + 1 : end;
-        if (buf[0] == 0) continue;
-        if (strncmp(buf, "#evo", 4) == 0) st = parse_annotation(ps, buf, line);
-        else if (buf[0] == '#' || buf[0] == ';') continue;
-        else if (buf[0] == '[') st = open_section(ps, buf, line);
-        else st = add_option(ps, buf, line);
-    }
-    free(buf);
+    dn_cfg cfg;
+    DN_TRY(dn_cfg_lex_annotated(text, ps->name, "#evo", &cfg));
+    dn_status st = walk(ps, &cfg);
+    dn_cfg_free(&cfg);
     return st;
 }
 
@@ -416,7 +409,7 @@ static dn_status kvs_copy(const evo_kv *src, int n, evo_kv **dst, int *dn)
 {
     *dst = NULL;
     *dn = 0;
-    for (int i = 0; i < n; ++i) TRY(kvs_set(dst, dn, src[i].key, src[i].value));
+    for (int i = 0; i < n; ++i) DN_TRY(kvs_set(dst, dn, src[i].key, src[i].value));
     return DN_OK;
 }
 
@@ -426,7 +419,7 @@ static dn_status gene_copy(const evo_gene *src, evo_gene *dst)
     dst->id = src->id;
     dst->type = strdup(src->type);
     if (!dst->type) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    TRY(kvs_copy(src->kv, src->nkv, &dst->kv, &dst->nkv));
+    DN_TRY(kvs_copy(src->kv, src->nkv, &dst->kv, &dst->nkv));
     if (src->nrefs > 0) {
         dst->refs = malloc((size_t)src->nrefs * sizeof *dst->refs);
         if (!dst->refs) return evo_fail(DN_ERR_NOMEM, "out of memory");
@@ -524,7 +517,7 @@ dn_status evo_genome_check(const evo_genome *g, const evo_limits *lim, evo_cost 
     if (cost) memset(cost, 0, sizeof *cost);
     if (!g) return evo_fail(DN_ERR_ARG, "evo_genome_check: no genome");
     char *text;
-    TRY(evo_genome_emit(g, 0, &text));
+    DN_TRY(evo_genome_emit(g, 0, &text));
     dn_parse_options po = {.batch = net_batch(g), .seed = 0, .quiet = 1, .shapes_only = 1};
     dn_network *net = NULL;
     dn_status st = dn_network_parse_string(text, "<genome>", &po, &net);

@@ -10,7 +10,7 @@
  * (pooling, route, shortcut, activation, softmax, ...) count as neither.
  * Momentum buffers are not copied: the child starts its own optimisation.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <string.h>
 
 /* 1 when every array of a matches b in name and size (and both exist). */

@@ -13,7 +13,7 @@
  * with a message giving the column of the first thing that is not JSON.
  * Numbers keep their text so that 64-bit integers come back exactly.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -197,7 +197,7 @@ static dn_status read_escape(reader *r, char *d, int *n)
     if (k) { d[0] = to[k - from]; *n = 1; return DN_OK; }
     if (c != 'u') { --r->p; return bad(r, "unknown escape"); }
     unsigned cp = 0;
-    TRY(read_u_escape(r, &cp));
+    DN_TRY(read_u_escape(r, &cp));
     if (cp == 0) return bad(r, "\\u0000 is not allowed in a string");
     *n = utf8(cp, d);
     return DN_OK;
@@ -282,7 +282,7 @@ static dn_status read_int_array(reader *r, evo_json_field *f)
         skip_ws(r);
         evo_json_field e;
         memset(&e, 0, sizeof e);
-        TRY(read_number(r, &e));
+        DN_TRY(read_number(r, &e));
         if (!e.is_int || e.num < -2147483648.0 || e.num > 2147483647.0) return bad(r, "array items must be integers");
         int *ni = realloc(f->ints, (size_t)(f->nints + 1) * sizeof *ni);
         if (!ni) return evo_fail(DN_ERR_NOMEM, "out of memory reading a JSON array");
@@ -350,7 +350,7 @@ static dn_status read_object(reader *r, evo_json_object *o)
     skip_ws(r);
     if (r->p < r->end && *r->p == '}') { ++r->p; return DN_OK; }
     for (;;) {
-        TRY(read_member(r, o));
+        DN_TRY(read_member(r, o));
         skip_ws(r);
         if (r->p < r->end && *r->p == ',') { ++r->p; continue; }
         if (r->p < r->end && *r->p == '}') { ++r->p; return DN_OK; }

@@ -21,7 +21,7 @@
  * worker never holds MPI away from the others and idle ranks do not spin.
  * Built only with `make MPI=1` (DN_MPI); otherwise the calls say so.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,7 +175,7 @@ dn_status evo_mpi_init(int *argc, char ***argv, int *rank, int *size)
     if (provided < MPI_THREAD_SERIALIZED)
         return evo_fail(DN_ERR_IO, "MPI: the library offers thread level %d, darknet evolve needs MPI_THREAD_SERIALIZED",
                         provided);
-    TRY(node_layout());
+    DN_TRY(node_layout());
     if (world_size > 1) beat_running = pthread_create(&beat_thread, NULL, heartbeats, NULL) == 0;
     return DN_OK;
 }
@@ -263,7 +263,7 @@ static dn_status recv_msg(int from, double patience, unsigned char **buf, int *n
 static dn_status recv_open(int from, double patience, unsigned char **buf, evo_msg_type *type, evo_reader *r)
 {
     int n;
-    TRY(recv_msg(from, patience, buf, &n));
+    DN_TRY(recv_msg(from, patience, buf, &n));
     dn_status s = evo_wire_open(*buf, (size_t)n, type, r);
     if (s != DN_OK) { free(*buf); *buf = NULL; }
     return s;
@@ -291,7 +291,7 @@ dn_status evo_mpi_connect(int rank, const evo_setup_msg *m)
     unsigned char *buf;
     evo_msg_type type;
     evo_reader r;
-    TRY(exchange(rank, &w, evo_wire_setup(&w, m), &buf, &type, &r));
+    DN_TRY(exchange(rank, &w, evo_wire_setup(&w, m), &buf, &type, &r));
     uint32_t status = 0;
     char *error = NULL;
     dn_status s = type == EVO_MSG_READY ? evo_unwire_ready(&r, &status, &error)
@@ -309,7 +309,7 @@ dn_status evo_mpi_evaluate(int rank, const evo_task_msg *t, evo_result *r, doubl
     unsigned char *buf;
     evo_msg_type type;
     evo_reader rd;
-    TRY(exchange(rank, &w, evo_wire_task(&w, t), &buf, &type, &rd));
+    DN_TRY(exchange(rank, &w, evo_wire_task(&w, t), &buf, &type, &rd));
     int id = -1;
     dn_status s = type == EVO_MSG_RESULT ? evo_unwire_result(&rd, &id, r, worker_seconds)
                                : evo_fail(DN_ERR_PARSE, "expected a result message, got type %d", (int)type);
@@ -349,7 +349,7 @@ typedef struct {
 static dn_status worker_setup(worker_state *ws, evo_reader *r)
 {
     evo_setup_msg m;
-    TRY(evo_unwire_setup(r, &m));
+    DN_TRY(evo_unwire_setup(r, &m));
     if (ws->loaded) { evo_data_free(&ws->data); ws->loaded = 0; }
     dn_status s = evo_data_load(m.data_path, m.holdout, m.seed, m.max_train, &ws->data);
     if (s != DN_OK) s = evo_fail(s, "rank %d: loading %s: %s", my_rank, m.data_path, evo_last_error());
@@ -374,7 +374,7 @@ static dn_status worker_task(worker_state *ws, evo_reader *rd)
 {
     double t0 = dn_time_now();
     evo_task_msg t;
-    TRY(evo_unwire_task(rd, &t));
+    DN_TRY(evo_unwire_task(rd, &t));
     evo_result r;
     memset(&r, 0, sizeof r);
     evo_genome child, parent;

@@ -21,7 +21,7 @@
  *     truncation of non-primary inputs);
  *   - a gene referenced by a [route] or [shortcut] is never removed.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,7 +182,7 @@ static int pick_body_gene(const evo_genome *g, const char *type, int free_only, 
 static dn_status genome_shapes(const evo_genome *g, dn_network **net)
 {
     char *text;
-    TRY(evo_genome_emit(g, 0, &text));
+    DN_TRY(evo_genome_emit(g, 0, &text));
     dn_parse_options po = {.batch = 1, .quiet = 1, .shapes_only = 1};
     dn_status st = dn_network_parse_string(text, "<genome>", &po, net);
     free(text);
@@ -214,7 +214,7 @@ static dn_status alter_learning_rate(evo_genome *g, uint64_t *rng)
 static dn_status insert_convolution(evo_genome *g, uint64_t *rng)
 {
     dn_network *net;
-    TRY(genome_shapes(g, &net));
+    DN_TRY(genome_shapes(g, &net));
     int pos = rand_int(rng, 0, g->body_end);
     int channels = pos == 0 ? net->c : net->layers[pos - 1].out_c;
     dn_network_free(net);
@@ -227,7 +227,7 @@ static dn_status insert_convolution(evo_genome *g, uint64_t *rng)
                              "activation", "relu", NULL};
     const char *linear[] = {"filters", filters, "size", "3", "stride", str, "pad", "1", "activation", "linear", NULL};
     evo_gene conv;
-    TRY(gene_make(&conv, "convolutional", bn ? with_bn : linear));
+    DN_TRY(gene_make(&conv, "convolutional", bn ? with_bn : linear));
     return insert_genes(g, pos, &conv, 1);
 }
 
@@ -280,7 +280,7 @@ static dn_status alter_filter_size(evo_genome *g, uint64_t *rng)
         return evo_fail(DN_ERR_ARG, "alter_filter_size does not apply: size=%s", evo_gene_get(&g->genes[i], "size"));
     int h = (size - 1) / 2;
     int nh = rand_int_except(rng, h / 2, h > 0 ? 2 * h : 1, h);
-    TRY(gene_set_int(&g->genes[i], "size", 2 * nh + 1));
+    DN_TRY(gene_set_int(&g->genes[i], "size", 2 * nh + 1));
     return evo_gene_set(&g->genes[i], "pad", "1");
 }
 
@@ -292,7 +292,7 @@ static dn_status insert_one_to_one(evo_genome *g, uint64_t *rng)
     int pos = rand_int(rng, 0, g->body_end);
     const char *relu[] = {"activation", "relu", NULL}, *linear[] = {"activation", "linear", NULL};
     evo_gene gene;
-    TRY(gene_make(&gene, "activation", rand_int(rng, 0, 1) ? relu : linear));
+    DN_TRY(gene_make(&gene, "activation", rand_int(rng, 0, 1) ? relu : linear));
     return insert_genes(g, pos, &gene, 1);
 }
 
@@ -324,7 +324,7 @@ static int skip_sources(const dn_network *net, int pos, int *src)
 static dn_status add_skip(evo_genome *g, uint64_t *rng)
 {
     dn_network *net;
-    TRY(genome_shapes(g, &net));
+    DN_TRY(genome_shapes(g, &net));
     int *buf = malloc((size_t)(2 * g->body_end + 2) * sizeof *buf);
     if (!buf) { dn_network_free(net); return evo_fail(DN_ERR_NOMEM, "out of memory"); }
     int *positions = buf, *src = buf + g->body_end + 1, np = 0;
@@ -340,7 +340,7 @@ static dn_status add_skip(evo_genome *g, uint64_t *rng)
     if (pos < 0) return evo_fail(DN_ERR_ARG, "add_skip does not apply: no pair of body layers with fitting shapes");
     const char *kv[] = {"activation", "linear", NULL};
     evo_gene sc;
-    TRY(gene_make(&sc, "shortcut", kv));
+    DN_TRY(gene_make(&sc, "shortcut", kv));
     sc.refs = malloc(sizeof *sc.refs);
     if (!sc.refs) { gene_clear(&sc); return evo_fail(DN_ERR_NOMEM, "out of memory"); }
     sc.refs[0] = g->genes[from].id;
@@ -404,7 +404,7 @@ dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint
     for (int t = 0; t < tries; ++t) {
         evo_mutation m = (evo_mutation)(dn_rand_u64(rng) % EVO_MUT_COUNT);
         evo_genome c;
-        TRY(evo_genome_copy(parent, &c));
+        DN_TRY(evo_genome_copy(parent, &c));
         dn_status st = evo_mutate(&c, m, rng);
         if (st == DN_OK) st = evo_genome_check(&c, lim, NULL);
         if (st == DN_OK && evo_count_upstream_unsafe(&c) > evo_count_upstream_unsafe(parent))

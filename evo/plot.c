@@ -14,7 +14,7 @@
  * of circles is the number of individuals. Colours are attributes, not CSS,
  * so the file looks the same alone and embedded in a page.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

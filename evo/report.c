@@ -18,7 +18,7 @@
  * to DIR/tests.jsonl). The diagrams are rendered by Graphviz `dot`; without
  * it the .dot files are still written and the page says how to render them.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -136,7 +136,7 @@ static dn_status read_reasons(report *r)
     r->reason = calloc((size_t)(r->s.n ? r->s.n : 1), sizeof *r->reason);
     char *path = join(r->dir, "events.jsonl"), *text = NULL;
     size_t size = 0;
-    dn_status s = r->reason && path ? evo_read_file(path, &text, &size) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    dn_status s = r->reason && path ? dn_read_file(path, &text, &size) : evo_fail(DN_ERR_NOMEM, "out of memory");
     for (const char *p = text; s == DN_OK && p < text + size;) {
         const char *nl = memchr(p, '\n', (size_t)(text + size - p));
         if (!nl) { r->torn = strspn(p, " \t\r") < (size_t)(text + size - p); break; }
@@ -161,7 +161,7 @@ static void read_tests(report *r)
     char *path = join(r->dir, "tests.jsonl"), *text = NULL;
     size_t size = 0;
     struct stat sb;
-    if (!path || stat(path, &sb) != 0 || evo_read_file(path, &text, &size) != DN_OK) { free(path); return; }
+    if (!path || stat(path, &sb) != 0 || dn_read_file(path, &text, &size) != DN_OK) { free(path); return; }
     for (char *p = text, *nl; p < text + size && (nl = memchr(p, '\n', (size_t)(text + size - p))); p = nl + 1) {
         evo_json_object o;
         if (evo_json_parse(p, (size_t)(nl - p), &o) != DN_OK) continue;
@@ -226,7 +226,7 @@ static int seed_has_cells(const char *dir)
     char *path = join(dir, "seed.cfg"), *text = NULL;
     evo_genome g;
     int cells = 0;
-    if (path && evo_read_file(path, &text, NULL) == DN_OK && evo_genome_parse(text, path, &g) == DN_OK) {
+    if (path && dn_read_file(path, &text, NULL) == DN_OK && evo_genome_parse(text, path, &g) == DN_OK) {
         cells = evo_genome_has_cells(&g);
         evo_genome_free(&g);
     }
@@ -237,9 +237,9 @@ static int seed_has_cells(const char *dir)
 
 static dn_status read_run(report *r)
 {
-    TRY(check_run_folder(r->dir));
-    TRY(evo_store_read(r->dir, &r->o, &r->s));
-    TRY(read_reasons(r));   /* a partial last line: the store has warned, the page says so */
+    DN_TRY(check_run_folder(r->dir));
+    DN_TRY(evo_store_read(r->dir, &r->o, &r->s));
+    DN_TRY(read_reasons(r));   /* a partial last line: the store has warned, the page says so */
     read_tests(r);
     r->cells = seed_has_cells(r->dir);
     find_best(r);
@@ -264,11 +264,11 @@ static dn_status add_figure(report *r, int id, const char *role, int step)
 static dn_status choose_figures(report *r, const evo_report_options *ro)
 {
     int last = r->nlineage - 1;
-    if (last >= 0) TRY(add_figure(r, r->lineage[last], "the best", last));
+    if (last >= 0) DN_TRY(add_figure(r, r->lineage[last], "the best", last));
     int m = last < ANCESTORS_DRAWN ? last : ANCESTORS_DRAWN;
     for (int k = m - 1; k >= 0; --k) {
         int step = (int)((double)k * last / m + 0.5);
-        TRY(add_figure(r, r->lineage[step], "ancestor", step));
+        DN_TRY(add_figure(r, r->lineage[step], "ancestor", step));
     }
     for (int i = 0; ro && i < ro->nids; ++i) {
         if (!evo_state_find(&r->s, ro->ids[i]))
@@ -277,7 +277,7 @@ static dn_status choose_figures(report *r, const evo_report_options *ro)
         int step = -1;
         for (int k = 0; k < r->nlineage; ++k)
             if (r->lineage[k] == ro->ids[i]) step = k;
-        TRY(add_figure(r, ro->ids[i], "asked for", step));
+        DN_TRY(add_figure(r, ro->ids[i], "asked for", step));
     }
     return DN_OK;
 }
@@ -308,7 +308,7 @@ static dn_status page_paths(report *r, const char *out)
     if (!slash) r->folder = strdup(".");
     else r->folder = strndup(r->page, slash == r->page ? 1 : (size_t)(slash - r->page));   /* "/x.html": "/" */
     if (!r->folder) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    return evo_make_dirs(r->folder);
+    return dn_make_dirs(r->folder);
 }
 
 /* FOLDER/name from text. */
@@ -316,7 +316,7 @@ static dn_status write_beside(const report *r, const char *name, const char *tex
 {
     char *path = join(r->folder, name);
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    dn_status s = evo_write_file_atomic(path, text, strlen(text));
+    dn_status s = dn_write_file_atomic(path, text, strlen(text));
     free(path);
     return s;
 }
@@ -325,10 +325,10 @@ static dn_status write_plots(report *r)
 {
     for (int over_time = 0; over_time < 2; ++over_time) {
         char *svg = NULL;
-        TRY(evo_plot_progress(&r->s, r->lineage, r->nlineage, over_time, &svg));
+        DN_TRY(evo_plot_progress(&r->s, r->lineage, r->nlineage, over_time, &svg));
         dn_status s = write_beside(r, over_time ? "progress-time.svg" : "progress.svg", svg);
         free(svg);
-        TRY(s);
+        DN_TRY(s);
     }
     return DN_OK;
 }
@@ -338,7 +338,7 @@ static dn_status write_diagram(report *r, figure *f, const char *name, const cha
 {
     char file[128];
     snprintf(file, sizeof file, "%s.dot", name);
-    TRY(write_beside(r, file, dot));
+    DN_TRY(write_beside(r, file, dot));
     if (!r->has_dot) return DN_OK;
     char *dot_path = join(r->folder, file), *svg_path = NULL;
     snprintf(file, sizeof file, "%s.svg", name);
@@ -367,16 +367,16 @@ static void figure_title(const report *r, const figure *f, char *buf, size_t n)
 static dn_status write_cells(report *r, figure *f, const char *cells_text)
 {
     evo_cells c;
-    TRY(evo_cells_parse(cells_text, &c));
+    DN_TRY(evo_cells_parse(cells_text, &c));
     f->cells = strdup(cells_text);
     for (int red = 0; red < 2; ++red) {
         char name[64], title[96], *dot = NULL;
         snprintf(name, sizeof name, "cells-%d-%s", f->id, red ? "reduction" : "normal");
         snprintf(title, sizeof title, "%s cell of individual %d", red ? "reduction" : "normal", f->id);
-        TRY(evo_diagram_cell(&c, red, name, title, &dot));
+        DN_TRY(evo_diagram_cell(&c, red, name, title, &dot));
         dn_status s = write_diagram(r, f, name, dot);
         free(dot);
-        TRY(s);
+        DN_TRY(s);
     }
     return DN_OK;
 }
@@ -386,16 +386,16 @@ static dn_status figure_files(report *r, figure *f, const char *cfg, const char 
 {
     char name[64], title[512], *dot = NULL;
     snprintf(name, sizeof name, "arch-%d.cfg", f->id);
-    TRY(write_beside(r, name, cfg));
+    DN_TRY(write_beside(r, name, cfg));
     evo_genome g;
-    TRY(evo_genome_parse(cfg, cfg_path, &g));
+    DN_TRY(evo_genome_parse(cfg, cfg_path, &g));
     f->layers = g.n;
     dn_status s = g.cells ? write_cells(r, f, g.cells) : DN_OK;
     evo_genome_free(&g);
-    TRY(s);
+    DN_TRY(s);
     figure_title(r, f, title, sizeof title);
     snprintf(name, sizeof name, "arch-%d", f->id);
-    TRY(evo_diagram_network(cfg, cfg_path, name, title, &dot));
+    DN_TRY(evo_diagram_network(cfg, cfg_path, name, title, &dot));
     s = write_diagram(r, f, name, dot);
     free(dot);
     return s;
@@ -408,7 +408,7 @@ static dn_status write_figure(report *r, figure *f)
     char *path = join(r->dir, rel), *cfg = NULL;
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
     f->rendered = r->has_dot;
-    dn_status s = evo_read_file(path, &cfg, NULL);
+    dn_status s = dn_read_file(path, &cfg, NULL);
     if (s == DN_OK) s = figure_files(r, f, cfg, path);
     free(cfg);
     free(path);
@@ -429,7 +429,7 @@ static void fmt_time(double sec, char *buf, size_t n)
 static void inline_svg(evo_text *t, const report *r, const char *name)
 {
     char *path = join(r->folder, name), *svg = NULL;
-    if (path && evo_read_file(path, &svg, NULL) == DN_OK && strstr(svg, "<svg")) {
+    if (path && dn_read_file(path, &svg, NULL) == DN_OK && strstr(svg, "<svg")) {
         evo_text_add(t, "%s", strstr(svg, "<svg"));
     } else {
         evo_text_add(t, "<p class=\"note\">");
@@ -747,14 +747,14 @@ static dn_status write_page(report *r)
 
 static dn_status make_report(report *r, const evo_report_options *ro)
 {
-    TRY(read_run(r));
-    TRY(choose_figures(r, ro));
-    TRY(page_paths(r, ro ? ro->out : NULL));
+    DN_TRY(read_run(r));
+    DN_TRY(choose_figures(r, ro));
+    DN_TRY(page_paths(r, ro ? ro->out : NULL));
     r->has_dot = evo_dot_available();
     if (!r->has_dot && r->nfig > 0)
         note(r, "Graphviz dot is not installed: writing the diagrams as .dot files only (apt-get install graphviz)");
-    TRY(write_plots(r));
-    for (int i = 0; i < r->nfig; ++i) TRY(write_figure(r, &r->fig[i]));
+    DN_TRY(write_plots(r));
+    for (int i = 0; i < r->nfig; ++i) DN_TRY(write_figure(r, &r->fig[i]));
     return write_page(r);
 }
 

@@ -4,7 +4,7 @@
  *   tournament (Large-Scale Evolution, Real et al. 2017): two living
  *     individuals drawn at random, the worse dies (when the population is
  *     full), the better gets a mutated child;
- *   aging (Regularized Evolution, Real et al. 2018): S living individuals
+ *   aging (Regularized Evolution, Real et al. 2019): S living individuals
  *     drawn at random, the best gets a mutated child, the oldest dies;
  *   random: every individual a fresh sample of the search space; the worst
  *     dies when the population is full (so the best so far stays).
@@ -32,7 +32,7 @@
  * seed derived from (search seed, child id). Only the event log's timing
  * fields differ between two runs with the same seed.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,12 +5,12 @@
  * (higher validation accuracy) is the parent; when the population is full the
  * worse dies at once. Ties: the older (smaller id) counts as worse.
  *
- * evo_aging is the regularized evolution of Real et al. (2018): S distinct
+ * evo_aging is the regularized evolution of Real et al. (2019): S distinct
  * living individuals drawn uniformly at random; the best of them is the
  * parent; when the population is full the oldest living individual (the
  * first evaluated) dies, whatever its accuracy.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <stdlib.h>
 
 /* 1 when a is worse than b. */

@@ -4,7 +4,7 @@
  * serves both; evo_text is a growing text buffer (HTML escaping included) for
  * the files evo writes.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,7 +80,7 @@ void evo_text_free(evo_text *t)
 dn_status evo_text_write(evo_text *t, const char *path)
 {
     dn_status s = t->failed ? evo_fail(DN_ERR_NOMEM, "%s: out of memory", path)
-                            : evo_write_file_atomic(path, t->s ? t->s : "", t->n);
+                            : dn_write_file_atomic(path, t->s ? t->s : "", t->n);
     evo_text_free(t);
     return s;
 }

@@ -7,7 +7,7 @@
  * clear error, never a crash or a read past the buffer. No MPI here: the
  * transport is evo/mpi.c; this file is unit-tested without it.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <stdlib.h>
 #include <string.h>
 

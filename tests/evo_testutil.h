@@ -4,7 +4,7 @@
  */
 #ifndef EVO_TESTUTIL_H
 #define EVO_TESTUTIL_H
-#include "evo.h"
+#include "evo_internal.h"
 #include <string.h>
 
 static int kvs_equal(const evo_kv *a, int na, const evo_kv *b, int nb)
@@ -36,7 +36,7 @@ static int genome_equal(const evo_genome *a, const evo_genome *b)
 static inline char *read_text(const char *path)
 {
     char *text;
-    return evo_read_file(path, &text, NULL) == DN_OK ? text : NULL;
+    return dn_read_file(path, &text, NULL) == DN_OK ? text : NULL;
 }
 
 #endif

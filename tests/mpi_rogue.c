@@ -8,7 +8,7 @@
  * with the other workers. It mirrors the collective calls of evo/mpi.c's
  * start-up (the node layout) so the job does not hang.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>

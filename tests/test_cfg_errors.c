@@ -553,6 +553,39 @@ static void fill_data(float *X, float *Y, int n, int inputs, int classes, uint64
     for (int i = 0; i < n; ++i) Y[i * classes + (int)(dn_rand_u64(&seed) % (uint64_t)classes)] = 1;
 }
 
+/* The passes and predict report misuse like every other call: a status and
+ * a message, the output pointer NULL; predict's output is predict_batch's. */
+static void test_pass_misuse(const char *cfg, dn_network *net, const float *X, const float *Y)
+{
+    const float *p = X;
+    CHECK(dn_network_predict(net, NULL, &p) == DN_ERR_ARG && p == NULL, "predict without input");
+    CHECK(strstr(dn_last_error(), "dn_network_predict") != NULL, "message: %s", dn_last_error());
+    CHECK(dn_network_predict(NULL, X, &p) == DN_ERR_ARG && p == NULL, "predict without a network");
+    CHECK(dn_network_predict(net, X, NULL) == DN_ERR_ARG, "predict without an output pointer");
+    CHECK(dn_network_backward(NULL) == DN_ERR_ARG && dn_network_update(NULL) == DN_ERR_ARG, "passes without a network");
+    float one[3] = {0}, batch[3] = {0};
+    CHECK_OK(dn_network_predict(net, X, &p));
+    if (p) memcpy(one, p, sizeof one);
+    CHECK_OK(dn_network_predict_batch(net, X, 1, batch));
+    CHECK(p && fabsf(one[0] - batch[0]) + fabsf(one[1] - batch[1]) + fabsf(one[2] - batch[2]) < 1e-6f,
+          "predict %g %g %g, predict_batch %g %g %g", one[0], one[1], one[2], batch[0], batch[1], batch[2]);
+    CHECK_OK(dn_network_forward(net, X, Y, 1));
+    CHECK_OK(dn_network_backward(net));
+    CHECK_OK(dn_network_update(net));
+
+    dn_parse_options so = {.shapes_only = 1};
+    dn_network *shapes = NULL;
+    CHECK_OK(dn_network_parse_string(cfg, "shapes", &so, &shapes));
+    if (!shapes) return;
+    p = X;
+    CHECK(dn_network_predict(shapes, X, &p) == DN_ERR_ARG && p == NULL, "predict on shapes only");
+    CHECK(strstr(dn_last_error(), "shapes only") != NULL, "message: %s", dn_last_error());
+    CHECK(dn_network_predict_batch(shapes, X, 1, one) == DN_ERR_ARG, "predict_batch on shapes only");
+    CHECK(dn_network_backward(shapes) == DN_ERR_ARG && dn_network_update(shapes) == DN_ERR_ARG,
+          "backward and update on shapes only");
+    dn_network_free(shapes);
+}
+
 static void test_training(void)
 {
     const char *cfg = "[net]\nbatch=4\nwidth=6\nheight=6\nchannels=1\nlearning_rate=0.1\n"
@@ -572,6 +605,7 @@ static void test_training(void)
     CHECK(net->seen == 0, "failed calls must not count images (seen %llu)", (unsigned long long)net->seen);
     CHECK_OK(dn_network_train(net, X, Y, 8, &loss));
     CHECK(isfinite(loss) && loss > 0, "loss %g", loss);
+    test_pass_misuse(cfg, net, X, Y);
 
     /* NaN in the inputs: the softmax loss is NaN and training says so */
     X[5] = NAN;
@@ -834,7 +868,8 @@ static void test_fuzz(void)
             dn_status ts = dn_network_train(net, X, Y, net->batch, &loss);
             CHECK(ts == DN_OK || ts == DN_ERR_NUMERIC, "fuzz case %d: train: %s: %s\n%s", it, dn_status_name(ts),
                   dn_last_error(), b.s);
-            CHECK(dn_network_predict(net, X) != NULL, "fuzz case %d: predict", it);
+            const float *p = NULL;
+            CHECK(dn_network_predict(net, X, &p) == DN_OK && p != NULL, "fuzz case %d: predict", it);
             void *w;
             size_t wn;
             int asymmetric = 0;   /* dontsave / dontload / dontloadscales make save and load differ, as upstream */

@@ -19,7 +19,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "evo.h"
+#include "evo_internal.h"
 #include "testlib.h"
 #include "testtmp.h"
 #include <ftw.h>
@@ -198,7 +198,8 @@ static int count_right(dn_network *net, const float *X, const int *labels, int n
 {
     int right = 0;
     for (int i = 0; i < n; ++i) {
-        const float *p = dn_network_predict(net, X + (size_t)i * net->inputs);
+        const float *p = NULL;
+        dn_network_predict(net, X + (size_t)i * net->inputs, &p);
         right += p && argmax(p, net->outputs) == labels[i];
     }
     return right;
@@ -310,7 +311,7 @@ static void test_inheritance(const evo_data *d, const evo_result *r1)
 static char *slurp(const char *path)
 {
     char *t = NULL;
-    return evo_read_file(path, &t, NULL) == DN_OK ? t : NULL;
+    return dn_read_file(path, &t, NULL) == DN_OK ? t : NULL;
 }
 
 /* Records one evaluated individual in the store as the search would. */
@@ -367,7 +368,7 @@ static void check_exported(const char *prefix, const evo_result *r, const char *
     dn_data_config_free(&dc);
     char *w = NULL;
     size_t wn = 0;
-    CHECK_OK(evo_read_file(p[1], &w, &wn));
+    CHECK_OK(dn_read_file(p[1], &w, &wn));
     CHECK(w && wn == r->weights_size && !memcmp(w, r->weights, wn), "the trained weights");
     free(w);
     float indep = independent_test_accuracy(p[0], p[1]);

@@ -4,7 +4,7 @@
  * references as gene ids, classifier-head detection, round trips (genome and
  * framework shapes), option access, copies, and the shape/limit check.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include "testlib.h"
 #include "evo_testutil.h"
 

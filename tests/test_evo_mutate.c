@@ -5,7 +5,7 @@
  * alone, limits reject, draws are deterministic and every mutation gets used;
  * inherited arrays are the parent's bit for bit, the rest a fresh init.
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include "testlib.h"
 #include "evo_testutil.h"
 

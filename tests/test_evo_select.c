@@ -2,7 +2,7 @@
  * random, makes the better the parent and kills the worse only when the
  * population is full; aging (regularized evolution) makes the best of a
  * random sample the parent and kills the oldest, whatever its accuracy. */
-#include "evo.h"
+#include "evo_internal.h"
 #include "testlib.h"
 
 static void add(evo_state *s, int id, float acc, int alive)

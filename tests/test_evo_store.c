@@ -10,7 +10,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "evo.h"
+#include "evo_internal.h"
 #include "testlib.h"
 #include "testtmp.h"
 #include <ftw.h>
@@ -47,7 +47,7 @@ static int exists(const char *path)
 static char *slurp(const char *path, size_t *n)
 {
     char *t = NULL;
-    if (evo_read_file(path, &t, n) != DN_OK) return NULL;
+    if (dn_read_file(path, &t, n) != DN_OK) return NULL;
     return t;
 }
 

@@ -5,7 +5,7 @@
  * garbage are rejected with a clear error (and, under ASan, without reading
  * past the buffer).
  */
-#include "evo.h"
+#include "evo_internal.h"
 #include "testlib.h"
 #include <stdlib.h>
 #include <string.h>

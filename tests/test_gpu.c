@@ -9,7 +9,8 @@
  * (devices 0 and 1 when there are two) against one CPU network of twice the
  * batch; errors without a device. Under the host emulator (make EMU=1,
  * tests/gpu_emu) also: out of device memory at every allocation in turn is a
- * clean DN_ERR_NOMEM that leaves nothing on the device.
+ * clean DN_ERR_NOMEM that leaves nothing on the device, and a failure in the
+ * middle of forward, predict, backward or update is that call's status.
  * Without a CUDA device it prints "skipped: no CUDA device" and passes; a
  * CPU build reports that it has no GPU support.
  */
@@ -165,8 +166,7 @@ static void test_net(int k)
     CHECK_OK(dn_network_forward(cpu, X, Y, 1));
     CHECK_OK(dn_network_forward(gpu, X, Y, 1));
     dn_network_backward(cpu);
-    dn_network_backward(gpu);
-    CHECK_OK(dn_gpu_take_error());
+    CHECK_OK(dn_network_backward(gpu));
     compare_pass(cpu, gpu, k);
     compare_params(cpu, gpu, "after backward");
     /* a full training step each (forward, backward, update) */
@@ -311,14 +311,25 @@ done:
 }
 
 #ifdef DN_GPU_EMU
-/* One training step of net on the thread this runs on (a new thread has no cuBLAS handle yet). */
-typedef struct { dn_network *net; const float *X, *Y; dn_status status; char error[512]; } train_job;
+/* One training step of net (or one pass: `kind`) on the thread this runs
+ * on (a new thread has no cuBLAS handle yet). */
+typedef enum { JOB_TRAIN, JOB_FORWARD, JOB_BACKWARD, JOB_PREDICT } job_kind;
+typedef struct {
+    dn_network *net; const float *X, *Y; dn_status status; char error[512];
+    job_kind kind;
+    const float *output;   /* JOB_PREDICT */
+} train_job;
 
 static void *train_on_thread(void *arg)
 {
     train_job *j = arg;
     float loss;
-    j->status = dn_network_train(j->net, j->X, j->Y, j->net->batch, &loss);
+    switch (j->kind) {
+    case JOB_TRAIN: j->status = dn_network_train(j->net, j->X, j->Y, j->net->batch, &loss); break;
+    case JOB_FORWARD: j->status = dn_network_forward(j->net, j->X, j->Y, 1); break;
+    case JOB_BACKWARD: j->status = dn_network_backward(j->net); break;
+    case JOB_PREDICT: j->output = j->X; j->status = dn_network_predict(j->net, j->X, &j->output); break;
+    }
     snprintf(j->error, sizeof j->error, "%s", j->status == DN_OK ? "" : dn_last_error());
     return NULL;
 }
@@ -379,7 +390,7 @@ static void test_out_of_memory(int k)
             CHECK_OK(dn_network_train(net, X2, Y2, net->batch, &loss));
             /* a new thread's first GEMM creates its cuBLAS handle: that allocation fails, then works */
             CHECK_OK(dn_network_set_batch(net, net->batch - 1));
-            train_job j = {net, X, Y, DN_OK, ""};
+            train_job j = {net, X, Y, DN_OK, "", JOB_TRAIN, NULL};
             gpu_emu_alloc_limit(0);
             train_on_new_thread(&j);
             gpu_emu_alloc_limit(-1);
@@ -398,24 +409,85 @@ static void test_out_of_memory(int k)
     CHECK(fails > 10, "net %d: only %d device allocations to fail", k, fails);
 }
 
+/* One pass of kind `kind` on a new thread whose cuBLAS handle cannot be
+ * created (no device memory left): the status of the call, as the job saw it. */
+static train_job starved_pass(dn_network *net, const float *X, const float *Y, job_kind kind)
+{
+    train_job j = {net, X, Y, DN_OK, "", kind, NULL};
+    gpu_emu_alloc_limit(0);
+    train_on_new_thread(&j);
+    gpu_emu_alloc_limit(-1);
+    return j;
+}
+
+/* A GPU failure in the middle of a pass comes back as the status of the
+ * call that met it, not after the fact: forward, predict and backward on a
+ * thread whose first GEMM cannot create its cuBLAS handle are
+ * DN_ERR_NOMEM naming cublasCreate (predict's output pointer NULL); an
+ * update whose SGD kernel is given host memory is DN_ERR_GPU naming the
+ * kernel. The network trains again afterwards. */
+static void test_pass_errors(int k)
+{
+    dn_parse_options po = {.seed = 5, .quiet = 1};
+    dn_network *net = NULL;
+    CHECK_OK(dn_network_parse_string(nets[k], "pass errors", &po, &net));
+    if (!net) return;
+    CHECK_OK(dn_network_to_gpu(net, 0));
+    float loss, *X = calloc((size_t)net->batch * net->inputs, sizeof(float));
+    float *Y = calloc((size_t)net->batch * net->truths, sizeof(float));
+    fill_data(net, X, Y, 8);
+    CHECK_OK(dn_network_train(net, X, Y, net->batch, &loss));   /* this thread's handle exists */
+
+    train_job j = starved_pass(net, X, Y, JOB_FORWARD);
+    CHECK(j.status == DN_ERR_NOMEM && strstr(j.error, "cublasCreate"), "net %d: forward -> %s: %s", k,
+          dn_status_name(j.status), j.error);
+    j = starved_pass(net, X, NULL, JOB_PREDICT);
+    CHECK(j.status == DN_ERR_NOMEM && strstr(j.error, "cublasCreate") && j.output == NULL,
+          "net %d: predict -> %s: %s (output %p)", k, dn_status_name(j.status), j.error, (const void *)j.output);
+    CHECK_OK(dn_network_forward(net, X, Y, 1));
+    j = starved_pass(net, X, Y, JOB_BACKWARD);
+    CHECK(j.status == DN_ERR_NOMEM && strstr(j.error, "cublasCreate"), "net %d: backward -> %s: %s", k,
+          dn_status_name(j.status), j.error);
+
+    /* the first layer with device weights gets host memory for them, for one update */
+    dn_layer *l = NULL;
+    for (int i = 0; i < net->n && !l; ++i)
+        if (net->layers[i].gpu_native && net->layers[i].weights_gpu) l = &net->layers[i];
+    float *host = l ? calloc(l->nweights, sizeof(float)) : NULL;
+    if (l && host) {
+        float *device = l->weights_gpu;
+        l->weights_gpu = host;
+        fprintf(stderr, "test_gpu: one gpu_emu complaint expected:\n");
+        dn_status s = dn_network_update(net);
+        l->weights_gpu = device;
+        CHECK(s == DN_ERR_GPU && strstr(dn_last_error(), "dn_cuda_sgd"), "net %d: update -> %s: %s", k,
+              dn_status_name(s), dn_last_error());
+    }
+    CHECK(l && host, "net %d has a layer with device weights", k);
+    CHECK_OK(dn_network_train(net, X, Y, net->batch, &loss));
+    free(host); free(X); free(Y);
+    dn_network_free(net);
+}
+
 /* The emulator itself rejects what a device would (so the passes above mean
  * something): host memory given as device memory, to a copy, a kernel and
  * a GEMM, and a kernel given memory of another device. */
 static void test_emulator_checks(void)
 {
     fprintf(stderr, "test_gpu: four gpu_emu complaints expected:\n");
-    float host[4] = {0}, *dev = dn_gpu_alloc(4);
+    float host[4] = {0}, *dev = NULL;
+    dn_gpu_alloc(4, &dev);
     CHECK(dn_gpu_push(host, dev, 4) == DN_ERR_GPU, "a push into host memory fails");
     CHECK(DN_CUDA(dn_cuda_fill(host, 4, 1)) == DN_ERR_GPU && host[0] == 0, "a kernel on host memory fails");
     CHECK(dn_gpu_gemm(0, 0, 2, 2, 2, 1, host, 2, dev, 2, 0, dev, 2) == DN_ERR_GPU, "a GEMM of host memory fails");
     if (dn_gpu_count() > 1) {
         CHECK_OK(dn_gpu_use(1));
-        float *other = dn_gpu_alloc(4);
+        float *other = NULL;
+        dn_gpu_alloc(4, &other);
         CHECK_OK(dn_gpu_use(0));
         CHECK(DN_CUDA(dn_cuda_fill(other, 4, 1)) == DN_ERR_GPU, "a kernel on device 0 with memory of device 1 fails");
         dn_gpu_free(other);
     }
-    dn_gpu_take_error();
     dn_gpu_free(dev);
 }
 #endif
@@ -493,6 +565,8 @@ int main(void)
     test_emulator_checks();
     test_out_of_memory(0);
     test_out_of_memory(1);
+    test_pass_errors(0);
+    test_pass_errors(1);
 #endif
 #endif
     TEST_MAIN_END();

@@ -1041,7 +1041,8 @@ static void test_predict(void)
         randomize(net, seed, 1);
         int seen = 0, clear = 1;
         for (int i = 0; i < nimg; ++i) {
-            const float *p = dn_network_predict(net, lb[i].data);
+            const float *p = NULL;
+            dn_network_predict(net, lb[i].data, &p);
             int best = 0, second = -1;
             for (int k = 1; k < net->outputs; ++k)
                 if (p[k] > p[best]) { second = best; best = k; }
@@ -1076,7 +1077,8 @@ static void test_predict(void)
             if (ulb && n == want) worst_lb = fmaxf(worst_lb, max_rel(lb[i].data, ulb, n, 1e-2f, NULL));
             free(ulb);
         }
-        const float *p = dn_network_predict(net, lb[i].data);
+        const float *p = NULL;
+        dn_network_predict(net, lb[i].data, &p);
         CHECK(ours[i] == top, "image %d: top-1 %d, upstream %d", i, ours[i], top);
         agree += ours[i] == top;
         if (g_verbose)

@@ -123,9 +123,10 @@ static int predict_one(const cli_classifier_args *a, dn_network *net, const dn_d
     dn_status st = dn_image_letterbox(&im, net->w, net->h, &boxed);
     dn_image_free(&im);
     if (st != DN_OK) return cli_fail("letterboxing the image");
-    const float *p = dn_network_predict(net, boxed.data);
+    const float *p = NULL;
+    st = dn_network_predict(net, boxed.data, &p);
     dn_image_free(&boxed);
-    if (!p) return cli_fail("predicting");
+    if (st != DN_OK) return cli_fail("predicting");
     if (!outputs_finite(a, p, (size_t)net->outputs)) return cli_fail("predicting");
     double secs = dn_time_now() - t0;
     int idx[64];

@@ -2,7 +2,8 @@
  * darknet.h — the whole public API of the darknet-evolve framework.
  *
  * A Darknet-compatible deep-learning framework: it reads upstream Darknet
- * .cfg, .weights and .data files and trains image classifiers on the CPU.
+ * .cfg, .weights and .data files and trains image classifiers on the CPU
+ * (BLAS) and, in a GPU=1 build, on NVIDIA GPUs (CUDA, cuBLAS, cuDNN).
  * evo/ and the command line use nothing but this header.
  *
  * Quick tour:
@@ -15,7 +16,8 @@
  *     dn_weights_load(net, "model.weights");           // optional
  *     float loss;
  *     dn_network_train(net, X, Y, net->batch * net->subdivisions, &loss);
- *     const float *p = dn_network_predict(net, image);  // (outputs)
+ *     const float *p;
+ *     dn_network_predict(net, image, &p);              // p: (outputs)
  *     dn_weights_save(net, "model.weights");
  *     dn_network_free(net);
  *
@@ -64,20 +66,6 @@ const char *dn_status_name(dn_status s);
 typedef void (*dn_log_fn)(const char *message, void *user);
 void dn_set_warning_sink(dn_log_fn fn, void *user);
 void dn_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* ---------------------------------------------------------------- files */
-
-/* Largest file dn_read_file reads: cfg, .data and list files are text. */
-#define DN_READ_FILE_MAX ((size_t)1 << 30)   /* 1 GiB */
-/* Open path read-only, refusing (without blocking, as a FIFO would in open)
- * anything but a regular file: "path: cannot open: not a regular file (a FIFO)".
- * On DN_OK *fd is a blocking descriptor the caller closes; *size (may be NULL)
- * gets the file's size. */
-dn_status dn_open_regular(const char *path, int *fd, size_t *size);
-/* Reads a whole regular file into a NUL-terminated malloc'ed buffer (*size, may
- * be NULL: its bytes without the NUL); refuses FIFOs and devices, and files over
- * DN_READ_FILE_MAX. */
-dn_status dn_read_file(const char *path, char **text, size_t *size);
 
 /* ------------------------------------------------------------- enums */
 
@@ -178,7 +166,7 @@ struct dn_layer {
     float *output_gpu, *delta_gpu, *x_gpu, *x_norm_gpu;
     float *mean_gpu, *variance_gpu, *mean_delta_gpu, *variance_delta_gpu;
     int gpu_native;            /* 1: runs GPU kernels; 0: CPU fallback, host params */
-    void *gpu_state;           /* layer type's own device state (dn_layer_gpu_ops setup/release) */
+    void *gpu_state;           /* layer type's own device state (its GPU ops' setup/release) */
 };
 
 /* ------------------------------------------------------------- network */
@@ -255,10 +243,12 @@ float dn_network_rate(const dn_network *net);
 size_t dn_network_batch_num(const dn_network *net);
 
 /* Passes over the current mini-batch. `input` (batch, inputs); `truth`
- * (batch, truths) or NULL. Forward zeroes every layer's delta first. */
+ * (batch, truths) or NULL. Forward zeroes every layer's delta first; update
+ * is the SGD step for a full batch (batch*subdivisions images). Each returns
+ * the first failure of a layer (on a GPU: a CUDA / cuBLAS / cuDNN call). */
 dn_status dn_network_forward(dn_network *net, const float *input, const float *truth, int train);
-void dn_network_backward(dn_network *net);
-void dn_network_update(dn_network *net);
+dn_status dn_network_backward(dn_network *net);
+dn_status dn_network_update(dn_network *net);
 
 /* Train on n images (a multiple of the mini-batch): forward, backward and an
  * update after every `subdivisions` mini-batches, exactly as upstream.
@@ -282,10 +272,10 @@ dn_status dn_network_train_parallel(dn_network **nets, int n, const float *X, co
  * dst (pushed if dst is on a GPU): both must come from the same cfg. */
 dn_status dn_network_copy_params(dn_network *dst, const dn_network *src);
 
-/* Predict one image (inputs floats); returns the output (outputs floats) of
- * the last non-cost layer, owned by the network, or NULL on error. Uses the
- * first slot of the current mini-batch. */
-const float *dn_network_predict(dn_network *net, const float *input);
+/* Predict one image (inputs floats): *output gets the output (outputs
+ * floats) of the last non-cost layer, owned by the network and valid until
+ * its next pass (NULL on error). Uses the first slot of the current mini-batch. */
+dn_status dn_network_predict(dn_network *net, const float *input, const float **output);
 /* Predict n images; out gets (n, outputs). */
 dn_status dn_network_predict_batch(dn_network *net, const float *X, int n, float *out);
 
@@ -453,4 +443,8 @@ void dn_set_threads(int n);
 #ifdef __cplusplus
 }
 #endif
+
+/* files, folders, errors with context, the cfg lexer: the toolkit for code
+ * built on the framework */
+#include "darknet_toolkit.h"
 #endif /* DARKNET_H */

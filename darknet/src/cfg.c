@@ -34,6 +34,8 @@ void dn_cfg_free(dn_cfg *cfg)
         free(s->type);
     }
     free(cfg->sections);
+    for (int i = 0; i < cfg->nnotes; ++i) free(cfg->notes[i].text);
+    free(cfg->notes);
     free(cfg->name);
     memset(cfg, 0, sizeof *cfg);
 }
@@ -84,7 +86,20 @@ static dn_status add_section(dn_cfg *cfg, const char *type, int line)
     return DN_OK;
 }
 
-static dn_status add_option(dn_cfg *cfg, char *stripped, int line)
+static dn_status add_note(dn_cfg *cfg, const char *stripped, int line)
+{
+    dn_annotation *nn = realloc(cfg->notes, (size_t)(cfg->nnotes + 1) * sizeof *nn);
+    if (!nn) return dn_fail(DN_ERR_NOMEM, "%s:%d: out of memory", cfg->name, line);
+    cfg->notes = nn;
+    int sec = cfg->nsections - 1;
+    nn[cfg->nnotes] = (dn_annotation){.text = dn_strdup(stripped), .line = line, .section = sec,
+                                      .after_opts = sec >= 0 ? cfg->sections[sec].nopts : 0};
+    if (!nn[cfg->nnotes].text) return DN_ERR_NOMEM;
+    cfg->nnotes++;
+    return DN_OK;
+}
+
+static dn_status add_option(dn_cfg *cfg, char *stripped, int line, int quiet)
 {
     if (cfg->nsections == 0)
         return dn_fail(DN_ERR_PARSE, "%s:%d: option '%s' appears before the first section ([net])",
@@ -92,11 +107,11 @@ static dn_status add_option(dn_cfg *cfg, char *stripped, int line)
     dn_section *s = &cfg->sections[cfg->nsections - 1];
     char *eq = strchr(stripped, '=');
     if (!eq) {
-        dn_warn("%s:%d: '%s' has no '=' (expected key=value); line ignored", cfg->name, line, stripped);
+        if (!quiet) dn_warn("%s:%d: '%s' has no '=' (expected key=value); line ignored", cfg->name, line, stripped);
         return DN_OK;
     }
     if (eq[1] == 0) {
-        dn_warn("%s:%d: '%s' has no value; line ignored", cfg->name, line, stripped);
+        if (!quiet) dn_warn("%s:%d: '%s' has no value; line ignored", cfg->name, line, stripped);
         return DN_OK;
     }
     dn_option *no = realloc(s->opts, (size_t)(s->nopts + 1) * sizeof *no);
@@ -114,8 +129,10 @@ static dn_status add_option(dn_cfg *cfg, char *stripped, int line)
 }
 
 /* The lexer; `implicit` names a section that holds every option of a text
- * without section headers (.data files), where '[' lines are not headers. */
-static dn_status lex(const char *text, const char *name, const char *implicit, dn_cfg *out)
+ * without section headers (.data files), where '[' lines are not headers;
+ * comment lines starting with `note` (stripped) are kept as annotations, and
+ * then dropped lines are not warned about (the caller reads the text its own way). */
+static dn_status lex(const char *text, const char *name, const char *implicit, const char *note, dn_cfg *out)
 {
     memset(out, 0, sizeof *out);
     if (!text) return dn_fail(DN_ERR_ARG, "%s: no cfg text given", name ? name : "<string>");
@@ -141,20 +158,36 @@ static dn_status lex(const char *text, const char *name, const char *implicit, d
         if (implicit) trim_copy(buf, p, end);
         else strip_copy(buf, p, end);
         p = *end ? end + 1 : end;
-        if (buf[0] == 0 || buf[0] == '#' || buf[0] == ';') continue;
-        if (buf[0] == '[' && !implicit) st = add_section(out, buf, line);
-        else st = add_option(out, buf, line);
+        if (note && *note && strncmp(buf, note, strlen(note)) == 0) st = add_note(out, buf, line);
+        else if (buf[0] == 0 || buf[0] == '#' || buf[0] == ';') continue;
+        else if (buf[0] == '[' && !implicit) st = add_section(out, buf, line);
+        else st = add_option(out, buf, line, note != NULL);
     }
     free(buf);
     if (st != DN_OK) dn_cfg_free(out);
     return st;
 }
 
-dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out) { return lex(text, name, NULL, out); }
+dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out) { return lex(text, name, NULL, NULL, out); }
+
+dn_status dn_cfg_lex_annotated(const char *text, const char *name, const char *prefix, dn_cfg *out)
+{
+    return lex(text, name, NULL, prefix ? prefix : "", out);
+}
 
 dn_status dn_cfg_lex_sectionless(const char *text, const char *name, const char *section, dn_cfg *out)
 {
-    return lex(text, name, section, out);
+    return lex(text, name, section, NULL, out);
+}
+
+const char *dn_section_canonical(const char *name)
+{
+    if (!name) return NULL;
+    if (!strcmp(name, "net") || !strcmp(name, "network")) return "net";
+    char bracketed[64];
+    if (snprintf(bracketed, sizeof bracketed, "[%s]", name) >= (int)sizeof bracketed) return NULL;
+    const dn_layer_ops *ops = dn_layer_ops_for_section(bracketed);
+    return ops ? ops->names[0] : NULL;
 }
 
 dn_status dn_cfg_lex_file(const char *path, dn_cfg *out)

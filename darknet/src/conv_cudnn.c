@@ -1,7 +1,8 @@
 /*
  * conv_cudnn.c — [convolutional] forward and backward through cuDNN 9
- * (make GPU=1 CUDNN=1). layer_gpu.c's conv ops call these for a layer that
- * is set up (dn_conv_cudnn_active) and run im2col + cuBLAS otherwise.
+ * (make GPU=1 CUDNN=1). layer_convolutional.c's GPU half calls these for a
+ * layer that is set up (dn_conv_cudnn_active) and runs im2col + cuBLAS
+ * otherwise.
  *
  * Per layer (l->gpu_state, built by setup on every batch change, freed by
  * release), all NCHW float in darknet's own layouts:
@@ -265,10 +266,7 @@ static dn_status build(dn_layer *l)
 dn_status dn_conv_cudnn_setup(dn_layer *l)
 {
     if (!wanted()) { dn_conv_cudnn_release(l); return DN_OK; }
-    dn_status prior = dn_gpu_take_error();   /* keep a pending failure of a pass */
     dn_status s = build(l);
-    dn_gpu_take_error();                     /* setup reports through its return value */
-    if (prior != DN_OK) dn_gpu_note(prior);
     if (s == DN_OK) return DN_OK;
     dn_conv_cudnn_release(l);
     if (s == DN_ERR_NOMEM || dn_cudnn_enabled == 2)
@@ -294,8 +292,8 @@ size_t dn_conv_cudnn_workspace(const dn_layer *l)
 static dn_status check_workspace(const conv_state *s, const dn_layer *l, const dn_network *net)
 {
     if (s->workspace <= net->workspace_gpu_size * sizeof(float)) return DN_OK;
-    return dn_gpu_note(dn_fail(DN_ERR_GPU, "layer %d: cuDNN needs %zu bytes of workspace, the network has %zu", l->index,
-                               s->workspace, net->workspace_gpu_size * sizeof(float)));
+    return dn_fail(DN_ERR_GPU, "layer %d: cuDNN needs %zu bytes of workspace, the network has %zu", l->index,
+                   s->workspace, net->workspace_gpu_size * sizeof(float));
 }
 
 /* y = conv(x, w): net->input_gpu -> l->output_gpu (overwritten). */

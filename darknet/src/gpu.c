@@ -38,37 +38,22 @@ dn_status dn_gpu_parse_list(const char *list, int *out, int max, int *count)
 
 #define MAX_DEVICES 64
 
-static _Thread_local dn_status sticky = DN_OK;   /* first GPU failure of a void pass */
-
 int dn_gpu_built(void) { return 1; }
-
-dn_status dn_gpu_take_error(void)
-{
-    dn_status s = sticky;
-    sticky = DN_OK;
-    return s;
-}
-
-dn_status dn_gpu_note(dn_status s)
-{
-    if (s != DN_OK && sticky == DN_OK) sticky = s;
-    return s;
-}
 
 dn_status dn_gpu_cuda_status(int err, const char *call, const char *file, int line)
 {
     if (err == 0) return DN_OK;
     dn_status s = err == (int)cudaErrorMemoryAllocation ? DN_ERR_NOMEM : DN_ERR_GPU;
     cudaGetLastError();   /* clear a non-sticky error so the next call starts clean */
-    return dn_gpu_note(dn_fail(s, "%s:%d: %s: %s (%s)", file, line, call, cudaGetErrorString((cudaError_t)err),
-                               cudaGetErrorName((cudaError_t)err)));
+    return dn_fail(s, "%s:%d: %s: %s (%s)", file, line, call, cudaGetErrorString((cudaError_t)err),
+                   cudaGetErrorName((cudaError_t)err));
 }
 
 dn_status dn_gpu_cublas_status(int err, const char *call, const char *file, int line)
 {
     if (err == 0) return DN_OK;
     dn_status s = err == (int)CUBLAS_STATUS_ALLOC_FAILED ? DN_ERR_NOMEM : DN_ERR_GPU;
-    return dn_gpu_note(dn_fail(s, "%s:%d: %s: %s", file, line, call, cublasGetStatusString((cublasStatus_t)err)));
+    return dn_fail(s, "%s:%d: %s: %s", file, line, call, cublasGetStatusString((cublasStatus_t)err));
 }
 
 #ifdef DN_CUDNN
@@ -79,7 +64,7 @@ dn_status dn_gpu_cudnn_status(int err, const char *call, const char *file, int l
     int nomem = err == (int)CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
                 err == (int)CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
     dn_status s = nomem ? DN_ERR_NOMEM : DN_ERR_GPU;
-    return dn_gpu_note(dn_fail(s, "%s:%d: %s: %s", file, line, call, cudnnGetErrorString((cudnnStatus_t)err)));
+    return dn_fail(s, "%s:%d: %s: %s", file, line, call, cudnnGetErrorString((cudnnStatus_t)err));
 }
 #endif
 
@@ -139,11 +124,11 @@ static void make_key(void) { pthread_key_create(&handles_key, destroy_handles); 
 static dn_status my_handles(thread_handles **out, int *dev)
 {
     DN_TRY(DN_CUDA(cudaGetDevice(dev)));
-    if (*dev < 0 || *dev >= MAX_DEVICES) return dn_gpu_note(dn_fail(DN_ERR_GPU, "GPU %d: too many devices", *dev));
+    if (*dev < 0 || *dev >= MAX_DEVICES) return dn_fail(DN_ERR_GPU, "GPU %d: too many devices", *dev);
     pthread_once(&handles_once, make_key);
     thread_handles *t = pthread_getspecific(handles_key);
     if (!t) {
-        if (!(t = calloc(1, sizeof *t))) return dn_gpu_note(dn_fail(DN_ERR_NOMEM, "out of memory for GPU handles"));
+        if (!(t = calloc(1, sizeof *t))) return dn_fail(DN_ERR_NOMEM, "out of memory for GPU handles");
         pthread_setspecific(handles_key, t);
     }
     *out = t;
@@ -186,20 +171,18 @@ dn_status dn_gpu_cudnn_handle(cudnnHandle_t *out)
 }
 #endif
 
-float *dn_gpu_alloc(size_t n)
+dn_status dn_gpu_alloc(size_t n, float **out)
 {
     void *p = NULL;
     size_t bytes;
-    if (!dn_mul_ok(n ? n : 1, sizeof(float), &bytes)) { dn_fail(DN_ERR_NOMEM, "device buffer of %zu floats is too large", n); return NULL; }
-    if (DN_CUDA(cudaMalloc(&p, bytes)) != DN_OK) return NULL;
-    if (DN_CUDA(cudaMemset(p, 0, bytes)) != DN_OK) { cudaFree(p); return NULL; }
-    return p;
-}
-
-dn_status dn_gpu_alloc_failed(void)
-{
-    dn_status s = dn_gpu_take_error();
-    return s != DN_OK ? s : DN_ERR_NOMEM;
+    *out = NULL;
+    if (!dn_mul_ok(n ? n : 1, sizeof(float), &bytes))
+        return dn_fail(DN_ERR_NOMEM, "device buffer of %zu floats is too large", n);
+    DN_TRY(DN_CUDA(cudaMalloc(&p, bytes)));
+    dn_status s = DN_CUDA(cudaMemset(p, 0, bytes));
+    if (s != DN_OK) { cudaFree(p); return s; }
+    *out = p;
+    return DN_OK;
 }
 
 void dn_gpu_free(float *p)
@@ -244,17 +227,17 @@ static dn_status no_gpu(void) { return dn_fail(DN_ERR_GPU, "this build has no GP
 int dn_gpu_built(void) { return 0; }
 int dn_gpu_count(void) { return 0; }
 dn_status dn_gpu_use(int index) { (void)index; return no_gpu(); }
-dn_status dn_gpu_take_error(void) { return DN_OK; }
 dn_status dn_network_to_gpu(dn_network *net, int index) { (void)net; (void)index; return no_gpu(); }
 dn_status dn_network_pull(const dn_network *net) { (void)net; return DN_OK; }
 dn_status dn_network_push(dn_network *net) { (void)net; return DN_OK; }
 void dn_gpu_network_free(dn_network *net) { (void)net; }
 dn_status dn_gpu_set_batch(dn_network *net) { (void)net; return no_gpu(); }
 dn_status dn_gpu_forward(dn_network *net) { (void)net; return no_gpu(); }
-void dn_gpu_backward(dn_network *net) { (void)net; }
-void dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum)
+dn_status dn_gpu_backward(dn_network *net) { (void)net; return no_gpu(); }
+dn_status dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum)
 {
     (void)l; (void)lr; (void)B; (void)decay; (void)momentum;
+    return no_gpu();
 }
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * gpu_layer_kernels.h — C entry points of the CUDA kernels of the layer
- * types in layer_gpu_other.c (gpu_layer_kernels.cu), GPU builds only.
+ * gpu_layer_kernels.h — C entry points of the CUDA kernels of the pooling,
+ * route, shortcut, softmax, cost and dropout layers (gpu_layer_kernels.cu;
+ * their GPU halves are in layer_<type>.c), GPU builds only.
  * Same conventions as gpu_kernels.h: default stream, device pointers, the
  * cudaError_t of the launch returned as an int (0: queued). Each kernel is
  * the twin of the CPU code named in its comment and follows its semantics.

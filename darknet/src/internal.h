@@ -14,8 +14,6 @@
 
 /* Record the thread's last error message and return `s` (darknet.h's dn_set_error). */
 #define dn_fail dn_set_error
-/* Prefix the current message with "context: ". Returns s. */
-dn_status dn_fail_context(dn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dn_clear_error(void);
 
 /* Checked allocation: returns NULL and records DN_ERR_NOMEM on failure or on
@@ -25,32 +23,12 @@ void *dn_calloc(size_t count, size_t size);
 int dn_mul_ok(size_t a, size_t b, size_t *out);
 char *dn_strdup(const char *s);
 
-#define DN_TRY(expr) do { dn_status dn__s = (expr); if (dn__s != DN_OK) return dn__s; } while (0)
+/* DN_TRY (return on error) is public: darknet_toolkit.h. */
 
 /* ------------------------------------------------------------ cfg text */
 
-typedef struct {
-    char *key;
-    char *value;     /* never NULL: lines without '=' or value are dropped with a warning */
-    int line;
-    int used;
-} dn_option;
-
-typedef struct {
-    char *type;      /* "[convolutional]" with brackets */
-    int line;
-    dn_option *opts; int nopts;
-} dn_section;
-
-typedef struct {
-    char *name;      /* file name or "<string>" */
-    dn_section *sections; int nsections;
-} dn_cfg;
-
-/* Lex cfg text with upstream's rules (all whitespace removed, '#' and ';'
- * comments, first '=' splits). Errors name `name` and the line. */
-dn_status dn_cfg_lex(const char *text, const char *name, dn_cfg *out);
-dn_status dn_cfg_lex_file(const char *path, dn_cfg *out);
+/* The cfg lexer and its types (dn_cfg, dn_section, dn_option) are public:
+ * darknet_toolkit.h. */
 /* The same rules for a text without section headers (.data): every option
  * goes into one section of type `section` (e.g. "[data]"). */
 dn_status dn_cfg_lex_sectionless(const char *text, const char *name, const char *section, dn_cfg *out);
@@ -87,49 +65,124 @@ typedef struct {
     int w, h, c;         /* shape of the previous layer's output (or the input) */
 } dn_parse_ctx;
 
+/* The GPU half of a layer type (GPU builds): kernels that run the layer on
+ * a device with its buffers and parameters there (network_gpu.c). A type
+ * whose ops have no `gpu` runs its CPU forward/backward on a GPU network
+ * with its inputs pulled and results pushed, keeping its parameters on the
+ * host. Every hook returns the first failure of a CUDA / cuBLAS / cuDNN call. */
+typedef struct dn_layer_gpu_ops {
+    dn_status (*forward_gpu)(dn_layer *l, dn_network *net);   /* net->input_gpu -> l->output_gpu */
+    dn_status (*backward_gpu)(dn_layer *l, dn_network *net);  /* l->delta_gpu -> net->delta_gpu (may be NULL) */
+    /* Optional (NULL: none). workspace_gpu: floats of net->workspace_gpu it
+     * needs. setup_gpu: allocate or resize the type's own device state
+     * (l->gpu_state) after the batch twins exist; called again on every
+     * batch change, before workspace_gpu. release_gpu: free it. */
+    size_t (*workspace_gpu)(const dn_layer *l);
+    dn_status (*setup_gpu)(dn_layer *l);
+    void (*release_gpu)(dn_layer *l);
+} dn_layer_gpu_ops;
+
+/* `.gpu = DN_GPU_OPS(foo_gpu)` in an ops table: the GPU half where the build
+ * has one (the name only exists in GPU builds), NULL in a CPU build. */
+#ifdef DN_GPU
+#define DN_GPU_OPS(gpu_ops) (&(gpu_ops))
+#else
+#define DN_GPU_OPS(gpu_ops) NULL
+#endif
+
+/* A layer type. One file, layer_<type>.c, holds all of it (parsing, memory,
+ * the CPU passes and, under DN_GPU, the GPU passes) and ends with its ops,
+ * filled with designated initializers; layer.c's table lists the ops under
+ * their dn_layer_type. The framework never branches on l->type: whatever
+ * differs between types is a hook or a flag here. Optional hooks may be NULL
+ * and say what NULL means. */
 typedef struct dn_layer_ops {
     dn_layer_type type;
     const char *names[3];        /* section names without brackets; [0] canonical */
-    /* read options into l, compute the output shape; allocate nothing big */
+
+    /* Role in the network (checked by parser.c). A `loss` layer reads the
+     * targets (net->truth): a network must end with one, and after the first
+     * only `beyond_output` types may follow. A `beyond_output` layer scores
+     * the output without being part of it: the network's output is its last
+     * layer of another type ([cost] after [softmax]). */
+    int loss, beyond_output;
+
+    /* ---- shape (parser.c): read options into l and compute the output
+     * shape; allocate nothing big. Required. */
     dn_status (*parse)(dn_layer *l, dn_parse_ctx *ctx);
-    /* allocate parameters (once) */
-    dn_status (*alloc_params)(dn_layer *l);
-    /* initialise parameters as upstream does */
-    void (*init_params)(dn_layer *l, uint64_t *rng);
-    /* allocate activation buffers for l->batch images (called again on batch change) */
+    /* Optional: the layers whose outputs forward reads (-1: the network
+     * input), at most max of them; returns the count. NULL: the previous one. */
+    int (*sources)(const dn_layer *l, int *out, int max);
+    /* Optional: the layer's row of dn_network_print after its name, through
+     * dn_describe_row. NULL: dn_describe_row(l, f, 0, 0), the shapes only. */
+    void (*describe)(const dn_layer *l, FILE *f);
+
+    /* ---- memory */
+    dn_status (*alloc_params)(dn_layer *l);           /* optional: parameters, once */
+    void (*init_params)(dn_layer *l, uint64_t *rng);  /* optional: as upstream initialises them */
+    /* Required: activation buffers for l->batch images (called again on a
+     * batch change); dn_alloc_output_delta when output and delta are all. */
     dn_status (*alloc_buffers)(dn_layer *l);
-    void (*forward)(dn_layer *l, dn_network *net);
-    void (*backward)(dn_layer *l, dn_network *net);
-    /* list the arrays saved in .weights, in file order */
-    int (*params)(const dn_layer *l, dn_param out[DN_MAX_PARAMS]);
-    /* release everything the layer owns (but not the dn_layer itself) */
+    /* Optional: floats per image alloc_buffers allocates, counted by
+     * dn_network_memory_bytes. NULL: output and delta, 2 * outputs. */
+    size_t (*buffer_floats)(const dn_layer *l);
+    /* Optional: release everything the layer owns (not the dn_layer itself).
+     * NULL: dn_free_common; a type with arrays of its own frees them, then
+     * calls dn_free_common. */
     void (*free)(dn_layer *l);
-    /* forward FLOPs per image (multiply-adds * 2) */
+
+    /* ---- passes over the mini-batch (network.c). Required. forward:
+     * net->input -> l->output; backward: l->delta -> parameter updates and
+     * net->delta (NULL for the first layer). DN_OK, or the status of what
+     * failed; the CPU passes cannot fail and return DN_OK. */
+    dn_status (*forward)(dn_layer *l, dn_network *net);
+    dn_status (*backward)(dn_layer *l, dn_network *net);
+
+    /* Optional: the arrays saved in .weights, in file order; NULL: none. */
+    int (*params)(const dn_layer *l, dn_param out[DN_MAX_PARAMS]);
+    /* Required: forward FLOPs per image (multiply-adds * 2). */
     double (*flops)(const dn_layer *l);
+
+    /* Optional: the GPU half (DN_GPU_OPS); NULL: the CPU fallback. */
+    const dn_layer_gpu_ops *gpu;
 } dn_layer_ops;
 
-extern const dn_layer_ops dn_convolutional_ops, dn_connected_ops, dn_maxpool_ops,
-    dn_avgpool_ops, dn_local_avgpool_ops, dn_dropout_ops, dn_softmax_ops, dn_cost_ops,
-    dn_route_ops, dn_shortcut_ops, dn_batchnorm_ops, dn_activation_layer_ops;
-
-/* The table of every layer type, and lookup by section name ("[conv]"). */
+/* The table of every layer type (layer.c), and lookup by section name ("[conv]"). */
 const dn_layer_ops *dn_layer_ops_for_type(dn_layer_type t);
 const dn_layer_ops *dn_layer_ops_for_section(const char *bracketed);
+/* "[a], [b] or [c]": the section names of the types whose ops pass keep(), in
+ * table order, into buf (always NUL-terminated); returns buf. */
+const char *dn_layer_type_list(int (*keep)(const dn_layer_ops *ops), char *buf, size_t size);
+/* The hooks with their defaults: sources (out[0] = l->index - 1 when NULL)
+ * and buffer_floats (2 * outputs when NULL). */
+int dn_layer_sources(const dn_layer *l, int *out, int max);
+size_t dn_layer_buffer_floats(const dn_layer *l);
+/* One row of the layer table after the type name: with `window` the
+ * "filters size x size / stride" column (else blanks), the input and output
+ * shapes, with `flops` the BFLOPs; then a newline (parser.c). */
+void dn_describe_row(const dn_layer *l, FILE *f, int window, int flops);
 
 /* Generic helpers layers share */
 dn_status dn_alloc_output_delta(dn_layer *l);   /* output, delta (batch*outputs) */
-void dn_free_common(dn_layer *l);               /* frees every pointer field */
+/* Frees the arrays several types share (parameters, output, delta, batch-norm
+ * state) and sets them to NULL; a type's own arrays are its free hook's. */
+void dn_free_common(dn_layer *l);
 float *dn_layer_alloc(size_t n);                /* dn_calloc of floats */
 /* Batch-norm state of conv/connected/batchnorm layers over c channels */
 dn_status dn_alloc_batchnorm_params(dn_layer *l, int c);  /* scales, rolling stats, batch stats */
 void dn_init_batchnorm_params(dn_layer *l, int c);        /* scales 1, mean 0, variance 1 */
 dn_status dn_alloc_batchnorm_buffers(dn_layer *l);        /* x, x_norm (batch*outputs) */
+/* buffer_floats of a layer with optional batch norm: output, delta [, x, x_norm] */
+size_t dn_batchnorm_buffer_floats(const dn_layer *l);
 int dn_batchnorm_param_list(const dn_layer *l, int c, dn_param *out);  /* 3 entries */
 dn_param dn_make_param(const char *name, float *data, float *updates, size_t n, int decay);
 /* Shared parse of per-layer keys (learning_rate, stopbackward, dontsave, ...) */
 dn_status dn_parse_common(dn_layer *l, dn_opts o);
 /* Input must be an image (w, h, c >= 1) */
 dn_status dn_require_image(dn_layer *l, dn_parse_ctx *ctx);
+/* Window keys (stride, size, padding) and output shape of [maxpool] and
+ * [local_avgpool] (layer_maxpool.c). */
+dn_status dn_parse_pool_window(dn_layer *l, dn_parse_ctx *ctx);
 
 /* ------------------------------------------------------------ kernels */
 
@@ -248,8 +301,6 @@ void dn_backward_bias(float *bias_updates, const float *delta, int batch, int c,
 
 /* ------------------------------------------------------------ files */
 
-/* Write to path.tmp.PID, fsync, rename over path. */
-dn_status dn_write_file_atomic(const char *path, const void *data, size_t size);
 dn_status dn_weights_load_memory_upto(dn_network *net, const void *buf, size_t size, const char *name, int cutoff);
 
 /* ------------------------------------------------------------ network */
@@ -259,22 +310,24 @@ dn_status dn_network_build(dn_cfg *cfg, const dn_parse_options *opt, dn_network 
 dn_status dn_network_train_pass(dn_network *net, const float *X, const float *Y);
 /* The SGD step for a full batch of B images; host: 1 applies it to the host
  * arrays of every layer even on a GPU network (data-parallel reduction). */
-void dn_network_update_batch(dn_network *net, float B, int host);
+dn_status dn_network_update_batch(dn_network *net, float B, int host);
+/* The layer whose output is the network's: the last one that is not
+ * beyond_output (the [cost] layers after it score it). */
+const dn_layer *dn_network_output_layer(const dn_network *net);
 
 /* ------------------------------------------------------------ GPU backend
- * (gpu.c, network_gpu.c, layer_gpu.c, gpu_kernels.cu). Declared in every
- * build; in a CPU build the network calls are stubs (never reached, since no
- * network can be put on a device there). */
+ * (gpu.c, network_gpu.c, the GPU halves of layer_*.c with their shared
+ * helpers in layer_gpu.c, *.cu). Declared in every build; in a CPU build the
+ * network calls are stubs (never reached, since no network can be put on a
+ * device there). Every failure of a CUDA / cuBLAS / cuDNN call is a status
+ * returned up the call chain: a pass stops at the first one. */
 
-/* The first GPU failure recorded during a void pass (backward, update) on
- * this thread, cleared by the call; DN_OK when none. */
-dn_status dn_gpu_take_error(void);
 /* network.c's GPU path: forward over the mini-batch already in
  * net->input_buf / net->truth (pulls the output layer's output to the host),
  * backward, one layer's SGD step (device params), batch change, freeing. */
 dn_status dn_gpu_forward(dn_network *net);
-void dn_gpu_backward(dn_network *net);
-void dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum);
+dn_status dn_gpu_backward(dn_network *net);
+dn_status dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum);
 dn_status dn_gpu_set_batch(dn_network *net);
 void dn_gpu_network_free(dn_network *net);
 /* Convolutions through cuDNN in GPU=1 CUDNN=1 builds (conv_cudnn.c): 1 (the
@@ -284,8 +337,6 @@ void dn_gpu_network_free(dn_network *net);
 extern int dn_cudnn_enabled;
 
 #ifdef DN_GPU
-/* Record s as the thread's sticky GPU failure (if none yet); returns s. */
-dn_status dn_gpu_note(dn_status s);
 /* Status of a CUDA / cuBLAS / cuDNN return code; the message names the call
  * and where it was made. cudaErrorMemoryAllocation is DN_ERR_NOMEM. */
 dn_status dn_gpu_cuda_status(int err, const char *call, const char *file, int line);
@@ -295,10 +346,9 @@ dn_status dn_gpu_cudnn_status(int err, const char *call, const char *file, int l
 #define DN_CUBLAS(call) dn_gpu_cublas_status((int)(call), #call, __FILE__, __LINE__)
 #define DN_CUDNN_CALL(call) dn_gpu_cudnn_status((int)(call), #call, __FILE__, __LINE__)
 
-/* Device buffers of floats: zeroed on allocation (NULL + error on failure). */
-float *dn_gpu_alloc(size_t n);
-/* The status of a dn_gpu_alloc that returned NULL (its message is set). */
-dn_status dn_gpu_alloc_failed(void);
+/* A device buffer of n zeroed floats into *out (NULL on failure: out of
+ * device memory is DN_ERR_NOMEM). */
+dn_status dn_gpu_alloc(size_t n, float **out);
 void dn_gpu_free(float *p);
 dn_status dn_gpu_push(float *dst_gpu, const float *src, size_t n);
 dn_status dn_gpu_pull(float *dst, const float *src_gpu, size_t n);
@@ -308,28 +358,11 @@ dn_status dn_gpu_sync(void);
 dn_status dn_gpu_gemm(int TA, int TB, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
                       int ldb, float beta, float *C, int ldc);
 
-/* GPU kernels of a layer type (layer_gpu.c). A type without an entry runs
- * its CPU forward/backward with inputs pulled and results pushed
- * (network_gpu.c), keeping its parameters on the host. */
-typedef struct {
-    dn_status (*forward_gpu)(dn_layer *l, dn_network *net);   /* net->input_gpu -> l->output_gpu */
-    dn_status (*backward_gpu)(dn_layer *l, dn_network *net);  /* l->delta_gpu -> net->delta_gpu (may be NULL) */
-    size_t (*workspace_gpu)(const dn_layer *l);               /* floats of device scratch */
-    /* Optional (NULL: none). setup_gpu: allocate or resize the type's own
-     * device state (l->gpu_state) after the batch twins exist; called again
-     * on every batch change, before workspace_gpu. release_gpu: free it. */
-    dn_status (*setup_gpu)(dn_layer *l);
-    void (*release_gpu)(dn_layer *l);
-} dn_layer_gpu_ops;
-const dn_layer_gpu_ops *dn_layer_gpu_ops_for_type(dn_layer_type t);   /* NULL: CPU fallback */
-/* The types layer_gpu.c does not handle itself (layer_gpu_other.c). */
-const dn_layer_gpu_ops *dn_layer_gpu_ops_other(dn_layer_type t);
-
 #ifdef DN_CUDNN
 /* The cuDNN handle of the current device, created on first use (gpu.c). */
 struct cudnnContext;
 dn_status dn_gpu_cudnn_handle(struct cudnnContext **out);
-/* [convolutional] through cuDNN (conv_cudnn.c), for layer_gpu.c's conv ops:
+/* [convolutional] through cuDNN (conv_cudnn.c), for layer_convolutional.c's GPU half:
  * setup / release are its setup_gpu / release_gpu (a layer cuDNN cannot run
  * is left without state and takes im2col + cuBLAS); active: set up and
  * enabled; workspace: floats of net->workspace_gpu it needs (0 if none);

@@ -7,7 +7,7 @@
  *
  * File order differs from conv: biases, weights, then the batch-norm arrays.
  */
-#include "internal.h"
+#include "layer_gpu.h"
 #include <math.h>
 
 static dn_status connected_parse(dn_layer *l, dn_parse_ctx *ctx)
@@ -49,16 +49,17 @@ static dn_status connected_alloc_buffers(dn_layer *l)
     return l->batch_normalize ? dn_alloc_batchnorm_buffers(l) : DN_OK;
 }
 
-static void connected_forward(dn_layer *l, dn_network *net)
+static dn_status connected_forward(dn_layer *l, dn_network *net)
 {
     dn_gemm_parallel(0, 1, l->batch, l->outputs, l->inputs, 1, net->input, l->inputs, l->weights, l->inputs, 0,
             l->output, l->outputs);
     if (l->batch_normalize) dn_batchnorm_forward(l, l->output, net->train);
     else dn_add_bias(l->output, l->biases, l->batch, l->outputs, 1);
     dn_activate_array(l->output, (size_t)l->batch * l->outputs, l->activation);
+    return DN_OK;
 }
 
-static void connected_backward(dn_layer *l, dn_network *net)
+static dn_status connected_backward(dn_layer *l, dn_network *net)
 {
     dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
     if (l->batch_normalize) dn_batchnorm_backward(l, l->delta, net->train);
@@ -70,6 +71,7 @@ static void connected_backward(dn_layer *l, dn_network *net)
     if (net->delta)
         dn_gemm_parallel(0, 0, l->batch, l->inputs, l->outputs, 1, l->delta, l->outputs, l->weights, l->inputs, 1,
                 net->delta, l->inputs);
+    return DN_OK;
 }
 
 static int connected_params(const dn_layer *l, dn_param *out)
@@ -85,8 +87,46 @@ static int connected_params(const dn_layer *l, dn_param *out)
 
 static double connected_flops(const dn_layer *l) { return 2.0 * l->nweights; }
 
+static void connected_describe(const dn_layer *l, FILE *f) { dn_describe_row(l, f, 0, 1); }
+
+/* ------------------------------------------------------------ GPU half */
+#ifdef DN_GPU
+/* The CPU's GEMMs through cuBLAS, and the shared batch norm / bias / activation. */
+static dn_status connected_forward_gpu(dn_layer *l, dn_network *net)
+{
+    DN_TRY(dn_gpu_gemm(0, 1, l->batch, l->outputs, l->inputs, 1, net->input_gpu, l->inputs, l->weights_gpu, l->inputs,
+                       0, l->output_gpu, l->outputs));
+    return dn_gpu_bias_bn_activate(l, net);
+}
+
+static dn_status connected_backward_gpu(dn_layer *l, dn_network *net)
+{
+    DN_TRY(dn_gpu_activate_bn_bias_backward(l, net));
+    DN_TRY(dn_gpu_gemm(1, 0, l->outputs, l->inputs, l->batch, 1, l->delta_gpu, l->outputs, net->input_gpu, l->inputs,
+                       1, l->weight_updates_gpu, l->inputs));
+    if (!net->delta_gpu) return DN_OK;
+    return dn_gpu_gemm(0, 0, l->batch, l->inputs, l->outputs, 1, l->delta_gpu, l->outputs, l->weights_gpu, l->inputs,
+                       1, net->delta_gpu, l->inputs);
+}
+
+static const dn_layer_gpu_ops connected_gpu = {
+    .forward_gpu = connected_forward_gpu,
+    .backward_gpu = connected_backward_gpu,
+};
+#endif
+
 const dn_layer_ops dn_connected_ops = {
-    DN_CONNECTED, {"connected", "conn", NULL},
-    connected_parse, connected_alloc_params, connected_init_params, connected_alloc_buffers,
-    connected_forward, connected_backward, connected_params, dn_free_common, connected_flops,
+    .type = DN_CONNECTED,
+    .names = {"connected", "conn"},
+    .parse = connected_parse,
+    .describe = connected_describe,
+    .alloc_params = connected_alloc_params,
+    .init_params = connected_init_params,
+    .alloc_buffers = connected_alloc_buffers,
+    .buffer_floats = dn_batchnorm_buffer_floats,
+    .forward = connected_forward,
+    .backward = connected_backward,
+    .params = connected_params,
+    .flops = connected_flops,
+    .gpu = DN_GPU_OPS(connected_gpu),
 };

@@ -1,6 +1,7 @@
 /*
  * layer_convolutional.c — [convolutional] / [conv]: grouped 2-D convolution
- * through im2col + GEMM, optional batch norm, then the activation.
+ * as GEMMs over unfolded (im2col) images, optional batch norm, then the
+ * activation.
  *
  *   input  (batch, c, h, w)
  *   weights (filters, c/groups, size, size)     biases (filters)
@@ -10,16 +11,24 @@
  * compares the fast ones with the reference):
  *   - depthwise (groups == c == filters): direct kernels (conv_depthwise.c),
  *     workers split the channels;
+ *   - implicit GEMM (where the packed AVX-512 GEMM runs, gemm_fast.c): a slice
+ *     of images is one GEMM per group whose right-hand side is packed straight
+ *     from the input image (nothing unfolded into scratch) and whose result is
+ *     written straight into the output images; the input delta of a stride-1
+ *     convolution is itself a convolution with the flipped weights (see
+ *     "implicit GEMM" below);
  *   - otherwise chunked: a chunk of images is unfolded side by side so one
- *     GEMM covers it; the batch is cut into SLICES fixed slices that workers
- *     share (threads.c), each slice with its own weight-update sum;
+ *     GEMM covers it;
+ *   both cut the batch into SLICES fixed slices that workers share
+ *   (threads.c), each slice with its own weight-update sum, so results do not
+ *   depend on the thread count;
  *   - reference (dn_conv_reference, or too little workspace): one im2col and
  *     GEMM per image and group.
  *
  * Upstream quirk fixed: a 1x1 convolution with stride > 1 is computed
  * correctly (upstream skips im2col for every 1x1 kernel and reads garbage).
  */
-#include "internal.h"
+#include "layer_gpu.h"
 #include <math.h>
 #include <stdlib.h>
 
@@ -477,7 +486,7 @@ static void conv_depthwise(dn_layer *l, dn_network *net, int workers, int backwa
     dn_parallel(depthwise_worker, &j, workers);
 }
 
-static void conv_forward(dn_layer *l, dn_network *net)
+static dn_status conv_forward(dn_layer *l, dn_network *net)
 {
     int n = l->out_w * l->out_h;
     int workers = depthwise_workers(l, net);
@@ -486,13 +495,14 @@ static void conv_forward(dn_layer *l, dn_network *net)
     else conv_forward_ref(l, net);
     if (l->batch_normalize) {
         dn_batchnorm_forward_act(l, l->output, net->train, l->activation);
-        return;
+        return DN_OK;
     }
     dn_add_bias(l->output, l->biases, l->batch, l->out_c, n);
     dn_activate_array(l->output, (size_t)l->batch * l->outputs, l->activation);
+    return DN_OK;
 }
 
-static void conv_backward(dn_layer *l, dn_network *net)
+static dn_status conv_backward(dn_layer *l, dn_network *net)
 {
     int n = l->out_w * l->out_h;
     if (l->batch_normalize) {
@@ -505,6 +515,7 @@ static void conv_backward(dn_layer *l, dn_network *net)
     if (workers) conv_depthwise(l, net, workers, 1);
     else if ((workers = usable_workers(l, net))) conv_chunked(l, net, workers, 1);
     else conv_backward_ref(l, net);
+    return DN_OK;
 }
 
 /* File order: biases, [scales, rolling_mean, rolling_variance], weights */
@@ -522,8 +533,122 @@ static double conv_flops(const dn_layer *l)
     return 2.0 * l->nweights * l->out_h * l->out_w;
 }
 
+/* "filters size x size / stride" and the BFLOPs in the layer table. */
+static void conv_describe(const dn_layer *l, FILE *f) { dn_describe_row(l, f, 1, 1); }
+
+/* ------------------------------------------------------------ GPU half
+ * With DN_CUDNN, a layer conv_cudnn.c has set up convolves through cuDNN;
+ * otherwise (and with dn_cudnn_enabled 0) im2col + cuBLAS per image and group
+ * as the CPU reference path. Bias / batch norm / activation are layer_gpu.c's. */
+#ifdef DN_GPU
+
+/* Floats of net->workspace_gpu: one image's columns for im2col, and what
+ * cuDNN's algorithms need (both, so dn_cudnn_enabled may change any time). */
+static size_t conv_workspace_gpu(const dn_layer *l)
+{
+    size_t cols = (size_t)(l->c / l->groups) * l->size * l->size * l->out_h * l->out_w;
+#ifdef DN_CUDNN
+    size_t cudnn = dn_conv_cudnn_workspace(l);
+    if (cudnn > cols) return cudnn;
+#endif
+    return cols;
+}
+
+/* Columns of image b, group g: the image itself for 1x1 stride 1. */
+static dn_status conv_columns_gpu(dn_layer *l, dn_network *net, const float *im, const float **cols)
+{
+    if (is_pointwise(l)) { *cols = im; return DN_OK; }
+    *cols = net->workspace_gpu;
+    return DN_CUDA(dn_cuda_im2col(im, l->c / l->groups, l->h, l->w, l->size, l->stride, l->pad, l->out_h, l->out_w,
+                                  net->workspace_gpu));
+}
+
+/* output (m, n) = weights (m, k) x columns (k, n) per image and group. */
+static dn_status conv_forward_im2col_gpu(dn_layer *l, dn_network *net)
+{
+    int m = l->filters / l->groups, k = l->size * l->size * l->c / l->groups, n = l->out_w * l->out_h;
+    size_t in_group = (size_t)(l->c / l->groups) * l->h * l->w;
+    for (int b = 0; b < l->batch; ++b)
+        for (int g = 0; g < l->groups; ++g) {
+            const float *cols;
+            DN_TRY(conv_columns_gpu(l, net, net->input_gpu + ((size_t)b * l->groups + g) * in_group, &cols));
+            DN_TRY(dn_gpu_gemm(0, 0, m, n, k, 1, l->weights_gpu + (size_t)g * m * k, k, cols, n, 0,
+                               l->output_gpu + ((size_t)b * l->groups + g) * m * n, n));
+        }
+    return DN_OK;
+}
+
+/* weight_updates += delta x columns^T; net->delta_gpu += col2im(weights^T x delta). */
+static dn_status conv_backward_im2col_gpu(dn_layer *l, dn_network *net)
+{
+    int m = l->filters / l->groups, k = l->size * l->size * l->c / l->groups, n = l->out_w * l->out_h;
+    size_t in_group = (size_t)(l->c / l->groups) * l->h * l->w;
+    for (int b = 0; b < l->batch; ++b)
+        for (int g = 0; g < l->groups; ++g) {
+            const float *d = l->delta_gpu + ((size_t)b * l->groups + g) * m * n, *cols;
+            DN_TRY(conv_columns_gpu(l, net, net->input_gpu + ((size_t)b * l->groups + g) * in_group, &cols));
+            DN_TRY(dn_gpu_gemm(0, 1, m, k, n, 1, d, n, cols, n, 1, l->weight_updates_gpu + (size_t)g * m * k, k));
+            if (!net->delta_gpu) continue;
+            const float *a = l->weights_gpu + (size_t)g * m * k;
+            float *imd = net->delta_gpu + ((size_t)b * l->groups + g) * in_group;
+            if (is_pointwise(l)) {
+                DN_TRY(dn_gpu_gemm(1, 0, k, n, m, 1, a, k, d, n, 1, imd, n));
+                continue;
+            }
+            DN_TRY(dn_gpu_gemm(1, 0, k, n, m, 1, a, k, d, n, 0, net->workspace_gpu, n));
+            DN_TRY(DN_CUDA(dn_cuda_col2im(net->workspace_gpu, l->c / l->groups, l->h, l->w, l->size, l->stride, l->pad,
+                                          l->out_h, l->out_w, imd)));
+        }
+    return DN_OK;
+}
+
+/* net->input_gpu (batch, c, h, w) -> l->output_gpu (batch, filters, out_h, out_w) */
+static dn_status conv_convolve_gpu(dn_layer *l, dn_network *net)
+{
+#ifdef DN_CUDNN
+    if (dn_conv_cudnn_active(l)) return dn_conv_cudnn_forward(l, net);
+#endif
+    return conv_forward_im2col_gpu(l, net);
+}
+
+static dn_status conv_forward_gpu(dn_layer *l, dn_network *net)
+{
+    DN_TRY(conv_convolve_gpu(l, net));
+    return dn_gpu_bias_bn_activate(l, net);
+}
+
+static dn_status conv_backward_gpu(dn_layer *l, dn_network *net)
+{
+    DN_TRY(dn_gpu_activate_bn_bias_backward(l, net));
+#ifdef DN_CUDNN
+    if (dn_conv_cudnn_active(l)) return dn_conv_cudnn_backward(l, net);
+#endif
+    return conv_backward_im2col_gpu(l, net);
+}
+
+static const dn_layer_gpu_ops conv_gpu = {
+    .forward_gpu = conv_forward_gpu,
+    .backward_gpu = conv_backward_gpu,
+    .workspace_gpu = conv_workspace_gpu,
+#ifdef DN_CUDNN
+    .setup_gpu = dn_conv_cudnn_setup,
+    .release_gpu = dn_conv_cudnn_release,
+#endif
+};
+#endif
+
 const dn_layer_ops dn_convolutional_ops = {
-    DN_CONVOLUTIONAL, {"convolutional", "conv", NULL},
-    conv_parse, conv_alloc_params, conv_init_params, conv_alloc_buffers,
-    conv_forward, conv_backward, conv_params, dn_free_common, conv_flops,
+    .type = DN_CONVOLUTIONAL,
+    .names = {"convolutional", "conv"},
+    .parse = conv_parse,
+    .describe = conv_describe,
+    .alloc_params = conv_alloc_params,
+    .init_params = conv_init_params,
+    .alloc_buffers = conv_alloc_buffers,
+    .buffer_floats = dn_batchnorm_buffer_floats,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .params = conv_params,
+    .flops = conv_flops,
+    .gpu = DN_GPU_OPS(conv_gpu),
 };

@@ -10,7 +10,7 @@
  *
  *   input (batch, inputs) -> output (batch, inputs)
  */
-#include "internal.h"
+#include "layer_gpu.h"
 #include <math.h>
 #include <string.h>
 
@@ -32,10 +32,10 @@ static dn_status cost_parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void cost_forward(dn_layer *l, dn_network *net)
+static dn_status cost_forward(dn_layer *l, dn_network *net)
 {
     l->cost = 0;
-    if (!net->truth) return;
+    if (!net->truth) return DN_OK;
     size_t n = (size_t)l->batch * l->inputs;
     for (size_t i = 0; i < n; ++i) {
         float diff = net->truth[i] - net->input[i];
@@ -50,17 +50,52 @@ static void cost_forward(dn_layer *l, dn_network *net)
         }
     }
     l->cost = dn_sum(l->output, n);
+    return DN_OK;
 }
 
-static void cost_backward(dn_layer *l, dn_network *net)
+static dn_status cost_backward(dn_layer *l, dn_network *net)
 {
     if (net->delta) dn_axpy(net->delta, l->cost_scale, l->delta, (size_t)l->batch * l->inputs);
+    return DN_OK;
 }
 
 static double cost_flops(const dn_layer *l) { return 3.0 * l->inputs; }
 
+/* ------------------------------------------------------------ GPU half */
+#ifdef DN_GPU
+/* Per-element error into output, its delta, and their sum as the cost
+ * (per-block partials in net->workspace_gpu, added up on the host). */
+static dn_status cost_forward_gpu(dn_layer *l, dn_network *net)
+{
+    int parts = 0;
+    l->cost = 0;
+    if (!net->truth) return DN_OK;
+    DN_TRY(dn_gpu_loss_truth_fits(l, net));
+    DN_TRY(DN_CUDA(dn_cuda_cost(net->input_gpu, net->truth_buf_gpu, (size_t)l->batch * l->inputs, (int)l->cost_type,
+                                l->output_gpu, l->delta_gpu, net->workspace_gpu, &parts)));
+    return dn_gpu_loss_pull(net, parts, &l->cost);
+}
+
+static dn_status cost_backward_gpu(dn_layer *l, dn_network *net) { return dn_gpu_pass_delta(l, net, l->cost_scale); }
+
+static const dn_layer_gpu_ops cost_gpu = {
+    .forward_gpu = cost_forward_gpu,
+    .backward_gpu = cost_backward_gpu,
+    .workspace_gpu = dn_gpu_loss_workspace,
+};
+#endif
+
+/* A loss on the output of the layer before it, which stays the network's
+ * output (beyond_output): [cost] may follow [softmax] or another [cost]. */
 const dn_layer_ops dn_cost_ops = {
-    DN_COST, {"cost", NULL, NULL},
-    cost_parse, NULL, NULL, dn_alloc_output_delta,
-    cost_forward, cost_backward, NULL, dn_free_common, cost_flops,
+    .type = DN_COST,
+    .names = {"cost"},
+    .loss = 1,
+    .beyond_output = 1,
+    .parse = cost_parse,
+    .alloc_buffers = dn_alloc_output_delta,
+    .forward = cost_forward,
+    .backward = cost_backward,
+    .flops = cost_flops,
+    .gpu = DN_GPU_OPS(cost_gpu),
 };

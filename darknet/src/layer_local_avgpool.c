@@ -6,9 +6,7 @@
  *
  *   input (batch, c, h, w) -> output (batch, c, out_h, out_w)
  */
-#include "internal.h"
-
-dn_status dn_parse_pool_window(dn_layer *l, dn_parse_ctx *ctx);
+#include "layer_gpu.h"
 
 /* Visit the in-image cells of output (i, j)'s window: returns their count. */
 static int window(const dn_layer *l, int i, int j, int *y0, int *y1, int *x0, int *x1)
@@ -24,7 +22,7 @@ static int window(const dn_layer *l, int i, int j, int *y0, int *y1, int *x0, in
     return n > 0 ? n : 0;
 }
 
-static void local_avgpool_forward(dn_layer *l, dn_network *net)
+static dn_status local_avgpool_forward(dn_layer *l, dn_network *net)
 {
     for (int b = 0; b < l->batch; ++b)
         for (int k = 0; k < l->c; ++k) {
@@ -39,11 +37,12 @@ static void local_avgpool_forward(dn_layer *l, dn_network *net)
                     out[i * l->out_w + j] = n ? s / n : 0;
                 }
         }
+    return DN_OK;
 }
 
-static void local_avgpool_backward(dn_layer *l, dn_network *net)
+static dn_status local_avgpool_backward(dn_layer *l, dn_network *net)
 {
-    if (!net->delta) return;
+    if (!net->delta) return DN_OK;
     for (int b = 0; b < l->batch; ++b)
         for (int k = 0; k < l->c; ++k) {
             float *in_d = net->delta + ((size_t)b * l->c + k) * l->h * l->w;
@@ -57,12 +56,43 @@ static void local_avgpool_backward(dn_layer *l, dn_network *net)
                         for (int x = x0; x < x1; ++x) in_d[y * l->w + x] += g;
                 }
         }
+    return DN_OK;
 }
 
 static double local_avgpool_flops(const dn_layer *l) { return (double)l->outputs * l->size * l->size; }
 
+/* The window column ("0 size x size / stride": a pool has no filters). */
+static void local_avgpool_describe(const dn_layer *l, FILE *f) { dn_describe_row(l, f, 1, 0); }
+
+/* ------------------------------------------------------------ GPU half */
+#ifdef DN_GPU
+static dn_status local_avgpool_forward_gpu(dn_layer *l, dn_network *net)
+{
+    dn_cuda_pool p = dn_gpu_pool_window(l);
+    return DN_CUDA(dn_cuda_local_avgpool_forward(&p, net->input_gpu, l->output_gpu));
+}
+
+static dn_status local_avgpool_backward_gpu(dn_layer *l, dn_network *net)
+{
+    if (!net->delta_gpu) return DN_OK;
+    dn_cuda_pool p = dn_gpu_pool_window(l);
+    return DN_CUDA(dn_cuda_local_avgpool_backward(&p, l->delta_gpu, net->delta_gpu));
+}
+
+static const dn_layer_gpu_ops local_avgpool_gpu = {
+    .forward_gpu = local_avgpool_forward_gpu,
+    .backward_gpu = local_avgpool_backward_gpu,
+};
+#endif
+
 const dn_layer_ops dn_local_avgpool_ops = {
-    DN_LOCAL_AVGPOOL, {"local_avgpool", "local_avg", NULL},
-    dn_parse_pool_window, NULL, NULL, dn_alloc_output_delta,
-    local_avgpool_forward, local_avgpool_backward, NULL, dn_free_common, local_avgpool_flops,
+    .type = DN_LOCAL_AVGPOOL,
+    .names = {"local_avgpool", "local_avg"},
+    .parse = dn_parse_pool_window,
+    .describe = local_avgpool_describe,
+    .alloc_buffers = dn_alloc_output_delta,
+    .forward = local_avgpool_forward,
+    .backward = local_avgpool_backward,
+    .flops = local_avgpool_flops,
+    .gpu = DN_GPU_OPS(local_avgpool_gpu),
 };

@@ -6,7 +6,7 @@
  *   cells outside the input never win (upstream's effective "ceil mode").
  *   Defaults: stride=1, size=stride, padding=size-1.
  */
-#include "internal.h"
+#include "layer_gpu.h"
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +44,13 @@ static dn_status maxpool_alloc_buffers(dn_layer *l)
     free(l->indexes);
     l->indexes = dn_calloc((size_t)l->batch * l->outputs, sizeof(int));
     return l->indexes ? DN_OK : DN_ERR_NOMEM;
+}
+
+static void maxpool_free(dn_layer *l)
+{
+    free(l->indexes);
+    l->indexes = NULL;
+    dn_free_common(l);
 }
 
 /* Window rows (or columns) [*lo, *hi) of output i clipped to the input [0, len). */
@@ -258,10 +265,11 @@ static int maxpool_workers(const dn_layer *l)
     return (size_t)l->batch * l->outputs < ((size_t)1 << 16) ? 1 : dn_threads();
 }
 
-static void maxpool_forward(dn_layer *l, dn_network *net)
+static dn_status maxpool_forward(dn_layer *l, dn_network *net)
 {
     maxpool_job j = {l, net->input, NULL};
     dn_parallel(maxpool_worker, &j, maxpool_workers(l));
+    return DN_OK;
 }
 
 /* Each plane's outputs add their delta to their winners in output order, as
@@ -278,17 +286,57 @@ static void maxpool_backward_worker(void *arg, int w, int workers)
         if (idx[i] >= 0) j->in_delta[idx[i]] += d[i];
 }
 
-static void maxpool_backward(dn_layer *l, dn_network *net)
+static dn_status maxpool_backward(dn_layer *l, dn_network *net)
 {
-    if (!net->delta) return;
+    if (!net->delta) return DN_OK;
     maxpool_job j = {l, NULL, net->delta};
     dn_parallel(maxpool_backward_worker, &j, maxpool_workers(l));
+    return DN_OK;
 }
 
 static double maxpool_flops(const dn_layer *l) { return (double)l->outputs * l->size * l->size; }
 
+/* The window column ("0 size x size / stride": a pool has no filters). */
+static void maxpool_describe(const dn_layer *l, FILE *f) { dn_describe_row(l, f, 1, 0); }
+
+/* ------------------------------------------------------------ GPU half
+ * The argmax indexes live in the layer's device state (batch*outputs ints
+ * in a float buffer). */
+#ifdef DN_GPU
+_Static_assert(sizeof(int) == sizeof(float), "maxpool keeps its int indexes in a float device buffer");
+
+static dn_status maxpool_setup_gpu(dn_layer *l) { return dn_gpu_state_alloc(l, (size_t)l->batch * l->outputs); }
+
+static dn_status maxpool_forward_gpu(dn_layer *l, dn_network *net)
+{
+    dn_cuda_pool p = dn_gpu_pool_window(l);
+    return DN_CUDA(dn_cuda_maxpool_forward(&p, net->input_gpu, l->output_gpu, l->gpu_state));
+}
+
+static dn_status maxpool_backward_gpu(dn_layer *l, dn_network *net)
+{
+    if (!net->delta_gpu) return DN_OK;
+    dn_cuda_pool p = dn_gpu_pool_window(l);
+    return DN_CUDA(dn_cuda_maxpool_backward(&p, l->delta_gpu, l->gpu_state, net->delta_gpu));
+}
+
+static const dn_layer_gpu_ops maxpool_gpu = {
+    .forward_gpu = maxpool_forward_gpu,
+    .backward_gpu = maxpool_backward_gpu,
+    .setup_gpu = maxpool_setup_gpu,
+    .release_gpu = dn_gpu_state_release,
+};
+#endif
+
 const dn_layer_ops dn_maxpool_ops = {
-    DN_MAXPOOL, {"maxpool", "max", NULL},
-    dn_parse_pool_window, NULL, NULL, maxpool_alloc_buffers,
-    maxpool_forward, maxpool_backward, NULL, dn_free_common, maxpool_flops,
+    .type = DN_MAXPOOL,
+    .names = {"maxpool", "max"},
+    .parse = dn_parse_pool_window,
+    .describe = maxpool_describe,
+    .alloc_buffers = maxpool_alloc_buffers,
+    .free = maxpool_free,
+    .forward = maxpool_forward,
+    .backward = maxpool_backward,
+    .flops = maxpool_flops,
+    .gpu = DN_GPU_OPS(maxpool_gpu),
 };

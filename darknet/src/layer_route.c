@@ -5,7 +5,7 @@
  *
  *   inputs (batch, c_j, h, w) for each j -> output (batch, sum c_j, h, w)
  */
-#include "internal.h"
+#include "layer_gpu.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,7 +55,23 @@ static dn_status route_parse(dn_layer *l, dn_parse_ctx *ctx)
     return DN_OK;
 }
 
-static void route_forward(dn_layer *l, dn_network *net)
+/* Its inputs are the layers it concatenates, not the previous one. */
+static int route_sources(const dn_layer *l, int *out, int max)
+{
+    int n = l->n_inputs < max ? l->n_inputs : max;
+    for (int j = 0; j < n; ++j) out[j] = l->input_layers[j];
+    return n;
+}
+
+static void route_free(dn_layer *l)
+{
+    free(l->input_layers);
+    free(l->input_sizes);
+    l->input_layers = l->input_sizes = NULL;
+    dn_free_common(l);
+}
+
+static dn_status route_forward(dn_layer *l, dn_network *net)
 {
     size_t offset = 0;
     for (int j = 0; j < l->n_inputs; ++j) {
@@ -64,9 +80,10 @@ static void route_forward(dn_layer *l, dn_network *net)
         for (int b = 0; b < l->batch; ++b) dn_copy(l->output + offset + (size_t)b * l->outputs, in + b * sz, sz);
         offset += sz;
     }
+    return DN_OK;
 }
 
-static void route_backward(dn_layer *l, dn_network *net)
+static dn_status route_backward(dn_layer *l, dn_network *net)
 {
     size_t offset = 0;
     for (int j = 0; j < l->n_inputs; ++j) {
@@ -75,12 +92,53 @@ static void route_backward(dn_layer *l, dn_network *net)
         for (int b = 0; b < l->batch; ++b) dn_axpy(d + b * sz, 1, l->delta + offset + (size_t)b * l->outputs, sz);
         offset += sz;
     }
+    return DN_OK;
 }
 
 static double route_flops(const dn_layer *l) { (void)l; return 0; }
 
+/* ------------------------------------------------------------ GPU half */
+#ifdef DN_GPU
+/* Input j (batch, input_sizes[j]) sits at column `offset` of the output (batch, outputs). */
+static dn_status route_forward_gpu(dn_layer *l, dn_network *net)
+{
+    size_t offset = 0;
+    for (int j = 0; j < l->n_inputs; ++j) {
+        size_t sz = (size_t)l->input_sizes[j];
+        DN_TRY(DN_CUDA(dn_cuda_copy_rows(l->output_gpu + offset, (size_t)l->outputs,
+                                         net->layers[l->input_layers[j]].output_gpu, sz, (size_t)l->batch, sz, 0)));
+        offset += sz;
+    }
+    return DN_OK;
+}
+
+static dn_status route_backward_gpu(dn_layer *l, dn_network *net)
+{
+    size_t offset = 0;
+    for (int j = 0; j < l->n_inputs; ++j) {
+        size_t sz = (size_t)l->input_sizes[j];
+        DN_TRY(DN_CUDA(dn_cuda_copy_rows(net->layers[l->input_layers[j]].delta_gpu, sz, l->delta_gpu + offset,
+                                         (size_t)l->outputs, (size_t)l->batch, sz, 1)));
+        offset += sz;
+    }
+    return DN_OK;
+}
+
+static const dn_layer_gpu_ops route_gpu = {
+    .forward_gpu = route_forward_gpu,
+    .backward_gpu = route_backward_gpu,
+};
+#endif
+
 const dn_layer_ops dn_route_ops = {
-    DN_ROUTE, {"route", NULL, NULL},
-    route_parse, NULL, NULL, dn_alloc_output_delta,
-    route_forward, route_backward, NULL, dn_free_common, route_flops,
+    .type = DN_ROUTE,
+    .names = {"route"},
+    .parse = route_parse,
+    .sources = route_sources,
+    .alloc_buffers = dn_alloc_output_delta,
+    .free = route_free,
+    .forward = route_forward,
+    .backward = route_backward,
+    .flops = route_flops,
+    .gpu = DN_GPU_OPS(route_gpu),
 };

@@ -10,7 +10,7 @@
  * same in width and height (upstream asserts the latter and crashes on the
  * former; here both are shape errors).
  */
-#include "internal.h"
+#include "layer_gpu.h"
 
 static dn_status shortcut_parse(dn_layer *l, dn_parse_ctx *ctx)
 {
@@ -64,15 +64,25 @@ static void shortcut_add(int batch, int w1, int h1, int c1, const float *add, in
                 }
 }
 
-static void shortcut_forward(dn_layer *l, dn_network *net)
+/* It reads the previous layer and `from`. */
+static int shortcut_sources(const dn_layer *l, int *out, int max)
+{
+    out[0] = l->index - 1;
+    if (max < 2) return 1;
+    out[1] = l->from;
+    return 2;
+}
+
+static dn_status shortcut_forward(dn_layer *l, dn_network *net)
 {
     dn_copy(l->output, net->input, (size_t)l->batch * l->outputs);
     shortcut_add(l->batch, l->shortcut_w, l->shortcut_h, l->shortcut_c, net->layers[l->from].output, l->out_w,
                  l->out_h, l->out_c, l->alpha, l->beta, l->output);
     dn_activate_array(l->output, (size_t)l->batch * l->outputs, l->activation);
+    return DN_OK;
 }
 
-static void shortcut_backward(dn_layer *l, dn_network *net)
+static dn_status shortcut_backward(dn_layer *l, dn_network *net)
 {
     dn_gradient_array(l->output, (size_t)l->batch * l->outputs, l->activation, l->delta);
     shortcut_add(l->batch, l->out_w, l->out_h, l->out_c, l->delta, l->shortcut_w, l->shortcut_h, l->shortcut_c, 1,
@@ -84,12 +94,61 @@ static void shortcut_backward(dn_layer *l, dn_network *net)
         shortcut_add(l->batch, l->shortcut_w, l->shortcut_h, l->shortcut_c, NULL, l->out_w, l->out_h, l->out_c,
                      l->alpha, 0, l->delta);
     if (net->delta) dn_axpy(net->delta, 1, l->delta, (size_t)l->batch * l->outputs);
+    return DN_OK;
 }
 
 static double shortcut_flops(const dn_layer *l) { return 2.0 * l->outputs; }
 
+/* ------------------------------------------------------------ GPU half */
+#ifdef DN_GPU
+/* `from` (shortcut shape) added onto this layer's shape, and the reverse. */
+static dn_cuda_shortcut from_onto_out(const dn_layer *l)
+{
+    dn_cuda_shortcut s = {l->batch, l->shortcut_w, l->shortcut_h, l->shortcut_c, l->out_w, l->out_h, l->out_c};
+    return s;
+}
+
+static dn_cuda_shortcut out_onto_from(const dn_layer *l)
+{
+    dn_cuda_shortcut s = {l->batch, l->out_w, l->out_h, l->out_c, l->shortcut_w, l->shortcut_h, l->shortcut_c};
+    return s;
+}
+
+/* out = act(alpha * prev + beta * from) */
+static dn_status shortcut_forward_gpu(dn_layer *l, dn_network *net)
+{
+    size_t n = (size_t)l->batch * l->outputs;
+    dn_cuda_shortcut s = from_onto_out(l);
+    DN_TRY(dn_gpu_copy(l->output_gpu, net->input_gpu, n));
+    DN_TRY(DN_CUDA(dn_cuda_shortcut_add(&s, net->layers[l->from].output_gpu, l->alpha, l->beta, l->output_gpu)));
+    return DN_CUDA(dn_cuda_activate(l->output_gpu, n, (int)l->activation));
+}
+
+/* from.delta += beta * delta (mapped); prev.delta += delta, scaled by alpha
+ * where `from` was added (the CPU backward's order). */
+static dn_status shortcut_backward_gpu(dn_layer *l, dn_network *net)
+{
+    dn_cuda_shortcut back = out_onto_from(l), fwd = from_onto_out(l);
+    DN_TRY(DN_CUDA(dn_cuda_gradient(l->output_gpu, (size_t)l->batch * l->outputs, (int)l->activation, l->delta_gpu)));
+    DN_TRY(DN_CUDA(dn_cuda_shortcut_add(&back, l->delta_gpu, 1, l->beta, net->layers[l->from].delta_gpu)));
+    if (l->alpha != 1) DN_TRY(DN_CUDA(dn_cuda_shortcut_add(&fwd, NULL, l->alpha, 0, l->delta_gpu)));
+    return dn_gpu_pass_delta(l, net, 1);
+}
+
+static const dn_layer_gpu_ops shortcut_gpu = {
+    .forward_gpu = shortcut_forward_gpu,
+    .backward_gpu = shortcut_backward_gpu,
+};
+#endif
+
 const dn_layer_ops dn_shortcut_ops = {
-    DN_SHORTCUT, {"shortcut", NULL, NULL},
-    shortcut_parse, NULL, NULL, dn_alloc_output_delta,
-    shortcut_forward, shortcut_backward, NULL, dn_free_common, shortcut_flops,
+    .type = DN_SHORTCUT,
+    .names = {"shortcut"},
+    .parse = shortcut_parse,
+    .sources = shortcut_sources,
+    .alloc_buffers = dn_alloc_output_delta,
+    .forward = shortcut_forward,
+    .backward = shortcut_backward,
+    .flops = shortcut_flops,
+    .gpu = DN_GPU_OPS(shortcut_gpu),
 };

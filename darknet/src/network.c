@@ -1,9 +1,13 @@
 /*
  * network.c — running a network: forward, backward, SGD update, training on
  * a batch, prediction, the learning-rate policy, batch resizing and freeing.
- * Training follows upstream's order exactly (see reference A5): seen grows by
+ * Training follows upstream's order exactly (train_network in pjreddie Darknet): seen grows by
  * the mini-batch before the pass, and the update runs after every
  * `subdivisions` mini-batches.
+ *
+ * Errors: each pass returns the first failure of a layer (only a layer on a
+ * GPU can fail mid-pass) as it happens; the loops check one status per
+ * layer call and nothing else.
  */
 #include "internal.h"
 #include <math.h>
@@ -100,7 +104,7 @@ dn_status dn_network_forward(dn_network *net, const float *input, const float *t
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
         dn_zero_parallel(l->delta, (size_t)l->batch * l->outputs);
-        l->ops->forward(l, net);
+        DN_TRY(l->ops->forward(l, net));
         net->input = l->output;
         if (l->has_cost) { cost += l->cost; ++costs; }
     }
@@ -108,16 +112,19 @@ dn_status dn_network_forward(dn_network *net, const float *input, const float *t
     return DN_OK;
 }
 
-void dn_network_backward(dn_network *net)
+dn_status dn_network_backward(dn_network *net)
 {
-    if (net->on_gpu) { dn_gpu_backward(net); return; }
+    if (!net || !net->input_buf)
+        return dn_fail(DN_ERR_ARG, "dn_network_backward: no network, or one parsed for shapes only");
+    if (net->on_gpu) return dn_gpu_backward(net);
     for (int i = net->n - 1; i >= 0; --i) {
         dn_layer *l = &net->layers[i];
         if (l->stopbackward) break;
         net->input = i ? net->layers[i - 1].output : net->input_buf;
         net->delta = i ? net->layers[i - 1].delta : NULL;
-        l->ops->backward(l, net);
+        DN_TRY(l->ops->backward(l, net));
     }
+    return DN_OK;
 }
 
 /* Upstream's SGD with heavy-ball momentum on one layer's host arrays; updates
@@ -135,20 +142,23 @@ static void update_layer_host(dn_layer *l, float lr, float B, float decay, float
     }
 }
 
-void dn_network_update_batch(dn_network *net, float B, int host)
+dn_status dn_network_update_batch(dn_network *net, float B, int host)
 {
     float rate = dn_network_rate(net);
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
         float lr = rate * l->lr_mult;
-        if (!host && net->on_gpu && l->gpu_native) dn_gpu_update_layer(l, lr, B, net->decay, net->momentum);
+        if (!host && net->on_gpu && l->gpu_native) DN_TRY(dn_gpu_update_layer(l, lr, B, net->decay, net->momentum));
         else update_layer_host(l, lr, B, net->decay, net->momentum);
     }
+    return DN_OK;
 }
 
-void dn_network_update(dn_network *net)
+dn_status dn_network_update(dn_network *net)
 {
-    dn_network_update_batch(net, (float)net->batch * net->subdivisions, 0);
+    if (!net || !net->input_buf)
+        return dn_fail(DN_ERR_ARG, "dn_network_update: no network, or one parsed for shapes only");
+    return dn_network_update_batch(net, (float)net->batch * net->subdivisions, 0);
 }
 
 dn_status dn_network_train_pass(dn_network *net, const float *X, const float *Y)
@@ -157,8 +167,7 @@ dn_status dn_network_train_pass(dn_network *net, const float *X, const float *Y)
     if (!isfinite(net->cost))
         return dn_fail(DN_ERR_NUMERIC, "training diverged: loss is %s at batch %zu (learning rate %g)",
                        isnan(net->cost) ? "NaN" : "Inf", dn_network_batch_num(net), dn_network_rate(net));
-    dn_network_backward(net);
-    return net->on_gpu ? dn_gpu_take_error() : DN_OK;   /* a failure inside backward */
+    return dn_network_backward(net);
 }
 
 dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int n, float *loss)
@@ -172,33 +181,37 @@ dn_status dn_network_train(dn_network *net, const float *X, const float *Y, int 
         net->seen += (uint64_t)net->batch;
         DN_TRY(dn_network_train_pass(net, X + (size_t)i * net->batch * net->inputs,
                                      Y + (size_t)i * net->batch * net->truths));
-        if ((net->seen / (uint64_t)net->batch) % (uint64_t)net->subdivisions == 0) dn_network_update(net);
-        if (net->on_gpu) DN_TRY(dn_gpu_take_error());   /* a failure inside the update */
+        if ((net->seen / (uint64_t)net->batch) % (uint64_t)net->subdivisions == 0) DN_TRY(dn_network_update(net));
         sum += net->cost;
     }
     if (loss) *loss = sum / ((float)batches * net->batch);
     return DN_OK;
 }
 
-static const dn_layer *output_layer(const dn_network *net)
+const dn_layer *dn_network_output_layer(const dn_network *net)
 {
     int i = net->n - 1;
-    while (i > 0 && net->layers[i].type == DN_COST) --i;
+    while (i > 0 && net->layers[i].ops->beyond_output) --i;
     return &net->layers[i];
 }
 
-const float *dn_network_predict(dn_network *net, const float *input)
+dn_status dn_network_predict(dn_network *net, const float *input, const float **output)
 {
-    if (!net || !input) { dn_fail(DN_ERR_ARG, "dn_network_predict: no network or input"); return NULL; }
+    if (output) *output = NULL;
+    if (!net || !input || !output)
+        return dn_fail(DN_ERR_ARG, "dn_network_predict: no network, input or output pointer");
+    if (!net->input_buf) return dn_fail(DN_ERR_ARG, "%s: network was parsed for shapes only", net->source);
     dn_copy(net->input_buf, input, (size_t)net->inputs);
-    if (dn_network_forward(net, net->input_buf, NULL, 0) != DN_OK) return NULL;
-    return output_layer(net)->output;
+    DN_TRY(dn_network_forward(net, net->input_buf, NULL, 0));
+    *output = dn_network_output_layer(net)->output;
+    return DN_OK;
 }
 
 dn_status dn_network_predict_batch(dn_network *net, const float *X, int n, float *out)
 {
     if (!net || !X || !out || n < 0) return dn_fail(DN_ERR_ARG, "dn_network_predict_batch: bad arguments");
-    const dn_layer *o = output_layer(net);
+    if (!net->input_buf) return dn_fail(DN_ERR_ARG, "%s: network was parsed for shapes only", net->source);
+    const dn_layer *o = dn_network_output_layer(net);
     for (int start = 0; start < n; start += net->batch) {
         int count = n - start < net->batch ? n - start : net->batch;
         dn_copy(net->input_buf, X + (size_t)start * net->inputs, (size_t)count * net->inputs);
@@ -228,8 +241,7 @@ size_t dn_network_memory_bytes(const dn_network *net)
     size_t scratch = 0;                                    /* shared by all layers */
     for (int i = 0; i < net->n; ++i) {
         const dn_layer *l = &net->layers[i];
-        size_t per = 2 + (l->batch_normalize || l->type == DN_BATCHNORM ? 2 : 0) + (l->type == DN_DROPOUT);
-        floats += per * (size_t)net->batch * l->outputs;   /* output, delta, [x, x_norm], [rand] */
+        floats += dn_layer_buffer_floats(l) * (size_t)net->batch;   /* output, delta and the type's own */
         if (l->workspace_size > scratch) scratch = l->workspace_size;
     }
     floats += scratch + (size_t)net->batch * (net->inputs + net->truths);

@@ -5,12 +5,15 @@
  * update that network.c calls when net->on_gpu.
  *
  * Residency: every layer's output and delta live on the device. A layer type
- * with GPU kernels (layer_gpu.c, l->gpu_native) also keeps its parameters,
+ * with GPU kernels (its ops' `gpu` half, l->gpu_native) also keeps its parameters,
  * their updates and batch-norm state there; the host arrays are current only
  * after dn_network_pull. A layer type without kernels runs its CPU code:
  * the outputs it reads are pulled, its output and delta pushed; in backward
  * its delta and the deltas it writes are pulled, then pushed back. Its
  * parameters stay on the host and network.c updates them there.
+ *
+ * Errors: every CUDA / cuBLAS / cuDNN failure comes back as the status of
+ * the call that met it, and each pass returns the first one.
  */
 #include "internal.h"
 #include <stdlib.h>
@@ -62,7 +65,8 @@ static dn_status alloc_twins(twin *t, int n, int push)
     for (int i = 0; i < n; ++i) {
         if (!*t[i].host) continue;
         dn_gpu_free(*t[i].dev);
-        if (!(*t[i].dev = dn_gpu_alloc(t[i].n))) return dn_gpu_alloc_failed();
+        *t[i].dev = NULL;
+        DN_TRY(dn_gpu_alloc(t[i].n, t[i].dev));
         if (push) DN_TRY(dn_gpu_push(*t[i].dev, *t[i].host, t[i].n));
     }
     return DN_OK;
@@ -85,7 +89,7 @@ void dn_gpu_network_free(dn_network *net)
     if (!net) return;
     for (int i = 0; net->layers && i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
-        const dn_layer_gpu_ops *g = dn_layer_gpu_ops_for_type(l->type);
+        const dn_layer_gpu_ops *g = l->ops ? l->ops->gpu : NULL;
         if (g && g->release_gpu) g->release_gpu(l);
         twin t[PARAM_TWINS];
         free_twins(t, param_twins(l, t));
@@ -103,31 +107,29 @@ void dn_gpu_network_free(dn_network *net)
 dn_status dn_gpu_set_batch(dn_network *net)
 {
     if (net->on_gpu) DN_TRY(dn_gpu_use(net->gpu_index));   /* a batch change from any thread */
-    dn_gpu_free(net->input_buf_gpu);
-    dn_gpu_free(net->truth_buf_gpu);
-    net->input_buf_gpu = dn_gpu_alloc((size_t)net->batch * net->inputs);
-    net->truth_buf_gpu = dn_gpu_alloc((size_t)net->batch * (net->truths ? net->truths : 1));
-    if (!net->input_buf_gpu || !net->truth_buf_gpu) return dn_gpu_alloc_failed();
+    float **bufs[] = {&net->input_buf_gpu, &net->truth_buf_gpu, &net->workspace_gpu};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; ++i) { dn_gpu_free(*bufs[i]); *bufs[i] = NULL; }
+    DN_TRY(dn_gpu_alloc((size_t)net->batch * net->inputs, &net->input_buf_gpu));
+    DN_TRY(dn_gpu_alloc((size_t)net->batch * (net->truths ? net->truths : 1), &net->truth_buf_gpu));
     size_t ws = 0;
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
         twin t[4];
         DN_TRY(alloc_twins(t, batch_twins(l, t), 0));
-        const dn_layer_gpu_ops *g = dn_layer_gpu_ops_for_type(l->type);
+        const dn_layer_gpu_ops *g = l->ops->gpu;
         if (g && g->setup_gpu) DN_TRY(g->setup_gpu(l));
-        if (g && g->workspace_gpu(l) > ws) ws = g->workspace_gpu(l);
+        size_t need = g && g->workspace_gpu ? g->workspace_gpu(l) : 0;
+        if (need > ws) ws = need;
     }
-    dn_gpu_free(net->workspace_gpu);
     net->workspace_gpu_size = ws;
-    net->workspace_gpu = dn_gpu_alloc(ws);
-    return net->workspace_gpu ? DN_OK : dn_gpu_alloc_failed();
+    return dn_gpu_alloc(ws, &net->workspace_gpu);
 }
 
 static dn_status to_gpu(dn_network *net)
 {
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
-        l->gpu_native = dn_layer_gpu_ops_for_type(l->type) != NULL;
+        l->gpu_native = l->ops->gpu != NULL;
         twin t[PARAM_TWINS];
         if (l->gpu_native) DN_TRY(alloc_twins(t, param_twins(l, t), 1));
     }
@@ -141,7 +143,6 @@ dn_status dn_network_to_gpu(dn_network *net, int index)
     if (net->on_gpu) DN_TRY(dn_network_pull(net));
     dn_gpu_network_free(net);
     DN_TRY(dn_gpu_use(index));
-    dn_gpu_take_error();
     dn_status s = to_gpu(net);
     if (s != DN_OK) {
         char msg[512];
@@ -186,19 +187,6 @@ dn_status dn_network_push(dn_network *net)
 
 /* ------------------------------------------------------------ CPU fallback */
 
-/* Layers whose outputs l reads (-1: the network input); returns the count. */
-static int sources(const dn_layer *l, int *out, int max)
-{
-    if (l->type == DN_ROUTE) {
-        int n = l->n_inputs < max ? l->n_inputs : max;
-        for (int j = 0; j < n; ++j) out[j] = l->input_layers[j];
-        return n;
-    }
-    out[0] = l->index - 1;
-    if (l->type == DN_SHORTCUT && max > 1) { out[1] = l->from; return 2; }
-    return 1;
-}
-
 static dn_status pull_outputs(dn_network *net, const int *src, int n)
 {
     for (int j = 0; j < n; ++j)
@@ -222,42 +210,35 @@ static dn_status move_deltas(dn_network *net, const int *src, int n, int to_devi
 
 #define MAX_SOURCES 64
 
+/* The layers whose outputs l reads (dn_layer_sources) are pulled first. */
 static dn_status fallback_forward(dn_layer *l, dn_network *net)
 {
-    int src[MAX_SOURCES], ns = sources(l, src, MAX_SOURCES);
+    int src[MAX_SOURCES], ns = dn_layer_sources(l, src, MAX_SOURCES);
     size_t n = (size_t)l->batch * l->outputs;
     DN_TRY(pull_outputs(net, src, ns));
     net->input = l->index ? net->layers[l->index - 1].output : net->input_buf;
     dn_fill(l->delta, n, 0);
-    l->ops->forward(l, net);
+    DN_TRY(l->ops->forward(l, net));
     DN_TRY(dn_gpu_push(l->output_gpu, l->output, n));
     return dn_gpu_push(l->delta_gpu, l->delta, n);
 }
 
 static dn_status fallback_backward(dn_layer *l, dn_network *net)
 {
-    int src[MAX_SOURCES], ns = sources(l, src, MAX_SOURCES);
+    int src[MAX_SOURCES], ns = dn_layer_sources(l, src, MAX_SOURCES);
     DN_TRY(dn_gpu_pull(l->delta, l->delta_gpu, (size_t)l->batch * l->outputs));
     DN_TRY(pull_outputs(net, src, ns));
     DN_TRY(move_deltas(net, src, ns, 0));
     net->input = l->index ? net->layers[l->index - 1].output : net->input_buf;
     net->delta = l->index ? net->layers[l->index - 1].delta : NULL;
-    l->ops->backward(l, net);
+    DN_TRY(l->ops->backward(l, net));
     return move_deltas(net, src, ns, 1);
 }
 
 /* ------------------------------------------------------------ passes */
 
-static const dn_layer *output_layer(const dn_network *net)
-{
-    int i = net->n - 1;
-    while (i > 0 && net->layers[i].type == DN_COST) --i;
-    return &net->layers[i];
-}
-
 dn_status dn_gpu_forward(dn_network *net)
 {
-    dn_gpu_take_error();
     DN_TRY(dn_gpu_use(net->gpu_index));
     DN_TRY(dn_gpu_push(net->input_buf_gpu, net->input_buf, (size_t)net->batch * net->inputs));
     if (net->truth) DN_TRY(dn_gpu_push(net->truth_buf_gpu, net->truth, (size_t)net->batch * net->truths));
@@ -268,43 +249,42 @@ dn_status dn_gpu_forward(dn_network *net)
     for (int i = 0; i < net->n; ++i) {
         dn_layer *l = &net->layers[i];
         DN_TRY(DN_CUDA(dn_cuda_fill(l->delta_gpu, (size_t)l->batch * l->outputs, 0)));
-        const dn_layer_gpu_ops *g = dn_layer_gpu_ops_for_type(l->type);
+        const dn_layer_gpu_ops *g = l->ops->gpu;
         DN_TRY(g ? g->forward_gpu(l, net) : fallback_forward(l, net));
         net->input_gpu = l->output_gpu;
         if (l->has_cost) { cost += l->cost; ++costs; }
     }
     net->cost = costs ? cost / costs : 0;
-    const dn_layer *o = output_layer(net);
+    const dn_layer *o = dn_network_output_layer(net);
     return dn_gpu_pull(o->output, o->output_gpu, (size_t)o->batch * o->outputs);
 }
 
-void dn_gpu_backward(dn_network *net)
+dn_status dn_gpu_backward(dn_network *net)
 {
-    if (dn_gpu_use(net->gpu_index) != DN_OK) { dn_gpu_note(DN_ERR_GPU); return; }
+    DN_TRY(dn_gpu_use(net->gpu_index));
     for (int i = net->n - 1; i >= 0; --i) {
         dn_layer *l = &net->layers[i];
         if (l->stopbackward) break;
         net->input_gpu = i ? net->layers[i - 1].output_gpu : net->input_buf_gpu;
         net->delta_gpu = i ? net->layers[i - 1].delta_gpu : NULL;
-        const dn_layer_gpu_ops *g = dn_layer_gpu_ops_for_type(l->type);
-        if ((g ? g->backward_gpu(l, net) : fallback_backward(l, net)) != DN_OK) {
-            dn_gpu_note(DN_ERR_GPU);
-            return;
-        }
+        const dn_layer_gpu_ops *g = l->ops->gpu;
+        DN_TRY(g ? g->backward_gpu(l, net) : fallback_backward(l, net));
     }
+    return DN_OK;
 }
 
 /* network.c's SGD step on the device arrays of one native layer. */
-void dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum)
+dn_status dn_gpu_update_layer(dn_layer *l, float lr, float B, float decay, float momentum)
 {
     dn_param p[DN_MAX_PARAMS];
     int np = dn_layer_params(l, p);
     for (int k = 0; k < np; ++k) {
         if (!p[k].updates) continue;
         float *w = device_of(l, p[k].data), *u = device_of(l, p[k].updates);
-        if (!w || !u) { dn_gpu_note(dn_fail(DN_ERR_GPU, "layer %d: %s has no device copy", l->index, p[k].name)); return; }
-        if (DN_CUDA(dn_cuda_sgd(w, u, p[k].n, p[k].decay ? decay * B : 0.f, lr / B, momentum)) != DN_OK) return;
+        if (!w || !u) return dn_fail(DN_ERR_GPU, "layer %d: %s has no device copy", l->index, p[k].name);
+        DN_TRY(DN_CUDA(dn_cuda_sgd(w, u, p[k].n, p[k].decay ? decay * B : 0.f, lr / B, momentum)));
     }
+    return DN_OK;
 }
 
 #else

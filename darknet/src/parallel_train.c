@@ -159,7 +159,7 @@ dn_status dn_network_train_parallel(dn_network **nets, int n, const float *X, co
         DN_TRY(first_failure(jobs, n));
         for (int r = 0; r < n; ++r) nets[r]->seen += (uint64_t)step;
         reduce_into_first(nets, n);
-        dn_network_update_batch(n0, (float)step, 1);
+        DN_TRY(dn_network_update_batch(n0, (float)step, 1));
         broadcast_first(nets, n);
         run_all(jobs, n, replica_push);
         DN_TRY(first_failure(jobs, n));

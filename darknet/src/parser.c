@@ -136,10 +136,26 @@ static dn_status parse_net(dn_network *net, dn_opts o, const dn_parse_options *o
     return DN_OK;
 }
 
+/* The roles of dn_layer_ops, as predicates for dn_layer_type_list. */
+static int is_loss(const dn_layer_ops *ops) { return ops->loss; }
+static int is_beyond_output(const dn_layer_ops *ops) { return ops->beyond_output; }
+
+/* After the first loss layer (index `loss`, or -1) only beyond_output layers
+ * may come: the targets are read against the network's output. */
+static dn_status check_role(const dn_cfg *cfg, const dn_section *sec, const dn_layer_ops *ops, int loss)
+{
+    if (loss < 0 || ops->beyond_output) return DN_OK;
+    char after[128], losses[128];
+    return dn_fail(DN_ERR_SHAPE, "%s:%d: %s cannot follow %s (line %d): only %s layers may come after %s", cfg->name,
+                   sec->line, sec->type, cfg->sections[loss + 1].type, cfg->sections[loss + 1].line,
+                   dn_layer_type_list(is_beyond_output, after, sizeof after),
+                   dn_layer_type_list(is_loss, losses, sizeof losses));
+}
+
 static dn_status parse_layers(dn_cfg *cfg, dn_network *net)
 {
     int w = net->w, h = net->h, c = net->c;
-    int loss = -1;   /* first [softmax] or [cost]: they read the targets, so only [cost] may follow them */
+    int loss = -1;   /* the first loss layer: it reads the targets (check_role) */
     for (int i = 0; i < net->n; ++i) {
         dn_section *sec = &cfg->sections[i + 1];
         dn_opts o = {cfg, sec};
@@ -149,11 +165,8 @@ static dn_status parse_layers(dn_cfg *cfg, dn_network *net)
                 return dn_fail(DN_ERR_PARSE, "%s:%d: %s may only be the first section", cfg->name, sec->line, sec->type);
             return dn_fail(DN_ERR_PARSE, "%s:%d: unknown section %s", cfg->name, sec->line, sec->type);
         }
-        if (loss >= 0 && ops->type != DN_COST)
-            return dn_fail(DN_ERR_SHAPE, "%s:%d: %s cannot follow %s (line %d): only [cost] layers may come after "
-                           "[softmax] or [cost]", cfg->name, sec->line, sec->type, cfg->sections[loss + 1].type,
-                           cfg->sections[loss + 1].line);
-        if (loss < 0 && (ops->type == DN_SOFTMAX || ops->type == DN_COST)) loss = i;
+        DN_TRY(check_role(cfg, sec, ops, loss));
+        if (loss < 0 && ops->loss) loss = i;
         dn_layer *l = &net->layers[i];
         l->type = ops->type;
         l->ops = ops;
@@ -178,12 +191,11 @@ static dn_status parse_layers(dn_cfg *cfg, dn_network *net)
         w = l->out_w; h = l->out_h; c = l->out_c;
     }
     dn_layer *last = &net->layers[net->n - 1];
-    if (last->type != DN_SOFTMAX && last->type != DN_COST)
-        return dn_fail(DN_ERR_SHAPE, "%s:%d: the network must end with [softmax] or [cost], not %s", cfg->name,
-                       last->line, cfg->sections[net->n].type);
-    int out = net->n - 1;
-    while (out > 0 && net->layers[out].type == DN_COST) --out;
-    net->outputs = net->layers[out].outputs;
+    char losses[128];
+    if (!last->ops->loss)
+        return dn_fail(DN_ERR_SHAPE, "%s:%d: the network must end with %s, not %s", cfg->name, last->line,
+                       dn_layer_type_list(is_loss, losses, sizeof losses), cfg->sections[net->n].type);
+    net->outputs = dn_network_output_layer(net)->outputs;
     net->truths = net->outputs;
     return DN_OK;
 }
@@ -254,6 +266,15 @@ dn_status dn_network_parse_file(const char *path, const dn_parse_options *opt, d
     return st;
 }
 
+void dn_describe_row(const dn_layer *l, FILE *f, int window, int flops)
+{
+    if (window) fprintf(f, "%4d %2d x%2d /%2d ", l->filters, l->size, l->size, l->stride);
+    else fprintf(f, "%18s", "");
+    fprintf(f, "%4d x%4d x%4d   ->  %4d x%4d x%4d", l->w, l->h, l->c, l->out_w, l->out_h, l->out_c);
+    if (flops) fprintf(f, "  %.3f BFLOPs", l->ops->flops(l) / 1e9);
+    fprintf(f, "\n");
+}
+
 void dn_network_print(const dn_network *net, void *file)
 {
     FILE *f = file ? file : stderr;
@@ -261,13 +282,7 @@ void dn_network_print(const dn_network *net, void *file)
     for (int i = 0; i < net->n; ++i) {
         const dn_layer *l = &net->layers[i];
         fprintf(f, "%5d %-10s", i, dn_layer_type_name(l->type));
-        if (l->type == DN_CONVOLUTIONAL || l->type == DN_MAXPOOL || l->type == DN_LOCAL_AVGPOOL)
-            fprintf(f, "%4d %2d x%2d /%2d ", l->type == DN_CONVOLUTIONAL ? l->filters : 0, l->size, l->size, l->stride);
-        else
-            fprintf(f, "%18s", "");
-        fprintf(f, "%4d x%4d x%4d   ->  %4d x%4d x%4d", l->w, l->h, l->c, l->out_w, l->out_h, l->out_c);
-        if (l->type == DN_CONVOLUTIONAL || l->type == DN_CONNECTED)
-            fprintf(f, "  %.3f BFLOPs", l->ops->flops(l) / 1e9);
-        fprintf(f, "\n");
+        if (l->ops->describe) l->ops->describe(l, f);
+        else dn_describe_row(l, f, 0, 0);
     }
 }

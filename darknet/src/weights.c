@@ -144,28 +144,6 @@ dn_status dn_weights_save_memory(const dn_network *net, void **out, size_t *out_
     return DN_OK;
 }
 
-dn_status dn_write_file_atomic(const char *path, const void *data, size_t size)
-{
-    size_t len = strlen(path);
-    char *tmp = dn_calloc(len + 32, 1);
-    if (!tmp) return DN_ERR_NOMEM;
-    snprintf(tmp, len + 32, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f) { dn_status s = dn_fail(DN_ERR_IO, "%s: cannot write: %s", path, strerror(errno)); free(tmp); return s; }
-    int ok = fwrite(data, 1, size, f) == size;
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        dn_status s = dn_fail(DN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return s;
-    }
-    free(tmp);
-    return DN_OK;
-}
-
 dn_status dn_weights_save(const dn_network *net, const char *path)
 {
     void *buf;

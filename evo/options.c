@@ -1,0 +1,269 @@
+/*
+ * options.c — the options of a search, in ONE table: the command-line flag,
+ * the options.cfg key, the type, the default, the paper's value, the help
+ * text and whether -resume may change it. The CLI parser, `darknet evolve -h`,
+ * evo_options_defaults and the options.cfg file (written at the start,
+ * read back by -resume) are all driven by it: adding an option is one line
+ * here plus its field in evo_options.
+ *
+ * options.cfg:
+ *   # darknet evolve: the options of this search, read back by -resume
+ *   [evolve]
+ *   data=/abs/path/fashion.data
+ *   population=20
+ *   ...
+ * Values are written exactly (doubles with 17 digits), one key per line;
+ * reading refuses unknown keys, duplicates and values of the wrong type,
+ * naming the file and line. The two positional inputs (data, seed_cfg) must
+ * be there. A legacy key gpu=1+DEVICE (0: the CPU) is read as -gpus DEVICE.
+ */
+#include "evo_internal.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB 1048576.0
+#define OFF(field) offsetof(evo_options, field)
+
+/*  flag            arg     options.cfg key  type          field                 default       paper   resume  help */
+#define OPT(flag, arg, key, type, field, def, paper, resume, help) {flag, arg, key, type, OFF(field), def, paper, help, resume}
+static const evo_option_spec TABLE[] = {
+    OPT(NULL, "<data>", "data", EVO_OPT_STR, data_path, NULL, NULL, 0, "the .data file (absolute)"),
+    OPT(NULL, "<seed.cfg>", "seed_cfg", EVO_OPT_STR, seed_cfg_path, NULL, NULL, 0, "the seed cfg as given (absolute)"),
+    OPT("-out", "DIR", NULL, EVO_OPT_STR, out_dir, NULL, NULL, 0, "run folder to create (must not hold a search yet)"),
+    OPT("-algo", "NAME", "algo", EVO_OPT_STR, algo, "tournament", NULL, 0,
+        "tournament (Large-Scale Evolution), aging (Regularized Evolution) or random"),
+    OPT("-population", "P", "population", EVO_OPT_INT, population, "20", "1000", 0, "individuals alive at once"),
+    OPT("-evals", "N", "evals", EVO_OPT_INT, evals, "800", NULL, 1,
+        "budget: evaluations in all, initial ones included (0: no limit)"),
+    OPT("-hours", "H", "hours", EVO_OPT_DBL, hours, "0", NULL, 1,
+        "budget: hours of search, summed over resumes (0: no limit)"),
+    OPT("-steps", "T", "steps", EVO_OPT_INT, steps, "200", "25600", 0, "training steps (batches) per evaluation"),
+    OPT("-batch", "B", "batch", EVO_OPT_INT, batch, "64", "50", 0, "images per training step (overrides the seed's batch=)"),
+    OPT("-holdout", "N", "holdout", EVO_OPT_INT, holdout, "2000", "5000", 0,
+        "validation images carved out of the training set"),
+    OPT("-inherit", "0|1", "inherit", EVO_OPT_INT, inherit, "-1", "1 / 0", 0,
+        "children start from their parent's trained weights (-1: yes when growing, no for cells)"),
+    OPT("-sample", "S", "sample", EVO_OPT_INT, sample, "5", "25", 0,
+        "aging: individuals sampled per cycle, the best is the parent"),
+    OPT("-blocks", "B", "blocks", EVO_OPT_INT, blocks, "0", "5", 0,
+        "cell searches: blocks per cell (0: the template's, else 5)"),
+    OPT("-ops", "LIST", "ops", EVO_OPT_STR, ops, "upstream", "all", 0,
+        "cell searches: upstream (every op pjreddie Darknet loads: all but avg3x3), all, or a list, e.g. "
+        "sep3x3,max3x3,identity"),
+    OPT("-workers", "N", "workers", EVO_OPT_INT, workers, "0", "250", 1,
+        "evaluations in flight at once, sharing the population (0: one per -gpus device, else 1; threads per "
+        "evaluation: CPUs / N)"),
+    OPT("-seed", "S", "seed", EVO_OPT_U64, seed, "1", NULL, 0,
+        "seed of everything random (selection, mutation, init, data order)"),
+    OPT("-max-layers", "L", "max_layers", EVO_OPT_INT, limits.max_layers, "0", NULL, 0,
+        "largest network in layers (0: no limit)"),
+    OPT("-max-params", "P", "max_params", EVO_OPT_DBL, limits.max_params, "0", NULL, 0,
+        "most learnable parameters (0: no limit)"),
+    OPT("-max-flops", "F", "max_flops", EVO_OPT_DBL, limits.max_flops, "0", NULL, 0,
+        "most forward FLOPs per image (0: no limit)"),
+    OPT("-max-memory", "MB", "max_memory", EVO_OPT_MIB, limits.max_memory, "0", NULL, 0,
+        "most training memory in MiB at -batch (0: no limit)"),
+    OPT("-max-train", "N", "max_train", EVO_OPT_INT, max_train, "0", NULL, 0,
+        "use only the first N training images (0: all)"),
+    OPT("-threads", "N", "threads", EVO_OPT_INT, threads, "0", NULL, 1,
+        "compute threads per evaluation (0: one per CPU, at most 8)"),
+    OPT("-gpus", "LIST", "gpus", EVO_OPT_STR, gpus, NULL, NULL, 1,
+        "train on these CUDA devices, e.g. 0,1: one worker per device unless -workers says otherwise (GPU=1 build)"),
+};
+#undef OPT
+
+const evo_option_spec *evo_option_table(int *n)
+{
+    *n = (int)(sizeof TABLE / sizeof TABLE[0]);
+    return TABLE;
+}
+
+const evo_option_spec *evo_option_by_flag(const char *flag)
+{
+    for (size_t i = 0; flag && i < sizeof TABLE / sizeof TABLE[0]; ++i)
+        if (TABLE[i].flag && !strcmp(TABLE[i].flag, flag)) return &TABLE[i];
+    return NULL;
+}
+
+static const evo_option_spec *by_key(const char *key)
+{
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i)
+        if (TABLE[i].key && !strcmp(TABLE[i].key, key)) return &TABLE[i];
+    return NULL;
+}
+
+static void *field(evo_options *o, const evo_option_spec *f) { return (char *)o + f->offset; }
+static const void *cfield(const evo_options *o, const evo_option_spec *f) { return (const char *)o + f->offset; }
+
+/* ------------------------------------------------------------ values */
+
+const char *evo_option_wants(const evo_option_spec *f)
+{
+    return f->type == EVO_OPT_INT ? "an integer" : f->type == EVO_OPT_U64 ? "a non-negative integer" : "a number";
+}
+
+/* Text -> the field. A flag's -max-memory is in MiB (scaled); options.cfg
+ * holds bytes. Returns 0, or -1 when v is not of the type (nothing set). */
+static int set_value(evo_options *o, const evo_option_spec *f, const char *v, int from_flag)
+{
+    void *p = field(o, f);
+    char *end = NULL;
+    errno = 0;
+    switch (f->type) {
+    case EVO_OPT_STR: {
+        char *s = strdup(v);
+        if (!s) return -1;
+        free(*(char **)p);
+        *(char **)p = s;
+        return 0;
+    }
+    case EVO_OPT_INT: {
+        long x = strtol(v, &end, 10);
+        if (end == v || *end || errno || x < -2147483647L - 1 || x > 2147483647L) return -1;
+        *(int *)p = (int)x;
+        return 0;
+    }
+    case EVO_OPT_U64: {
+        unsigned long long x = strtoull(v, &end, 10);
+        if (v[0] == '-' || v[0] == '+' || end == v || *end || errno) return -1;
+        *(uint64_t *)p = (uint64_t)x;
+        return 0;
+    }
+    case EVO_OPT_DBL:
+    case EVO_OPT_MIB: {
+        double x = strtod(v, &end);
+        if (end == v || *end || errno || !isfinite(x)) return -1;
+        *(double *)p = f->type == EVO_OPT_MIB && from_flag ? x * MIB : x;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+int evo_option_set(evo_options *o, const evo_option_spec *f, const char *value)
+{
+    return set_value(o, f, value, 1);
+}
+
+void evo_option_print_default(FILE *out, const evo_option_spec *f)
+{
+    fprintf(out, "%s", f->def ? f->def : "none");
+}
+
+/* ------------------------------------------------------------ defaults */
+
+void evo_options_defaults(evo_options *o)
+{
+    memset(o, 0, sizeof *o);
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i)
+        if (TABLE[i].def) set_value(o, &TABLE[i], TABLE[i].def, 1);   /* the table's defaults are valid */
+}
+
+void evo_options_free(evo_options *o)
+{
+    if (!o) return;
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i)
+        if (TABLE[i].type == EVO_OPT_STR) free(*(char **)field(o, &TABLE[i]));
+    memset(o, 0, sizeof *o);
+}
+
+/* ------------------------------------------------------------ options.cfg */
+
+static void add_line(evo_text *t, const evo_options *o, const evo_option_spec *f)
+{
+    const void *p = cfield(o, f);
+    switch (f->type) {
+    case EVO_OPT_STR: evo_text_add(t, "%s=%s\n", f->key, *(char *const *)p ? *(char *const *)p : ""); break;
+    case EVO_OPT_INT: evo_text_add(t, "%s=%d\n", f->key, *(const int *)p); break;
+    case EVO_OPT_U64: evo_text_add(t, "%s=%" PRIu64 "\n", f->key, *(const uint64_t *)p); break;
+    case EVO_OPT_DBL:
+    case EVO_OPT_MIB: evo_text_add(t, "%s=%.17g\n", f->key, *(const double *)p); break;
+    }
+}
+
+dn_status evo_options_text(const evo_options *o, char **text)
+{
+    evo_text t = {0};
+    evo_text_add(&t, "# darknet evolve: the options of this search, read back by -resume\n[evolve]\n");
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i) {
+        const evo_option_spec *f = &TABLE[i];
+        if (!f->key) continue;
+        const char *v = f->type == EVO_OPT_STR ? *(char *const *)cfield(o, f) : NULL;
+        if (v && strpbrk(v, "\r\n")) {
+            evo_text_free(&t);
+            return evo_fail(DN_ERR_ARG, "option %s='%s' must not hold a line break", f->key, v);
+        }
+        add_line(&t, o, f);
+    }
+    if (t.failed) { evo_text_free(&t); return evo_fail(DN_ERR_NOMEM, "out of memory writing options"); }
+    *text = t.s;
+    return DN_OK;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') ++s;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) *--e = 0;
+    return s;
+}
+
+/* Run folders written before -gpus took a list hold gpu=1+device (0: CPU). */
+static dn_status legacy_gpu(evo_options *o, const char *v, const char *path, int line)
+{
+    char *end = NULL;
+    long g = strtol(v, &end, 10);
+    if (!*v || *end || g < 0 || g > 1024) return evo_fail(DN_ERR_PARSE, "%s:%d: gpu=%s is not a device", path, line, v);
+    if (g == 0) return DN_OK;
+    free(o->gpus);
+    if (asprintf(&o->gpus, "%ld", g - 1) < 0) { o->gpus = NULL; return evo_fail(DN_ERR_NOMEM, "out of memory"); }
+    return DN_OK;
+}
+
+/* One line of options.cfg (trimmed, not blank, not a comment); seen: keys read. */
+static dn_status option_line(evo_options *o, char *s, const char *path, int line, int *header, char *seen)
+{
+    if (!*header) {
+        if (strcmp(s, "[evolve]") != 0)
+            return evo_fail(DN_ERR_PARSE, "%s:%d: expected the section [evolve], found '%s'", path, line, s);
+        *header = 1;
+        return DN_OK;
+    }
+    char *eq = strchr(s, '=');
+    if (!eq) return evo_fail(DN_ERR_PARSE, "%s:%d: '%s' is not key=value", path, line, s);
+    *eq = 0;
+    char *key = trim(s), *value = trim(eq + 1);
+    if (strcmp(key, "gpu") == 0) return legacy_gpu(o, value, path, line);
+    const evo_option_spec *f = by_key(key);
+    if (!f) return evo_fail(DN_ERR_PARSE, "%s:%d: unknown option '%s'", path, line, key);
+    if (seen[f - TABLE]) return evo_fail(DN_ERR_PARSE, "%s:%d: option '%s' is given twice", path, line, key);
+    seen[f - TABLE] = 1;
+    if (set_value(o, f, value, 0) == 0) return DN_OK;
+    if (f->type == EVO_OPT_STR) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    return evo_fail(DN_ERR_PARSE, "%s:%d: %s=%s is not %s", path, line, key, value,
+                    f->type == EVO_OPT_INT || f->type == EVO_OPT_U64 ? "an integer" : "a number");
+}
+
+dn_status evo_options_parse(char *text, const char *path, evo_options *o)
+{
+    int header = 0, line = 0;
+    char seen[sizeof TABLE / sizeof TABLE[0]] = {0};
+    for (char *p = text; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = 0;
+        ++line;
+        char *s = trim(p);
+        if (*s && *s != '#' && *s != ';') DN_TRY(option_line(o, s, path, line, &header, seen));
+        p = nl ? nl + 1 : p + strlen(p);
+    }
+    if (!header) return evo_fail(DN_ERR_PARSE, "%s: no [evolve] section", path);
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i)   /* the positional inputs */
+        if (!TABLE[i].flag && TABLE[i].key && !seen[i])
+            return evo_fail(DN_ERR_PARSE, "%s: the option '%s' is missing", path, TABLE[i].key);
+    return DN_OK;
+}

@@ -1,11 +1,14 @@
 # tests/lib.sh — what the shell tests share, sourced from the repository root
 # as `. tests/lib.sh NAME`: the binary under test ($DN, from $BIN, default
 # bin; $BUILD says which build), Fashion-MNIST's folder, a temporary folder
-# $T (/tmp/NAME.XXXXXX, removed at exit unless KEEP is set), the pass/fail
-# counters and the checks below.
+# $T (/tmp/NAME.XXXXXX, removed at exit unless KEEP is set), the shared input
+# files of tests/fixtures/ (see its README.md), the pass/fail counters and the
+# checks below.
 BIN=${BIN:-bin}
 BUILD=${BUILD:-build}
 case $BIN in /*) DN=$BIN/darknet ;; *) DN=$PWD/$BIN/darknet ;; esac
+ROOT=$PWD
+FIXTURES=$ROOT/tests/fixtures
 FASHION=/usr/share/datasets/fashion-mnist
 UPSTREAM=/usr/bin/darknet
 T=$(mktemp -d "/tmp/$1.XXXXXX")
@@ -35,21 +38,32 @@ expect_error() {
   ok
 }
 
-# fashion_data: $T/fashion.data, cfg/fashion.data with absolute labels and
-# backups in $T/backup
-fashion_data() {
-  sed -e "s#^labels=.*#labels=$PWD/cfg/fashion.labels#" -e "s#^backup=.*#backup=$T/backup#" cfg/fashion.data \
-    > "$T/fashion.data"
+# fixture NAME [DEST]: tests/fixtures/NAME copied to $T/DEST (default NAME),
+# with @T@, @ROOT@ and @FASHION@ replaced by $T, the repository and $FASHION
+fixture() {
+  sed -e "s#@T@#$T#g" -e "s#@ROOT@#$ROOT#g" -e "s#@FASHION@#$FASHION#g" "$FIXTURES/$1" > "$T/${2:-$1}"
+}
+
+# fashion_data: $T/fashion.data (Fashion-MNIST, backups in $T/backup)
+fashion_data() { fixture fashion.data; }
+
+# fashion_pngs N: the first N Fashion-MNIST test images as PNGs in $T/png/,
+# listed in $T/png.list ("path label" lines; tests/idx_to_png.c)
+fashion_pngs() {
+  mkdir -p "$T/png"
+  ${CC:-cc} -O1 -o "$T/idx_to_png" tests/idx_to_png.c -lz && "$T/idx_to_png" "$FASHION/t10k-images-idx3-ubyte.gz" \
+    "$FASHION/t10k-labels-idx1-ubyte.gz" "$T/png" "$1" > "$T/png.list"
 }
 
 # tiny_pngs SIZE: two trivially separable classes of SIZE x SIZE PNGs from
 # tests/gen_cli_data.c, 40 training images ($T/train.list) and 10 test images
-# ($T/test.list), labels in $T/tiny.labels; stops the test when it cannot
+# ($T/test.list), and $T/tiny.data for them (backups in $T/backup); stops the
+# test when it cannot
 tiny_pngs() {
   ${CC:-cc} -O1 -o "$T/gen" tests/gen_cli_data.c -lz || { echo "cannot build tests/gen_cli_data.c"; echo "0 passed, 1 failed"; exit 1; }
   mkdir -p "$T/train" "$T/test"
   "$T/gen" "$T/train" 40 "$1" 1 && "$T/gen" "$T/test" 10 "$1" 2 || { echo "data generation failed"; echo "0 passed, 1 failed"; exit 1; }
-  printf 'bright\ndark\n' > "$T/tiny.labels"
+  fixture tiny.data
 }
 
 # lines FILE: its line count, 0 when it is not there (yet)

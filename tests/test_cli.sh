@@ -21,63 +21,14 @@ need_darknet
 
 # ------------------------------------------------------------------ tiny dataset
 tiny_pngs 20
-cat > "$T/tiny.data" <<EOF
-classes=2
-train=$T/train.list
-valid=$T/test.list
-labels=$T/tiny.labels
-backup=$T/backup/nested
-top=2
-EOF
+sed -i -e "s#^backup=.*#backup=$T/backup/nested#" "$T/tiny.data"   # a folder train must create
 # the base name is cut at the first '.': tiny.v1.cfg saves as tiny_*.weights
-cat > "$T/tiny.v1.cfg" <<'EOF'
-[net]
-batch=8
-subdivisions=2
-width=16
-height=16
-channels=3
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-policy=steps
-steps=60
-scales=.1
-max_batches=100
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[avgpool]
-
-[connected]
-output=2
-activation=linear
-
-[softmax]
-EOF
+cp "$FIXTURES/tiny.cfg" "$T/tiny.v1.cfg"
 sed -e 's/filters=8/filters=6/' "$T/tiny.v1.cfg" > "$T/other.cfg"
 sed -e 's/output=2/output=3/' "$T/tiny.v1.cfg" > "$T/three.cfg"
 printf '[net]\nbatch=1\nwidth=16\nheight=16\nchannels=3\n\n[bogus]\nsize=3\n' > "$T/bogus.cfg"
 printf 'size=3\n[net]\nbatch=1\n' > "$T/nonet.cfg"
-printf '[net]\nbatch=1\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=abc\n[softmax]\n' > "$T/nan.cfg"
+cp "$FIXTURES/not-a-number.cfg" "$T/nan.cfg"
 sed -e "s#^train=.*#train=$T/empty.list#" "$T/tiny.data" > "$T/empty.data"; : > "$T/empty.list"
 sed -e "s#^valid=.*#valid=$T/nothere.list#" "$T/tiny.data" > "$T/novalid.data"
 : > "$T/afile"; sed -e "s#^backup=.*#backup=$T/afile/sub#" "$T/tiny.data" > "$T/badbackup.data"
@@ -89,6 +40,8 @@ IMG="$T/test/0_bright.png"
 # ------------------------------------------------------------------ usage and bad input
 run help "$DN" -h;                        check "darknet -h exits 0 with usage" [ "$rc" -eq 0 ]
 check "darknet -h prints usage" grep -q 'usage: darknet' "$T/help.out"
+check "darknet -h says this is a CPU build and ignores nothing" \
+  bash -c "grep -q 'This is a CPU build' '$T/help.out' && ! grep -qi 'ignored' '$T/help.out'"
 run chelp "$DN" classifier -h;            check "classifier -h exits 0" [ "$rc" -eq 0 ]
 check "classifier -h lists the commands" grep -q 'predict <data> <cfg> <weights>' "$T/chelp.out"
 expect_error noargs 2 'usage' "$DN"
@@ -183,6 +136,15 @@ check "-clear restarts at batch 1 (progress line)" grep -qE '^\[train\] epoch 0\
 run gpus "$DN" -nogpu classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 0,1 -i 0 -max_batches 1 -quiet
 check "-gpus/-i/-nogpu accepted (rc=$rc)" [ "$rc" -eq 0 ]
 check "-gpus: says CPU once" [ "$(grep -c 'CPU build' "$T/gpus.err")" -eq 1 ]
+# upstream's global -i N and -nogpu reach classifier train, before or after the command
+run dev_i "$DN" -i 1 classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -max_batches 1 -quiet
+check "-i 1 before the command is accepted (rc=$rc)" [ "$rc" -eq 0 ]
+check "-i 1: says this CPU build trains on the CPU" grep -q -- '-i given, but this is a CPU build: training on the CPU' "$T/dev_i.err"
+run dev_nogpu "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -max_batches 1 -quiet -nogpu
+check "-nogpu after the command is accepted (rc=$rc)" [ "$rc" -eq 0 ]
+check "-nogpu: says it trains on the CPU" grep -q -- '-nogpu: training on the CPU' "$T/dev_nogpu.err"
+expect_error dev_negative 2 '-i -1: a device number is >= 0' "$DN" -i -1 classifier train "$T/scratch.data" "$T/tiny.v1.cfg"
+expect_error dev_evolve 2 '-i and -nogpu are for classifier train' "$DN" -nogpu evolve "$T/tiny.data" "$T/tiny.v1.cfg" -out "$T/ev"
 expect_error gpus_garbage 2 'gpus 0,x: expected device numbers' "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 0,x
 expect_error gpus_twice 2 'device 1 listed twice' "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus 1,0,1
 expect_error gpus_negative 2 'expected device numbers' "$DN" classifier train "$T/scratch.data" "$T/tiny.v1.cfg" -gpus -1

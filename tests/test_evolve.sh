@@ -133,9 +133,7 @@ for ext in cfg weights data labels; do check "export writes best.$ext" [ -s "$T/
 check "export reports a test accuracy" grep -qiE 'test.*[0-9]+(\.[0-9]+)?%' "$T/export.out"
 run export_def "$DN" evolve export "$T/a"
 check "export defaults to DIR/best/best" [ "$rc" -eq 0 -a -s "$T/a/best/best.weights" ]
-mkdir -p "$T/png"
-${CC:-cc} -O1 -o "$T/idx_to_png" tests/idx_to_png.c -lz && "$T/idx_to_png" "$FASHION/t10k-images-idx3-ubyte.gz" \
-  "$FASHION/t10k-labels-idx1-ubyte.gz" "$T/png" 6 > "$T/png.list"
+fashion_pngs 6
 check "test images written" [ "$(lines "$T/png.list")" -eq 6 ]
 # top-1 of a predict output: "NAME PERCENT"
 top1() { grep -E '^ *[0-9]+\.[0-9]+%: ' "$1" | head -n 1 | sed -E 's/^ *([0-9.]+)%: (.*)$/\2 \1/'; }
@@ -175,7 +173,7 @@ check "-resume says 1 worker on the CPU" grep -q "1 worker on the CPU" "$T/h_res
 
 # ------------------------------------------------------------------ f. bad input
 printf '[net]\nbatch=1\nwidth=28\nheight=28\nchannels=1\n\n[convolutional]\nfilters=4\nsize=3\n' > "$T/nohead.cfg"
-printf '[net]\nbatch=1\nwidth=28\nheight=28\nchannels=1\n[convolutional]\nfilters=abc\n[avgpool]\n[connected]\noutput=10\n[softmax]\n' > "$T/malformed.cfg"
+cp "$FIXTURES/not-a-number.cfg" "$T/malformed.cfg"
 : > "$T/afile"
 expect_error missing_seed 1 'missing\.cfg' "$DN" evolve "$T/fashion.data" "$T/missing.cfg" -out "$T/f1" "${SMALL[@]}"
 expect_error nohead_seed 1 'nohead\.cfg.*head' "$DN" evolve "$T/fashion.data" "$T/nohead.cfg" -out "$T/f2" "${SMALL[@]}"

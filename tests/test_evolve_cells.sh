@@ -21,45 +21,8 @@ need_darknet
 
 if [[ "$BUILD" == *san* ]]; then POP=4 EVALS=12 STEPS=10; else POP=6 EVALS=30 STEPS=20; fi
 fashion_data
-# a tiny template: stem, one normal cell, a reduction, one normal cell, head
-cat > "$T/tiny.cfg" <<'EOF'
-[net]
-batch=32
-width=28
-height=28
-channels=1
-learning_rate=0.05
-momentum=0.9
-decay=0.0001
-
-[convolutional]
-batch_normalize=1
-filters=4
-size=3
-stride=2
-pad=1
-activation=relu
-
-[cell]
-type=normal
-filters=4
-
-[cell]
-type=reduction
-filters=8
-
-[cell]
-type=normal
-filters=8
-
-[avgpool]
-
-[connected]
-output=10
-activation=linear
-
-[softmax]
-EOF
+# a tiny template: stem, normal cell, reduction, normal cell, head
+cp "$FIXTURES/cells.cfg" "$T/tiny.cfg"
 SMALL=(-population "$POP" -evals "$EVALS" -steps "$STEPS" -batch 32 -holdout 300 -max-train 1500 -blocks 2)
 
 # ------------------------------------------------------------------ a. aging
@@ -133,9 +96,7 @@ check "export exits 0 (rc=$rc: $(tail -n 2 "$T/export.err"))" [ "$rc" -eq 0 ]
 check "export reports a test accuracy" grep -qiE 'test accuracy: +[0-9.]+%' "$T/export.out"
 check "the exported cfg is plain" bash -c "! grep -qE '^\[cell\]|^# evo' '$T/win/best.cfg'"
 if [ -x "$UPSTREAM" ]; then
-  mkdir -p "$T/png"
-  ${CC:-cc} -O1 -o "$T/idx_to_png" tests/idx_to_png.c -lz && "$T/idx_to_png" "$FASHION/t10k-images-idx3-ubyte.gz" \
-    "$FASHION/t10k-labels-idx1-ubyte.gz" "$T/png" 3 > "$T/png.list"
+  fashion_pngs 3
   top1() { grep -E '^ *[0-9]+\.[0-9]+%: ' "$1" | head -n 1 | sed -E 's/^ *([0-9.]+)%: (.*)$/\2/'; }
   same=0 total=0
   while read -r img _; do

@@ -18,7 +18,9 @@
 #   2. classifier train on a tiny PNG dataset with -gpus 0, -gpus 1 and
 #      -gpus 0,1 (data parallel): exit 0, kernels ran on exactly the listed
 #      devices, and the saved weights load in the CPU build's classifier
-#      valid with top-1 >= 0.9;
+#      valid with top-1 >= 0.9; upstream's -i 1 trains on device 1 and
+#      -nogpu on the CPU (each says so), -gpus wins over -i, -i 2 is an
+#      error, and darknet -h says it is a GPU build;
 #   3. evolve -gpus 0,1 (one worker per device): completes, both workers
 #      evaluated, children inherited weights, both devices ran kernels; and
 #      with -workers 4 (two threads per device);
@@ -84,55 +86,9 @@ check "test_gpu without a device reports the skip" grep -q 'skipped: no CUDA dev
 
 # ------------------------------------------------------------------ 2. classifier train
 tiny_pngs 16
-for g in 0 1 01; do
-  cat > "$T/g$g.data" <<EOF
-classes=2
-train=$T/train.list
-valid=$T/test.list
-labels=$T/tiny.labels
-backup=$T/backup$g
-EOF
-done
+for g in 0 1 01; do sed -e "s#^backup=.*#backup=$T/backup$g#" "$T/tiny.data" > "$T/g$g.data"; done
 # batch norm, convolutions (im2col + GEMM), maxpool, avgpool, connected, softmax
-cat > "$T/tiny.cfg" <<'EOF'
-[net]
-batch=8
-subdivisions=2
-width=16
-height=16
-channels=3
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-max_batches=100
-
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-
-[avgpool]
-
-[connected]
-output=2
-activation=linear
-
-[softmax]
-EOF
+cp "$FIXTURES/tiny.cfg" "$T/tiny.cfg"
 
 for g in 0 1 0,1; do
   n=${g/,/}
@@ -151,6 +107,21 @@ for n in 0 01; do
   acc=$(awk '/^valid: /{print $6}' "$T/valid$n.out" | tr -d ,)
   check "weights of -gpus ${n/01/0,1} on the CPU build: top-1 ${acc:-none} >= 0.9" awk -v a="${acc:-0}" 'BEGIN{exit !(a >= 0.9)}'
 done
+# upstream's global -i N and -nogpu, before or after the command (read by main): device N or the CPU
+run train_i1 "$DN" -i 1 classifier train "$T/g1.data" "$T/tiny.cfg" -quiet -max_batches 2
+check "-i 1 exits 0 (rc=$rc)" [ "$rc" -eq 0 ]
+check "-i 1 trains on device 1: says so, kernels ran there only" \
+  eval 'grep -q "training on GPU 1" "$T/train_i1.err" && ran_on train_i1 1 && ! ran_on train_i1 0'
+run train_nogpu "$DN" classifier train "$T/g1.data" "$T/tiny.cfg" -quiet -max_batches 2 -nogpu
+check "-nogpu exits 0 (rc=$rc)" [ "$rc" -eq 0 ]
+check "-nogpu trains on the CPU: says so, no kernel ran" \
+  eval 'grep -q -- "-nogpu: training on the CPU" "$T/train_nogpu.err" && ! ran_on train_nogpu 0 && ! ran_on train_nogpu 1'
+run train_i_gpus "$DN" classifier train "$T/g1.data" "$T/tiny.cfg" -quiet -max_batches 2 -i 1 -gpus 0
+check "-gpus 0 wins over -i 1 (rc=$rc)" eval '[ "$rc" -eq 0 ] && ran_on train_i_gpus 0 && ! ran_on train_i_gpus 1'
+expect_error train_i2 1 '-i: GPU 2 does not exist' "$DN" -i 2 classifier train "$T/g1.data" "$T/tiny.cfg"
+run help "$DN" -h
+check "darknet -h says this is a GPU build, not a CPU build" \
+  eval 'grep -q "This is a GPU build" "$T/help.out" && ! grep -q "CPU build" "$T/help.out"'
 
 # ------------------------------------------------------------------ 3. evolve, one worker per device
 cat > "$T/seed.cfg" <<'EOF'

@@ -131,39 +131,7 @@ check "after export the page shows the best's test accuracy ($tacc)" \
 check "a: no crash" no_crash "$T/a.err" "$T/a_out.err" "$T/a_again.err"
 
 # ------------------------------------------------------------------ b. a cell search
-cat > "$T/tiny.cfg" <<'EOF'
-[net]
-batch=32
-width=28
-height=28
-channels=1
-learning_rate=0.05
-momentum=0.9
-
-[convolutional]
-batch_normalize=1
-filters=4
-size=3
-stride=2
-pad=1
-activation=relu
-
-[cell]
-type=normal
-filters=4
-
-[cell]
-type=reduction
-filters=8
-
-[avgpool]
-
-[connected]
-output=10
-activation=linear
-
-[softmax]
-EOF
+cp "$FIXTURES/cells.cfg" "$T/tiny.cfg"   # a tiny template: stem, normal, reduction, normal cell, head
 run b "$DN" evolve "$T/fashion.data" "$T/tiny.cfg" -out "$T/b" -algo aging -sample 3 -population 4 -evals "$CEVALS" -steps 10 -blocks 2 "${SMALL[@]}"
 check "cell search exits 0 (rc=$rc: $(tail -n 2 "$T/b.err"))" [ "$rc" -eq 0 ]
 P=$T/b/report

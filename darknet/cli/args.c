@@ -83,5 +83,5 @@ int cli_fail(const char *what)
 {
     const char *msg = dn_last_error();
     fprintf(stderr, "darknet: %s: %s\n", what, msg && *msg ? msg : "failed");
-    return CLI_EXIT_ERROR;
+    return DN_EXIT_ERROR;
 }

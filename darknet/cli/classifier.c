@@ -32,10 +32,12 @@ static void usage(FILE *f)
         "                   error; a CPU build trains on the CPU). Several devices train data-\n"
         "                   parallel: each takes batch images per step and the gradients are\n"
         "                   summed, i.e. one network with n x batch; seen counts all images.\n"
-        "                   Without -gpus a GPU build trains on device 0 when there is one, else\n"
-        "                   on the CPU (with a message), as upstream.\n"
-        "  -i N             the device, as upstream (-gpus wins)\n"
-        "  -nogpu           train on the CPU in a GPU build\n"
+        "                   Without -gpus or -i a GPU build trains on device 0 when there is\n"
+        "                   one, else on the CPU (with a message), as upstream.\n"
+        "  -i N             train on device N (upstream's global flag, also before 'classifier';\n"
+        "                   -gpus wins)\n"
+        "  -nogpu           train on the CPU (wins over -gpus and -i)\n"
+        "                   train says on stderr where it trains; valid and predict run on the CPU.\n"
         "Saves (train): <backup>/<base>_<epoch>.weights when the epoch grows,\n"
         "  <backup>/<base>.backup every 100 batches (upstream: 1000), on SIGINT/SIGTERM and\n"
         "  when an image cannot be loaded mid-run (exit 1),\n"
@@ -44,9 +46,9 @@ static void usage(FILE *f)
         "Exit codes: 0 ok, 1 error, 2 usage, 130/143 interrupted (after saving the backup).\n");
 }
 
-int run_classifier(int argc, char **argv)
+int run_classifier(int argc, char **argv, int index, int nogpu)
 {
-    if (argc < 3) { usage(stderr); return CLI_EXIT_USAGE; }
+    if (argc < 3) { usage(stderr); return DN_EXIT_USAGE; }
     if (cli_flag(&argc, argv, "-h") + cli_flag(&argc, argv, "--help")) { usage(stdout); return 0; }
 
     cli_classifier_args a;
@@ -60,15 +62,14 @@ int run_classifier(int argc, char **argv)
     a.max_rows = cli_int(&argc, argv, "-max_rows", 0, &bad);
     a.seed = (uint64_t)cli_llong(&argc, argv, "-seed", 1, &bad);
     const char *gpus = cli_str(&argc, argv, "-gpus", NULL, &bad);
-    int index = cli_int(&argc, argv, "-i", -1, &bad);
     if (gpus && dn_gpu_parse_list(gpus, a.gpu_list, CLI_MAX_GPUS, &a.gpus) != DN_OK) {
         fprintf(stderr, "darknet: %s\n", dn_last_error());
         bad = 1;
     }
-    if (!gpus) a.gpu_list[0] = index >= 0 ? index : 0;
-    if (!gpus && index >= 0) a.gpus = 1;       /* upstream's -i N: that device */
+    a.index = gpus ? -1 : index;   /* -gpus wins */
+    a.nogpu = nogpu;
+    if (!gpus && index >= 0) { a.gpu_list[0] = index; a.gpus = 1; }   /* upstream's -i N: that device */
     a.gpu = a.gpu_list[0];
-    a.nogpu = cli_flag(&argc, argv, "-nogpu");
     (void)cli_int(&argc, argv, "-c", 0, &bad);   /* upstream's camera index: unused */
     if (a.top < 0 || a.max_rows < 0 || a.max_batches < -1) {
         fprintf(stderr, "darknet: -t, -max_rows and -max_batches must not be negative\n");
@@ -76,7 +77,7 @@ int run_classifier(int argc, char **argv)
     }
     const char *left = cli_leftover_flag(argc, argv, 2);
     if (left) { fprintf(stderr, "darknet: unknown option '%s'\n", left); bad = 1; }
-    if (bad) { usage(stderr); return CLI_EXIT_USAGE; }
+    if (bad) { usage(stderr); return DN_EXIT_USAGE; }
 
     const char *cmd = argv[2];
     a.data = argc > 3 ? argv[3] : NULL;
@@ -91,17 +92,17 @@ int run_classifier(int argc, char **argv)
     if (!fn) {
         fprintf(stderr, "darknet classifier: unknown command '%s'\n", cmd);
         usage(stderr);
-        return CLI_EXIT_USAGE;
+        return DN_EXIT_USAGE;
     }
     if (!a.data || !a.cfg) {
         fprintf(stderr, "darknet classifier %s: needs <data> and <cfg>\n", cmd);
         usage(stderr);
-        return CLI_EXIT_USAGE;
+        return DN_EXIT_USAGE;
     }
     if (argc > max_pos + 1) {
         fprintf(stderr, "darknet classifier %s: unexpected argument '%s'\n", cmd, argv[max_pos + 1]);
         usage(stderr);
-        return CLI_EXIT_USAGE;
+        return DN_EXIT_USAGE;
     }
     return fn(&a);
 }
@@ -138,5 +139,5 @@ fail:
     dn_network_free(*net);
     *net = NULL;
     dn_data_config_free(dc);
-    return CLI_EXIT_ERROR;
+    return DN_EXIT_ERROR;
 }

@@ -66,7 +66,7 @@ int classifier_valid(const cli_classifier_args *a)
     float *X = malloc(sizeof(float) * VALID_BATCH * net->inputs);
     float *P = malloc(sizeof(float) * VALID_BATCH * classes);
     int *idx = malloc(sizeof(int) * (size_t)k);
-    rc = CLI_EXIT_ERROR;
+    rc = DN_EXIT_ERROR;
     if (!X || !P || !idx) { fprintf(stderr, "darknet: out of memory\n"); goto done; }
     if (dn_split_load(&dc, 1, a->max_rows, &split) != DN_OK) { cli_fail("loading the validation set"); goto done; }
     if (split.n < 1) { fprintf(stderr, "darknet: the validation set %s is empty\n", dc.valid); goto done; }
@@ -107,7 +107,7 @@ done:
     return rc;
 }
 
-/* Predict one image file and print its top-k; returns 0 or CLI_EXIT_ERROR. */
+/* Predict one image file and print its top-k; returns 0 or DN_EXIT_ERROR. */
 static int predict_one(const cli_classifier_args *a, dn_network *net, const dn_data_config *dc, int k,
                        const char *path)
 {
@@ -118,7 +118,7 @@ static int predict_one(const cli_classifier_args *a, dn_network *net, const dn_d
     if (im.c != net->c) {
         fprintf(stderr, "darknet: %s has %d channels, the network wants %d\n", path, im.c, net->c);
         dn_image_free(&im);
-        return CLI_EXIT_ERROR;
+        return DN_EXIT_ERROR;
     }
     dn_status st = dn_image_letterbox(&im, net->w, net->h, &boxed);
     dn_image_free(&im);
@@ -146,7 +146,7 @@ int classifier_predict(const cli_classifier_args *a)
 {
     if (!a->weights) {
         fprintf(stderr, "darknet classifier predict: needs <data> <cfg> <weights> [image]\n");
-        return CLI_EXIT_USAGE;
+        return DN_EXIT_USAGE;
     }
     dn_data_config dc;
     dn_network *net;
@@ -168,7 +168,7 @@ int classifier_predict(const cli_classifier_args *a)
             if (len < 0) { printf("\n"); break; }
             while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
             if (len == 0) continue;
-            if (predict_one(a, net, &dc, k, line)) rc = CLI_EXIT_ERROR;   /* report, keep reading */
+            if (predict_one(a, net, &dc, k, line)) rc = DN_EXIT_ERROR;   /* report, keep reading */
         }
         free(line);
     }

@@ -1,7 +1,7 @@
 /*
  * classifier_train.c — `darknet classifier train <data> <cfg> [weights]`.
  *
- * Prints what upstream prints (reference A3): on stdout the cfg base name,
+ * Prints what upstream's `classifier train` prints: on stdout the cfg base name,
  * the device count, "Learning Rate: .., Momentum: .., Decay: ..", the number
  * of training images and the crop bounds; the layer table on stderr; then per
  * full batch (batch*subdivisions images from the background loader)
@@ -36,33 +36,6 @@ static void cfg_base(const char *cfg, char *out, size_t size)
     snprintf(out, size, "%s", slash ? slash + 1 : cfg);
     char *dot = strchr(out, '.');
     if (dot) *dot = 0;
-}
-
-/* mkdir -p; returns 0 or -1 with a message printed. */
-static int make_dirs(const char *dir)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s", dir);
-    size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/') path[--len] = 0;
-    for (char *p = path + 1;; ++p) {
-        if (*p == '/' || *p == 0) {
-            char c = *p;
-            *p = 0;
-            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-                fprintf(stderr, "darknet: cannot create backup directory %s: %s\n", path, strerror(errno));
-                return -1;
-            }
-            *p = c;
-            if (!c) break;
-        }
-    }
-    struct stat st;
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "darknet: backup path %s is not a directory\n", path);
-        return -1;
-    }
-    return 0;
 }
 
 static void backup_path(const char *dir, const char *base, const char *suffix, char *path, size_t size)
@@ -123,13 +96,13 @@ static int loader_failed(const dn_network *net, const char *backup, const char *
     snprintf(msg, sizeof msg, "%s", dn_last_error());
     fflush(stdout);
     fprintf(stderr, "darknet: loading a batch: %s\n", msg);
-    if (steps == 0) return CLI_EXIT_ERROR;
+    if (steps == 0) return DN_EXIT_ERROR;
     char path[4096];
     backup_path(backup, base, ".backup", path, sizeof path);
     if (save(net, backup, base, ".backup") == 0)
         fprintf(stderr, "darknet: stopped at batch %zu; saved the weights trained so far to %s\n",
                 dn_network_batch_num(net), path);
-    return CLI_EXIT_ERROR;
+    return DN_EXIT_ERROR;
 }
 
 /* The loop over nets[0..replicas) (one per GPU; data parallel when more
@@ -155,7 +128,7 @@ static int train_loop(const cli_classifier_args *a, dn_network **nets, int repli
             fflush(stdout);
             fprintf(stderr, "darknet: %s\ndarknet: stopped; nothing was saved after the last good batch "
                             "(try a lower learning_rate or a burn_in)\n", dn_last_error());
-            return CLI_EXIT_ERROR;
+            return DN_EXIT_ERROR;
         }
         if (st != DN_OK) return cli_fail("training");
         ++steps;
@@ -171,27 +144,37 @@ static int train_loop(const cli_classifier_args *a, dn_network **nets, int repli
             char suffix[64];
             epoch = net->seen / (uint64_t)n;
             snprintf(suffix, sizeof suffix, "_%" PRIu64 ".weights", epoch);
-            if (save(net, backup, base, suffix)) return CLI_EXIT_ERROR;
+            if (save(net, backup, base, suffix)) return DN_EXIT_ERROR;
         }
-        if (b % BACKUP_EVERY == 0 && save(net, backup, base, ".backup")) return CLI_EXIT_ERROR;
+        if (b % BACKUP_EVERY == 0 && save(net, backup, base, ".backup")) return DN_EXIT_ERROR;
     }
     print_progress(&p, net, n, avg < 0 ? 0 : avg, 1);
     if (stop_signal) {
         int sig = stop_signal;
         fprintf(stderr, "darknet: stopped by %s at batch %zu\n", sig == SIGINT ? "SIGINT" : "SIGTERM",
                 dn_network_batch_num(net));
-        if (save(net, backup, base, ".backup")) return CLI_EXIT_ERROR;
+        if (save(net, backup, base, ".backup")) return DN_EXIT_ERROR;
         return 128 + sig;
     }
-    return save(net, backup, base, ".weights") ? CLI_EXIT_ERROR : 0;
+    return save(net, backup, base, ".weights") ? DN_EXIT_ERROR : 0;
 }
 
-/* Put nets[0] on the devices -gpus lists: replicas 1.. are parsed from the
- * same cfg and start from nets[0]'s parameters. Returns the replica count
+/* Put nets[0] on the devices -gpus (or -i) lists: replicas 1.. are parsed
+ * from the same cfg and start from nets[0]'s parameters. Says on stderr where
+ * it trains, except for a CPU build asked nothing. Returns the replica count
  * (1: CPU or one GPU) or -1 after a message. */
 static int place_on_gpus(const cli_classifier_args *a, dn_network **nets)
 {
-    if (!dn_gpu_built() || a->nogpu) return 1;
+    const char *flag = a->index >= 0 ? "-i" : "-gpus";   /* what asked for devices */
+    if (!dn_gpu_built()) {
+        if (a->gpus) fprintf(stderr, "darknet: %s given, but this is a CPU build: training on the CPU\n", flag);
+        else if (a->nogpu) fprintf(stderr, "darknet: -nogpu: training on the CPU\n");
+        return 1;
+    }
+    if (a->nogpu) {
+        fprintf(stderr, "darknet: -nogpu: training on the CPU\n");
+        return 1;
+    }
     if (!a->gpus && dn_gpu_count() == 0) {
         fprintf(stderr, "darknet: no CUDA device: training on the CPU\n");   /* -gpus would insist */
         return 1;
@@ -204,7 +187,7 @@ static int place_on_gpus(const cli_classifier_args *a, dn_network **nets)
         nets[r]->seen = nets[0]->seen;
     }
     for (int r = 0; r < n; ++r)
-        if (dn_network_to_gpu(nets[r], a->gpu_list[r]) != DN_OK) { cli_fail("-gpus"); return -1; }
+        if (dn_network_to_gpu(nets[r], a->gpu_list[r]) != DN_OK) { cli_fail(flag); return -1; }
     if (n == 1) fprintf(stderr, "darknet: training on GPU %d\n", a->gpu_list[0]);
     else fprintf(stderr, "darknet: training data-parallel on %d GPUs (gradients summed), %d images per step\n", n,
                  nets[0]->batch * nets[0]->subdivisions * n);
@@ -216,8 +199,6 @@ int classifier_train(const cli_classifier_args *a)
     char base[256];
     cfg_base(a->cfg, base, sizeof base);
     printf("%s\n%d\n", base, a->gpus > 1 ? a->gpus : 1);
-    if (a->gpus && !dn_gpu_built())
-        fprintf(stderr, "darknet: -gpus given, but this is a CPU build: training on the CPU\n");
 
     dn_data_config dc;
     dn_network *nets[CLI_MAX_GPUS] = {0};
@@ -231,7 +212,7 @@ int classifier_train(const cli_classifier_args *a)
     dn_loader *ld = NULL;
     float *X = NULL, *Y = NULL;
     memset(&split, 0, sizeof split);
-    rc = CLI_EXIT_ERROR;
+    rc = DN_EXIT_ERROR;
     int replicas = place_on_gpus(a, nets);
     if (replicas < 1) goto done;
     if (dn_split_load(&dc, 0, a->max_rows, &split) != DN_OK) { cli_fail("loading the training set"); goto done; }
@@ -252,7 +233,7 @@ int classifier_train(const cli_classifier_args *a)
     X = malloc(sizeof(float) * (size_t)full * net->inputs);
     Y = malloc(sizeof(float) * (size_t)full * dc.classes);
     if (!X || !Y) { fprintf(stderr, "darknet: out of memory for a batch of %d images\n", full); goto done; }
-    if (make_dirs(dc.backup)) goto done;
+    if (dn_make_dirs(dc.backup) != DN_OK) { cli_fail("the backup folder"); goto done; }
     if (dn_loader_start(&o, &ld) != DN_OK) { cli_fail("starting the batch loader"); goto done; }
 
     struct sigaction sa;

@@ -11,8 +11,7 @@
 #include "darknet.h"
 #include <stdint.h>
 
-#define CLI_EXIT_ERROR 1
-#define CLI_EXIT_USAGE 2
+/* Exit codes: DN_EXIT_OK, DN_EXIT_ERROR, DN_EXIT_USAGE (darknet_toolkit.h). */
 
 /* Each finder removes the flag (and its value) from argv and shrinks *argc.
  * The ones with a value return 0 and set *bad when the value is missing or
@@ -24,7 +23,7 @@ const char *cli_str(int *argc, char **argv, const char *name, const char *def, i
 /* First argv entry (from index `from`) that still looks like a flag, or NULL. */
 const char *cli_leftover_flag(int argc, char **argv, int from);
 
-/* Print "darknet: <what>: <dn_last_error()>" on stderr; returns CLI_EXIT_ERROR. */
+/* Print "darknet: <what>: <dn_last_error()>" on stderr; returns DN_EXIT_ERROR. */
 int cli_fail(const char *what);
 
 #define CLI_MAX_GPUS 16
@@ -38,14 +37,17 @@ typedef struct {
     int verbose;        /* -verbose: valid prints a line per image         */
     int max_batches;    /* -max_batches: override [net] max_batches (-1: no) */
     int max_rows;       /* -max_rows: use only the first N images (0: all) */
-    int gpus;           /* number of entries in -gpus (0 when absent)      */
+    int gpus;           /* devices asked for: -gpus's count, 1 for -i N, 0: neither */
     int gpu;            /* the first device -gpus lists (or -i N)          */
     int gpu_list[CLI_MAX_GPUS];   /* every device -gpus lists, in order   */
-    int nogpu;          /* -nogpu: the CPU even in a GPU build             */
+    int index;          /* -i N (-1 when absent or -gpus is given: it wins) */
+    int nogpu;          /* -nogpu: the CPU even in a GPU build (wins)      */
     uint64_t seed;      /* -seed                                          */
 } cli_classifier_args;
 
-int run_classifier(int argc, char **argv);
+/* argv[1] is "classifier"; index and nogpu are upstream's global -i N (-1:
+ * not given) and -nogpu, which main reads from anywhere on the line. */
+int run_classifier(int argc, char **argv, int index, int nogpu);
 int classifier_train(const cli_classifier_args *a);
 int classifier_valid(const cli_classifier_args *a);
 int classifier_predict(const cli_classifier_args *a);

@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 
@@ -433,27 +432,6 @@ static int cmd_resume(int argc, char **argv)
     return rc;
 }
 
-/* The export prefix: -out PREFIX as given; a folder (ending in '/' or an
- * existing one) gets best or the id as file name; no -out: DIR/best/best for
- * the best and DIR/export/N for -id N, so that exporting one individual never
- * overwrites the best's export. */
-static int export_prefix(const char *dir, const char *out, int id, char *buf, size_t n)
-{
-    char name[32];
-    if (id >= 0) snprintf(name, sizeof name, "%d", id);
-    else snprintf(name, sizeof name, "best");
-    struct stat sb;
-    size_t len = out ? strlen(out) : 0;
-    int w;
-    if (out && !*out) return usage_error("export: -out wants a file prefix (e.g. -out models/winner), not ''");
-    if (!out) w = snprintf(buf, n, "%s/%s/%s", dir, id >= 0 ? "export" : "best", name);
-    else if (out[len - 1] == '/' || (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)))
-        w = snprintf(buf, n, "%s%s%s", out, out[len - 1] == '/' ? "" : "/", name);
-    else w = snprintf(buf, n, "%s", out);
-    if (w < 0 || (size_t)w >= n) return usage_error("export: the path %s is too long", out ? out : dir);
-    return 0;
-}
-
 static int cmd_export(int argc, char **argv)
 {
     const char *dir = NULL, *prefix = NULL;
@@ -480,9 +458,11 @@ static int cmd_export(int argc, char **argv)
         }
     }
     if (!dir) { fprintf(stderr, "darknet evolve: usage: darknet evolve export DIR [-id N] [-out PREFIX]\n"); return DN_EXIT_USAGE; }
-    char path[4096];
-    if (export_prefix(dir, prefix, id, path, sizeof path)) return DN_EXIT_USAGE;
-    if (evo_export_scaled(dir, id, path, filters, cells, stdout) != DN_OK)
+    if (prefix && !*prefix) {   /* evo_export_scaled refuses it too; here it is a usage error */
+        usage_error("export: -out wants a file prefix (e.g. -out models/winner), not ''");
+        return DN_EXIT_USAGE;
+    }
+    if (evo_export_scaled(dir, id, prefix, filters, cells, stdout) != DN_OK)
         return runtime_error("export", evo_last_error());
     return DN_EXIT_OK;
 }

@@ -173,8 +173,10 @@ const char *evo_store_dir(const evo_store *st);
 /* Run (or continue) a search until the budget is spent. */
 dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, FILE *progress);
 
-/* Export an individual (id < 0: the best living one) as PREFIX.cfg (plain),
- * PREFIX.weights, PREFIX.data and PREFIX.labels; report its test accuracy. */
+/* Export an individual (id < 0: the best ever evaluated) as PREFIX.cfg
+ * (plain), PREFIX.weights, PREFIX.data and PREFIX.labels; report its test
+ * accuracy. prefix NULL: DIR/best/best (DIR/export/N for id N); a folder
+ * (ending in '/' or existing): FOLDER/best.* (FOLDER/N.*). */
 dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report);
 /* The same; for cell searches, filters > 0 or normal_cells > 0 write the
  * individual's cells in the template at that width/depth (cfg, .data,

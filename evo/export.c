@@ -9,7 +9,8 @@
  *                   backup, top: `darknet classifier valid|predict PREFIX.data
  *                   PREFIX.cfg PREFIX.weights` works from any folder
  *
- * The default prefix is DIR/best/best. After writing, the exported files are
+ * The default prefix is DIR/best/best (DIR/export/N for individual N); a
+ * folder as prefix gets best.* (N.*) in it. After writing, the exported files are
  * read back (cfg parsed, weights loaded, the .data read) and the network is
  * run on the valid= split of the .data — the test set, never seen by the
  * search — so the reported test accuracy is that of what was written.
@@ -505,15 +506,32 @@ dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report)
  * when the chosen individual's files fail, the log is read again. Files that
  * fail twice are damaged: -id N fails, the default takes the next best with
  * a warning. */
+/* The files' prefix: as given; a folder (ending in '/' or an existing one)
+ * gets "best" or the id as file name; none: DIR/best/best for the best and
+ * DIR/export/N for individual N, so that exporting one individual never
+ * overwrites the best's export. *out is malloc'd. */
+static dn_status resolve_prefix(const char *dir, const char *prefix, int id, char **out)
+{
+    char name[32] = "best";
+    if (id >= 0) snprintf(name, sizeof name, "%d", id);
+    size_t len = prefix ? strlen(prefix) : 0;
+    struct stat sb;
+    int w;
+    if (prefix && !len) return evo_fail(DN_ERR_ARG, "export: an empty prefix (e.g. models/winner)");
+    if (!prefix) w = asprintf(out, "%s/%s/%s", dir, id >= 0 ? "export" : "best", name);
+    else if (prefix[len - 1] == '/' || (stat(prefix, &sb) == 0 && S_ISDIR(sb.st_mode)))
+        w = asprintf(out, "%s%s%s", prefix, prefix[len - 1] == '/' ? "" : "/", name);
+    else w = asprintf(out, "%s", prefix);
+    if (w < 0) { *out = NULL; return evo_fail(DN_ERR_NOMEM, "out of memory"); }
+    return DN_OK;
+}
+
 dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int cells, FILE *report)
 {
     if (!dir) return evo_fail(DN_ERR_ARG, "evo_export: no run folder");
-    char *def = NULL;
-    if (!prefix) {
-        if (asprintf(&def, "%s/best/best", dir) < 0) return evo_fail(DN_ERR_NOMEM, "out of memory");
-        prefix = def;
-    }
-    export_job j = {.id = id, .filters = filters, .cells = cells, .prefix = prefix, .report = report,
+    char *path = NULL;
+    DN_TRY(resolve_prefix(dir, prefix, id, &path));
+    export_job j = {.id = id, .filters = filters, .cells = cells, .prefix = path, .report = report,
                     .failed_id = -1};
     dn_status r = DN_OK;
     int retry = 1;
@@ -525,6 +543,6 @@ dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int fil
         r = try_export(dir, &j, &retry);
     }
     free(j.skip);
-    free(def);
+    free(path);
     return r;
 }

@@ -97,14 +97,22 @@ static int file_exists(const char *path)
 
 /* ------------------------------------------------------------ options.cfg (format: options.c) */
 
+/* A run folder has options.cfg (checked before anything else, the lock included). */
+static dn_status check_run_folder(const char *dir)
+{
+    char *path = fmt_path("%s/options.cfg", dir);
+    if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    dn_status st = file_exists(path) ? DN_OK
+        : evo_fail(DN_ERR_IO, "%s: missing: %s is not a run folder of darknet evolve (no options.cfg)", path, dir);
+    free(path);
+    return st;
+}
+
 static dn_status read_options(const char *dir, evo_options *o)
 {
     char *path = fmt_path("%s/options.cfg", dir), *text = NULL;
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    dn_status st = DN_OK;
-    if (!file_exists(path))
-        st = evo_fail(DN_ERR_IO, "%s: missing: %s is not a run folder of darknet evolve (no options.cfg)", path, dir);
-    if (st == DN_OK) st = dn_read_file(path, &text, NULL);
+    dn_status st = dn_read_file(path, &text, NULL);
     if (st == DN_OK) st = evo_options_parse(text, path, o);
     if (st == DN_OK) {
         free(o->out_dir);
@@ -564,15 +572,8 @@ static dn_status load_store(const char *dir, int writer, evo_options *o, evo_sta
     memset(o, 0, sizeof *o);
     evo_store *st;
     DN_TRY(store_new(dir, &st));
-    dn_status s = DN_OK;
-    if (writer) {   /* no lock is taken on a folder that is not a run folder */
-        char *opt = fmt_path("%s/options.cfg", st->dir);
-        if (!opt) s = evo_fail(DN_ERR_NOMEM, "out of memory");
-        else if (!file_exists(opt))
-            s = evo_fail(DN_ERR_IO, "%s: missing: %s is not a run folder of darknet evolve (no options.cfg)", opt, dir);
-        free(opt);
-        if (s == DN_OK) s = lock_folder(st);
-    }
+    dn_status s = check_run_folder(st->dir);   /* no lock is taken on a folder that is not a run folder */
+    if (s == DN_OK && writer) s = lock_folder(st);
     if (s == DN_OK) s = read_options(st->dir, o);
     if (s == DN_OK) s = read_events(st);
     if (s == DN_OK && writer) s = check_log_usable(st);

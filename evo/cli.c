@@ -7,6 +7,7 @@
  *   darknet evolve <data> <seed.cfg> -out DIR [flags]   start a search
  *   darknet evolve -resume DIR                          continue it
  *   darknet evolve export DIR [-id N] [-out PREFIX]     winner -> Darknet files
+ *   darknet evolve finish DIR [-hours H | -epochs E]    final training of the winner
  *   darknet evolve status DIR                           population, budget, best
  *   darknet evolve report DIR [-out FILE] [-id N,...]   HTML page: progress, lineage, diagrams
  */
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 
 /* ------------------------------------------------------------ help */
@@ -36,6 +38,11 @@ static void usage(FILE *out)
         "                                                            (default: the best ever, DIR/best/best)\n"
         "       darknet evolve export DIR -filters F -cells N        cell searches: the winner's cells at another\n"
         "                                                            width/depth, to train with darknet classifier train\n"
+        "       darknet evolve finish DIR [-id N] [-hours H | -epochs E] [-from inherit|scratch] [-augment 0|1]\n"
+        "                                [-filters F -cells N] [-again]\n"
+        "                                                            final training of the winner (or N) on all\n"
+        "                                                            training images into DIR/final/, then its test\n"
+        "                                                            accuracy; export then writes that model\n"
         "       darknet evolve status DIR                            population, budget, best (read-only)\n"
         "       darknet evolve report DIR [-out FILE] [-id N,...]    HTML report (read-only; default\n"
         "                                                            DIR/report/index.html): progress plot, the\n"
@@ -167,6 +174,32 @@ static int check_gpus(const char *list)
     return 0;
 }
 
+static int one_of(const char *v, const char *a, const char *b, const char *c)
+{
+    return v && (!strcmp(v, a) || !strcmp(v, b) || (c && !strcmp(v, c)));
+}
+
+/* The schedule, the mutation set, the promotions and the final training. */
+static int check_fidelity(const evo_options *o)
+{
+    evo_mutation_set set;
+    if (!one_of(o->schedule, "cosine", "constant", "cfg"))
+        return usage_error("-schedule '%s': use cosine, constant or cfg", o->schedule ? o->schedule : "");
+    if (evo_mutation_set_from_name(o->mutations, &set) != DN_OK)
+        return usage_error("-mutations '%s': use paper, morph or all", o->mutations ? o->mutations : "");
+    if (o->rungs < 1 || o->rungs > 8) return usage_error("-rungs %d: must be 1 .. 8 (1: no promotions)", o->rungs);
+    if (o->eta < 2 || o->eta > 16) return usage_error("-eta %d: must be 2 .. 16", o->eta);
+    if (o->val_images < 0) return usage_error("-val-images %d: must be >= 0 (0: the whole holdout)", o->val_images);
+    if (!(o->final_share >= 0 && o->final_share < 1))
+        return usage_error("-final %g: the share of -hours for final training must be in [0, 1)", o->final_share);
+    if (!(o->final_epochs > 0)) return usage_error("-final-epochs %g: must be > 0", o->final_epochs);
+    if (!one_of(o->final_from, "inherit", "scratch", NULL))
+        return usage_error("-final-from '%s': use inherit or scratch", o->final_from ? o->final_from : "");
+    if (!one_of(o->augment, "none", "final", "all"))
+        return usage_error("-augment '%s': use none, final or all", o->augment ? o->augment : "");
+    return 0;
+}
+
 /* Unset -workers (0): one per listed GPU, else 1. */
 static void default_workers(evo_options *o)
 {
@@ -199,6 +232,7 @@ static int check_options(const evo_options *o)
         return usage_error("-max-train %d: must be larger than -holdout %d", o->max_train, o->holdout);
     if (o->threads < 0) return usage_error("-threads %d: must be >= 0", o->threads);
     if (check_gpus(o->gpus)) return -1;
+    if (check_fidelity(o)) return -1;
     return check_limits(&o->limits);
 }
 
@@ -432,6 +466,88 @@ static int cmd_resume(int argc, char **argv)
     return rc;
 }
 
+/* ------------------------------------------------------------ finish */
+
+/* DIR/final of an earlier final training moves to DIR/final.K (never deleted). */
+static int set_aside_final(const char *dir)
+{
+    char from[4200], to[4300];
+    snprintf(from, sizeof from, "%s/final", dir);
+    for (int k = 1; k < 10000; ++k) {
+        snprintf(to, sizeof to, "%s/final.%d", dir, k);
+        if (access(to, F_OK) == 0) continue;
+        if (rename(from, to) == 0) { printf("finish: the earlier final training is kept in %s\n", to); return 0; }
+        return runtime_error("finish", strerror(errno));
+    }
+    return runtime_error("finish", "no free name final.K for the earlier final training");
+}
+
+static int parse_finish_args(int argc, char **argv, const char **dir, evo_finish_options *fo, double *hours,
+                             int *again, int *from_set, int *aug_set)
+{
+    for (int i = 2; i < argc; ++i) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-again")) { *again = 1; continue; }
+        if (!looks_like_flag(a)) {
+            if (*dir) return usage_error("finish: unexpected argument '%s'", a);
+            *dir = a;
+            continue;
+        }
+        if (i + 1 >= argc) return usage_error("finish: %s needs a value", a);
+        const char *v = argv[++i];
+        char *end = NULL;
+        double x = strtod(v, &end);
+        int num = end != v && !*end && isfinite(x);
+        if (!strcmp(a, "-id") && num && x >= 0 && x == (int)x) fo->id = (int)x;
+        else if (!strcmp(a, "-hours") && num && x > 0) *hours = x;
+        else if (!strcmp(a, "-epochs") && num && x > 0) fo->epochs = x;
+        else if (!strcmp(a, "-filters") && num && x >= 1 && x == (int)x) fo->filters = (int)x;
+        else if (!strcmp(a, "-cells") && num && x >= 1 && x == (int)x) fo->cells = (int)x;
+        else if (!strcmp(a, "-augment") && num && (x == 0 || x == 1)) { fo->augment = (int)x; *aug_set = 1; }
+        else if (!strcmp(a, "-from") && (!strcmp(v, "inherit") || !strcmp(v, "scratch"))) {
+            fo->scratch = !strcmp(v, "scratch");
+            *from_set = 1;
+        } else {
+            return usage_error("finish: '%s %s' is not understood (-id N, -hours H, -epochs E, -from inherit|scratch, "
+                               "-augment 0|1, -filters F, -cells N, -again)", a, v);
+        }
+    }
+    return *dir ? 0 : usage_error("finish: needs the run folder: darknet evolve finish DIR");
+}
+
+static int cmd_finish(int argc, char **argv)
+{
+    const char *dir = NULL;
+    evo_finish_options fo = {.id = -1};
+    double hours = 0;
+    int again = 0, from_set = 0, aug_set = 0;
+    if (parse_finish_args(argc, argv, &dir, &fo, &hours, &again, &from_set, &aug_set)) return DN_EXIT_USAGE;
+    evo_options o;
+    evo_state state;
+    evo_store *st = NULL;
+    memset(&o, 0, sizeof o);
+    memset(&state, 0, sizeof state);
+    if (evo_store_open(dir, &o, &state, &st) != DN_OK) return runtime_error(dir, evo_last_error());
+    evo_finish_options run;
+    evo_finish_options_from(&o, &state, &run);
+    if (!from_set) fo.scratch = run.scratch;
+    if (!aug_set) fo.augment = o.augment && !strcmp(o.augment, "none") ? 0 : 1;
+    if (fo.epochs <= 0) fo.epochs = o.final_epochs > 0 ? o.final_epochs : 10;
+    fo.seconds = hours * 3600.0;
+    evo_final_info fi;
+    int rc = DN_EXIT_OK;
+    if (evo_final_read(dir, &fi) != DN_OK) rc = runtime_error(dir, evo_last_error());
+    else if (fi.done && !again)
+        printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
+               "is kept)\n", dir, fi.id, 100.0 * fi.test_accuracy);
+    else if (fi.done && set_aside_final(dir)) rc = DN_EXIT_ERROR;
+    else if (evo_finish(st, &o, &state, &fo, stdout) != DN_OK) rc = runtime_error("finish", evo_last_error());
+    evo_store_close(st);
+    evo_state_free(&state);
+    evo_options_free(&o);
+    return rc;
+}
+
 static int cmd_export(int argc, char **argv)
 {
     const char *dir = NULL, *prefix = NULL;
@@ -506,11 +622,12 @@ static int print_population(const evo_state *s)
     qsort(v, (size_t)alive, sizeof *v, cmp_by_accuracy);
     if (alive) printf("best: individual %d, validation accuracy %.2f%%\n", v[0]->id, 100.0 * v[0]->accuracy);
     printf("population: %d alive\n", alive);
-    printf("%6s %6s  %-22s %8s %10s %10s %5s\n", "id", "parent", "mutation", "val", "params", "MFLOPs", "eval");
+    printf("%6s %6s  %-22s %8s %5s %10s %10s %5s\n", "id", "parent", "mutation", "val", "level", "params", "MFLOPs",
+           "eval");
     for (int i = 0; i < alive; ++i)
-        printf("%6d %6d  %-22s %7.2f%% %10zu %10.3f %5d\n", v[i]->id, v[i]->parent,
-               evo_mutation_name(v[i]->mutation), 100.0 * v[i]->accuracy, v[i]->params, v[i]->flops / 1e6,
-               v[i]->eval);
+        printf("%6d %6d  %-22s %7.2f%% %5d %10zu %10.3f %5d\n", v[i]->id, v[i]->parent,
+               evo_mutation_name(v[i]->mutation), 100.0 * v[i]->accuracy, v[i]->rung, v[i]->params,
+               v[i]->flops / 1e6, v[i]->eval);
     free(v);
     return DN_EXIT_OK;
 }
@@ -533,6 +650,16 @@ static int cmd_status(int argc, char **argv)
         printf("run: %s  (algo %s, population %d, %d steps x batch %d, seed %llu)\n", argv[2],
                o.algo ? o.algo : "?", o.population, o.steps, o.batch, (unsigned long long)o.seed);
         print_budget(&o, &state);
+        int b = evo_state_best_ever(&state);
+        if (b >= 0)
+            printf("best ever: individual %d, validation %.2f%% (level %d)%s\n", state.ind[b].id,
+                   100.0 * state.ind[b].accuracy, state.ind[b].rung, state.ind[b].alive ? "" : ", dead (weights kept)");
+        evo_final_info fi;
+        if (evo_final_read(argv[2], &fi) == DN_OK && fi.done)
+            printf("final: individual %d trained %d steps in %.0f s; test accuracy %.2f%% on %d images\n", fi.id,
+                   fi.steps, fi.seconds, 100.0 * fi.test_accuracy, fi.images);
+        else if (o.final_share > 0)
+            printf("final: not finished (the search runs, or -resume / darknet evolve finish continues it)\n");
         rc = print_population(&state);
         evo_store_close(st);
     }
@@ -639,6 +766,7 @@ int evo_main(int argc, char **argv)
         return DN_EXIT_OK;
     }
     if (!strcmp(cmd, "export")) return cmd_export(argc, argv);
+    if (!strcmp(cmd, "finish")) return cmd_finish(argc, argv);
     if (!strcmp(cmd, "status")) return cmd_status(argc, argv);
     if (!strcmp(cmd, "report")) return cmd_report(argc, argv);
     if (has_arg(argc, argv, "-mpi")) return run_mpi(argc, argv);

@@ -3,8 +3,11 @@
  *
  *   child genome --emit (plain)--> cfg text --parse (batch, seed)--> network
  *   [parent cfg + weights --parse, load--> parent network --evo_inherit--> child]
- *   train `steps` batches drawn by a background loader from the training split
- *   top-1 accuracy on the validation holdout --> trained weights in memory
+ *   [a morphism: evo_morph_init makes the child compute the parent's function]
+ *   train `steps` batches drawn by a background loader from the training split,
+ *     the learning rate of each step from the schedule (evo_schedule)
+ *   top-1 accuracy on the validation holdout (or its first val_images)
+ *     --> trained weights in memory
  *
  * It never fails the process: a cfg that does not build, a divergence (NaN or
  * Inf in the loss, the weights or the outputs), an allocation failure or a
@@ -24,6 +27,24 @@ static dn_status evo_failed(dn_status s, const char *context)
     char msg[2048];
     snprintf(msg, sizeof msg, "%s", evo_last_error());
     return evo_fail(s, "%s: %s", context, msg);
+}
+
+/* ------------------------------------------------------------ schedule */
+
+dn_status evo_schedule_from_name(const char *name, evo_schedule *out)
+{
+    static const char *const names[] = {"cfg", "constant", "cosine"};
+    for (int i = 0; i < 3; ++i)
+        if (name && !strcmp(name, names[i])) { *out = (evo_schedule)i; return DN_OK; }
+    return evo_fail(DN_ERR_ARG, "unknown schedule '%s' (cosine, constant or cfg)", name ? name : "");
+}
+
+float evo_cosine_rate(float lr, int i, int n)
+{
+    int warm = n / 20 > 1 ? n / 20 : 1;
+    if (i < warm) return lr * (0.1f + 0.9f * (float)i / (float)warm);
+    float lo = lr / 100, t = n - warm > 1 ? (float)(i - warm) / (float)(n - warm - 1) : 1;
+    return lo + (lr - lo) * 0.5f * (1 + cosf(3.14159265f * t));
 }
 
 /* ------------------------------------------------------------ validation */
@@ -122,16 +143,36 @@ static dn_status build_net(const evo_genome *g, const char *name, const dn_parse
     return s == DN_OK ? DN_OK : s;
 }
 
+#define MORPH_IMAGES 64   /* training images for a morphism's batch-norm statistics */
+
+/* A morphism's child computes its parent's function: the layers it added or
+ * widened are set from the parent and from statistics of a few training images. */
+static dn_status morph(eval_ctx *c, const evo_genome *child, const dn_network *pnet, const evo_genome *parent,
+                       const evo_data *data, const evo_eval_options *o)
+{
+    int n = data->train.n < MORPH_IMAGES ? data->train.n : MORPH_IMAGES;
+    float *X = malloc((size_t)n * c->net->inputs * sizeof(float));
+    if (!X) return evo_fail(DN_ERR_NOMEM, "out of memory for the morphism's images");
+    dn_status s = DN_OK;
+    for (int j = 0; j < n && s == DN_OK; ++j)
+        if (dn_split_eval_input(&data->train, j, c->net->w, c->net->h, c->net->c, X + (size_t)j * c->net->inputs) != DN_OK)
+            s = dn_fail_context(DN_ERR_DATA, "the morphism's images");
+    if (s == DN_OK && evo_morph_init(c->net, child, pnet, parent, o->mutation, X, n, o->seed) != DN_OK)
+        s = evo_failed(DN_ERR_ARG, evo_mutation_name(o->mutation));
+    free(X);
+    return s;
+}
+
 static dn_status inherit_from(eval_ctx *c, const evo_genome *child, const evo_genome *parent, const void *pw,
-                              size_t pws, evo_result *r)
+                              size_t pws, const evo_data *data, const evo_eval_options *o, evo_result *r)
 {
     dn_parse_options po = {.batch = 1, .seed = 1, .quiet = 1};
     dn_network *pnet = NULL;
     DN_TRY(build_net(parent, "parent", &po, &pnet));
     dn_status s = dn_weights_load_memory(pnet, pw, pws, "parent weights");
-    if (s != DN_OK) s = s;
     if (s == DN_OK && evo_inherit(c->net, child, pnet, parent, &r->inherited) != DN_OK)
         s = evo_failed(DN_ERR_ARG, "inheritance");
+    if (s == DN_OK && evo_mutation_is_morph(o->mutation)) s = morph(c, child, pnet, parent, data, o);
     dn_network_free(pnet);
     return s;
 }
@@ -148,7 +189,7 @@ static dn_status build(eval_ctx *c, const evo_genome *child, const evo_genome *p
         return evo_fail(DN_ERR_SHAPE, "the network has %d outputs but the data has %d classes",
                              c->net->outputs, data->classes);
     r->inherited.initialised = param_layers(c->net);
-    if (o->inherit && parent && pw) DN_TRY(inherit_from(c, child, parent, pw, pws, r));
+    if (o->inherit && parent && pw) DN_TRY(inherit_from(c, child, parent, pw, pws, data, o, r));
     r->build_seconds = dn_time_now() - t0;
     return DN_OK;
 }
@@ -175,8 +216,8 @@ static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_
     dn_loader_options_from_network(&lo, c->net);
     lo.split = &data->train;
     lo.batch = batch;
-    lo.flip = data->config.flip;
-    lo.crop_pad = data->config.crop_pad;
+    lo.flip = data->config.flip || o->augment;
+    lo.crop_pad = data->config.crop_pad ? data->config.crop_pad : o->augment ? 2 : 0;
     lo.seed = o->seed;
     c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
     c->Y = malloc((size_t)batch * data->classes * sizeof(float));
@@ -185,14 +226,26 @@ static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_
     return DN_OK;
 }
 
+/* The rate of step i of n under schedule; the cfg's policy is left alone for
+ * EVO_SCHEDULE_CFG. peak: the genome's learning_rate. */
+static void set_rate(dn_network *net, int schedule, float peak, int i, int n)
+{
+    if (schedule == EVO_SCHEDULE_CFG) return;
+    net->policy = DN_POLICY_CONSTANT;
+    net->burn_in = 0;
+    net->learning_rate = schedule == EVO_SCHEDULE_COSINE ? evo_cosine_rate(peak, i, n) : peak;
+}
+
 static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options *o, evo_result *r)
 {
     double t0 = dn_time_now();
     int batch = c->net->batch * c->net->subdivisions;
     if (o->steps > 0) DN_TRY(start_loader(c, data, o, batch));
     float window[LOSS_WINDOW] = {0};
+    float peak = c->net->learning_rate;
     for (int i = 0; i < o->steps; ++i) {
         float loss;
+        set_rate(c->net, o->schedule, peak, i, o->steps);
         if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
         dn_status s = dn_network_train(c->net, c->X, c->Y, batch, &loss);
         if (s != DN_OK) return s;
@@ -212,10 +265,13 @@ static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options
 
 /* ------------------------------------------------------------ evaluate */
 
-static dn_status validate(eval_ctx *c, const evo_data *data, evo_result *r)
+static dn_status validate(eval_ctx *c, const evo_data *data, const evo_eval_options *o, evo_result *r)
 {
     double t0 = dn_time_now();
-    DN_TRY(evo_split_accuracy(c->net, &data->holdout, &r->accuracy));
+    dn_split part = data->holdout;   /* the holdout is shuffled: its first images are a random sample */
+    if (o->val_images > 0 && o->val_images < part.n) part.n = o->val_images;
+    DN_TRY(evo_split_accuracy(c->net, &part, &r->accuracy));
+    r->val_images = part.n;
     if (dn_weights_save_memory(c->net, &r->weights, &r->weights_size) != DN_OK)
         return dn_fail_context(DN_ERR_NOMEM, "saving the trained weights");
     r->eval_seconds = dn_time_now() - t0;
@@ -243,7 +299,7 @@ void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void 
     if (s == DN_OK && o->gpu > 0 && (s = dn_network_to_gpu(c.net, o->gpu - 1)) != DN_OK)
         s = s;   /* out of device memory: a failed individual */
     if (s == DN_OK) s = train(&c, data, o, r);
-    if (s == DN_OK) s = validate(&c, data, r);
+    if (s == DN_OK) s = validate(&c, data, o, r);
     ctx_free(&c);
     if (s == DN_OK) { r->outcome = EVO_OK; return; }
     r->outcome = EVO_FAILED;

@@ -31,11 +31,17 @@ evo_individual *evo_state_find(evo_state *s, int id)
     return NULL;
 }
 
+int evo_ranks_above(const evo_individual *a, const evo_individual *b)
+{
+    if (a->rung != b->rung) return a->rung > b->rung;
+    return a->accuracy > b->accuracy;
+}
+
 int evo_state_best_ever(const evo_state *s)
 {
     int b = -1;
     for (int i = 0; s && i < s->n; ++i)
-        if (s->ind[i].outcome == EVO_OK && (b < 0 || s->ind[i].accuracy > s->ind[b].accuracy)) b = i;
+        if (s->ind[i].outcome == EVO_OK && (b < 0 || evo_ranks_above(&s->ind[i], &s->ind[b]))) b = i;
     return b;
 }
 
@@ -54,6 +60,19 @@ dn_status evo_state_copy(const evo_state *src, evo_state *dst)
 /* ------------------------------------------------------------ events: check and apply */
 
 
+/* A promotion trains a living individual further: one level up, nobody dies. */
+static dn_status check_promotion(const evo_state *s, const evo_event *e)
+{
+    const evo_individual *v = evo_state_find((evo_state *)s, e->id);
+    if (!v || !v->alive) return evo_fail(DN_ERR_DATA, "promoted individual %d is not alive", e->id);
+    if (e->rung != v->rung + 1)
+        return evo_fail(DN_ERR_DATA, "individual %d is promoted to level %d from level %d", e->id, e->rung, v->rung);
+    if (e->nkilled) return evo_fail(DN_ERR_DATA, "a promotion kills nobody");
+    for (int k = 0; k < e->nlost; ++k)
+        if (e->lost[k] == e->id) return evo_fail(DN_ERR_DATA, "promoted individual %d is also lost", e->id);
+    return DN_OK;
+}
+
 /* Every rule a replay enforces; nothing is changed. */
 dn_status evo_event_check(const evo_state *s, const evo_event *e)
 {
@@ -61,9 +80,10 @@ dn_status evo_event_check(const evo_state *s, const evo_event *e)
         return evo_fail(DN_ERR_DATA, "evaluation %d follows evaluation %d (expected %d)", e->eval, s->evals,
                              s->evals + 1);
     if (e->id < 0) return evo_fail(DN_ERR_DATA, "id %d is negative", e->id);
-    if (evo_state_find((evo_state *)s, e->id))
+    if (e->promotion) DN_TRY(check_promotion(s, e));
+    else if (evo_state_find((evo_state *)s, e->id))
         return evo_fail(DN_ERR_DATA, "id %d is already used by an earlier evaluation", e->id);
-    if (e->parent < -1 || (e->parent >= 0 && !evo_state_find((evo_state *)s, e->parent)))
+    if (!e->promotion && (e->parent < -1 || (e->parent >= 0 && !evo_state_find((evo_state *)s, e->parent))))
         return evo_fail(DN_ERR_DATA, "parent %d of individual %d is not an earlier individual", e->parent, e->id);
     for (int k = 0; k < e->nkilled; ++k) {
         if (e->killed[k] == e->id) continue;
@@ -98,8 +118,32 @@ dn_status evo_state_reserve(evo_state *s)
 
 /* Apply a checked event (room reserved with evo_state_reserve): the child
  * joins (alive when it trained), the killed and the lost die, the counters move. */
+/* A checked promotion: the individual's score and level move up, or (failed)
+ * it stays as it was and is not promoted again. */
+static void apply_promotion(evo_state *s, const evo_event *e)
+{
+    evo_individual *v = evo_state_find(s, e->id);
+    v->steps += e->steps;
+    v->seconds += e->seconds;
+    if (e->outcome == EVO_OK) {
+        v->accuracy = e->accuracy;
+        v->rung = e->rung;
+        v->val_images = e->val_images;
+    } else {
+        v->stalled = 1;
+    }
+    for (int k = 0; k < e->nlost; ++k) {
+        evo_individual *x = evo_state_find(s, e->lost[k]);
+        if (x && x->alive) { x->alive = 0; x->died_at = e->eval; }
+    }
+    s->evals = e->eval;
+    s->rng = e->rng;
+    s->elapsed = e->elapsed;
+}
+
 void evo_event_apply(evo_state *s, const evo_event *e, int *baseline)
 {
+    if (e->promotion) { apply_promotion(s, e); return; }
     evo_individual ind;
     memset(&ind, 0, sizeof ind);
     ind.id = e->id;
@@ -115,6 +159,7 @@ void evo_event_apply(evo_state *s, const evo_event *e, int *baseline)
     ind.params = e->params;
     ind.flops = e->flops;
     ind.elapsed = e->elapsed;
+    ind.val_images = e->val_images;
     s->ind[s->n++] = ind;
     for (int k = 0; k < e->nkilled + e->nlost; ++k) {
         evo_individual *v = evo_state_find(s, k < e->nkilled ? e->killed[k] : e->lost[k - e->nkilled]);
@@ -144,12 +189,15 @@ dn_status evo_event_line(const evo_event *e, const evo_result *r, char **line, s
     evo_json_writer w;
     evo_json_begin(&w);
     evo_json_int(&w, "eval", e->eval);
+    if (e->promotion) evo_json_str(&w, "event", "promotion");
     evo_json_int(&w, "id", e->id);
     evo_json_int(&w, "parent", e->parent);
     evo_json_str(&w, "mutation", e->mutation == EVO_MUT_NONE ? "none" : evo_mutation_name(e->mutation));
     evo_json_str(&w, "outcome", e->outcome == EVO_OK ? "ok" : "failed");
     if (e->outcome != EVO_OK) evo_json_str(&w, "reason", r ? r->reason : "");
     evo_json_num(&w, "accuracy", e->accuracy);
+    evo_json_int(&w, "rung", e->rung);
+    evo_json_int(&w, "val_images", e->val_images);
     evo_json_num(&w, "loss", r ? r->loss : 0);
     evo_json_int(&w, "steps", e->steps);
     evo_json_u64(&w, "seen", r ? r->seen : 0);
@@ -237,6 +285,11 @@ static dn_status decode_event(const evo_json_object *o, evo_event *e)
     memset(e, 0, sizeof *e);
     const evo_json_field *f;
     DN_TRY(need_int(o, "eval", &e->eval));
+    if ((f = evo_json_get(o, "event"))) {
+        if (f->type != EVO_JSON_STRING || strcmp(f->str, "promotion"))
+            return evo_fail(DN_ERR_DATA, "field \"event\" is not \"promotion\"");
+        e->promotion = 1;
+    }
     DN_TRY(need_int(o, "id", &e->id));
     DN_TRY(need_int(o, "parent", &e->parent));
     DN_TRY(decode_mutation(o, &e->mutation));
@@ -254,6 +307,10 @@ static dn_status decode_event(const evo_json_object *o, evo_event *e)
     DN_TRY(need(o, "elapsed", EVO_JSON_NUMBER, &f));
     e->elapsed = f->num;
     e->steps = (int)opt_num(o, "steps", 0);
+    e->rung = (int)opt_num(o, "rung", 0);
+    e->val_images = (int)opt_num(o, "val_images", 0);
+    if (e->rung < 0 || e->rung > 64 || (!e->promotion && e->rung != 0))
+        return evo_fail(DN_ERR_DATA, "field \"rung\" is %d", e->rung);
     e->params = (size_t)opt_num(o, "params", 0);
     e->flops = opt_num(o, "flops", 0);
     e->seconds = opt_num(o, "train_seconds", 0) + opt_num(o, "eval_seconds", 0) + opt_num(o, "build_seconds", 0);

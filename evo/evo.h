@@ -68,6 +68,11 @@ typedef enum {
     EVO_MUT_ADD_SKIP,
     EVO_MUT_REMOVE_SKIP,
     EVO_MUT_COUNT,           /* the Large-Scale Evolution mutations above */
+    /* function-preserving mutations (network morphisms): started from the
+     * parent's weights (evo_morph_init), the child computes the parent's function */
+    EVO_MUT_DEEPEN = 50,         /* an identity [convolutional] inserted */
+    EVO_MUT_WIDEN,               /* a convolution's filters grow, Net2Net's WiderNet */
+    EVO_MUT_SKIP_ZERO,           /* a residual branch whose batch-norm scales start at 0 */
     /* cell searches (Regularized Evolution); identity is EVO_MUT_IDENTITY */
     EVO_MUT_HIDDEN_STATE = 100,  /* a block input moves to another hidden state */
     EVO_MUT_OP,                  /* a block op changes */
@@ -102,6 +107,14 @@ typedef struct {
     int mpi_workers;         /* not saved: worker ranks of an MPI run (-mpi); 0: none */
     char *gpus;              /* -gpus LIST: CUDA devices ("0,1"), one worker each by
                                 default (worker w on device w mod count); NULL or "": the CPU */
+    char *schedule;          /* "cosine", "constant" or "cfg": each evaluation's learning rate */
+    char *mutations;         /* growth searches: "paper", "morph" or "all" */
+    int rungs, eta;          /* fidelity levels and the promotion ratio (rungs 1: none) */
+    int val_images;          /* children scored on this many holdout images (0: all) */
+    double final_share;      /* final training: share of -hours (0: no final training) */
+    double final_epochs;     /* final training without -hours */
+    char *final_from;        /* "inherit" or "scratch" */
+    char *augment;           /* "none", "final" or "all" */
 } evo_options;
 
 void evo_options_defaults(evo_options *o);
@@ -122,7 +135,14 @@ typedef struct {
     int worker;              /* the worker that evaluated it (0 .. workers-1) */
     double worker_busy;      /* that worker's evaluation seconds so far (this session) */
     double elapsed;          /* search seconds when its event was recorded (replay only) */
+    int rung;                /* fidelity level: 0 as a child, +1 per promotion */
+    int val_images;          /* holdout images its accuracy was measured on (0: unknown) */
+    int stalled;             /* a promotion failed (diverged): not promoted again */
 } evo_individual;
+
+/* 1 when a ranks above b for export and the best ever: the higher fidelity
+ * level (more training, scored on more images), then the higher accuracy. */
+int evo_ranks_above(const evo_individual *a, const evo_individual *b);
 
 /* The state of a search, rebuilt by replaying DIR/events.jsonl. */
 typedef struct {
@@ -135,9 +155,9 @@ typedef struct {
 
 void evo_state_free(evo_state *s);
 evo_individual *evo_state_find(evo_state *s, int id);
-/* Index of the best individual ever evaluated (highest validation accuracy;
- * ties: the earlier evaluation), or -1: what export and the report take, and
- * whose weights the search keeps after its death. */
+/* Index of the best individual ever evaluated (evo_ranks_above; ties: the
+ * earlier evaluation), or -1: what final training, export and the report
+ * take, and whose weights the search keeps after its death. */
 int evo_state_best_ever(const evo_state *s);
 
 typedef struct evo_store evo_store;
@@ -183,6 +203,34 @@ dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report);
  * labels; no weights: it is to be trained from scratch). id < 0: the best
  * individual ever evaluated. */
 dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int normal_cells, FILE *report);
+
+/* ------------------------------------------------------------ final training */
+
+/* Final training of an individual (finish.c): on all training images, one
+ * warm-up + cosine cycle, into DIR/final/, then its test accuracy. A search
+ * with -final > 0 ends with it; `darknet evolve finish DIR` runs it later
+ * (again: a finished one is replaced only when asked with -again). */
+typedef struct {
+    int id;                  /* -1: the best ever (evo_state_best_ever) */
+    double seconds;          /* > 0: this long (steps fixed after timing the first ones) */
+    double epochs;           /* seconds 0: this many epochs */
+    int scratch;             /* 1: from a fresh initialisation, not the individual's weights */
+    int augment;             /* 1: random flip + 2-pixel pad-and-crop */
+    int filters, cells;      /* cell searches: the template at this width / depth (from scratch) */
+} evo_finish_options;
+/* The options a search's own final training uses (-final, -final-epochs,
+ * -final-from, -augment; the time -hours left). */
+void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_finish_options *fo);
+/* Train (or continue, after a kill) into evo_store_dir(st)/final/. */
+dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
+                     FILE *log);
+/* DIR/final/result.json, when final training finished (done 0 otherwise). */
+typedef struct {
+    int done, id, steps, images, scratch, augment;
+    double seconds;
+    float test_accuracy;
+} evo_final_info;
+dn_status evo_final_read(const char *dir, evo_final_info *info);
 
 /* ------------------------------------------------------------ report */
 

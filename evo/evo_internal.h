@@ -83,6 +83,51 @@ int evo_count_upstream_unsafe(const evo_genome *g);
 dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng,
                            int max_tries, evo_genome *child, evo_mutation *applied);
 
+/* Function-preserving mutations (network morphisms; Net2Net, Chen et al.
+ * 2016; NASH, Elsken et al. 2017). Started from the parent's weights
+ * (evo_inherit, then evo_morph_init) the child computes the parent's function:
+ *   deepen: an identity [convolutional] (3x3 stride 1, filters = its input
+ *     channels, batch_normalize=1) after a body layer (or at the input); relu
+ *     where its input is never negative, else linear (see mutate.c);
+ *   widen: a body convolution's filters f -> [f+1, max(2f,16)], the new
+ *     filters copies of old ones, the reader's weights split among the copies;
+ *     only where its output reaches exactly one [convolutional] (groups=1) or
+ *     [connected] through [maxpool], [avgpool], [local_avgpool], [activation]
+ *     and [dropout], and no route/shortcut reads any of them;
+ *   skip_zero: [route] of an earlier body layer -> [convolutional] (BN,
+ *     linear, stride making its map the main path's) -> [shortcut] onto the
+ *     main path; the branch's batch-norm scales start at 0, so it adds 0.
+ * They are plain evo_mutation values: evo_mutate applies them. */
+int evo_mutation_is_morph(evo_mutation m);   /* 1 for deepen, widen, skip_zero */
+
+/* Which mutations evo_mutate_child_set draws from:
+ *   paper: the 11 Large-Scale Evolution mutations (evo_mutate_child: same draws);
+ *   morph: deepen, widen, skip_zero, alter_learning_rate, identity;
+ *   all:   the paper's 11 and the 3 morphisms. */
+typedef enum { EVO_MUTSET_PAPER, EVO_MUTSET_MORPH, EVO_MUTSET_ALL } evo_mutation_set;
+dn_status evo_mutation_set_from_name(const char *name, evo_mutation_set *out);   /* "paper", "morph", "all" */
+const char *evo_mutation_set_name(evo_mutation_set s);                         /* "unknown" else */
+/* The paper's step with a chosen set: draw a mutation uniformly from the set,
+ * apply it to a copy of parent, check shapes, limits and upstream safety; on
+ * failure draw again (up to max_tries). EVO_MUTSET_PAPER is evo_mutate_child. */
+dn_status evo_mutate_child_set(const evo_genome *parent, const evo_limits *lim, evo_mutation_set set,
+                               uint64_t *rng, int max_tries, evo_genome *child, evo_mutation *applied);
+/* widen: index of the layer that reads body convolution i's output (see
+ * above), or -1 when widening gene i could not be made exact. */
+int evo_widen_reader(const evo_genome *g, int i);
+
+/* After evo_inherit (which copies the layers whose gene id and array sizes
+ * match): initialise what morphism m added or changed so that child(x) ==
+ * parent(x) in inference (in training mode too, except for deepen's batch
+ * norm, which then normalises with each batch's own statistics, and dropout's
+ * random masks). X: n
+ * training inputs (n * child->inputs floats; NULL or n < 1: mean 0 and
+ * variance 1, exact in inference all the same) for deepen's batch-norm
+ * statistics; seed: widen's copies and random split. Host arrays: call it
+ * before dn_network_to_gpu. Other mutations: nothing to do (DN_OK). */
+dn_status evo_morph_init(dn_network *child, const evo_genome *child_genome, const dn_network *parent,
+                         const evo_genome *parent_genome, evo_mutation m, const float *X, int n, uint64_t seed);
+
 /* ------------------------------------------------------------ cells */
 
 /* The NASNet-style cell search space of "Regularized Evolution for Image
@@ -208,6 +253,20 @@ void evo_data_free(evo_data *d);
 
 /* ------------------------------------------------------------ evaluation */
 
+/* Learning rate of each evaluation (-schedule). */
+typedef enum {
+    EVO_SCHEDULE_CFG,        /* the cfg's policy= on the lineage's seen count (upstream's rule) */
+    EVO_SCHEDULE_CONSTANT,   /* the genome's learning_rate throughout (the paper's) */
+    EVO_SCHEDULE_COSINE      /* warm-up, then cosine to 1/100 over the evaluation's own steps */
+} evo_schedule;
+dn_status evo_schedule_from_name(const char *name, evo_schedule *out);
+/* Rate of step i (0-based) of n for the peak rate lr under EVO_SCHEDULE_COSINE:
+ * a linear warm-up from lr/10 over the first max(1, n/20) steps, then
+ * lr/100 + (lr - lr/100) (1 + cos(pi t)) / 2 with t going from 0 to 1 over
+ * the rest. Every evaluation (child, promotion, final training) restarts it,
+ * as SGDR's warm restarts. */
+float evo_cosine_rate(float lr, int i, int n);
+
 typedef struct {
     int steps;               /* training batches per child                */
     int batch;               /* images per batch (overrides the cfg)      */
@@ -215,12 +274,17 @@ typedef struct {
     uint64_t seed;           /* drives init, dropout and data order        */
     int threads;             /* BLAS threads (0: leave as is)              */
     int gpu;                 /* 1 + CUDA device to train on; 0: the CPU    */
+    int schedule;            /* evo_schedule                               */
+    int val_images;          /* score on the first N holdout images (0: all) */
+    int augment;             /* 1: flip and 2-pixel crop on training batches (unless the .data says) */
+    evo_mutation mutation;   /* a morphism: evo_morph_init after inheritance */
 } evo_eval_options;
 
 typedef struct {
     evo_outcome outcome;
     char reason[512];        /* why it failed                              */
     float accuracy;          /* validation top-1 in [0,1]                   */
+    int val_images;          /* holdout images it was measured on           */
     float loss;              /* mean training loss of the last batches      */
     int steps;               /* batches trained                            */
     uint64_t seen;           /* images seen by the lineage                  */
@@ -244,7 +308,7 @@ void evo_result_free(evo_result *r);
  * length-prefixed strings, little-endian. evo_wire_open rejects a short,
  * foreign, wrong-version or wrong-length message with a clear error. */
 
-#define EVO_WIRE_VERSION 1
+#define EVO_WIRE_VERSION 2
 /* ALIVE: a worker's heartbeat, every second while it runs */
 typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP, EVO_MSG_ALIVE } evo_msg_type;
 
@@ -325,6 +389,9 @@ typedef struct {
 /* One line of events.jsonl. */
 typedef struct {
     int eval, id, parent;
+    int promotion;                  /* 1: "event":"promotion" of the living individual id (not a child) */
+    int rung;                       /* the fidelity level it reached (children: 0) */
+    int val_images;                 /* holdout images the accuracy was measured on (0: unknown) */
     evo_mutation mutation;
     evo_outcome outcome;
     float accuracy;
@@ -381,6 +448,8 @@ typedef struct {
     size_t offset;
     const char *def, *paper, *help;
     int resume;
+    const char *legacy;      /* the value when options.cfg lacks the key (a folder written before the
+                                option existed keeps its behaviour); NULL: the default */
 } evo_option_spec;
 
 const evo_option_spec *evo_option_table(int *n);
@@ -403,6 +472,18 @@ dn_status evo_store_remove_weights(evo_store *st, int id);
 /* Append one evaluation event (and the deaths it caused) as one JSON line, fsync'd. */
 dn_status evo_store_append_event(evo_store *st, const evo_individual *child, const evo_result *r,
                                  const int *killed, int nkilled, uint64_t rng_after, double elapsed);
+/* Individual id's cells in the run's template at filters / cells (export.c):
+ * a plain cfg (malloc'd) to train from scratch. */
+dn_status evo_scaled_cfg(evo_store *st, int id, int filters, int cells, char **plain);
+
+/* Seconds of -hours the search may spend: all of them, less -final's share. */
+double evo_search_seconds(const evo_options *o);
+
+/* A promotion of living individual ind (its state before it) as evaluation
+ * eval: r holds the further training's steps, seconds and the new score
+ * (outcome failed: it stays at its level and is not promoted again). */
+dn_status evo_store_append_promotion(evo_store *st, const evo_individual *ind, int eval, const evo_result *r,
+                                     uint64_t rng_after, double elapsed);
 /* DIR/seed.cfg parsed (the seed or cell template the search started from). */
 dn_status evo_store_load_seed(evo_store *st, evo_genome *seed);
 

@@ -113,7 +113,7 @@ static dn_status pick(const char *dir, evo_state *s, int id, const int *skip, in
         const evo_individual *v = &s->ind[i];
         int skipped = 0;
         for (int k = 0; k < nskip; ++k) skipped |= skip[k] == v->id;
-        if (id >= 0 ? v->id == id : v->outcome == EVO_OK && !skipped && (!best || v->accuracy > best->accuracy))
+        if (id >= 0 ? v->id == id : v->outcome == EVO_OK && !skipped && (!best || evo_ranks_above(v, best)))
             best = v;
     }
     if (!best && id < 0 && nskip > 0)
@@ -389,6 +389,13 @@ static dn_status scaled_cfg(evo_store *st, const evo_individual *v, int filters,
     return s;
 }
 
+dn_status evo_scaled_cfg(evo_store *st, int id, int filters, int cells, char **plain)
+{
+    evo_individual v = {.id = id};
+    const char *note = NULL;
+    return scaled_cfg(st, &v, filters, cells, plain, &note);
+}
+
 static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_individual *v, int filters, int cells,
                                const char *prefix, FILE *report)
 {
@@ -450,6 +457,25 @@ static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s
     return r;
 }
 
+/* The finished final training (DIR/final/): its model and weights, and the
+ * individual it trained; 0 when there is none. */
+static int load_final(const char *dir, evo_state *s, const evo_individual **v, loaded *in, evo_final_info *fi)
+{
+    char *cpath = NULL, *wpath = NULL;
+    if (evo_final_read(dir, fi) != DN_OK || !fi->done || !(*v = evo_state_find(s, fi->id))) return 0;
+    int ok = asprintf(&cpath, "%s/final/model.cfg", dir) >= 0 && asprintf(&wpath, "%s/final/final.weights", dir) >= 0 &&
+             dn_read_file(cpath, &in->cfg, NULL) == DN_OK && dn_read_file(wpath, (char **)&in->w, &in->wn) == DN_OK;
+    if (!ok) {
+        dn_warn("%s/final: the finished model cannot be read (%s); exporting the search's best instead", dir,
+                evo_last_error());
+        free(in->cfg); free(in->w);
+        memset(in, 0, sizeof *in);
+    }
+    free(cpath);
+    free(wpath);
+    return ok;
+}
+
 /* One try: read the log, choose, load, write. A chosen individual whose
  * files fail is tried once more with the log read again (failed_id), since a
  * running search may have replaced it: it records the new best, then deletes
@@ -471,7 +497,17 @@ static dn_status try_export(const char *dir, export_job *j, int *retry)
     DN_TRY(evo_store_open_read(dir, &o, &s, &st));
     const evo_individual *v = NULL;
     loaded in = {0};
-    dn_status r = pick(dir, &s, j->id, j->skip, j->nskip, &v);
+    evo_final_info fi;
+    dn_status r = DN_OK;
+    if (j->id < 0 && j->filters <= 0 && j->cells <= 0 && load_final(dir, &s, &v, &in, &fi)) {
+        if (j->report)
+            fprintf(j->report, "export: the final model of %s: individual %d after final training (%d steps, %.0f s, "
+                    "%s, %s)\n", dir, v->id, fi.steps, fi.seconds, fi.scratch ? "from scratch" : "from its weights",
+                    fi.augment ? "flip + crop" : "no augmentation");
+        r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report);
+        goto done;
+    }
+    r = pick(dir, &s, j->id, j->skip, j->nskip, &v);
     if (r == DN_OK && (j->filters > 0 || j->cells > 0)) {
         r = export_scaled(st, &o, v, j->filters, j->cells, j->prefix, j->report);
     } else if (r == DN_OK) {
@@ -488,6 +524,7 @@ static dn_status try_export(const char *dir, export_job *j, int *retry)
             if (ns) { j->skip = ns; j->skip[j->nskip++] = v->id; *retry = 1; }
         }
     }
+done:
     free(in.cfg);
     free(in.w);
     evo_store_close(st);

@@ -20,6 +20,12 @@
  *     channel count, Darknet's stand-in for the paper's interpolation /
  *     truncation of non-primary inputs);
  *   - a gene referenced by a [route] or [shortcut] is never removed.
+ *
+ * Besides them, three function-preserving mutations (network morphisms:
+ * Net2Net, Chen et al. 2016; NASH, Elsken et al. 2017): deepen, widen and
+ * skip_zero, whose child computes the parent's function once evo_morph_init
+ * (morph.c) has set the weights they add or change; and the mutation sets
+ * (paper, morph, all) evo_mutate_child_set draws from.
  */
 #include "evo_internal.h"
 #include <math.h>
@@ -33,16 +39,17 @@ static const char *const mutation_names[EVO_MUT_COUNT] = {
     "alter_channels", "alter_filter_size", "insert_one_to_one", "add_skip", "remove_skip",
 };
 
-/* The cell-space kinds, which live outside [0, EVO_MUT_COUNT). */
-static const struct { evo_mutation m; const char *name; } cell_kinds[] = {
+/* The kinds outside [0, EVO_MUT_COUNT): the morphisms and the cell space's. */
+static const struct { evo_mutation m; const char *name; } other_kinds[] = {
+    {EVO_MUT_DEEPEN, "deepen"}, {EVO_MUT_WIDEN, "widen"}, {EVO_MUT_SKIP_ZERO, "skip_zero"},
     {EVO_MUT_HIDDEN_STATE, "hidden_state"}, {EVO_MUT_OP, "op"}, {EVO_MUT_RANDOM, "random"},
 };
 
 const char *evo_mutation_name(evo_mutation m)
 {
     if (m == EVO_MUT_NONE) return "none";
-    for (size_t i = 0; i < sizeof cell_kinds / sizeof *cell_kinds; ++i)
-        if (cell_kinds[i].m == m) return cell_kinds[i].name;
+    for (size_t i = 0; i < sizeof other_kinds / sizeof *other_kinds; ++i)
+        if (other_kinds[i].m == m) return other_kinds[i].name;
     return (m >= 0 && m < EVO_MUT_COUNT) ? mutation_names[m] : "unknown";
 }
 
@@ -52,8 +59,8 @@ dn_status evo_mutation_from_name(const char *name, evo_mutation *out)
     if (strcmp(name, "none") == 0) { *out = EVO_MUT_NONE; return DN_OK; }
     for (int m = 0; m < EVO_MUT_COUNT; ++m)
         if (strcmp(name, mutation_names[m]) == 0) { *out = (evo_mutation)m; return DN_OK; }
-    for (size_t i = 0; i < sizeof cell_kinds / sizeof *cell_kinds; ++i)
-        if (strcmp(name, cell_kinds[i].name) == 0) { *out = cell_kinds[i].m; return DN_OK; }
+    for (size_t i = 0; i < sizeof other_kinds / sizeof *other_kinds; ++i)
+        if (strcmp(name, other_kinds[i].name) == 0) { *out = other_kinds[i].m; return DN_OK; }
     return evo_fail(DN_ERR_ARG, "unknown mutation '%s'", name);
 }
 
@@ -357,6 +364,217 @@ static dn_status remove_skip(evo_genome *g, uint64_t *rng)
     return DN_OK;
 }
 
+/* ------------------------------------------------------------ function-preserving mutations
+ * Network morphisms: evo_morph_init (morph.c) gives the genes these add or
+ * change weights under which the child computes its parent's function. */
+
+/* Activations that never output a negative number. */
+static int act_nonneg(dn_activation a) { return a == DN_RELU || a == DN_LOGISTIC; }
+
+/* nn[i] = 1 when layer i's output is never negative, for i < upto. The rule
+ * (exact, conservative): the network input is (images are in [0,1]); a
+ * [convolutional] or [connected] is when its activation is relu or logistic;
+ * an [activation] likewise, or when linear on such an input; pools and
+ * dropout when their input is; a [route] when all its inputs are; a
+ * [shortcut] when relu/logistic, or linear with both inputs non-negative and
+ * alpha, beta >= 0. Anything else (leaky, linear convolutions, batchnorm)
+ * may be negative. */
+static void nonneg_outputs(const dn_network *net, int upto, unsigned char *nn)
+{
+    for (int i = 0; i < upto; ++i) {
+        const dn_layer *l = &net->layers[i];
+        int prev = i == 0 ? 1 : nn[i - 1], v = 0;
+        switch (l->type) {
+        case DN_CONVOLUTIONAL: case DN_CONNECTED: v = act_nonneg(l->activation); break;
+        case DN_ACTIVATION_LAYER: v = act_nonneg(l->activation) || (l->activation == DN_LINEAR && prev); break;
+        case DN_MAXPOOL: case DN_AVGPOOL: case DN_LOCAL_AVGPOOL: case DN_DROPOUT: v = prev; break;
+        case DN_ROUTE:
+            v = 1;
+            for (int k = 0; k < l->n_inputs; ++k) v &= nn[l->input_layers[k]];
+            break;
+        case DN_SHORTCUT:
+            v = act_nonneg(l->activation) ||
+                (l->activation == DN_LINEAR && prev && nn[l->from] && l->alpha >= 0 && l->beta >= 0);
+            break;
+        default: v = 0;
+        }
+        nn[i] = (unsigned char)v;
+    }
+}
+
+/* Insertion positions in [0, body_end] whose new layer is read by the next
+ * one (not those before a [route], which ignores its previous layer). */
+static int read_positions(const evo_genome *g, int first, int *pos)
+{
+    int n = 0;
+    for (int p = first; p <= g->body_end; ++p)
+        if (p >= g->n || !is_type(&g->genes[p], "route")) pos[n++] = p;
+    return n;
+}
+
+/* deepen: [convolutional] batch_normalize=1 size=3 stride=1 pad=1, filters =
+ * its input channels, activation relu when its input is never negative
+ * (nonneg_outputs) and linear otherwise: either is then the identity on its
+ * input, so the identity init (morph.c) is exact. */
+static dn_status deepen(evo_genome *g, uint64_t *rng)
+{
+    dn_network *net;
+    DN_TRY(genome_shapes(g, &net));
+    int *pos = malloc((size_t)(g->body_end + 1) * sizeof *pos);
+    unsigned char *nn = malloc((size_t)g->body_end + 1);
+    if (!pos || !nn) { free(pos); free(nn); dn_network_free(net); return evo_fail(DN_ERR_NOMEM, "out of memory"); }
+    int np = read_positions(g, 0, pos);
+    int p = np ? pos[rand_int(rng, 0, np - 1)] : 0;
+    nonneg_outputs(net, p, nn);
+    int channels = p == 0 ? net->c : net->layers[p - 1].out_c, relu = p == 0 ? 1 : nn[p - 1];
+    dn_network_free(net);
+    free(pos);
+    free(nn);
+    char filters[32];
+    snprintf(filters, sizeof filters, "%d", channels);
+    const char *kv[] = {"batch_normalize", "1", "filters", filters, "size", "3", "stride", "1", "pad", "1",
+                        "activation", relu ? "relu" : "linear", NULL};
+    evo_gene conv;
+    DN_TRY(gene_make(&conv, "convolutional", kv));
+    return insert_genes(g, p, &conv, 1);
+}
+
+/* Layer types that pass channels through one for one (widen's path). */
+static int is_channelwise(const evo_gene *g)
+{
+    return is_type(g, "maxpool") || is_type(g, "avgpool") || is_type(g, "local_avgpool") || is_type(g, "activation") ||
+           is_type(g, "dropout");
+}
+
+/* A [convolutional] without groups (or groups=1). */
+static int is_plain_conv(const evo_gene *g)
+{
+    int groups;
+    return is_type(g, "convolutional") && gene_int(g, "groups", 1, &groups) == 0 && groups == 1;
+}
+
+int evo_widen_reader(const evo_genome *g, int i)
+{
+    if (!g || i < 0 || i >= g->body_end || !is_plain_conv(&g->genes[i])) return -1;
+    int k = i + 1;
+    while (k < g->n && is_channelwise(&g->genes[k])) ++k;
+    if (k >= g->n || !(is_plain_conv(&g->genes[k]) || is_type(&g->genes[k], "connected"))) return -1;
+    for (int j = i; j < k; ++j)
+        if (is_referenced(g, g->genes[j].id)) return -1;
+    return k;
+}
+
+/* widen: a body convolution whose output evo_widen_reader can split gets
+ * filters f -> uniform in [f+1, max(2f, 16)]. */
+static dn_status widen(evo_genome *g, uint64_t *rng)
+{
+    int *idx = malloc((size_t)(g->body_end + 1) * sizeof *idx), n = 0, f = 0;
+    if (!idx) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < g->body_end; ++i)
+        if (evo_widen_reader(g, i) >= 0 && gene_int(&g->genes[i], "filters", 1, &f) == 0 && f >= 1 && f <= 250000000)
+            idx[n++] = i;
+    int i = n ? idx[rand_int(rng, 0, n - 1)] : -1;
+    free(idx);
+    if (i < 0)
+        return evo_fail(DN_ERR_ARG, "widen does not apply: no body convolution whose output reaches just one "
+                        "[convolutional] or [connected] (through pools, activations, dropout) and no route or "
+                        "shortcut");
+    gene_int(&g->genes[i], "filters", 1, &f);
+    return gene_set_int(&g->genes[i], "filters", rand_int(rng, f + 1, 2 * f > 16 ? 2 * f : 16));
+}
+
+/* The smallest stride s <= 8 with which a 3x3 pad-1 (or 1x1) convolution
+ * maps src's output onto dst's map size ((w - 1)/s + 1, likewise h); 0: none. */
+static int branch_stride(const dn_layer *src, const dn_layer *dst)
+{
+    for (int s = 1; s <= 8; ++s)
+        if ((src->out_w - 1) / s + 1 == dst->out_w && (src->out_h - 1) / s + 1 == dst->out_h) return s;
+    return 0;
+}
+
+/* Sources of a branch inserted at pos: body genes j <= pos-1 that a strided
+ * convolution maps onto gene pos-1's map size. */
+static int branch_sources(const dn_network *net, int pos, int *src)
+{
+    int n = 0;
+    for (int j = 0; j < pos; ++j)
+        if (branch_stride(&net->layers[j], &net->layers[pos - 1])) {
+            if (src) src[n] = j;
+            ++n;
+        }
+    return n;
+}
+
+static dn_status gene_ref(evo_gene *g, int id)
+{
+    g->refs = malloc(sizeof *g->refs);
+    if (!g->refs) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    g->refs[0] = id;
+    g->nrefs = 1;
+    return DN_OK;
+}
+
+/* The three genes of a skip_zero branch from gene `from` onto main path gene
+ * `main` (channels: main's). On failure nothing is left allocated. */
+static dn_status branch_genes(evo_gene *b, int from, int main, int channels, int size, int stride)
+{
+    char filters[32], sz[8], st[8];
+    snprintf(filters, sizeof filters, "%d", channels);
+    snprintf(sz, sizeof sz, "%d", size);
+    snprintf(st, sizeof st, "%d", stride);
+    const char *conv[] = {"batch_normalize", "1", "filters", filters, "size", sz, "stride", st, "pad", "1",
+                          "activation", "linear", NULL};
+    const char *linear[] = {"activation", "linear", NULL};
+    memset(b, 0, 3 * sizeof *b);
+    dn_status s = gene_make(&b[0], "route", NULL);
+    if (s == DN_OK) s = gene_ref(&b[0], from);
+    if (s == DN_OK) s = gene_make(&b[1], "convolutional", conv);
+    if (s == DN_OK) s = gene_make(&b[2], "shortcut", linear);
+    if (s == DN_OK) s = gene_ref(&b[2], main);
+    if (s != DN_OK)
+        for (int k = 0; k < 3; ++k) gene_clear(&b[k]);
+    return s;
+}
+
+/* skip_zero: [route layers=j] -> [convolutional] (BN, linear, filters = the
+ * main path's channels, stride s mapping j's map onto it; 1x1 or 3x3 at
+ * stride 1, 3x3 otherwise: a strided 1x1 is upstream-unsafe) -> [shortcut
+ * from=main] at position pos (main = gene pos-1). pos is drawn among the
+ * positions with a source, then j. */
+static dn_status skip_zero(evo_genome *g, uint64_t *rng)
+{
+    if (g->body_end < 1) return evo_fail(DN_ERR_ARG, "skip_zero does not apply: the body is empty");
+    dn_network *net;
+    DN_TRY(genome_shapes(g, &net));
+    int *buf = malloc((size_t)(3 * g->body_end + 3) * sizeof *buf);
+    if (!buf) { dn_network_free(net); return evo_fail(DN_ERR_NOMEM, "out of memory"); }
+    int *cand = buf, *pos = buf + g->body_end + 1, *src = pos + g->body_end + 1, np = 0;
+    int nc = read_positions(g, 1, cand);
+    for (int k = 0; k < nc; ++k)
+        if (branch_sources(net, cand[k], NULL) > 0) pos[np++] = cand[k];
+    int p = -1, j = -1, stride = 0, channels = 0;
+    if (np > 0) {
+        p = pos[rand_int(rng, 0, np - 1)];
+        j = src[rand_int(rng, 0, branch_sources(net, p, src) - 1)];
+        stride = branch_stride(&net->layers[j], &net->layers[p - 1]);
+        channels = net->layers[p - 1].out_c;
+    }
+    dn_network_free(net);
+    free(buf);
+    if (p < 0)
+        return evo_fail(DN_ERR_ARG, "skip_zero does not apply: no body layer a strided convolution maps onto a "
+                        "later one");
+    int size = stride > 1 || rand_int(rng, 0, 1) ? 3 : 1;
+    evo_gene b[3];
+    DN_TRY(branch_genes(b, g->genes[j].id, g->genes[p - 1].id, channels, size, stride));
+    return insert_genes(g, p, b, 3);
+}
+
+int evo_mutation_is_morph(evo_mutation m)
+{
+    return m == EVO_MUT_DEEPEN || m == EVO_MUT_WIDEN || m == EVO_MUT_SKIP_ZERO;
+}
+
 dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng)
 {
     if (!g || !rng) return evo_fail(DN_ERR_ARG, "evo_mutate: no genome or rng");
@@ -373,6 +591,9 @@ dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng)
     case EVO_MUT_INSERT_ONE_TO_ONE: return insert_one_to_one(g, rng);
     case EVO_MUT_ADD_SKIP: return add_skip(g, rng);
     case EVO_MUT_REMOVE_SKIP: return remove_skip(g, rng);
+    case EVO_MUT_DEEPEN: return deepen(g, rng);
+    case EVO_MUT_WIDEN: return widen(g, rng);
+    case EVO_MUT_SKIP_ZERO: return skip_zero(g, rng);
     default: return evo_fail(DN_ERR_ARG, "evo_mutate: unknown mutation %d", (int)m);
     }
 }
@@ -392,17 +613,48 @@ int evo_count_upstream_unsafe(const evo_genome *g)
     return n;
 }
 
-dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng, int max_tries,
-                           evo_genome *child, evo_mutation *applied)
+static const char *const set_names[] = {"paper", "morph", "all"};
+
+dn_status evo_mutation_set_from_name(const char *name, evo_mutation_set *out)
+{
+    if (!name || !out) return evo_fail(DN_ERR_ARG, "evo_mutation_set_from_name: no name or output");
+    for (int k = 0; k < 3; ++k)
+        if (strcmp(name, set_names[k]) == 0) { *out = (evo_mutation_set)k; return DN_OK; }
+    return evo_fail(DN_ERR_ARG, "unknown mutation set '%s' (paper, morph or all)", name);
+}
+
+const char *evo_mutation_set_name(evo_mutation_set s)
+{
+    return s >= EVO_MUTSET_PAPER && s <= EVO_MUTSET_ALL ? set_names[s] : "unknown";
+}
+
+/* One uniform draw from the set (one rng step, as the paper's step always took). */
+static evo_mutation draw_mutation(evo_mutation_set set, uint64_t *rng)
+{
+    static const evo_mutation morph[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO,
+                                         EVO_MUT_ALTER_LEARNING_RATE, EVO_MUT_IDENTITY};
+    uint64_t r = dn_rand_u64(rng);
+    if (set == EVO_MUTSET_MORPH) return morph[r % 5];
+    if (set == EVO_MUTSET_ALL) {
+        uint64_t k = r % (EVO_MUT_COUNT + 3);   /* the paper's 11, then the 3 morphisms */
+        return k < EVO_MUT_COUNT ? (evo_mutation)k : morph[k - EVO_MUT_COUNT];
+    }
+    return (evo_mutation)(r % EVO_MUT_COUNT);
+}
+
+dn_status evo_mutate_child_set(const evo_genome *parent, const evo_limits *lim, evo_mutation_set set, uint64_t *rng,
+                               int max_tries, evo_genome *child, evo_mutation *applied)
 {
     if (child) memset(child, 0, sizeof *child);
     if (applied) *applied = EVO_MUT_NONE;
     if (!parent || !rng || !child) return evo_fail(DN_ERR_ARG, "evo_mutate_child: no parent, rng or child");
+    if (set < EVO_MUTSET_PAPER || set > EVO_MUTSET_ALL)
+        return evo_fail(DN_ERR_ARG, "evo_mutate_child_set: unknown mutation set %d", (int)set);
     int tries = max_tries < 1 ? 1 : max_tries;
     dn_status last = DN_ERR_ARG;
     char why[1024] = "";
     for (int t = 0; t < tries; ++t) {
-        evo_mutation m = (evo_mutation)(dn_rand_u64(rng) % EVO_MUT_COUNT);
+        evo_mutation m = draw_mutation(set, rng);
         evo_genome c;
         DN_TRY(evo_genome_copy(parent, &c));
         dn_status st = evo_mutate(&c, m, rng);
@@ -419,4 +671,10 @@ dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint
         evo_genome_free(&c);
     }
     return evo_fail(last, "no valid child in %d tries; the last was %s", tries, why);
+}
+
+dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint64_t *rng, int max_tries,
+                           evo_genome *child, evo_mutation *applied)
+{
+    return evo_mutate_child_set(parent, lim, EVO_MUTSET_PAPER, rng, max_tries, child, applied);
 }

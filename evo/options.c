@@ -30,7 +30,10 @@
 #define OFF(field) offsetof(evo_options, field)
 
 /*  flag            arg     options.cfg key  type          field                 default       paper   resume  help */
-#define OPT(flag, arg, key, type, field, def, paper, resume, help) {flag, arg, key, type, OFF(field), def, paper, help, resume}
+#define OPT(flag, arg, key, type, field, def, paper, resume, help) {flag, arg, key, type, OFF(field), def, paper, help, resume, NULL}
+/* An option added later: folders whose options.cfg lacks it read `legacy`. */
+#define NEW(flag, arg, key, type, field, def, paper, resume, legacy, help) \
+    {flag, arg, key, type, OFF(field), def, paper, help, resume, legacy}
 static const evo_option_spec TABLE[] = {
     OPT(NULL, "<data>", "data", EVO_OPT_STR, data_path, NULL, NULL, 0, "the .data file (absolute)"),
     OPT(NULL, "<seed.cfg>", "seed_cfg", EVO_OPT_STR, seed_cfg_path, NULL, NULL, 0, "the seed cfg as given (absolute)"),
@@ -44,7 +47,7 @@ static const evo_option_spec TABLE[] = {
         "budget: hours of search, summed over resumes (0: no limit)"),
     OPT("-steps", "T", "steps", EVO_OPT_INT, steps, "200", "25600", 0, "training steps (batches) per evaluation"),
     OPT("-batch", "B", "batch", EVO_OPT_INT, batch, "64", "50", 0, "images per training step (overrides the seed's batch=)"),
-    OPT("-holdout", "N", "holdout", EVO_OPT_INT, holdout, "2000", "5000", 0,
+    OPT("-holdout", "N", "holdout", EVO_OPT_INT, holdout, "5000", "5000", 0,
         "validation images carved out of the training set"),
     OPT("-inherit", "0|1", "inherit", EVO_OPT_INT, inherit, "-1", "1 / 0", 0,
         "children start from their parent's trained weights (-1: yes when growing, no for cells)"),
@@ -74,8 +77,32 @@ static const evo_option_spec TABLE[] = {
         "compute threads per evaluation (0: one per CPU, at most 8)"),
     OPT("-gpus", "LIST", "gpus", EVO_OPT_STR, gpus, NULL, NULL, 1,
         "train on these CUDA devices, e.g. 0,1: one worker per device unless -workers says otherwise (GPU=1 build)"),
+    NEW("-schedule", "NAME", "schedule", EVO_OPT_STR, schedule, "cosine", "constant", 0, "cfg",
+        "learning rate of each evaluation: cosine (warm-up, then cosine to 1/100 over the evaluation's own steps, "
+        "from the genome's learning_rate), constant (that rate throughout) or cfg (the cfg's policy= on the "
+        "lineage's seen count)"),
+    NEW("-mutations", "SET", "mutations", EVO_OPT_STR, mutations, "all", "paper", 0, "paper",
+        "growth searches: paper (the 11 of Large-Scale Evolution), morph (function-preserving deepen, widen, "
+        "skip_zero, learning rate, identity) or all (both)"),
+    NEW("-rungs", "R", "rungs", EVO_OPT_INT, rungs, "3", "1", 0, "1",
+        "fidelity levels: children get -steps; the top 1/eta of a level are promoted (trained eta^k times longer "
+        "in all, scored on the whole holdout); 1: no promotions"),
+    NEW("-eta", "E", "eta", EVO_OPT_INT, eta, "3", NULL, 0, "3", "promotion ratio between levels (>= 2)"),
+    NEW("-val-images", "N", "val_images", EVO_OPT_INT, val_images, "1000", NULL, 0, "0",
+        "children are scored on the first N holdout images, promotions on all of them (0: all)"),
+    NEW("-final", "SHARE", "final", EVO_OPT_DBL, final_share, "0.3", NULL, 0, "0",
+        "final training of the winner after the search: the share of -hours kept for it (with -evals only: "
+        "-final-epochs); 0: none"),
+    NEW("-final-epochs", "E", "final_epochs", EVO_OPT_DBL, final_epochs, "10", NULL, 0, "10",
+        "final training without -hours: epochs over all training images"),
+    NEW("-final-from", "HOW", "final_from", EVO_OPT_STR, final_from, "inherit", NULL, 0, "inherit",
+        "final training starts from the winner's weights (inherit) or from scratch"),
+    NEW("-augment", "LIST", "augment", EVO_OPT_STR, augment, "final", NULL, 0, "none",
+        "random horizontal flip and 2-pixel pad-and-crop: none, final (in final training) or all (in the "
+        "search too); the .data's flip= / crop_pad= apply everywhere when set"),
 };
 #undef OPT
+#undef NEW
 
 const evo_option_spec *evo_option_table(int *n)
 {
@@ -262,6 +289,8 @@ dn_status evo_options_parse(char *text, const char *path, evo_options *o)
         p = nl ? nl + 1 : p + strlen(p);
     }
     if (!header) return evo_fail(DN_ERR_PARSE, "%s: no [evolve] section", path);
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i)   /* options added after the folder was made */
+        if (TABLE[i].key && TABLE[i].legacy && !seen[i]) set_value(o, &TABLE[i], TABLE[i].legacy, 0);
     for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; ++i)   /* the positional inputs */
         if (!TABLE[i].flag && TABLE[i].key && !seen[i])
             return evo_fail(DN_ERR_PARSE, "%s: the option '%s' is missing", path, TABLE[i].key);

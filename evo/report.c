@@ -20,6 +20,7 @@
  */
 #include "evo_internal.h"
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ typedef struct {
     char *page, *folder;
     int has_dot;
     int cells;               /* a cell search (the seed is a template)    */
+    evo_final_info final;    /* DIR/final/result.json (done 0: none)       */
 } report;
 
 static char *join(const char *a, const char *b)
@@ -195,8 +197,7 @@ static void find_best(report *r)
     for (int i = 0; i < r->s.n; ++i) {
         const evo_individual *v = &r->s.ind[i];
         if (v->outcome != EVO_OK) continue;
-        if (!r->best || v->accuracy > r->best->accuracy || (v->accuracy == r->best->accuracy && v->id < r->best->id))
-            r->best = v;
+        if (!r->best || evo_ranks_above(v, r->best)) r->best = v;   /* ties: the earlier, as evo_state_best_ever */
         if (v->parent < 0 && (!r->baseline || v->eval < r->baseline->eval)) r->baseline = v;
     }
 }
@@ -237,6 +238,10 @@ static int seed_has_cells(const char *dir)
 
 static dn_status read_run(report *r)
 {
+    if (evo_final_read(r->dir, &r->final) != DN_OK) {
+        note(r, "%s/final/result.json cannot be read: %s", r->dir, evo_last_error());
+        memset(&r->final, 0, sizeof r->final);
+    }
     DN_TRY(check_run_folder(r->dir));
     DN_TRY(evo_store_read(r->dir, &r->o, &r->s));
     DN_TRY(read_reasons(r));   /* a partial last line: the store has warned, the page says so */
@@ -532,6 +537,19 @@ static void summary_search(evo_text *t, const report *r)
     row(t, "alive", "%d individuals", count_alive(&r->s));
     row(t, "search time", "%s%s (%.0f evaluations per hour)", el, o->hours > 0 ? " of the hours budget" : "",
         r->s.elapsed > 0 ? 3600.0 * r->s.evals / r->s.elapsed : 0.0);
+    int children = r->s.n, levels[9] = {0};
+    for (int i = 0; i < r->s.n; ++i)
+        if (r->s.ind[i].outcome == EVO_OK) levels[r->s.ind[i].rung < 8 ? r->s.ind[i].rung : 8]++;
+    row(t, "training", "%s schedule, %s mutations; %d children, %d promotions", o->schedule ? o->schedule : "cfg",
+        o->mutations ? o->mutations : "paper", children, r->s.evals - children);
+    if (o->rungs > 1) {
+        evo_text lv = {0};
+        for (int k = 1; k < o->rungs && k < 9; ++k) evo_text_add(&lv, "%s%d at level %d", k > 1 ? ", " : "", levels[k], k);
+        row(t, "fidelity levels", "%d (eta %d; children scored on %d holdout images, promotions on all %d): %s",
+            o->rungs, o->eta, o->val_images > 0 && o->val_images < o->holdout ? o->val_images : o->holdout, o->holdout,
+            lv.s ? lv.s : "");
+        evo_text_free(&lv);
+    }
 }
 
 static void summary_best(evo_text *t, const report *r)
@@ -539,7 +557,8 @@ static void summary_best(evo_text *t, const report *r)
     const evo_individual *b = r->best;
     if (!b) { row(t, "best individual", "none yet (no individual trained)"); return; }
     row(t, "best individual", "%d (evaluation %d, %s)", b->id, b->eval, b->alive ? "alive" : "dead");
-    row(t, "best validation accuracy", "%.2f%%", 100.0 * b->accuracy);
+    row(t, "best validation accuracy", "%.2f%% (level %d, on %d holdout images)", 100.0 * b->accuracy, b->rung,
+        b->val_images);
     const test_record *tr = test_of(r, b->id);
     if (tr) row(t, "test accuracy of the best", "%.2f%% (%d test images, measured by export to %s)",
                 100.0 * tr->accuracy, tr->images, tr->out ? tr->out : "?");
@@ -557,12 +576,90 @@ static void summary_best(evo_text *t, const report *r)
     }
 }
 
+static void summary_final(evo_text *t, const report *r)
+{
+    const evo_final_info *f = &r->final;
+    if (!f->done) {
+        row(t, "final training", "%s", r->o.final_share > 0 ? "not finished yet (the search runs, or -resume / "
+                                                             "darknet evolve finish continues it)"
+                                                           : "off (-final 0): darknet evolve finish DIR runs it");
+        return;
+    }
+    const evo_individual *v = evo_state_find((evo_state *)&r->s, f->id);
+    row(t, "final training", "individual %d, %d steps in %.0f s on all training images, %s, %s", f->id, f->steps,
+        f->seconds, f->scratch ? "from scratch" : "from its search weights", f->augment ? "flip + crop" : "no augmentation");
+    if (f->images > 0 && v)
+        row(t, "final test accuracy", "<b>%.2f%%</b> on %d test images (its search validation %.2f%%: a gap of %+.2f "
+            "points, the optimism of selection plus the extra training)", 100.0 * f->test_accuracy, f->images,
+            100.0 * v->accuracy, 100.0 * (v->accuracy - f->test_accuracy));
+}
+
 static void page_summary(evo_text *t, const report *r)
 {
     evo_text_add(t, "<h2>Summary</h2>\n<table class=\"summary\">\n");
     summary_search(t, r);
     summary_best(t, r);
+    summary_final(t, r);
     evo_text_add(t, "</table>\n");
+}
+
+/* ------------------------------------------------------------ the page: promotions, final training */
+
+static int by_level_then_accuracy(const void *a, const void *b)
+{
+    const evo_individual *x = *(const evo_individual *const *)a, *y = *(const evo_individual *const *)b;
+    return evo_ranks_above(x, y) ? -1 : evo_ranks_above(y, x) ? 1 : 0;
+}
+
+static void page_promotions(evo_text *t, const report *r)
+{
+    const evo_individual **v = malloc((size_t)(r->s.n + 1) * sizeof *v);
+    int n = 0;
+    for (int i = 0; v && i < r->s.n; ++i)
+        if (r->s.ind[i].rung > 0) v[n++] = &r->s.ind[i];
+    if (n > 0) {
+        qsort(v, (size_t)n, sizeof *v, by_level_then_accuracy);
+        evo_text_add(t, "<h2>Promotions</h2>\n<p>Individuals trained beyond a child's steps (the best of each level "
+                        "are promoted to the next and scored on the whole holdout), best first.</p>\n"
+                        "<table class=\"lineage\">\n<tr><th>individual</th><th>level</th><th>validation</th>"
+                        "<th>images</th><th>steps in all</th><th>params</th><th>fate</th></tr>\n");
+        for (int i = 0; i < n && i < 30; ++i)
+            evo_text_add(t, "<tr><td class=\"num\">%d</td><td class=\"num\">%d</td><td class=\"num\">%.2f%%</td>"
+                            "<td class=\"num\">%d</td><td class=\"num\">%d</td><td class=\"num\">%zu</td><td>%s</td>"
+                            "</tr>\n", v[i]->id, v[i]->rung, 100.0 * v[i]->accuracy, v[i]->val_images, v[i]->steps,
+                         v[i]->params, v[i]->alive ? "alive" : "dead");
+        evo_text_add(t, "</table>\n");
+    }
+    free(v);
+}
+
+/* The final training's loss curve (DIR/final/curve.tsv) as an inline SVG polyline. */
+static void page_final(evo_text *t, const report *r)
+{
+    char *path = NULL, *text = NULL;
+    if (asprintf(&path, "%s/final/curve.tsv", r->dir) < 0) return;
+    int have = dn_read_file(path, &text, NULL) == DN_OK;
+    free(path);
+    if (!have) return;
+    int st[256], n = 0;
+    float loss[256], hi = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l && n < 256; l = strtok_r(NULL, "\n", &save))
+        if (*l != '#' && sscanf(l, "%d %f", &st[n], &loss[n]) == 2 && isfinite(loss[n])) {
+            if (loss[n] > hi) hi = loss[n];
+            ++n;
+        }
+    free(text);
+    if (n < 2 || hi <= 0) return;
+    evo_text_add(t, "<h2>Final training</h2>\n<p>Mean training loss against the step (%d to %d)%s.</p>\n"
+                    "<svg width=\"640\" height=\"200\" viewBox=\"0 0 640 200\"><rect x=\"40\" y=\"10\" width=\"590\" "
+                    "height=\"170\" fill=\"none\" stroke=\"#999\"/><polyline fill=\"none\" stroke=\"#d62728\" "
+                    "stroke-width=\"2\" points=\"", st[0], st[n - 1], r->final.done ? "" : " &mdash; in progress");
+    for (int i = 0; i < n; ++i)
+        evo_text_add(t, "%.1f,%.1f ", 40 + 590.0 * (st[i] - st[0]) / (st[n - 1] - st[0] ? st[n - 1] - st[0] : 1),
+                     180 - 170.0 * loss[i] / hi);
+    evo_text_add(t, "\"/><text x=\"36\" y=\"18\" text-anchor=\"end\" font-size=\"11\">%.3g</text>"
+                    "<text x=\"36\" y=\"180\" text-anchor=\"end\" font-size=\"11\">0</text></svg>\n", hi);
 }
 
 static void page_progress(evo_text *t, const report *r)
@@ -736,6 +833,8 @@ static dn_status write_page(report *r)
     page_head(&t, r);
     page_summary(&t, r);
     page_progress(&t, r);
+    page_final(&t, r);
+    page_promotions(&t, r);
     page_lineage(&t, r);
     page_architectures(&t, r);
     page_failures(&t, r);

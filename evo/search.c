@@ -27,6 +27,19 @@
  * process loses only the children in flight. With more than one worker the
  * interleaving (and so the log) depends on timing; -workers 1 is reproducible.
  *
+ * Promotions (-rungs R > 1, asynchronous successive halving as ASHA, Li et
+ * al. 2020): every child is a level-0 evaluation (-steps, scored on the first
+ * -val-images of the holdout). Before each new child a worker looks, from the
+ * top level down, for a living level-k individual among the best 1/eta of all
+ * individuals ever scored at level k (minus those already promoted from k);
+ * if there is one, it trains it further instead (steps x eta^k x (eta - 1)
+ * more, so that level k means steps x eta^k in all, with a fresh warm-up +
+ * cosine cycle), scores it on the whole holdout and records a "promotion"
+ * event: the same individual, one level up. Promotions take evaluation
+ * numbers and count against -evals and -hours like children; they draw
+ * nothing from the RNG, so -workers 1 stays reproducible. Export, final
+ * training and the report take the best of the highest level reached.
+ *
  * All randomness flows from the search seed: selection and mutation draw from
  * state->rng (restored from the event log on resume); each evaluation gets a
  * seed derived from (search seed, child id). Only the event log's timing
@@ -56,6 +69,11 @@ typedef struct {
     int blocks;           /* cell searches: blocks per cell           */
     int inherit;          /* children start from their parent's weights */
     int threads;          /* compute threads per evaluation (0: as set)  */
+    evo_mutation_set mutset;  /* growth searches: the mutations drawn      */
+    evo_schedule schedule;    /* each evaluation's learning rate          */
+    int augment;          /* flip + crop in the search's training (-augment all) */
+    int promoting[64], npromoting;  /* ids whose promotion is in flight      */
+    int children_inflight;          /* children being trained right now      */
     int gpu[EVO_MAX_GPUS], ngpus;   /* -gpus: worker w trains on gpu[w % ngpus] */
     int mpi;              /* MPI: worker w sends its children to rank w+1 */
     int ranks_left;       /* MPI: worker ranks not dropped             */
@@ -170,6 +188,12 @@ static dn_status plan_step(search_ctx *c, step_plan *p)
 
 /* ------------------------------------------------------------ budget and progress */
 
+double evo_search_seconds(const evo_options *o)
+{
+    double share = o->final_share > 0 && o->final_share < 1 ? o->final_share : 0;
+    return o->hours * 3600.0 * (1 - share);
+}
+
 /* Evaluations finished or in flight. */
 static int launched(const search_ctx *c) { return c->s->evals + c->inflight; }
 
@@ -177,7 +201,7 @@ static int budget_left(const search_ctx *c)
 {
     const evo_options *o = c->o;
     if (o->evals > 0 && launched(c) >= o->evals) return 0;
-    if (o->hours > 0 && elapsed_now(c) >= o->hours * 3600.0) return 0;
+    if (o->hours > 0 && elapsed_now(c) >= evo_search_seconds(o)) return 0;
     return 1;
 }
 
@@ -186,7 +210,7 @@ static double seconds_left(const search_ctx *c)
 {
     const evo_options *o = c->o;
     double el = elapsed_now(c), left = -1;
-    if (o->hours > 0) left = o->hours * 3600.0 - el;
+    if (o->hours > 0) left = evo_search_seconds(o) - el;
     if (o->evals > 0 && c->s->evals > 0) {
         double est = (o->evals - c->s->evals) * (el / c->s->evals);
         if (left < 0 || est < left) left = est;
@@ -226,6 +250,8 @@ static void print_progress(const search_ctx *c, const evo_individual *ind, const
 typedef struct {
     evo_genome child, parent;
     int have_parent;
+    int promotion;        /* > 0: a promotion of the parent, training this many more steps */
+    int rung;             /* a promotion: the level it leads to */
     evo_mutation mutation;
     void *pweights; size_t pweights_size;
     char mut_error[512];  /* no mutation applied: why                 */
@@ -247,7 +273,8 @@ static dn_status random_walk(search_ctx *c, step_input *in)
     for (int i = 0; i < steps && s == DN_OK; ++i) {
         evo_genome next;
         evo_mutation m;
-        if (evo_mutate_child(&in->child, &c->o->limits, &c->s->rng, MUTATE_TRIES, &next, &m) != DN_OK) break;
+        if (evo_mutate_child_set(&in->child, &c->o->limits, c->mutset, &c->s->rng, MUTATE_TRIES, &next, &m) != DN_OK)
+            break;
         evo_genome_free(&in->child);
         in->child = next;
     }
@@ -307,7 +334,7 @@ static dn_status cell_child(search_ctx *c, const evo_genome *parent, int random,
  * search past the initial population) a random point of the growth space. */
 static dn_status fresh_child(search_ctx *c, step_input *in)
 {
-    int random = launched(c) >= c->o->population;
+    int random = c->s->n + c->children_inflight >= c->o->population;
     if (c->cells) return cell_child(c, NULL, random, in);
     if (random) return random_walk(c, in);
     return evo_genome_copy(&c->seed, &in->child);
@@ -336,7 +363,8 @@ static dn_status prepare_child(search_ctx *c, const step_plan *p, step_input *in
     if (s != DN_OK) return s;
     in->have_parent = 1;
     s = c->cells ? cell_child(c, &in->parent, 0, in)
-                 : evo_mutate_child(&in->parent, &c->o->limits, &c->s->rng, MUTATE_TRIES, &in->child, &in->mutation);
+                 : evo_mutate_child_set(&in->parent, &c->o->limits, c->mutset, &c->s->rng, MUTATE_TRIES, &in->child,
+                                        &in->mutation);
     if (s != DN_OK) {
         snprintf(in->mut_error, sizeof in->mut_error, "no mutation applies: %s", evo_last_error());
         in->mutation = EVO_MUT_NONE;
@@ -392,6 +420,17 @@ static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, ev
     eo.seed = eval_seed(c->o->seed, id);
     eo.threads = c->threads;
     eo.gpu = c->ngpus ? 1 + c->gpu[worker % c->ngpus] : 0;
+    eo.schedule = c->schedule;
+    eo.augment = c->augment;
+    eo.val_images = c->o->rungs > 1 ? c->o->val_images : 0;   /* without promotions: the whole holdout */
+    eo.mutation = in->mutation;
+    if (in->promotion) {   /* the individual itself, trained further, scored on the whole holdout */
+        eo.steps = in->promotion;
+        eo.val_images = 0;
+        eo.inherit = 1;
+        eo.mutation = EVO_MUT_NONE;
+        eo.seed = eval_seed(c->o->seed ^ 0x9E3779B97F4A7C15ull * (uint64_t)in->rung, id);
+    }
     if (c->mpi) { evaluate_remote(c, worker + 1, id, in, &eo, r, busy, dropped); return; }
     evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
                  eo.inherit ? in->pweights_size : 0, &c->data, &eo, r);
@@ -414,7 +453,7 @@ static dn_status record_step(search_ctx *c, const evo_individual *ind, const ste
     s = evo_store_append_event(c->st, ind, r, &p->killed, nkilled, c->s->rng, elapsed);
     if (s != DN_OK) return s;
     /* the best ever keeps its weights; a dead one loses them when beaten */
-    int new_best = ok && (best_before < 0 || ind->accuracy > c->s->ind[best_before].accuracy);
+    int new_best = ok && (best_before < 0 || evo_ranks_above(ind, &c->s->ind[best_before]));
     if (nkilled && (p->killed != best_id || new_best)) {
         s = evo_store_remove_weights(c->st, p->killed);
         if (s != DN_OK) return s;
@@ -453,6 +492,7 @@ static void fill_individual(search_ctx *c, int id, const step_input *in, const s
     ind->alive = r->outcome == EVO_OK;
     ind->died_at = ind->alive ? 0 : ind->eval;
     ind->accuracy = ind->alive ? r->accuracy : 0;
+    ind->val_images = r->val_images;
     ind->steps = r->steps;
     ind->seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
     ind->params = r->params;
@@ -467,14 +507,190 @@ static void lose_rank(search_ctx *c)
     snprintf(c->error_msg, sizeof c->error_msg, "every MPI worker rank was dropped; resume with -resume");
 }
 
+/* ------------------------------------------------------------ promotions */
+
+static int promoting(const search_ctx *c, int id)
+{
+    for (int i = 0; i < c->npromoting; ++i)
+        if (c->promoting[i] == id) return 1;
+    return 0;
+}
+
+/* Promotions in flight from level k. */
+static int promoting_from(const search_ctx *c, int k)
+{
+    int n = 0;
+    for (int i = 0; i < c->npromoting; ++i) {
+        const evo_individual *v = evo_state_find(c->s, c->promoting[i]);
+        n += v && v->rung == k;
+    }
+    return n;
+}
+
+/* Index of the individual to promote from level k, or -1: the best living,
+ * promotable one, when it ranks within the level's free promotion slots. */
+static int candidate_at(const search_ctx *c, int k)
+{
+    const evo_state *s = c->s;
+    int reached = 0, above = promoting_from(c, k), best = -1;
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        if (v->outcome != EVO_OK) continue;
+        reached += v->rung >= k;
+        above += v->rung > k;
+        if (v->rung == k && v->alive && v->died_at == 0 && !v->stalled && !promoting(c, v->id) &&
+            (best < 0 || v->accuracy > s->ind[best].accuracy))
+            best = i;
+    }
+    int slots = reached / c->o->eta - above;
+    if (best < 0 || slots <= 0) return -1;
+    int rank = 0;   /* individuals of level k scored above it, dead or alive */
+    for (int i = 0; i < s->n; ++i)
+        rank += s->ind[i].outcome == EVO_OK && s->ind[i].rung == k && s->ind[i].accuracy > s->ind[best].accuracy;
+    return rank < slots ? best : -1;
+}
+
+/* The individual (index) to promote now, from the top level down, or -1. */
+static int promotion_candidate(const search_ctx *c)
+{
+    if (c->o->rungs < 2 || c->s->n < c->o->population || c->npromoting >= 64) return -1;
+    for (int k = c->o->rungs - 2; k >= 0; --k) {
+        int i = candidate_at(c, k);
+        if (i >= 0) return i;
+    }
+    return -1;
+}
+
+/* Further steps that take level k to k + 1: steps x eta^k x (eta - 1). */
+static int promotion_steps(const evo_options *o, int k)
+{
+    double n = o->steps * (o->eta - 1.0);
+    for (int i = 0; i < k; ++i) n *= o->eta;
+    return n > 1e8 ? 100000000 : (int)n;
+}
+
+/* The promoted individual as both parent and child, with its weights. */
+static dn_status prepare_promotion(search_ctx *c, const evo_individual *v, step_input *in)
+{
+    memset(in, 0, sizeof *in);
+    in->mutation = EVO_MUT_NONE;
+    char *cfg = NULL, name[64];
+    DN_TRY(evo_store_load_individual(c->st, v->id, &cfg, &in->pweights, &in->pweights_size));
+    snprintf(name, sizeof name, "individual %d", v->id);
+    dn_status s = evo_genome_parse(cfg, name, &in->parent);
+    free(cfg);
+    if (s != DN_OK) return s;
+    in->have_parent = 1;
+    s = evo_genome_copy(&in->parent, &in->child);
+    in->promotion = promotion_steps(c->o, v->rung);
+    in->rung = v->rung + 1;
+    return s;
+}
+
+static void print_promotion(const search_ctx *c, const evo_individual *v, const evo_result *r, double seconds)
+{
+    if (!c->log) return;
+    fprintf(c->log, "[%3d%s%.0d] promote %d to level %d", c->s->evals, c->o->evals > 0 ? "/" : "",
+            c->o->evals > 0 ? c->o->evals : 0, v->id, v->rung);
+    if (r->outcome == EVO_OK) fprintf(c->log, "  val %.2f%% on %d images  (+%d steps, %.2f s)", 100.0 * v->accuracy,
+                                      r->val_images, r->steps, seconds);
+    else fprintf(c->log, "  FAILED (%.2f s): %s; it stays at level %d", seconds, r->reason, v->rung);
+    fputc('\n', c->log);
+    fflush(c->log);
+}
+
+/* Write the promoted weights, then the event (a kill between the two leaves
+ * weights one promotion ahead of the log); the old best ever loses its
+ * weights when dead and overtaken. Lock held. */
+static dn_status record_promotion(search_ctx *c, evo_individual *v, const step_input *in, evo_result *r,
+                                  double elapsed)
+{
+    int best_before = evo_state_best_ever(c->s), best_id = best_before >= 0 ? c->s->ind[best_before].id : -1;
+    if (r->outcome == EVO_OK) {
+        char *text = NULL;
+        DN_TRY(evo_genome_emit(&in->child, 1, &text));
+        dn_status s = evo_store_save_individual(c->st, v->id, text, r->weights, r->weights_size);
+        free(text);
+        if (s != DN_OK) return s;
+    }
+    int eval = c->s->evals + 1;
+    DN_TRY(evo_store_append_promotion(c->st, v, eval, r, c->s->rng, elapsed));
+    evo_event e;
+    memset(&e, 0, sizeof e);
+    e.eval = eval; e.id = v->id; e.promotion = 1; e.rung = v->rung + 1; e.outcome = r->outcome;
+    e.accuracy = r->accuracy; e.val_images = r->val_images; e.steps = r->steps;
+    e.seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
+    e.rng = c->s->rng; e.elapsed = elapsed;
+    int baseline = 0;
+    evo_event_apply(c->s, &e, &baseline);
+    int best_after = evo_state_best_ever(c->s);
+    if (best_before >= 0 && best_after >= 0 && c->s->ind[best_after].id != best_id && !c->s->ind[best_before].alive &&
+        c->s->ind[best_before].died_at > 0)
+        return evo_store_remove_weights(c->st, best_id);
+    return DN_OK;
+}
+
+/* Train individual index i further and record it. Called with c->lock held;
+ * returns with it held. A promotion whose individual died meanwhile (another
+ * worker's tournament) is dropped. */
+static void promote(search_ctx *c, int worker, int i, double *busy, int *dropped)
+{
+    evo_individual v = c->s->ind[i];
+    step_input in;
+    dn_status s = prepare_promotion(c, &v, &in);
+    if (s != DN_OK) {
+        step_input_free(&in);
+        c->error = s;
+        snprintf(c->error_msg, sizeof c->error_msg, "%s", evo_last_error());
+        return;
+    }
+    c->promoting[c->npromoting++] = v.id;
+    ++c->inflight;
+    if (c->log) {   /* a promotion may train long: say what is going on */
+        fprintf(c->log, "        promoting %d to level %d: %d more steps...\n", v.id, v.rung + 1, in.promotion);
+        fflush(c->log);
+    }
+    pthread_mutex_unlock(&c->lock);
+    evo_result r;
+    double seconds = 0;
+    evaluate_child(c, worker, v.id, &in, &r, &seconds, dropped);
+    *busy += seconds;
+    pthread_mutex_lock(&c->lock);
+    --c->inflight;
+    for (int k = 0; k < c->npromoting; ++k)
+        if (c->promoting[k] == v.id) c->promoting[k] = c->promoting[--c->npromoting];
+    evo_individual *now = evo_state_find(c->s, v.id);
+    if (now && now->alive && now->died_at == 0) {
+        now->worker = worker;
+        now->worker_busy = *busy;
+        s = record_promotion(c, now, &in, &r, elapsed_now(c));
+        if (s == DN_OK) print_promotion(c, now, &r, seconds);
+        if (s != DN_OK && c->error == DN_OK) {
+            c->error = s;
+            snprintf(c->error_msg, sizeof c->error_msg, "%s", evo_last_error());
+        }
+    } else if (c->log) {
+        fprintf(c->log, "evolve: the promotion of %d is dropped: it died while training\n", v.id);
+    }
+    evo_result_free(&r);
+    step_input_free(&in);
+}
+
 /* One worker's evaluations until the budget is spent or the search failed.
  * Called with c->lock held; returns with it held. */
 static void worker_loop(search_ctx *c, int worker)
 {
     double busy = 0;
     while (c->error == DN_OK && budget_left(c)) {
+        int promote_i = promotion_candidate(c);
+        if (promote_i >= 0) {
+            int dropped = 0;
+            promote(c, worker, promote_i, &busy, &dropped);
+            if (dropped) { lose_rank(c); return; }
+            continue;
+        }
         step_plan p = { -1, -1 };
-        dn_status s = launched(c) < c->o->population ? DN_OK : plan_step(c, &p);
+        dn_status s = c->s->n + c->children_inflight < c->o->population ? DN_OK : plan_step(c, &p);
         step_input in;
         memset(&in, 0, sizeof in);
         if (s == DN_OK) s = prepare_child(c, &p, &in);
@@ -488,6 +704,7 @@ static void worker_loop(search_ctx *c, int worker)
         if (k) k->alive = 0, k->died_at = -1;   /* no longer selectable; its death is logged with the child */
         int id = c->s->next_id++;
         ++c->inflight;
+        ++c->children_inflight;
         pthread_mutex_unlock(&c->lock);
         evo_result r;
         double seconds = 0;
@@ -496,6 +713,7 @@ static void worker_loop(search_ctx *c, int worker)
         busy += seconds;
         pthread_mutex_lock(&c->lock);
         --c->inflight;
+        --c->children_inflight;
         evo_individual ind;
         fill_individual(c, id, &in, &p, &r, &ind);
         ind.worker = worker;
@@ -550,6 +768,9 @@ static dn_status load_seed(search_ctx *c)
     if (s != DN_OK) return s;
     c->cells = evo_genome_has_cells(&c->seed);
     c->inherit = c->o->inherit < 0 ? !c->cells : c->o->inherit;
+    c->augment = c->o->augment && !strcmp(c->o->augment, "all");
+    if ((s = evo_schedule_from_name(c->o->schedule, &c->schedule)) != DN_OK) return s;
+    if ((s = evo_mutation_set_from_name(c->o->mutations, &c->mutset)) != DN_OK) return s;
     if (!c->cells) return DN_OK;
     if ((s = evo_template_check(&c->seed)) != DN_OK) return s;
     c->blocks = c->o->blocks > 0 ? c->o->blocks : evo_template_blocks(&c->seed);
@@ -598,10 +819,30 @@ static void print_end(const search_ctx *c)
                 x->id, x->parent, evo_mutation_name(x->mutation), x->eval, x->alive ? "alive" : "dead, weights kept",
                 100.0 * x->accuracy, x->params, x->flops / 1e6);
     }
+    fflush(c->log);
+}
+
+/* After the search (and its final training): how to export, and the report. */
+static void print_after(const search_ctx *c)
+{
+    if (!c->log) return;
     char q[4200];
-    if (b >= 0) fprintf(c->log, "export with: darknet evolve export %s\n", evo_shell_quote(evo_store_dir(c->st), q, sizeof q));
+    if (evo_state_best_ever(c->s) >= 0)
+        fprintf(c->log, "export with: darknet evolve export %s\n", evo_shell_quote(evo_store_dir(c->st), q, sizeof q));
     fflush(c->log);
     evo_report_after_search(evo_store_dir(c->st), c->log);   /* prints its path; a failure only warns */
+}
+
+/* The search's own final training of its winner (-final > 0), unless done. */
+static dn_status final_training(search_ctx *c)
+{
+    evo_final_info fi;
+    if (c->o->final_share <= 0 || evo_state_best_ever(c->s) < 0) return DN_OK;
+    DN_TRY(evo_final_read(evo_store_dir(c->st), &fi));
+    if (fi.done) return DN_OK;
+    evo_finish_options fo;
+    evo_finish_options_from(c->o, c->s, &fo);
+    return evo_finish(c->st, c->o, c->s, &fo, c->log);
 }
 
 /* A fresh search starts its RNG and ids from the seed. */
@@ -669,10 +910,12 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
     print_start(&c);
     s = search_loop(&c);
     if (s == DN_OK) print_end(&c);
+    evo_data_free(&c.data);   /* final training loads every training image itself */
+    if (s == DN_OK) s = final_training(&c);
+    if (s == DN_OK) print_after(&c);
     if (s == DN_OK && state->n > 0 && evo_state_best_ever(state) < 0)
         s = evo_fail(DN_ERR_DATA, "%s: every one of the %d evaluations failed (the reasons are in events.jsonl and "
                      "the report): no model to export", evo_store_dir(st), state->evals);
-    evo_data_free(&c.data);
     evo_genome_free(&c.seed);
     return s;
 }

@@ -715,6 +715,7 @@ static void event_from(const evo_individual *c, const int *killed, int nkilled, 
     e->elapsed = elapsed;
     e->worker = c->worker;
     e->worker_busy = c->worker_busy;
+    e->val_images = c->val_images;
 }
 
 /* One write() of the whole line, then fsync; on failure the file is cut back. */
@@ -771,6 +772,25 @@ dn_status evo_store_append_event(evo_store *st, const evo_individual *child, con
         return evo_fail(DN_ERR_ARG, "evo_store_append_event: bad arguments");
     evo_event e;
     event_from(child, killed, nkilled, rng_after, elapsed, r, &e);
+    pthread_mutex_lock(&st->mu);
+    dn_status s = append_locked(st, &e, r);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+dn_status evo_store_append_promotion(evo_store *st, const evo_individual *ind, int eval, const evo_result *r,
+                                     uint64_t rng_after, double elapsed)
+{
+    if (!st || !ind || !r) return evo_fail(DN_ERR_ARG, "evo_store_append_promotion: bad arguments");
+    evo_event e;
+    event_from(ind, NULL, 0, rng_after, elapsed, r, &e);
+    e.promotion = 1;
+    e.eval = eval;
+    e.rung = ind->rung + 1;
+    e.outcome = r->outcome;
+    e.accuracy = r->outcome == EVO_OK ? r->accuracy : 0;
+    e.val_images = r->val_images;
+    e.steps = r->steps;
     pthread_mutex_lock(&st->mu);
     dn_status s = append_locked(st, &e, r);
     pthread_mutex_unlock(&st->mu);

@@ -246,6 +246,10 @@ dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m)
     evo_wire_u32(w, (uint32_t)m->eval.steps);
     evo_wire_u32(w, (uint32_t)m->eval.batch);
     evo_wire_u32(w, (uint32_t)m->eval.inherit);
+    evo_wire_u32(w, (uint32_t)m->eval.schedule);
+    evo_wire_u32(w, (uint32_t)m->eval.val_images);
+    evo_wire_u32(w, (uint32_t)m->eval.augment);
+    evo_wire_u32(w, (uint32_t)(m->eval.mutation + 1));   /* EVO_MUT_NONE is -1 */
     evo_wire_str(w, m->child_cfg);
     evo_wire_str(w, m->parent_cfg);
     evo_wire_bytes(w, m->parent_weights, m->parent_weights_size);
@@ -254,18 +258,27 @@ dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m)
 
 dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m)
 {
-    uint32_t id = 0, steps = 0, batch = 0, inherit = 0;
+    uint32_t id = 0, steps = 0, batch = 0, inherit = 0, schedule = 0, val_images = 0, augment = 0, mutation = 0;
     memset(m, 0, sizeof *m);
     evo_read_u32(r, "id", &id);
     evo_read_u64(r, "seed", &m->eval.seed);
     evo_read_u32(r, "steps", &steps);
     evo_read_u32(r, "batch", &batch);
     evo_read_u32(r, "inherit", &inherit);
+    evo_read_u32(r, "schedule", &schedule);
+    evo_read_u32(r, "validation images", &val_images);
+    evo_read_u32(r, "augment", &augment);
+    evo_read_u32(r, "mutation", &mutation);
     evo_read_bytes(r, "child cfg", (void **)&m->child_cfg, NULL);
     evo_read_bytes(r, "parent cfg", (void **)&m->parent_cfg, NULL);
     evo_read_bytes(r, "parent weights", &m->parent_weights, &m->parent_weights_size);
     m->id = (int)id; m->eval.steps = (int)steps; m->eval.batch = (int)batch; m->eval.inherit = (int)inherit;
+    m->eval.schedule = (int)schedule; m->eval.val_images = (int)val_images; m->eval.augment = (int)augment;
+    m->eval.mutation = (evo_mutation)((int)mutation - 1);
     dn_status s = evo_read_end(r);
+    if (s == DN_OK && (schedule > EVO_SCHEDULE_COSINE || val_images > 100000000u || augment > 1))
+        s = evo_fail(DN_ERR_PARSE, "task message: schedule %u, validation images %u or augment %u out of range",
+                     schedule, val_images, augment);
     if (s != DN_OK) evo_task_msg_free(m);
     return s;
 }
@@ -285,6 +298,7 @@ dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worke
     evo_wire_u32(w, (uint32_t)r->outcome);
     evo_wire_str(w, r->reason);
     evo_wire_f64(w, r->accuracy);
+    evo_wire_u32(w, (uint32_t)r->val_images);
     evo_wire_f64(w, r->loss);
     evo_wire_u32(w, (uint32_t)r->steps);
     evo_wire_u64(w, r->seen);
@@ -302,7 +316,7 @@ dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worke
 
 dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *worker_seconds)
 {
-    uint32_t uid = 0, outcome = 0, steps = 0, copied = 0, initialised = 0;
+    uint32_t uid = 0, outcome = 0, steps = 0, copied = 0, initialised = 0, val_images = 0;
     uint64_t params = 0;
     double acc = 0, loss = 0;
     char *reason = NULL;
@@ -311,6 +325,7 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
     evo_read_u32(r, "outcome", &outcome);
     evo_read_bytes(r, "reason", (void **)&reason, NULL);
     evo_read_f64(r, "accuracy", &acc);
+    evo_read_u32(r, "validation images", &val_images);
     evo_read_f64(r, "loss", &loss);
     evo_read_u32(r, "steps", &steps);
     evo_read_u64(r, "seen", &res->seen);
@@ -338,6 +353,7 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
     snprintf(res->reason, sizeof res->reason, "%s", reason ? reason : "");
     free(reason);
     res->accuracy = (float)acc;
+    res->val_images = (int)val_images;
     res->loss = (float)loss;
     res->steps = (int)steps;
     res->inherited.copied = (int)copied;

@@ -73,18 +73,20 @@ lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 need_darknet() { [ -x "$DN" ] || { echo "no $DN (build it first)"; echo "0 passed, 1 failed"; exit 1; }; }
 
 # check_search_log LABEL EVENTS N POP WORKERS: a finished search's event log
-# is consistent: evaluations 1..N in order with no gap or duplicate, every id
-# once, WORKERS distinct workers evaluated, every kill of a living individual
-# and at most once, alive + killed + failed = evaluated, at most POP alive.
+# is consistent: evaluations 1..N in order with no gap or duplicate, every
+# child's id once, WORKERS distinct workers evaluated, every kill of a living
+# individual and at most once, every promotion of a living one,
+# alive + killed + failed = children, at most POP alive.
 check_search_log() {
   local label=$1 ev=$2 n=$3 pop=$4 workers=$5 evals acct bad total nalive ndead nfail
   evals=$(grep -oE '"eval":[0-9]+' "$ev" | cut -d: -f2 | tr '\n' ' ')
   check "$label: evals 1..$n in order, no gap or duplicate" [ "$evals" = "$(seq -s ' ' 1 "$n") " ]
-  check "$label: every id once" [ "$(grep -oE '"id":[0-9]+' "$ev" | sort | uniq -d | wc -l)" -eq 0 ]
+  check "$label: every id once" [ "$(grep -v '"event":"promotion"' "$ev" | grep -oE '"id":[0-9]+' | sort | uniq -d | wc -l)" -eq 0 ]
   check "$label: $workers workers evaluated" [ "$(grep -oE '"worker":[0-9]+' "$ev" | sort -u | wc -l)" -eq "$workers" ]
   acct=$(awk '
     { id = ""; if (match($0, /"id":[0-9]+/)) id = substr($0, RSTART + 5, RLENGTH - 5) + 0
       failed = ($0 ~ /"outcome":"failed"/)
+      if ($0 ~ /"event":"promotion"/) { if (!(id in alive)) bad++; next }
       if (match($0, /"killed":\[[0-9,]*\]/)) { k = substr($0, RSTART + 10, RLENGTH - 11)
         if (k != "") { m = split(k, ks, ","); for (i = 1; i <= m; ++i) { if (!(ks[i] in alive)) bad++; delete alive[ks[i]]; dead++ } } }
       if (failed) nfail++; else alive[id] = 1; total++ }

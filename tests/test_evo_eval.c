@@ -12,6 +12,9 @@
  *             a divergent learning rate fail with their reason; inheritance
  *             of an identical genome copies every layer (same accuracy with
  *             0 steps), of a resized one copies none, with inherit=0 none
+ *   schedule: evo_cosine_rate's warm-up and cosine; a poly seed whose
+ *             lineage has used up max_batches no longer learns under the
+ *             cfg schedule but does under cosine; val_images scores on a part
  *   export:   the four files, a plain cfg that parses, weights that load,
  *             absolute paths, labels, the test accuracy against an
  *             independent computation, failed/dead/unknown ids refused
@@ -23,6 +26,7 @@
 #include "testlib.h"
 #include "testtmp.h"
 #include <ftw.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -455,6 +459,60 @@ static void test_export(const evo_data *d, const evo_result *r1)
     evo_genome_free(&bad);
 }
 
+/* Largest change of any weight between two .weights buffers of one network. */
+static float max_change(const void *a, const void *b, size_t size)
+{
+    const float *x = (const float *)((const char *)a + 20), *y = (const float *)((const char *)b + 20);
+    float m = 0;
+    for (size_t i = 0; i < (size - 20) / sizeof(float); ++i) m = fabsf(x[i] - y[i]) > m ? fabsf(x[i] - y[i]) : m;
+    return m;
+}
+
+static void test_schedule(const evo_data *d, const evo_result *r1)
+{
+    float lr = 0.1f;
+    CHECK(fabsf(evo_cosine_rate(lr, 0, 200) - lr / 10) < 1e-7f, "warm-up starts at lr/10: %g", evo_cosine_rate(lr, 0, 200));
+    CHECK(fabsf(evo_cosine_rate(lr, 10, 200) - lr) < 1e-6f, "the peak after n/20 steps: %g", evo_cosine_rate(lr, 10, 200));
+    CHECK(fabsf(evo_cosine_rate(lr, 199, 200) - lr / 100) < 1e-6f, "ends at lr/100: %g", evo_cosine_rate(lr, 199, 200));
+    int mono = 1;
+    for (int i = 1; i < 10; ++i) mono &= evo_cosine_rate(lr, i, 200) > evo_cosine_rate(lr, i - 1, 200);
+    for (int i = 11; i < 200; ++i) mono &= evo_cosine_rate(lr, i, 200) < evo_cosine_rate(lr, i - 1, 200);
+    CHECK(mono, "rises through the warm-up, then falls");
+    CHECK(evo_cosine_rate(lr, 0, 1) > 0 && evo_cosine_rate(lr, 0, 2) > 0, "one or two steps still train");
+
+    /* the parent saw 80 batches; a poly schedule over 80 batches has nothing left for its children */
+    evo_genome parent = genome(TINY("0.05", "4")), child = genome(TINY("0.05", "4"));
+    evo_net_set(&child, "policy", "poly");
+    evo_net_set(&child, "power", "4");
+    evo_net_set(&child, "max_batches", "80");
+    evo_eval_options o = eval_opts(5, 1);
+    evo_result cfg, cosine;
+    evo_evaluate(&child, &parent, r1->weights, r1->weights_size, d, &o, &cfg);
+    o.schedule = EVO_SCHEDULE_COSINE;
+    evo_evaluate(&child, &parent, r1->weights, r1->weights_size, d, &o, &cosine);
+    CHECK(cfg.outcome == EVO_OK && cosine.outcome == EVO_OK, "both train: %s %s", cfg.reason, cosine.reason);
+    if (cfg.outcome == EVO_OK && cosine.outcome == EVO_OK) {
+        float a = max_change(cfg.weights, r1->weights, r1->weights_size);
+        float b = max_change(cosine.weights, r1->weights, r1->weights_size);
+        CHECK(b > 100 * a && b > 1e-4f, "cosine learns (largest change %g), the spent poly schedule does not (%g)", b, a);
+    }
+    evo_result_free(&cfg);
+    evo_result_free(&cosine);
+
+    o.val_images = 10;
+    evo_evaluate(&parent, NULL, NULL, 0, d, &o, &cfg);
+    float tenths = cfg.accuracy * 10;
+    CHECK(cfg.outcome == EVO_OK && cfg.val_images == 10 && fabsf(tenths - roundf(tenths)) < 1e-5f,
+          "scored on the first 10 holdout images: %d images, accuracy %g", cfg.val_images, cfg.accuracy);
+    evo_result_free(&cfg);
+    o.val_images = 0;
+    evo_evaluate(&parent, NULL, NULL, 0, d, &o, &cfg);
+    CHECK(cfg.val_images == d->holdout.n, "0: the whole holdout (%d)", cfg.val_images);
+    evo_result_free(&cfg);
+    evo_genome_free(&parent);
+    evo_genome_free(&child);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_evo_eval.XXXXXX");
@@ -470,6 +528,7 @@ int main(void)
     test_evaluate_failures(&d);
     if (r1.outcome == EVO_OK) {
         test_inheritance(&d, &r1);
+        test_schedule(&d, &r1);
         test_export(&d, &r1);
     }
     evo_result_free(&r1);

@@ -18,6 +18,10 @@ static void make_task(evo_wire *w, evo_task_msg *t)
     t->eval.steps = 200;
     t->eval.batch = 64;
     t->eval.inherit = 1;
+    t->eval.schedule = EVO_SCHEDULE_COSINE;
+    t->eval.val_images = 1000;
+    t->eval.augment = 1;
+    t->eval.mutation = EVO_MUT_WIDEN;
     t->child_cfg = "[net]\nbatch=1\n# evo id=3\n[convolutional]\nfilters=8\n";
     t->parent_cfg = "[net]\nbatch=1\n";
     static unsigned char weights[1000];
@@ -37,6 +41,8 @@ static void test_task_round_trip(void)
     CHECK_OK(evo_wire_open(w.data, w.len, &type, &r));
     CHECK(type == EVO_MSG_TASK, "type %d", type);
     CHECK_OK(evo_unwire_task(&r, &u));
+    CHECK(u.eval.schedule == EVO_SCHEDULE_COSINE && u.eval.val_images == 1000 && u.eval.augment == 1 &&
+          u.eval.mutation == EVO_MUT_WIDEN, "schedule, validation images, augmentation and mutation survive");
     CHECK(u.id == 4242 && u.eval.seed == t.eval.seed && u.eval.steps == 200 && u.eval.batch == 64 && u.eval.inherit == 1,
           "task fields");
     CHECK(u.child_cfg && !strcmp(u.child_cfg, t.child_cfg), "child cfg");
@@ -153,8 +159,8 @@ static void test_bad_headers(void)
           "trailing byte: %s", dn_last_error());
     /* a payload that claims more than it holds inside a string length */
     CHECK_OK(evo_wire_open(m, w.len, &type, &r));
-    m[20 + 4 + 8 + 12] = 0xff;   /* high byte region of the child cfg length */
-    m[20 + 4 + 8 + 12 + 7] = 0x7f;
+    m[20 + 4 + 8 + 28] = 0xff;   /* high byte region of the child cfg length (after 7 u32 fields) */
+    m[20 + 4 + 8 + 28 + 7] = 0x7f;
     CHECK_OK(evo_wire_open(m, w.len, &type, &r));
     CHECK(evo_unwire_task(&r, &t) == DN_ERR_PARSE && strstr(dn_last_error(), "child cfg"), "huge length: %s",
           dn_last_error());

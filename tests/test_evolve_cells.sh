@@ -4,6 +4,8 @@
 #   a. -algo aging: the run completes; children come from hidden_state, op or
 #      identity mutations; every death is the oldest living individual; every
 #      individual's cfg carries its cells and has no [cell] left;
+#      `finish -filters F -cells N` retrains the winner's cells at that size
+#      from scratch in the run folder, and export writes that model;
 #   b. -algo random: fresh samples past the initial population; the best so far
 #      stays alive; the cells seen cover every allowed op;
 #   c. kill -9 mid-search, -resume: no gap or duplicate, the budget is reached;
@@ -64,11 +66,20 @@ check "avg3x3: the export holds a [local_avgpool]" grep -q '^\[local_avgpool\]' 
 check "avg3x3: export says pjreddie Darknet does not load it" grep -q 'not in pjreddie Darknet' "$T/export_avg.out"
 run export_avg_wide "$DN" evolve export "$T/avg" -filters 6 -cells 1 -out "$T/winavg/wide"
 check "avg3x3: the width/depth export says so too" grep -q 'not in pjreddie Darknet' "$T/export_avg_wide.out"
+# the winner's cells retrained at another width and depth in the run folder
+run finish_wide "$DN" evolve finish "$T/a" -again -filters 6 -cells 2 -epochs 0.3
+check "finish -filters -cells trains the scaled cells (rc=$rc: $(tail -n 1 "$T/finish_wide.err"))" \
+  bash -c "[ $rc -eq 0 ] && grep -q '\"from\":\"scratch\"' '$T/a/final/result.json' && grep -qE '^final: test accuracy' '$T/finish_wide.out'"
+run export_wide "$DN" evolve export "$T/a" -out "$T/wide/best"
+check "... and export writes that model (the scaled cfg, its trained weights)" \
+  bash -c "cmp -s '$T/a/final/final.weights' '$T/wide/best.weights' && [ \$(grep -c '^\[' '$T/wide/best.cfg') -gt \$(grep -c '^\[' '$T/wina/best.cfg') ]"
 
 # ------------------------------------------------------------------ b. random search
 run b "$DN" evolve "$T/fashion.data" "$T/tiny.cfg" -out "$T/b" -algo random -ops sep3x3,max3x3,identity "${SMALL[@]}"
 check "random search exits 0 (rc=$rc: $(tail -n 2 "$T/b.err"))" [ "$rc" -eq 0 ]
-check "random: samples past the initial population" [ "$(grep -c '"mutation":"random"' "$T/b/events.jsonl")" -eq $((EVALS - POP)) ]
+nchild=$(grep -vc '"event":"promotion"' "$T/b/events.jsonl")
+check "random: samples past the initial population ($nchild children)" \
+  [ "$(grep -v '"event":"promotion"' "$T/b/events.jsonl" | grep -c '"mutation":"random"')" -eq $((nchild - POP)) ]
 cells_b=$(find "$T/b" -name '*.cfg' ! -name options.cfg ! -name seed.cfg -exec grep -h '^# evo cells' {} +)
 for op in sep3x3 max3x3 identity; do check "random: op $op seen" grep -q "$op" <<< "$cells_b"; done
 check "random: only the allowed ops" bash -c "! grep -qE 'sep5x5|sep7x7|avg3x3|conv1x1|conv3x3' <<< '$cells_b'"

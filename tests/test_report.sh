@@ -32,8 +32,8 @@ HAVE_DOT=0; command -v dot >/dev/null && HAVE_DOT=1
 # ------------------------------------------------------------------ helpers
 # circles SVG [KIND]: the individuals' dots in a progress plot
 circles() { grep -o "<circle class=\"ind ${2:-}" "$1" | wc -l; }
-# whole lines of an event log
-events() { grep -c '}$' "$1"; }
+# individuals of an event log: its whole lines that are not promotions
+events() { grep '}$' "$1" | grep -vc '"event":"promotion"'; }
 # links_ok PAGE: every href/src is a relative file that exists beside the page
 links_ok() {
   local page=$1 dir bad=0 n=0 ref
@@ -46,11 +46,13 @@ links_ok() {
   [ "$bad" -eq 0 ] && [ "$n" -gt 0 ]
 }
 # best_id EVENTS: the best individual ever (highest accuracy, ties: the lower id)
+# the best ever: the highest level (promotions), then accuracy, then the earlier id
 best_id() {
   awk '/"outcome":"ok"/ { match($0, /"id":[0-9]+/); id = substr($0, RSTART + 5, RLENGTH - 5) + 0
-         match($0, /"accuracy":[-0-9.eE+]+/); a = substr($0, RSTART + 11, RLENGTH - 11) + 0
-         if (best == "" || a > acc || (a == acc && id < best)) { best = id; acc = a } }
-       END { print best }' "$1"
+         match($0, /"accuracy":[-0-9.eE+]+/); acc[id] = substr($0, RSTART + 11, RLENGTH - 11) + 0
+         lv[id] = match($0, /"rung":[0-9]+/) ? substr($0, RSTART + 7, RLENGTH - 7) + 0 : 0 }
+       END { for (i in acc) if (best == "" || lv[i] > lv[best] || (lv[i] == lv[best] && (acc[i] > acc[best] ||
+             (acc[i] == acc[best] && i + 0 < best + 0)))) best = i; print best }' "$1"
 }
 # lineage_ok PAGE EVENTS: the rows go from an initial individual (parent -1 in
 # the log too) to the best, each the child of the row before
@@ -94,11 +96,11 @@ check "the search's report is its last line" bash -c "tail -n 1 '$T/a.out' | gre
 P=$T/a/report
 check "a: one dot per evaluated individual ($(circles "$P/progress.svg") vs $(events "$T/a/events.jsonl"))" \
   [ "$(circles "$P/progress.svg")" -eq "$(events "$T/a/events.jsonl")" ]
-check "a: the same over time" [ "$(circles "$P/progress-time.svg")" -eq "$EVALS" ]
-check "a: nothing else in the plot is a circle" [ "$(grep -c '<circle' "$P/progress.svg")" -eq "$EVALS" ]
+check "a: the same over time" [ "$(circles "$P/progress-time.svg")" -eq "$(events "$T/a/events.jsonl")" ]
+check "a: nothing else in the plot is a circle" [ "$(grep -c '<circle' "$P/progress.svg")" -eq "$(events "$T/a/events.jsonl")" ]
 check "a: dead and alive are told apart" bash -c "[ $(circles "$P/progress.svg" alive) -eq 6 ] && [ $(circles "$P/progress.svg" dead) -gt 0 ]"
 check "a: the plot has the best-so-far line and axes" bash -c "grep -q 'class=\"p-best\"' '$P/progress.svg' && grep -q '>evaluation<' '$P/progress.svg' && grep -q 'validation accuracy' '$P/progress.svg'"
-check "a: the page embeds both plots" [ "$(grep -o '<circle class="ind' "$P/index.html" | wc -l)" -eq $((2 * EVALS)) ]
+check "a: the page embeds both plots" [ "$(grep -o '<circle class="ind' "$P/index.html" | wc -l)" -eq $((2 * $(events "$T/a/events.jsonl"))) ]
 check "a: every href/src of the page exists beside it" links_ok "$P/index.html"
 check "a: the lineage runs from an initial individual to the best" lineage_ok "$P/index.html" "$T/a/events.jsonl"
 check "a: the best and its ancestors are drawn ($(drawn "$P/index.html"))" diagrams_ok "$P/index.html"
@@ -151,10 +153,10 @@ sed -e 's/^learning_rate=.*/learning_rate=100/' cfg/evo-trivial.cfg > "$T/hot.cf
 "$DN" evolve "$T/fashion.data" "$T/hot.cfg" -out "$T/c" -population 6 -evals "$FEVALS" -steps "$FSTEPS" "${SMALL[@]}" -seed 2 \
   >"$T/c1.out" 2>"$T/c1.err" &
 pid=$!
-for _ in $(seq 1000); do [ "$(lines "$T/c/events.jsonl")" -ge 10 ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
-n0=$(lines "$T/c/events.jsonl")
+for _ in $(seq 1000); do [ "$(events "$T/c/events.jsonl")" -ge 10 ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.02; done
+n0=$(events "$T/c/events.jsonl")
 run c_live "$DN" evolve report "$T/c" -out "$T/live/index.html"
-n1=$(lines "$T/c/events.jsonl")
+n1=$(events "$T/c/events.jsonl")
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 nk=$(events "$T/c/events.jsonl")
 check "report while the search runs exits 0 (rc=$rc: $(tail -n 2 "$T/c_live.err"))" [ "$rc" -eq 0 ]
@@ -167,7 +169,7 @@ P=$T/c/report
 check "resume: the search wrote its report" grep -qx "report: $P/index.html" "$T/c_resume.out"
 nf=$(grep -c '"outcome":"failed"' "$T/c/events.jsonl")
 check "c: the run has failures ($nf)" [ "$nf" -ge 1 ]
-check "c: one dot per individual after the resume" [ "$(circles "$P/progress.svg")" -eq "$FEVALS" ]
+check "c: one dot per individual after the resume" [ "$(circles "$P/progress.svg")" -eq "$(events "$T/c/events.jsonl")" ]
 check "c: failed dots = failures ($(circles "$P/progress.svg" failed) vs $nf)" [ "$(circles "$P/progress.svg" failed)" -eq "$nf" ]
 check "c: the failures are listed with their reason" grep -q '<td>training diverged' "$P/index.html"
 check "c: every href/src exists" links_ok "$P/index.html"
@@ -183,7 +185,7 @@ run torn "$DN" evolve report "$T/torn"
 check "a partial last line is skipped (rc=$rc: $(tail -n 1 "$T/torn.err"))" [ "$rc" -eq 0 ]
 check "a partial last line: a note says so" grep -qiE 'partial|torn' "$T/torn.err"
 check "a partial last line: the page says so" grep -q "partial line" "$T/torn/report/index.html"
-check "a partial last line: dots = whole lines" [ "$(circles "$T/torn/report/progress.svg")" -eq "$FEVALS" ]
+check "a partial last line: dots = whole lines" [ "$(circles "$T/torn/report/progress.svg")" -eq "$(events "$T/c/events.jsonl")" ]
 check "c: no crash" no_crash "$T/c_live.err" "$T/c_resume.err" "$T/torn.err" "$T/c_failed.err"
 
 # ------------------------------------------------------------------ d. without Graphviz
@@ -210,7 +212,7 @@ cp -r "$T/a" "$T/nocfg"; rm "$T/nocfg/individuals/$best.cfg"
 expect_error missing_cfg 1 "nocfg/individuals/$best\\.cfg" "$DN" evolve report "$T/nocfg"
 expect_error unknown_id 1 'no individual 12345' "$DN" evolve report "$T/a" -out "$T/x/index.html" -id 12345
 expect_error overwrite 1 'refusing to overwrite' "$DN" evolve report "$T/a" -out "$T/a/events.jsonl"
-check "-out never overwrites a file that is not a page" [ "$(events "$T/a/events.jsonl")" -eq "$EVALS" ]
+check "-out never overwrites a file that is not a page" [ "$(lines "$T/a/events.jsonl")" -eq "$EVALS" ]
 expect_error no_dir 2 'usage: darknet evolve report' "$DN" evolve report
 expect_error bad_flag 2 "unknown option '-frob'" "$DN" evolve report "$T/a" -frob
 expect_error bad_id 2 "-id wants an integer, not 'x'" "$DN" evolve report "$T/a" -id 3,x

@@ -117,6 +117,7 @@ check "damaged weights: the file is kept aside" [ -s "$T/D/orphans/weights/$vict
 check "damaged weights: the log replays" sequential "$T/D/events.jsonl" 10
 # the best's weights gone: the default export takes the next best, with a warning
 cp -r "$T/R" "$T/B"
+rm -rf "$T/B/final"   # the search's best, not its final training, is what export takes then
 best=$(sed -nE 's/^best: individual ([0-9]+).*/\1/p' "$T/base.out")
 rm -f "$T/B/weights/$best.weights"
 run b_export "$DN" evolve export "$T/B"

@@ -1,0 +1,456 @@
+/*
+ * finish.c — final training of a search's winner: the model a user gets.
+ *
+ * The search ranks children after short training on part of the training
+ * images; the winner (evo_state_best_ever: the best of the highest fidelity
+ * level) is then trained once more, longer, as one would train a hand-designed
+ * model: on ALL training images (the validation holdout included), one
+ * warm-up + cosine cycle (evo_cosine_rate) from the genome's learning_rate
+ * over the whole run, random flip and 2-pixel crop unless -augment none,
+ * starting from the winner's inherited weights or from scratch. Its test
+ * accuracy is measured once, at the end, on the .data's valid= split (the
+ * test set, read by nothing else), and `darknet evolve export DIR` exports
+ * this model.
+ *
+ * Length: with -hours, whatever of the budget the search left (at least the
+ * -final share): the steps are fixed after a short measurement of this
+ * machine's speed on the winner; without -hours, -final-epochs epochs.
+ *
+ * DIR/final/ (every file written atomically):
+ *   model.cfg           the network trained (annotated cfg, as individuals/)
+ *   progress.json       {id, step, steps, seconds, from, augment, seed}
+ *   curve.tsv           step and mean training loss, up to 64 points
+ *   checkpoint.weights  the weights after `step` steps (every 30 s or 10% of the steps)
+ *   final.weights       the finished model
+ *   result.json         {id, steps, seconds, epochs, test_accuracy, images,
+ *                        val_accuracy, from, augment}: written last, so
+ *                        its presence means "finished"
+ * A kill at any moment loses at most the steps since the last checkpoint:
+ * -resume (or `darknet evolve finish DIR`) continues from it, with the same
+ * schedule (the data order after a resume differs from an unbroken run's).
+ */
+#include "evo_internal.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define CHECKPOINT_SECONDS 30.0
+#define MEASURE_STEPS 20        /* steps timed before the length of a timed run is fixed */
+#define CURVE_POINTS 64         /* loss samples kept for the report */
+#define TEST_BATCH 100
+
+typedef struct {
+    int id, step, steps;        /* steps 0: not fixed yet (timed run, measuring) */
+    double seconds;             /* spent so far, over sessions */
+    int scratch, augment;
+    uint64_t seed;
+    float curve_loss[CURVE_POINTS]; int curve_step[CURVE_POINTS]; int ncurve;
+} progress;
+
+static char *path_in(const char *dir, const char *name)
+{
+    char *p = NULL;
+    return asprintf(&p, "%s/final/%s", dir, name) < 0 ? NULL : p;
+}
+
+static int exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* ------------------------------------------------------------ progress.json */
+
+static dn_status save_curve(const char *dir, const progress *p)
+{
+    evo_text t = {0};
+    evo_text_add(&t, "# step\tmean training loss (final training of individual %d)\n", p->id);
+    for (int i = 0; i < p->ncurve; ++i) evo_text_add(&t, "%d\t%.5g\n", p->curve_step[i], p->curve_loss[i]);
+    char *path = path_in(dir, "curve.tsv");
+    dn_status s = t.failed || !path ? evo_fail(DN_ERR_NOMEM, "out of memory") : dn_write_file_atomic(path, t.s, t.n);
+    free(path);
+    evo_text_free(&t);
+    return s;
+}
+
+static void load_curve(const char *dir, progress *p)
+{
+    char *path = path_in(dir, "curve.tsv"), *text = NULL;
+    p->ncurve = 0;
+    if (!path || dn_read_file(path, &text, NULL) != DN_OK) { free(path); return; }
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l && p->ncurve < CURVE_POINTS; l = strtok_r(NULL, "\n", &save))
+        if (*l != '#' && sscanf(l, "%d %f", &p->curve_step[p->ncurve], &p->curve_loss[p->ncurve]) == 2) ++p->ncurve;
+    free(text);
+    free(path);
+}
+
+static dn_status save_progress(const char *dir, const progress *p, const char *name, float test, int images,
+                               float val)
+{
+    evo_json_writer w;
+    evo_json_begin(&w);
+    evo_json_int(&w, "id", p->id);
+    evo_json_int(&w, "step", p->step);
+    evo_json_int(&w, "steps", p->steps);
+    evo_json_num(&w, "seconds", p->seconds);
+    evo_json_str(&w, "from", p->scratch ? "scratch" : "inherit");
+    evo_json_int(&w, "augment", p->augment);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    evo_json_str(&w, "seed", seed);
+    if (images > 0) {
+        evo_json_num(&w, "test_accuracy", test);
+        evo_json_int(&w, "images", images);
+        evo_json_num(&w, "val_accuracy", val);
+    }
+    char *line = NULL, *path = path_in(dir, name);
+    size_t len = 0;
+    dn_status s = path ? evo_json_end(&w, &line, &len) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (s == DN_OK) s = save_curve(dir, p);
+    if (s == DN_OK) s = dn_write_file_atomic(path, line, len);
+    free(line);
+    free(path);
+    return s;
+}
+
+/* An optional number of a JSON object; absent or not a number: def. */
+static double num_or(const evo_json_object *o, const char *key, double def)
+{
+    const evo_json_field *f = evo_json_get(o, key);
+    return f && f->type == EVO_JSON_NUMBER ? f->num : def;
+}
+
+static dn_status load_progress(const char *dir, const char *name, progress *p, float *test, int *images)
+{
+    char *path = path_in(dir, name), *text = NULL;
+    size_t n = 0;
+    if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    dn_status s = dn_read_file(path, &text, &n);
+    evo_json_object o;
+    memset(&o, 0, sizeof o);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) --n;
+    if (s == DN_OK && evo_json_parse(text, n, &o) != DN_OK) s = evo_fail(DN_ERR_PARSE, "%s: %s", path, evo_last_error());
+    if (s == DN_OK) {
+        const evo_json_field *f = evo_json_get(&o, "seed");
+        memset(p, 0, sizeof *p);
+        p->id = (int)num_or(&o, "id", -1);
+        p->step = (int)num_or(&o, "step", 0);
+        p->steps = (int)num_or(&o, "steps", 0);
+        p->seconds = num_or(&o, "seconds", 0);
+        p->augment = (int)num_or(&o, "augment", 0);
+        const evo_json_field *from = evo_json_get(&o, "from");
+        p->scratch = from && from->type == EVO_JSON_STRING && !strcmp(from->str, "scratch");
+        p->seed = f && f->type == EVO_JSON_STRING ? strtoull(f->str, NULL, 10) : 1;
+        load_curve(dir, p);
+        if (test) *test = (float)num_or(&o, "test_accuracy", 0);
+        if (images) *images = (int)num_or(&o, "images", 0);
+        if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps))
+            s = evo_fail(DN_ERR_DATA, "%s: id, step or steps out of range", path);
+    }
+    evo_json_object_free(&o);
+    free(text);
+    free(path);
+    return s;
+}
+
+dn_status evo_final_read(const char *dir, evo_final_info *info)
+{
+    memset(info, 0, sizeof *info);
+    char *path = dir ? path_in(dir, "result.json") : NULL;
+    int done = path && exists(path);
+    free(path);
+    if (!done) return DN_OK;
+    progress p;
+    DN_TRY(load_progress(dir, "result.json", &p, &info->test_accuracy, &info->images));
+    info->done = 1;
+    info->id = p.id;
+    info->steps = p.steps;
+    info->seconds = p.seconds;
+    info->scratch = p.scratch;
+    info->augment = p.augment;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ the model */
+
+typedef struct {
+    const char *dir;
+    const evo_options *o;
+    const evo_finish_options *fo;
+    FILE *log;
+    dn_data_config dc;
+    dn_split train, test;
+    dn_network *net;
+    dn_loader *ld;
+    float *X, *Y;
+    char *cfg;                 /* annotated cfg of the model */
+} finish_ctx;
+
+/* The winner's (or -id's) cfg, or the cell template scaled with its cells. */
+static dn_status model_cfg(finish_ctx *c, evo_store *st, const evo_individual *v)
+{
+    if (c->fo->filters > 0 || c->fo->cells > 0) return evo_scaled_cfg(st, v->id, c->fo->filters, c->fo->cells, &c->cfg);
+    return evo_store_load_individual(st, v->id, &c->cfg, NULL, NULL);
+}
+
+static dn_status build_model(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p)
+{
+    evo_genome g;
+    DN_TRY(evo_genome_parse(c->cfg, "the final model", &g));
+    char *plain = NULL;
+    dn_status s = evo_genome_emit(&g, 0, &plain);
+    evo_genome_free(&g);
+    dn_parse_options po = {.batch = c->o->batch, .seed = p->seed, .quiet = 1};
+    if (s == DN_OK) s = dn_network_parse_string(plain, "the final model", &po, &c->net);
+    free(plain);
+    if (s != DN_OK) return s;
+    char *ck = path_in(c->dir, "checkpoint.weights");
+    if (!ck) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (p->step > 0 && exists(ck)) s = dn_weights_load(c->net, ck);
+    else if (!p->scratch) {
+        void *w = NULL;
+        size_t wn = 0;
+        s = evo_store_load_individual(st, v->id, NULL, &w, &wn);
+        if (s == DN_OK) s = dn_weights_load_memory(c->net, w, wn, "the winner's weights");
+        free(w);
+        p->step = 0;
+    } else {
+        p->step = 0;
+    }
+    free(ck);
+    return s;
+}
+
+static dn_status load_data(finish_ctx *c)
+{
+    DN_TRY(dn_data_config_read(c->o->data_path, &c->dc));
+    dn_status s = dn_split_load(&c->dc, 0, c->o->max_train > 0 ? c->o->max_train : 0, &c->train);
+    if (s != DN_OK) return dn_fail_context(s, "%s", c->o->data_path);
+    if (c->net->outputs != c->dc.classes)
+        return evo_fail(DN_ERR_SHAPE, "the final model has %d outputs but the data has %d classes", c->net->outputs,
+                        c->dc.classes);
+    return DN_OK;
+}
+
+static dn_status start_loader(finish_ctx *c, const progress *p)
+{
+    dn_loader_options lo;
+    memset(&lo, 0, sizeof lo);
+    dn_loader_options_from_network(&lo, c->net);
+    int batch = c->net->batch * c->net->subdivisions;
+    lo.split = &c->train;
+    lo.batch = batch;
+    lo.flip = c->dc.flip || p->augment;
+    lo.crop_pad = c->dc.crop_pad ? c->dc.crop_pad : p->augment ? 2 : 0;
+    lo.seed = p->seed ^ (uint64_t)(p->step + 1) * 0x9E3779B97F4A7C15ull;   /* a resumed run draws anew */
+    c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
+    c->Y = malloc((size_t)batch * c->dc.classes * sizeof(float));
+    if (!c->X || !c->Y) return evo_fail(DN_ERR_NOMEM, "out of memory for a training batch of %d", batch);
+    if (dn_loader_start(&lo, &c->ld) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
+    return DN_OK;
+}
+
+static dn_status checkpoint(finish_ctx *c, const progress *p)
+{
+    char *ck = path_in(c->dir, "checkpoint.weights");
+    if (!ck) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    dn_status s = dn_network_pull(c->net);
+    if (s == DN_OK) s = dn_weights_save(c->net, ck);
+    free(ck);
+    if (s == DN_OK) s = save_progress(c->dir, p, "progress.json", 0, 0, 0);
+    return s;
+}
+
+/* Steps of a timed run once MEASURE_STEPS have been timed: what fits the time left. */
+static int steps_for(double seconds_left, double per_step, int done)
+{
+    double n = done + (per_step > 0 ? seconds_left / per_step : 0);
+    if (n < done + 1) n = done + 1;
+    return n > 1e9 ? 1000000000 : (int)n;
+}
+
+static void add_curve(progress *p, int step, float loss)
+{
+    if (p->ncurve == CURVE_POINTS) {   /* keep every other point: the curve stays evenly spaced */
+        for (int i = 0; i < CURVE_POINTS / 2; ++i) {
+            p->curve_step[i] = p->curve_step[2 * i + 1];
+            p->curve_loss[i] = p->curve_loss[2 * i + 1];
+        }
+        p->ncurve = CURVE_POINTS / 2;
+    }
+    p->curve_step[p->ncurve] = step;
+    p->curve_loss[p->ncurve++] = loss;
+}
+
+static dn_status train(finish_ctx *c, progress *p, double seconds_budget)
+{
+    int batch = c->net->batch * c->net->subdivisions;
+    float peak = c->net->learning_rate, sum = 0;
+    int nsum = 0, every = p->steps > 0 ? (p->steps / CURVE_POINTS > 1 ? p->steps / CURVE_POINTS : 1) : 50;
+    double t0 = dn_time_now(), last_ck = t0, spent0 = p->seconds;
+    int guess = p->steps > 0 ? p->steps : MEASURE_STEPS * 50;   /* the schedule's length while measuring */
+    int step0 = p->step;
+    while (p->steps == 0 || p->step < p->steps) {
+        float loss;
+        c->net->policy = DN_POLICY_CONSTANT;
+        c->net->burn_in = 0;
+        c->net->learning_rate = evo_cosine_rate(peak, p->step, p->steps > 0 ? p->steps : guess);
+        if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
+        DN_TRY(dn_network_train(c->net, c->X, c->Y, batch, &loss));
+        ++p->step;
+        sum += loss;
+        if (++nsum == every) { add_curve(p, p->step, sum / (float)nsum); sum = 0; nsum = 0; }
+        double now = dn_time_now();
+        p->seconds = spent0 + (now - t0);
+        if (p->steps == 0 && p->step - step0 >= MEASURE_STEPS) {
+            p->steps = steps_for(seconds_budget - p->seconds, (now - t0) / (p->step - step0), p->step);
+            every = p->steps / CURVE_POINTS > 1 ? p->steps / CURVE_POINTS : 1;
+            if (c->log) fprintf(c->log, "final: %d steps (%.1f epochs) fit the %.0f s left\n", p->steps,
+                                (double)p->steps * batch / c->train.n, seconds_budget - p->seconds);
+        }
+        int tenth = p->steps / 10 > 1 ? p->steps / 10 : 1;
+        if (p->steps > 0 && p->step < p->steps && (now - last_ck >= CHECKPOINT_SECONDS || p->step % tenth == 0)) {
+            DN_TRY(checkpoint(c, p));
+            last_ck = now;
+            if (c->log) {
+                fprintf(c->log, "final: step %d/%d  loss %.4f  (%.0f s)\n", p->step, p->steps, loss, p->seconds);
+                fflush(c->log);
+            }
+        }
+    }
+    return dn_network_pull(c->net);
+}
+
+static dn_status test_accuracy(finish_ctx *c, float *acc, int *images)
+{
+    *images = 0;
+    if (!c->dc.valid) return DN_OK;
+    DN_TRY(dn_split_load(&c->dc, 1, 0, &c->test));
+    DN_TRY(dn_network_set_batch(c->net, TEST_BATCH));
+    *images = c->test.n;
+    return evo_split_accuracy(c->net, &c->test, acc);
+}
+
+static dn_status finish_files(finish_ctx *c, progress *p, const evo_individual *v)
+{
+    char *wpath = path_in(c->dir, "final.weights"), *cpath = path_in(c->dir, "model.cfg");
+    dn_status s = wpath && cpath ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (s == DN_OK) s = dn_weights_save(c->net, wpath);
+    float acc = 0;
+    int images = 0;
+    if (s == DN_OK) s = test_accuracy(c, &acc, &images);
+    if (s == DN_OK) s = save_progress(c->dir, p, "result.json", acc, images, v->accuracy);
+    if (s == DN_OK && c->log) {
+        fprintf(c->log, "final: individual %d trained %d steps (%.1f epochs, %s, %s) in %.0f s\n", v->id, p->steps,
+                (double)p->steps * c->o->batch / c->train.n, p->scratch ? "from scratch" : "from its weights",
+                p->augment ? "flip + crop" : "no augmentation", p->seconds);
+        if (images > 0)
+            fprintf(c->log, "final: test accuracy %.2f%% on %d images (search validation %.2f%%: a gap of %+.2f pp)\n",
+                    100.0 * acc, images, 100.0 * v->accuracy, 100.0 * (v->accuracy - acc));
+    }
+    free(wpath);
+    free(cpath);
+    return s;
+}
+
+static void ctx_free(finish_ctx *c)
+{
+    if (c->ld) dn_loader_stop(c->ld);
+    dn_network_free(c->net);
+    dn_split_free(&c->train);
+    dn_split_free(&c->test);
+    dn_data_config_free(&c->dc);
+    free(c->X);
+    free(c->Y);
+    free(c->cfg);
+}
+
+/* A progress.json of another model or setting is not continued. */
+static int same_run(const progress *p, const evo_individual *v, const evo_finish_options *fo)
+{
+    return p->id == v->id && p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0) &&
+           p->augment == fo->augment;
+}
+
+static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p)
+{
+    char *pp = path_in(c->dir, "progress.json");
+    if (!pp) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    int have = exists(pp);
+    free(pp);
+    progress old;
+    if (have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK && same_run(&old, v, c->fo) &&
+        old.steps > 0) {
+        *p = old;
+        if (c->log) fprintf(c->log, "final: continuing at step %d of %d\n", p->step, p->steps);
+    } else {
+        memset(p, 0, sizeof *p);
+        p->id = v->id;
+        p->scratch = c->fo->scratch || c->fo->filters > 0 || c->fo->cells > 0;   /* a new network: no weights */
+        p->augment = c->fo->augment;
+        p->seed = c->o->seed ^ 0xF1A1ull;
+        if (c->fo->seconds <= 0) p->steps = 0;   /* fixed below from the epochs */
+    }
+    DN_TRY(model_cfg(c, st, v));
+    char *mpath = path_in(c->dir, "model.cfg");
+    dn_status s = mpath ? dn_make_parent_dirs(mpath) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (s == DN_OK) s = dn_write_file_atomic(mpath, c->cfg, strlen(c->cfg));
+    free(mpath);
+    return s;
+}
+
+dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
+                     FILE *log)
+{
+    if (!st || !o || !state || !fo) return evo_fail(DN_ERR_ARG, "evo_finish: NULL argument");
+    const char *dir = evo_store_dir(st);
+    int b = fo->id >= 0 ? -1 : evo_state_best_ever(state);
+    for (int i = 0; fo->id >= 0 && i < state->n; ++i)
+        if (state->ind[i].id == fo->id && state->ind[i].outcome == EVO_OK) b = i;
+    if (b < 0) return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir, fo->id >= 0 ? " with that id" : "");
+    const evo_individual *v = &state->ind[b];
+    finish_ctx c = {.dir = dir, .o = o, .fo = fo, .log = log};
+    progress p;
+    dn_status s = start_or_continue(&c, st, v, &p);
+    if (s == DN_OK) s = build_model(&c, st, v, &p);
+    if (s == DN_OK) s = load_data(&c);
+    if (s == DN_OK && p.steps == 0 && fo->seconds <= 0) {
+        double n = fo->epochs * c.train.n / (c.net->batch * c.net->subdivisions);
+        p.steps = n < 1 ? 1 : n > 1e9 ? 1000000000 : (int)n;
+    }
+    if (s == DN_OK && log) {
+        fprintf(log, "final: training individual %d (val %.2f%%, level %d) on all %d training images, %s, %s, ", v->id,
+                100.0 * v->accuracy, v->rung, c.train.n, p.scratch ? "from scratch" : "from its weights",
+                p.augment ? "flip + crop" : "no augmentation");
+        if (p.steps > 0) fprintf(log, "%d steps\n", p.steps);
+        else fprintf(log, "%.0f s\n", fo->seconds);
+        fflush(log);
+    }
+    if (s == DN_OK && o->gpus && *o->gpus) {
+        int dev[EVO_MAX_GPUS], n = 0;
+        if (dn_gpu_parse_list(o->gpus, dev, EVO_MAX_GPUS, &n) == DN_OK && n > 0) s = dn_network_to_gpu(c.net, dev[0]);
+    }
+    if (s == DN_OK) s = start_loader(&c, &p);
+    if (s == DN_OK) s = train(&c, &p, fo->seconds);
+    if (s == DN_OK && c.ld) { dn_loader_stop(c.ld); c.ld = NULL; }
+    if (s == DN_OK) s = finish_files(&c, &p, v);
+    ctx_free(&c);
+    return s == DN_OK ? DN_OK : evo_fail(s, "final training of individual %d: %s", v->id, evo_last_error());
+}
+
+void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_finish_options *fo)
+{
+    memset(fo, 0, sizeof *fo);
+    fo->id = -1;
+    fo->scratch = o->final_from && !strcmp(o->final_from, "scratch");
+    fo->augment = !o->augment || strcmp(o->augment, "none") != 0;
+    fo->epochs = o->final_epochs;
+    if (o->hours > 0) {   /* what the search left, at least the share */
+        double left = o->hours * 3600.0 - state->elapsed, share = o->hours * 3600.0 * o->final_share;
+        fo->seconds = left > share ? left : share;
+    }
+}

@@ -1,0 +1,353 @@
+/*
+ * morph.c — the weights of a function-preserving child (network morphisms:
+ * Net2Net, Chen et al. 2016; NASH, Elsken et al. 2017). After evo_inherit has
+ * copied every layer the child shares with its parent, evo_morph_init sets
+ * the layers the morphism added or changed so that child(x) == parent(x):
+ *
+ *   deepen     the new conv (C -> C, k x k, stride 1, BN) is the identity:
+ *              weights (C, C, k, k) 1 at the centre tap where filter == input
+ *              channel, else 0; its batch norm takes the input's per-channel
+ *              mean m and variance v measured on training images as training
+ *              sees them (training-mode passes: batch statistics upstream):
+ *              rolling_mean = biases = m, rolling_variance = v, scales =
+ *              sqrt(v + eps), so y = scales (x - m) / sqrt(v + eps) + m = x
+ *              exactly in inference, whatever m and v; training mode
+ *              normalises with each batch's own statistics, close to m and
+ *              v, so y ~ x. Its activation (relu or linear, mutate.c's rule)
+ *              is the identity on its input.
+ *   widen      conv L: f -> F filters. Filter j < f stays filter j; filter
+ *              j >= f copies filter g(j) (g drawn at random) in every array
+ *              (biases, scales, rolling statistics, weights). L's reader R,
+ *              a conv (O, f, k, k) or a connected (O, f*h*w) (Darknet
+ *              flattens (c, h, w), so channel-major too), gets
+ *                  R'[o][j] = R[o][g(j)] * r[o][j]
+ *              with the r of the copies of each channel random, positive and
+ *              summing to 1: R's pre-activation sums are unchanged, while the
+ *              copies receive different gradients (the symmetry breaks).
+ *              The layers between L and R pass channels one for one.
+ *   skip_zero  the branch conv's batch norm starts at scales 0, biases 0: it
+ *              outputs exactly 0 and the [shortcut] adds nothing, while
+ *              d loss / d scales = sum delta * x_norm is not 0, so it learns.
+ *
+ * The host arrays are written: call it before dn_network_to_gpu.
+ */
+#include "evo_internal.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The framework's batch-norm epsilon: y = scales (x - mean) / sqrt(var + eps) + biases. */
+#define BN_EPSILON 1e-5f
+
+/* Child index of the only gene of `type` whose id the parent lacks; -1 with a
+ * message when there is not exactly one. */
+static int new_gene(const evo_genome *cg, const evo_genome *pg, const char *type, const char *mut)
+{
+    int found = -1, count = 0;
+    for (int i = 0; i < cg->n; ++i)
+        if (strcmp(cg->genes[i].type, type) == 0 && evo_genome_find(pg, cg->genes[i].id) < 0) {
+            found = i;
+            ++count;
+        }
+    if (count != 1) {
+        evo_fail(DN_ERR_ARG, "evo_morph_init: %s: the child has %d new [%s] layers, expected 1", mut, count, type);
+        return -1;
+    }
+    return found;
+}
+
+/* ------------------------------------------------------------ deepen */
+
+/* A batch-normalised C -> C convolution, stride 1, odd kernel, same map size. */
+static int identity_shaped(const dn_layer *l)
+{
+    return l->type == DN_CONVOLUTIONAL && l->batch_normalize && l->scales && l->groups == 1 && l->out_c == l->c &&
+           l->stride == 1 && l->size % 2 == 1 && l->pad == l->size / 2 && l->out_w == l->w && l->out_h == l->h;
+}
+
+/* weights (C, C, k, k): 1 at [f][f][k/2][k/2], else 0. */
+static void identity_weights(dn_layer *l)
+{
+    int k = l->size, c = l->c;
+    memset(l->weights, 0, l->nweights * sizeof(float));
+    for (int f = 0; f < c; ++f) l->weights[(((size_t)f * c + f) * k + k / 2) * k + k / 2] = 1;
+}
+
+/* Running sums of one channel: values minus a shift (its first value), so
+ * that the variance does not come from the difference of two large sums. */
+typedef struct { double shift, s1, s2, n; } channel_sums;
+
+/* Add the planes of `count` images (batch layout (count, c, spatial)). */
+static void add_planes(channel_sums *cs, const float *x, int count, int c, size_t spatial)
+{
+    for (int b = 0; b < count; ++b)
+        for (int ch = 0; ch < c; ++ch) {
+            const float *p = x + ((size_t)b * c + ch) * spatial;
+            if (cs[ch].n == 0) cs[ch].shift = p[0];
+            for (size_t k = 0; k < spatial; ++k) {
+                double d = p[k] - cs[ch].shift;
+                cs[ch].s1 += d;
+                cs[ch].s2 += d * d;
+            }
+            cs[ch].n += (double)spatial;
+        }
+}
+
+/* The batch-norm rolling statistics of every layer (a training-mode pass
+ * moves them) and the network's random state, to put back afterwards. */
+typedef struct { float *saved; size_t n; uint64_t rng; } bn_state;
+
+static void bn_state_visit(dn_network *net, bn_state *st, int restore)
+{
+    size_t at = 0;
+    for (int i = 0; i < net->n; ++i) {
+        dn_param p[DN_MAX_PARAMS];
+        int np = dn_layer_params(&net->layers[i], p);
+        for (int k = 0; k < np; ++k) {
+            if (strncmp(p[k].name, "rolling_", 8) != 0) continue;
+            if (st->saved && restore) memcpy(p[k].data, st->saved + at, p[k].n * sizeof(float));
+            else if (st->saved) memcpy(st->saved + at, p[k].data, p[k].n * sizeof(float));
+            at += p[k].n;
+        }
+    }
+    st->n = at;
+    if (restore) net->rng = st->rng;
+}
+
+static dn_status bn_state_save(dn_network *net, bn_state *st)
+{
+    memset(st, 0, sizeof *st);
+    bn_state_visit(net, st, 0);   /* count */
+    st->saved = malloc((st->n ? st->n : 1) * sizeof(float));
+    if (!st->saved) return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
+    st->rng = net->rng;
+    bn_state_visit(net, st, 0);
+    return DN_OK;
+}
+
+/* Layer i's input on X as training sees it: layer i-1's output from
+ * training-mode passes of net (batch statistics in every batch norm; the
+ * rolling statistics and random state are put back after), full batches
+ * (a last partial one filled up from the start of X, only its own images
+ * counted), added into cs. The images themselves when i == 0. */
+static dn_status sum_inputs(dn_network *net, int i, const float *X, int n, channel_sums *cs)
+{
+    const dn_layer *l = &net->layers[i];
+    size_t spatial = (size_t)l->w * l->h, in = (size_t)net->inputs;
+    if (i == 0) { add_planes(cs, X, n, l->c, spatial); return DN_OK; }
+    bn_state saved;
+    DN_TRY(bn_state_save(net, &saved));
+    float *buf = malloc((size_t)net->batch * in * sizeof(float));
+    dn_status s = buf ? DN_OK : evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory for a batch");
+    for (int start = 0; s == DN_OK && start < n; start += net->batch) {
+        int count = n - start < net->batch ? n - start : net->batch;
+        for (int b = 0; b < net->batch; ++b)
+            memcpy(buf + b * in, X + (size_t)((start + b) % n) * in, in * sizeof(float));
+        s = dn_network_forward(net, buf, NULL, 1);
+        if (s == DN_OK) add_planes(cs, net->layers[i - 1].output, count, l->c, spatial);
+    }
+    bn_state_visit(net, &saved, 1);
+    free(saved.saved);
+    free(buf);
+    if (s != DN_OK && buf)
+        return evo_fail(s, "evo_morph_init: deepen: measuring the new layer's input: %s", dn_last_error());
+    return s;
+}
+
+/* Per-channel mean and unbiased variance of layer i's input over X (n images);
+ * none given: mean 0, variance 1. */
+static dn_status input_stats(dn_network *net, int i, const float *X, int n, float *mean, float *var)
+{
+    int c = net->layers[i].c;
+    for (int ch = 0; ch < c; ++ch) { mean[ch] = 0; var[ch] = 1; }
+    if (!X || n < 1) return DN_OK;
+    channel_sums *cs = calloc((size_t)c, sizeof *cs);
+    if (!cs) return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
+    dn_status s = sum_inputs(net, i, X, n, cs);
+    for (int ch = 0; s == DN_OK && ch < c; ++ch) {
+        double m = cs[ch].s1 / cs[ch].n, v = (cs[ch].s2 - cs[ch].s1 * m) / (cs[ch].n > 1 ? cs[ch].n - 1 : 1);
+        mean[ch] = (float)(cs[ch].shift + m);
+        var[ch] = (float)(v > 0 ? v : 0);
+    }
+    free(cs);
+    return s;
+}
+
+static dn_status init_deepen(dn_network *child, const evo_genome *cg, const evo_genome *pg, const float *X, int n)
+{
+    int i = new_gene(cg, pg, "convolutional", "deepen");
+    if (i < 0) return DN_ERR_ARG;
+    dn_layer *l = &child->layers[i];
+    if (!identity_shaped(l))
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: layer %d is not a batch-normalised %d -> %d "
+                        "convolution of stride 1 that keeps the map size", i, l->c, l->c);
+    if (l->activation != DN_RELU && l->activation != DN_LINEAR)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: layer %d's activation %s is not relu or linear", i,
+                        dn_activation_name(l->activation));
+    float *mean = malloc(2 * (size_t)l->c * sizeof(float));
+    if (!mean) return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
+    float *var = mean + l->c;
+    dn_status s = input_stats(child, i, X, n, mean, var);
+    if (s == DN_OK) {
+        identity_weights(l);
+        for (int ch = 0; ch < l->c; ++ch) {
+            l->rolling_mean[ch] = l->biases[ch] = mean[ch];
+            l->rolling_variance[ch] = var[ch];
+            l->scales[ch] = sqrtf(var[ch] + BN_EPSILON);
+        }
+    }
+    free(mean);
+    return s;
+}
+
+/* ------------------------------------------------------------ widen */
+
+/* The widened convolution: a child conv whose parent twin has fewer filters. */
+static dn_status widened_pair(const dn_network *child, const evo_genome *cg, const dn_network *parent,
+                              const evo_genome *pg, int *ci, int *pi)
+{
+    int count = 0;
+    for (int i = 0; i < cg->n; ++i) {
+        int j = evo_genome_find(pg, cg->genes[i].id);
+        if (j < 0 || child->layers[i].type != DN_CONVOLUTIONAL || parent->layers[j].type != DN_CONVOLUTIONAL) continue;
+        if (child->layers[i].out_c > parent->layers[j].out_c) { *ci = i; *pi = j; ++count; }
+    }
+    if (count != 1)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: %d convolutions have more filters than in the parent, "
+                        "expected 1", count);
+    return DN_OK;
+}
+
+/* Child layer c's arrays from parent layer p's by filter: block j of each
+ * array (n/filters floats) is the parent's block src[j]. */
+static dn_status copy_filters(dn_layer *c, const dn_layer *p, const int *src, int f, int F)
+{
+    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
+    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
+    if (nc != np)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the widened layer's arrays differ from its parent's");
+    for (int k = 0; k < nc; ++k) {
+        size_t per = pp[k].n / (size_t)f;
+        if (strcmp(cp[k].name, pp[k].name) || pp[k].n != per * f || cp[k].n != per * F)
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: %s of %zu floats does not widen %d -> %d filters "
+                            "into %zu", pp[k].name, pp[k].n, f, F, cp[k].n);
+        for (int j = 0; j < F; ++j)
+            memcpy(cp[k].data + (size_t)j * per, pp[k].data + (size_t)src[j] * per, per * sizeof(float));
+    }
+    return DN_OK;
+}
+
+/* r[j] for output o: random in [0.25, 1), normalised over the copies of each
+ * channel (a channel without copies gets exactly 1). sum: f doubles. */
+static void split_ratios(const int *src, int f, int F, uint64_t *rng, float *r, double *sum)
+{
+    for (int c = 0; c < f; ++c) sum[c] = 0;
+    for (int j = 0; j < F; ++j) {
+        r[j] = dn_rand_uniform(rng, 0.25f, 1.f);
+        sum[src[j]] += r[j];
+    }
+    for (int j = 0; j < F; ++j) r[j] = (float)(r[j] / sum[src[j]]);
+}
+
+/* weights (O, F, per) from the parent's (O, f, per): [o][j] = [o][src[j]] * r_o[j]. */
+static dn_status split_weights(dn_param *c, const dn_param *p, int O, const int *src, int f, int F, uint64_t *rng)
+{
+    size_t per = p->n / ((size_t)O * f);
+    if (p->n != per * O * f || c->n != per * O * F)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader's weights (%zu floats, now %zu) do not split "
+                        "%d -> %d input channels for %d outputs", p->n, c->n, f, F, O);
+    float *r = malloc((size_t)F * sizeof *r);
+    double *sum = malloc((size_t)f * sizeof *sum);
+    if (!r || !sum) { free(r); free(sum); return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory"); }
+    for (int o = 0; o < O; ++o) {
+        split_ratios(src, f, F, rng, r, sum);
+        for (int j = 0; j < F; ++j) {
+            const float *from = p->data + ((size_t)o * f + src[j]) * per;
+            float *to = c->data + ((size_t)o * F + j) * per;
+            for (size_t e = 0; e < per; ++e) to[e] = from[e] * r[j];
+        }
+    }
+    free(r);
+    free(sum);
+    return DN_OK;
+}
+
+/* The reader: its weights split among the copies, its other arrays copied. */
+static dn_status split_reader(dn_layer *c, const dn_layer *p, const int *src, int f, int F, uint64_t *rng)
+{
+    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
+    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
+    if (c->type != p->type || nc != np || c->out_c != p->out_c)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader differs from its parent's in more than its "
+                        "inputs");
+    for (int k = 0; k < nc; ++k) {
+        if (strcmp(cp[k].name, pp[k].name))
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader's arrays differ from its parent's");
+        if (strcmp(cp[k].name, "weights") == 0) DN_TRY(split_weights(&cp[k], &pp[k], p->out_c, src, f, F, rng));
+        else if (cp[k].n == pp[k].n) memcpy(cp[k].data, pp[k].data, cp[k].n * sizeof(float));
+        else return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader's %s changed size", cp[k].name);
+    }
+    return DN_OK;
+}
+
+static dn_status init_widen(dn_network *child, const evo_genome *cg, const dn_network *parent, const evo_genome *pg,
+                            uint64_t seed)
+{
+    int ci = -1, pi = -1;
+    DN_TRY(widened_pair(child, cg, parent, pg, &ci, &pi));
+    int rc = evo_widen_reader(cg, ci), rp = evo_widen_reader(pg, pi);
+    if (rc < 0 || rp < 0 || cg->genes[rc].id != pg->genes[rp].id)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: layer %d's output does not reach the same single "
+                        "[convolutional] or [connected] in parent and child", ci);
+    int f = parent->layers[pi].out_c, F = child->layers[ci].out_c;
+    int *src = malloc((size_t)F * sizeof *src);
+    if (!src) return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
+    uint64_t rng = seed;
+    for (int j = 0; j < F; ++j) src[j] = j < f ? j : (int)(dn_rand_u64(&rng) % (uint64_t)f);
+    dn_status s = copy_filters(&child->layers[ci], &parent->layers[pi], src, f, F);
+    if (s == DN_OK) s = split_reader(&child->layers[rc], &parent->layers[rp], src, f, F, &rng);
+    free(src);
+    return s;
+}
+
+/* ------------------------------------------------------------ skip_zero */
+
+static dn_status init_skip_zero(dn_network *child, const evo_genome *cg, const evo_genome *pg)
+{
+    int i = new_gene(cg, pg, "convolutional", "skip_zero");
+    if (i < 0) return DN_ERR_ARG;
+    dn_layer *l = &child->layers[i];
+    if (l->type != DN_CONVOLUTIONAL || !l->batch_normalize || !l->scales)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: the branch convolution (layer %d) has no batch "
+                        "norm", i);
+    if (l->activation != DN_LINEAR && l->activation != DN_RELU && l->activation != DN_LEAKY)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: the branch's activation %s is not 0 at 0",
+                        dn_activation_name(l->activation));
+    if (i + 1 >= cg->n || strcmp(cg->genes[i + 1].type, "shortcut") || evo_genome_find(pg, cg->genes[i + 1].id) >= 0)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: no new [shortcut] after the branch (layer %d)", i);
+    memset(l->scales, 0, (size_t)l->out_c * sizeof(float));
+    memset(l->biases, 0, (size_t)l->out_c * sizeof(float));
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ entry */
+
+dn_status evo_morph_init(dn_network *child, const evo_genome *child_genome, const dn_network *parent,
+                         const evo_genome *parent_genome, evo_mutation m, const float *X, int n, uint64_t seed)
+{
+    if (!child || !child_genome || !parent || !parent_genome)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: missing child or parent network or genome");
+    if (!evo_mutation_is_morph(m)) return DN_OK;   /* evo_inherit did everything */
+    if (child->n != child_genome->n || parent->n != parent_genome->n)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: networks and genomes differ in layer count (child %d vs %d, "
+                        "parent %d vs %d)", child->n, child_genome->n, parent->n, parent_genome->n);
+    if (child->on_gpu)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: the child is on a GPU; initialise it before dn_network_to_gpu");
+    if (parent->on_gpu && dn_network_pull(parent) != DN_OK)
+        return evo_fail(DN_ERR_GPU, "evo_morph_init: reading the parent's weights from the GPU: %s", dn_last_error());
+    switch (m) {
+    case EVO_MUT_DEEPEN: return init_deepen(child, child_genome, parent_genome, X, n);
+    case EVO_MUT_WIDEN: return init_widen(child, child_genome, parent, parent_genome, seed);
+    default: return init_skip_zero(child, child_genome, parent_genome);
+    }
+}

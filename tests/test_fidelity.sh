@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# test_fidelity.sh — promotions and final training of `darknet evolve`, end to
+# end on a small Fashion-MNIST search:
+#   a. promotions: "promotion" events name a living individual one level up,
+#      train steps x eta^k x (eta-1) more steps and score on the whole holdout
+#      (children on -val-images); the log replays (status), the best ever is
+#      of the highest level, and -workers 1 runs are reproducible with them;
+#   b. kill -9 at several moments, two of them right after a promotion started
+#      (the event after the kill is that promotion: with one worker the next
+#      step depends on the state only), then -resume: the log replays, no gap, and
+#      the search ends with its final training;
+#   c. final training: DIR/final/ holds the model, its weights, the curve and
+#      result.json with the test accuracy; export writes that model (same
+#      weights, bit for bit) and says so; status and the report show it;
+#      kill -9 during final training, then -resume continues from the
+#      checkpoint; `finish` refuses to redo a finished one without -again and
+#      keeps the old one as final.1; -from scratch;
+#   d. a folder whose options.cfg predates these options (no schedule,
+#      mutations, rungs, ... keys) resumes with the old behaviour: no
+#      promotions, no final training, the paper's mutations.
+# Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
+# Prints "N passed, M failed"; exits non-zero on failure.
+set -u
+cd "$(dirname "$0")/.." || exit 1
+. tests/lib.sh dn_fidelity
+
+need_darknet
+if [ ! -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
+  echo "Fashion-MNIST is not installed in $FASHION (scripts/setup installs it)"; echo "0 passed, 1 failed"; exit 1
+fi
+fashion_data
+# a seed whose steps take a few milliseconds, so that kills land mid-training
+cat > "$T/conv.cfg" <<'EOF'
+[net]
+batch=64
+width=28
+height=28
+channels=1
+learning_rate=0.05
+momentum=0.9
+decay=0.0005
+policy=poly
+power=2
+max_batches=50
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=relu
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=2
+pad=1
+activation=relu
+
+[avgpool]
+
+[connected]
+output=10
+activation=linear
+
+[softmax]
+EOF
+E=(-population 4 -batch 64 -max-train 2000 -holdout 300 -val-images 100 -threads 2)
+strip() { sed -E 's/"(elapsed|train_seconds|eval_seconds|build_seconds|worker_busy_seconds)":[-0-9.eE+]+//g; s/"time":"[^"]*"//g' "$1"; }
+evals() { grep -oE '"eval":[0-9]+' "$1" | cut -d: -f2 | tr '\n' ' '; }
+sequential() { [ "$(evals "$1")" = "$(seq -s ' ' 1 "$2") " ]; }
+field() { sed -nE "s/.*\"$1\":(-?[0-9.eE+]+).*/\\1/p"; }
+
+# ------------------------------------------------------------------ a. promotions
+run a "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/a" "${E[@]}" -steps 6 -rungs 3 -eta 2 -evals 24 -final 0
+check "a search with promotions exits 0 (rc=$rc: $(tail -n 2 "$T/a.err"))" [ "$rc" -eq 0 ]
+EV=$T/a/events.jsonl
+np=$(grep -c '"event":"promotion"' "$EV")
+check "promotions happened ($np of 24 evaluations)" [ "$np" -ge 3 ]
+check "the log is gap-free with promotions" sequential "$EV" 24
+check "promotions to level 1 trained 6 x 1 more steps" \
+  bash -c "grep '\"event\":\"promotion\"' '$EV' | grep '\"rung\":1,' | grep -vq '\"steps\":6,' && exit 1 || exit 0"
+n2=$(grep '"event":"promotion"' "$EV" | grep -c '"rung":2,')
+check "level 2 reached ($n2), with 6 x 2 x 1 more steps" \
+  bash -c "[ $n2 -ge 1 ] && ! grep '\"rung\":2,' '$EV' | grep -vq '\"steps\":12,'"
+check "children are scored on 100 images, promotions on the whole holdout (300)" \
+  bash -c "! grep -v promotion '$EV' | grep -vq '\"val_images\":100,' && ! grep promotion '$EV' | grep -vq '\"val_images\":300,'"
+check "each promotion goes one level up from the individual's level" awk '
+  { match($0, /"id":[0-9]+/); id = substr($0, RSTART + 5, RLENGTH - 5)
+    match($0, /"rung":[0-9]+/); r = substr($0, RSTART + 7, RLENGTH - 7) + 0
+    if ($0 ~ /"event":"promotion"/) { if (!(id in lv) || r != lv[id] + 1) bad = 1; if ($0 ~ /"outcome":"ok"/) lv[id] = r }
+    else lv[id] = 0 }
+  END { exit bad }' "$EV"
+run a_status "$DN" evolve status "$T/a"
+top=$(grep -oE '"rung":[0-9]+' "$EV" | cut -d: -f2 | sort -n | tail -n 1)
+check "status replays the log and names a best ever of the top level ($top)" \
+  grep -qE "^best ever: individual [0-9]+, validation [0-9.]+% \\(level $top\\)" "$T/a_status.out"
+check "status shows the levels" grep -q ' level ' "$T/a_status.out"
+run a2 "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/a2" "${E[@]}" -steps 6 -rungs 3 -eta 2 -evals 24 -final 0
+check "the same seed: the same log with promotions (timing aside)" cmp -s <(strip "$EV") <(strip "$T/a2/events.jsonl")
+run a_report "$DN" evolve report "$T/a"
+check "the report lists the promotions" grep -q '<h2>Promotions</h2>' "$T/a/report/index.html"
+
+# ------------------------------------------------------------------ b. kill -9 during promotions, resume
+B=(-steps 4 -rungs 2 -eta 8 -evals 60 -final-epochs 1)
+"$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/b" "${E[@]}" "${B[@]}" >"$T/b0.out" 2>"$T/b0.err" &
+pid=$!
+kills=0; before=""
+for round in 1 2 3 4; do
+  if [ $((round % 2)) -eq 1 ]; then   # right after a promotion started
+    for _ in $(seq 3000); do grep -q '^ *promoting ' "$T/b$((round - 1)).out" && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done
+  else                                # at some moment after the first new event
+    n=$(lines "$T/b/events.jsonl")
+    for _ in $(seq 3000); do [ "$(lines "$T/b/events.jsonl")" -gt "$n" ] && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done
+    sleep 0.3
+  fi
+  if kill -9 $pid 2>/dev/null; then kills=$((kills + 1)); fi
+  wait $pid 2>/dev/null
+  before="$before $(lines "$T/b/events.jsonl")"
+  "$DN" evolve -resume "$T/b" >"$T/b$round.out" 2>"$T/b$round.err" &
+  pid=$!
+done
+wait $pid; rc=$?
+check "killed mid-search $kills times" [ "$kills" -ge 3 ]
+check "the last resume finishes (rc=$rc: $(tail -n 2 "$T/b4.err"))" [ "$rc" -eq 0 ]
+check "the log replays with no gap or duplicate" sequential "$T/b/events.jsonl" 60
+hit=0
+for n in $before; do
+  sed -n "$((n + 1))p" "$T/b/events.jsonl" | grep -q '"event":"promotion"' && hit=$((hit + 1))
+done
+check "kills came while promotions trained ($hit; events at the kills:$before)" [ "$hit" -ge 2 ]
+check "promotions after the kills" [ "$(grep -c '"event":"promotion"' "$T/b/events.jsonl")" -ge 3 ]
+check "the search ended with its final training" [ -s "$T/b/final/result.json" ]
+check "no crash" no_crash "$T"/b*.err
+
+# ------------------------------------------------------------------ c. final training
+run c "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/c" "${E[@]}" -steps 6 -evals 8 -final-epochs 2
+check "search + final training exits 0 (rc=$rc: $(tail -n 2 "$T/c.err"))" [ "$rc" -eq 0 ]
+R=$T/c/final/result.json
+check "final/ holds the model, its weights, the curve and the result" \
+  bash -c "[ -s '$T/c/final/model.cfg' ] && [ -s '$T/c/final/final.weights' ] && [ -s '$T/c/final/curve.tsv' ] && [ -s '$R' ]"
+steps=$(field steps < "$R")
+check "2 epochs over all 2000 training images at batch 64 ($steps steps)" [ "$steps" = 62 ]
+acc=$(field test_accuracy < "$R")
+check "a test accuracy on the 10000 test images ($acc)" bash -c "grep -q '\"images\":10000' '$R' && awk 'BEGIN { exit !($acc > 0.3 && $acc <= 1) }'"
+check "the search prints it" grep -qE '^final: test accuracy [0-9.]+% on 10000 images' "$T/c.out"
+run c_export "$DN" evolve export "$T/c"
+check "export writes the final model and says so (rc=$rc)" grep -q 'the final model of' "$T/c_export.out"
+check "... the same weights, bit for bit" cmp -s "$T/c/final/final.weights" "$T/c/best/best.weights"
+check "... with the same test accuracy" grep -qE "test accuracy: +$(awk -v a="$acc" 'BEGIN { printf "%.2f", 100 * a }')%" "$T/c_export.out"
+run c_id "$DN" evolve export "$T/c" -id 1
+check "export -id N still writes the search's individual" bash -c "! grep -q 'final model' '$T/c_id.out' && [ -s '$T/c/export/1.weights' ]"
+run c_status "$DN" evolve status "$T/c"
+check "status shows the final training" grep -qE '^final: individual [0-9]+ trained 62 steps' "$T/c_status.out"
+run c_report "$DN" evolve report "$T/c"
+check "the report shows the final test accuracy and the curve" \
+  bash -c "grep -q 'final test accuracy' '$T/c/report/index.html' && grep -q '<h2>Final training</h2>' '$T/c/report/index.html'"
+run c_again "$DN" evolve finish "$T/c"
+check "finish on a finished folder changes nothing and says how (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && grep -q -- '-again' '$T/c_again.out' && cmp -s '$T/c/final/final.weights' '$T/c/best/best.weights'"
+run c_scratch "$DN" evolve finish "$T/c" -again -from scratch -epochs 1
+check "finish -again -from scratch trains anew (rc=$rc: $(tail -n 1 "$T/c_scratch.err"))" \
+  bash -c "[ $rc -eq 0 ] && grep -q '\"from\":\"scratch\"' '$R' && [ \"\$(sed -nE 's/.*\"steps\":([0-9]+).*/\\1/p' '$R')\" = 31 ]"
+check "... and keeps the earlier one as final.1" cmp -s "$T/c/final.1/final.weights" "$T/c/best/best.weights"
+
+# kill -9 during final training, then -resume continues from the checkpoint
+"$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/k" "${E[@]}" -steps 4 -evals 6 -final-epochs 12 >"$T/k1.out" 2>"$T/k1.err" &
+pid=$!
+for _ in $(seq 3000); do grep -q '"step":[1-9]' "$T/k/final/progress.json" 2>/dev/null && break; kill -0 $pid 2>/dev/null || break; sleep 0.01; done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+at=$(field step < "$T/k/final/progress.json")
+check "killed during final training (checkpoint at step $at)" bash -c "[ -n '$at' ] && [ ! -e '$T/k/final/result.json' ]"
+run k_resume "$DN" evolve -resume "$T/k"
+check "-resume continues it (rc=$rc: $(tail -n 1 "$T/k_resume.err"))" \
+  bash -c "[ $rc -eq 0 ] && grep -q 'final: continuing at step $at of 375' '$T/k_resume.out'"
+check "... and finishes it with its test accuracy" bash -c "grep -q '\"steps\":375' '$T/k/final/result.json' && grep -q '^final: test accuracy' '$T/k_resume.out'"
+check "... without a new evaluation" sequential "$T/k/events.jsonl" 6
+check "no crash" no_crash "$T"/c*.err "$T"/k*.err
+
+# ------------------------------------------------------------------ d. a folder from before these options
+run d "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/d" "${E[@]}" -steps 4 -evals 6 -final 0 -rungs 1 -mutations paper
+sed -i -E '/^(schedule|mutations|rungs|eta|val_images|final|final_epochs|final_from|augment)=/d' "$T/d/options.cfg"
+run d_resume "$DN" evolve -resume "$T/d" -evals 30
+check "an old folder resumes (rc=$rc: $(tail -n 1 "$T/d_resume.err"))" [ "$rc" -eq 0 ]
+check "... without promotions or final training" \
+  bash -c "! grep -q promotion '$T/d/events.jsonl' && [ ! -e '$T/d/final' ]"
+check "... with the paper's mutations only" \
+  bash -c "! grep -qE '\"mutation\":\"(deepen|widen|skip_zero)\"' '$T/d/events.jsonl'"
+check "... and its children scored on the whole holdout" bash -c "! grep -v '\"val_images\":300,' '$T/d/events.jsonl' | grep -q ."
+check "no crash" no_crash "$T"/d*.err
+
+echo "test_fidelity.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

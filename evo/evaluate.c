@@ -39,6 +39,12 @@ dn_status evo_schedule_from_name(const char *name, evo_schedule *out)
     return evo_fail(DN_ERR_ARG, "unknown schedule '%s' (cosine, constant or cfg)", name ? name : "");
 }
 
+void evo_augment(dn_loader_options *lo, const dn_data_config *dc, int augment)
+{
+    lo->flip = dc->flip || augment;
+    lo->crop_pad = dc->crop_pad ? dc->crop_pad : augment ? 2 : 0;
+}
+
 float evo_cosine_rate(float lr, int i, int n)
 {
     int warm = n / 20 > 1 ? n / 20 : 1;
@@ -216,8 +222,7 @@ static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_
     dn_loader_options_from_network(&lo, c->net);
     lo.split = &data->train;
     lo.batch = batch;
-    lo.flip = data->config.flip || o->augment;
-    lo.crop_pad = data->config.crop_pad ? data->config.crop_pad : o->augment ? 2 : 0;
+    evo_augment(&lo, &data->config, o->augment);
     lo.seed = o->seed;
     c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
     c->Y = malloc((size_t)batch * data->classes * sizeof(float));
@@ -226,9 +231,7 @@ static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_
     return DN_OK;
 }
 
-/* The rate of step i of n under schedule; the cfg's policy is left alone for
- * EVO_SCHEDULE_CFG. peak: the genome's learning_rate. */
-static void set_rate(dn_network *net, int schedule, float peak, int i, int n)
+void evo_set_rate(dn_network *net, int schedule, float peak, int i, int n)
 {
     if (schedule == EVO_SCHEDULE_CFG) return;
     net->policy = DN_POLICY_CONSTANT;
@@ -245,7 +248,7 @@ static dn_status train(eval_ctx *c, const evo_data *data, const evo_eval_options
     float peak = c->net->learning_rate;
     for (int i = 0; i < o->steps; ++i) {
         float loss;
-        set_rate(c->net, o->schedule, peak, i, o->steps);
+        evo_set_rate(c->net, o->schedule, peak, i, o->steps);
         if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
         dn_status s = dn_network_train(c->net, c->X, c->Y, batch, &loss);
         if (s != DN_OK) return s;

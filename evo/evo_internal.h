@@ -266,6 +266,12 @@ dn_status evo_schedule_from_name(const char *name, evo_schedule *out);
  * the rest. Every evaluation (child, promotion, final training) restarts it,
  * as SGDR's warm restarts. */
 float evo_cosine_rate(float lr, int i, int n);
+/* Set net's rate for step i of n under schedule (evo_schedule): the cfg's
+ * policy is left alone for EVO_SCHEDULE_CFG; peak: the genome's learning_rate. */
+void evo_set_rate(dn_network *net, int schedule, float peak, int i, int n);
+/* The loader's augmentation: the .data's flip= / crop_pad=, or with augment
+ * a random horizontal flip and a 2-pixel pad-and-crop. */
+void evo_augment(dn_loader_options *lo, const dn_data_config *dc, int augment);
 
 typedef struct {
     int steps;               /* training batches per child                */

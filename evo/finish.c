@@ -244,8 +244,7 @@ static dn_status start_loader(finish_ctx *c, const progress *p)
     int batch = c->net->batch * c->net->subdivisions;
     lo.split = &c->train;
     lo.batch = batch;
-    lo.flip = c->dc.flip || p->augment;
-    lo.crop_pad = c->dc.crop_pad ? c->dc.crop_pad : p->augment ? 2 : 0;
+    evo_augment(&lo, &c->dc, p->augment);
     lo.seed = p->seed ^ (uint64_t)(p->step + 1) * 0x9E3779B97F4A7C15ull;   /* a resumed run draws anew */
     c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
     c->Y = malloc((size_t)batch * c->dc.classes * sizeof(float));
@@ -296,9 +295,7 @@ static dn_status train(finish_ctx *c, progress *p, double seconds_budget)
     int step0 = p->step;
     while (p->steps == 0 || p->step < p->steps) {
         float loss;
-        c->net->policy = DN_POLICY_CONSTANT;
-        c->net->burn_in = 0;
-        c->net->learning_rate = evo_cosine_rate(peak, p->step, p->steps > 0 ? p->steps : guess);
+        evo_set_rate(c->net, EVO_SCHEDULE_COSINE, peak, p->step, p->steps > 0 ? p->steps : guess);
         if (dn_loader_next(c->ld, c->X, c->Y, NULL) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
         DN_TRY(dn_network_train(c->net, c->X, c->Y, batch, &loss));
         ++p->step;

@@ -1,10 +1,12 @@
 /*
  * evo_testutil.h — helpers shared by the evo tests: structural equality of
- * genomes (options in order, gene ids, types, references) and reading a file.
+ * genomes (options in order, gene ids, types, references), reading a file,
+ * and the layer shapes upstream Darknet builds from a cfg (the oracle harness).
  */
 #ifndef EVO_TESTUTIL_H
 #define EVO_TESTUTIL_H
 #include "evo_internal.h"
+#include <stdio.h>
 #include <string.h>
 
 static int kvs_equal(const evo_kv *a, int na, const evo_kv *b, int nb)
@@ -37,6 +39,41 @@ static inline char *read_text(const char *path)
 {
     char *text;
     return dn_read_file(path, &text, NULL) == DN_OK ? text : NULL;
+}
+
+/* Upstream Darknet (Debian's libdarknet, through the oracle harness) loads
+ * the cfg text to the same layer outputs as the framework. 1 when equal. */
+static inline int upstream_same(const char *harness, const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) < 0) { if (f) fclose(f); return 0; }
+    fclose(f);
+    dn_parse_options po = {.batch = 1, .quiet = 1, .shapes_only = 1};
+    dn_network *net = NULL;
+    if (dn_network_parse_string(text, path, &po, &net) != DN_OK) return 0;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "'%s' shapes '%s' 2>/dev/null", harness, path);
+    FILE *p = popen(cmd, "r");
+    int ok = p != NULL, lines = 0;
+    char line[512];
+    while (ok && fgets(line, sizeof line, p)) {
+        int i, w, h, c, ow, oh, oc, in, out;
+        char type[64];
+        if (sscanf(line, "layer %d %63s %d %d %d %d %d %d %d %d", &i, type, &w, &h, &c, &ow, &oh, &oc, &in, &out) != 10)
+            continue;
+        const dn_layer *l = i >= 0 && i < net->n ? &net->layers[i] : NULL;
+        /* upstream leaves out_w/h/c at 0 on [softmax] and [cost]: outputs only */
+        int flat = ow == 0 && oh == 0 && oc == 0;
+        ok = l && (flat || (l->out_w == ow && l->out_h == oh && l->out_c == oc)) && l->outputs == out;
+        if (!ok) fprintf(stderr, "upstream layer %d %s: %dx%dx%d, ours %dx%dx%d\n", i, type, ow, oh, oc,
+                         l ? l->out_w : -1, l ? l->out_h : -1, l ? l->out_c : -1);
+        lines++;
+    }
+    if (p && pclose(p) != 0) ok = 0;
+    ok = ok && lines == net->n;
+    dn_network_free(net);
+    remove(path);
+    return ok;
 }
 
 #endif

@@ -696,36 +696,6 @@ static void test_growth_lineage(void)
 
 /* ------------------------------------------------------------ upstream */
 
-/* Upstream Darknet (Debian's libdarknet, through the oracle harness) builds
- * the cfg text to the same layer shapes as the framework. 1 when equal. */
-static int upstream_same(const char *harness, const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(text, f) < 0) { if (f) fclose(f); return 0; }
-    fclose(f);
-    dn_parse_options po = {.batch = 1, .quiet = 1, .shapes_only = 1};
-    dn_network *net = NULL;
-    if (dn_network_parse_string(text, path, &po, &net) != DN_OK) return 0;
-    char cmd[1200], line[512];
-    snprintf(cmd, sizeof cmd, "'%s' shapes '%s' 2>/dev/null", harness, path);
-    FILE *p = popen(cmd, "r");
-    int ok = p != NULL, lines = 0;
-    while (ok && fgets(line, sizeof line, p)) {
-        int i, w, h, c, ow, oh, oc, in, out;
-        char type[64];
-        if (sscanf(line, "layer %d %63s %d %d %d %d %d %d %d %d", &i, type, &w, &h, &c, &ow, &oh, &oc, &in, &out) != 10)
-            continue;
-        const dn_layer *l = i >= 0 && i < net->n ? &net->layers[i] : NULL;
-        int flat = ow == 0 && oh == 0 && oc == 0;   /* upstream's [softmax]: outputs only */
-        ok = l && (flat || (l->out_w == ow && l->out_h == oh && l->out_c == oc)) && l->outputs == out;
-        lines++;
-    }
-    if (p && pclose(p) != 0) ok = 0;
-    ok = ok && lines == net->n;
-    dn_network_free(net);
-    remove(path);
-    return ok;
-}
 
 /* Genomes along a walk of the "all" set from the trivial seed (routes of one
  * layer, branch convolutions, shortcuts, widened layers) load in upstream. */

@@ -439,6 +439,33 @@ static void test_events_replay(void)
     CHECK_ERR(evo_store_remove_weights(st, 42), "no event records it");
     CHECK(exists(in(dir, "weights/5.weights")), "5 keeps its weights");
 
+    /* promotions: a living individual one level up, as an evaluation of its own */
+    evo_individual p5 = *evo_state_find(&s, 5), stale;
+    evo_result pr;
+    memset(&pr, 0, sizeof pr);
+    pr.outcome = EVO_OK;
+    pr.accuracy = 0.25f;
+    pr.steps = 20;
+    pr.val_images = 300;
+    evo_individual p3 = p5;
+    p3.id = 3;
+    CHECK_ERR(evo_store_append_promotion(st, &p3, NSCRIPT + 1, &pr, 7, 61), "promoted individual 3 is not alive");
+    CHECK_OK(evo_store_append_promotion(st, &p5, NSCRIPT + 1, &pr, 7, 61));
+    stale = p5;   /* still at level 0 in the caller's copy: the log has it at 1 */
+    CHECK_ERR(evo_store_append_promotion(st, &stale, NSCRIPT + 2, &pr, 7, 62), "to level 1 from level 1");
+    CHECK(count_lines(in(dir, "events.jsonl")) == NSCRIPT + 1, "one promotion line written");
+    evo_state s3;
+    CHECK_OK(evo_store_open_read(dir, &o2, &s3, &st2));
+    const evo_individual *v5 = evo_state_find(&s3, 5);
+    CHECK(s3.evals == NSCRIPT + 1 && s3.n == NSCRIPT && v5 && v5->rung == 1 && v5->accuracy == 0.25f &&
+          v5->steps == 30 && v5->val_images == 300 && v5->alive, "the promotion replays: level 1, its score, 10 + 20 steps");
+    int b = evo_state_best_ever(&s3);
+    CHECK(b >= 0 && s3.ind[b].id == 5, "the best ever is of the highest level, whatever its score (%d)",
+          b >= 0 ? s3.ind[b].id : -1);
+    evo_store_close(st2);
+    evo_state_free(&s3);
+    free_options(&o2);
+
     evo_store_close(st);
     evo_state_free(&s);
     free_options(&o);

@@ -468,20 +468,6 @@ static int cmd_resume(int argc, char **argv)
 
 /* ------------------------------------------------------------ finish */
 
-/* DIR/final of an earlier final training moves to DIR/final.K (never deleted). */
-static int set_aside_final(const char *dir)
-{
-    char from[4200], to[4300];
-    snprintf(from, sizeof from, "%s/final", dir);
-    for (int k = 1; k < 10000; ++k) {
-        snprintf(to, sizeof to, "%s/final.%d", dir, k);
-        if (access(to, F_OK) == 0) continue;
-        if (rename(from, to) == 0) { printf("finish: the earlier final training is kept in %s\n", to); return 0; }
-        return runtime_error("finish", strerror(errno));
-    }
-    return runtime_error("finish", "no free name final.K for the earlier final training");
-}
-
 static int parse_finish_args(int argc, char **argv, const char **dir, evo_finish_options *fo, double *hours,
                              int *again, int *from_set, int *aug_set)
 {
@@ -540,7 +526,7 @@ static int cmd_finish(int argc, char **argv)
     else if (fi.done && !again)
         printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
                "is kept)\n", dir, fi.id, 100.0 * fi.test_accuracy);
-    else if (fi.done && set_aside_final(dir)) rc = DN_EXIT_ERROR;
+    else if (fi.done && evo_final_set_aside(dir, stdout) != DN_OK) rc = runtime_error("finish", evo_last_error());
     else if (evo_finish(st, &o, &state, &fo, stdout) != DN_OK) rc = runtime_error("finish", evo_last_error());
     evo_store_close(st);
     evo_state_free(&state);

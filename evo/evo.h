@@ -227,10 +227,13 @@ dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state
 /* DIR/final/result.json, when final training finished (done 0 otherwise). */
 typedef struct {
     int done, id, steps, images, scratch, augment;
+    int evals;               /* the search's evaluations when it was trained */
     double seconds;
     float test_accuracy;
 } evo_final_info;
 dn_status evo_final_read(const char *dir, evo_final_info *info);
+/* Move DIR/final to DIR/final.K (the first free K; nothing is deleted). */
+dn_status evo_final_set_aside(const char *dir, FILE *log);
 
 /* ------------------------------------------------------------ report */
 

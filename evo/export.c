@@ -463,6 +463,11 @@ static int load_final(const char *dir, evo_state *s, const evo_individual **v, l
 {
     char *cpath = NULL, *wpath = NULL;
     if (evo_final_read(dir, fi) != DN_OK || !fi->done || !(*v = evo_state_find(s, fi->id))) return 0;
+    if (fi->evals < s->evals) {
+        dn_warn("%s/final: the final model was trained after evaluation %d, the search has since done %d; exporting "
+                "the search's best (darknet evolve -resume or finish -again trains it anew)", dir, fi->evals, s->evals);
+        return 0;
+    }
     int ok = asprintf(&cpath, "%s/final/model.cfg", dir) >= 0 && asprintf(&wpath, "%s/final/final.weights", dir) >= 0 &&
              dn_read_file(cpath, &in->cfg, NULL) == DN_OK && dn_read_file(wpath, (char **)&in->w, &in->wn) == DN_OK;
     if (!ok) {

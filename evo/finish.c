@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define CHECKPOINT_SECONDS 30.0
 #define MEASURE_STEPS 20        /* steps timed before the length of a timed run is fixed */
@@ -44,6 +45,7 @@
 
 typedef struct {
     int id, step, steps;        /* steps 0: not fixed yet (timed run, measuring) */
+    int evals;                  /* the search's evaluations when it started */
     double seconds;             /* spent so far, over sessions */
     int scratch, augment;
     uint64_t seed;
@@ -94,6 +96,7 @@ static dn_status save_progress(const char *dir, const progress *p, const char *n
     evo_json_writer w;
     evo_json_begin(&w);
     evo_json_int(&w, "id", p->id);
+    evo_json_int(&w, "evals", p->evals);
     evo_json_int(&w, "step", p->step);
     evo_json_int(&w, "steps", p->steps);
     evo_json_num(&w, "seconds", p->seconds);
@@ -138,6 +141,7 @@ static dn_status load_progress(const char *dir, const char *name, progress *p, f
         const evo_json_field *f = evo_json_get(&o, "seed");
         memset(p, 0, sizeof *p);
         p->id = (int)num_or(&o, "id", -1);
+        p->evals = (int)num_or(&o, "evals", 0);
         p->step = (int)num_or(&o, "step", 0);
         p->steps = (int)num_or(&o, "steps", 0);
         p->seconds = num_or(&o, "seconds", 0);
@@ -168,6 +172,7 @@ dn_status evo_final_read(const char *dir, evo_final_info *info)
     DN_TRY(load_progress(dir, "result.json", &p, &info->test_accuracy, &info->images));
     info->done = 1;
     info->id = p.id;
+    info->evals = p.evals;
     info->steps = p.steps;
     info->seconds = p.seconds;
     info->scratch = p.scratch;
@@ -179,6 +184,7 @@ dn_status evo_final_read(const char *dir, evo_final_info *info)
 
 typedef struct {
     const char *dir;
+    int evals;                 /* the search's evaluations so far */
     const evo_options *o;
     const evo_finish_options *fo;
     FILE *log;
@@ -367,9 +373,9 @@ static void ctx_free(finish_ctx *c)
 }
 
 /* A progress.json of another model or setting is not continued. */
-static int same_run(const progress *p, const evo_individual *v, const evo_finish_options *fo)
+static int same_run(const progress *p, const evo_individual *v, const evo_finish_options *fo, int evals)
 {
-    return p->id == v->id && p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0) &&
+    return p->id == v->id && p->evals == evals && p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0) &&
            p->augment == fo->augment;
 }
 
@@ -380,13 +386,14 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
     int have = exists(pp);
     free(pp);
     progress old;
-    if (have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK && same_run(&old, v, c->fo) &&
+    if (have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK && same_run(&old, v, c->fo, c->evals) &&
         old.steps > 0) {
         *p = old;
         if (c->log) fprintf(c->log, "final: continuing at step %d of %d\n", p->step, p->steps);
     } else {
         memset(p, 0, sizeof *p);
         p->id = v->id;
+        p->evals = c->evals;
         p->scratch = c->fo->scratch || c->fo->filters > 0 || c->fo->cells > 0;   /* a new network: no weights */
         p->augment = c->fo->augment;
         p->seed = c->o->seed ^ 0xF1A1ull;
@@ -410,7 +417,7 @@ dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state
         if (state->ind[i].id == fo->id && state->ind[i].outcome == EVO_OK) b = i;
     if (b < 0) return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir, fo->id >= 0 ? " with that id" : "");
     const evo_individual *v = &state->ind[b];
-    finish_ctx c = {.dir = dir, .o = o, .fo = fo, .log = log};
+    finish_ctx c = {.dir = dir, .evals = state->evals, .o = o, .fo = fo, .log = log};
     progress p;
     dn_status s = start_or_continue(&c, st, v, &p);
     if (s == DN_OK) s = build_model(&c, st, v, &p);
@@ -450,4 +457,18 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
         double left = o->hours * 3600.0 - state->elapsed, share = o->hours * 3600.0 * o->final_share;
         fo->seconds = left > share ? left : share;
     }
+}
+
+dn_status evo_final_set_aside(const char *dir, FILE *log)
+{
+    char from[4200], to[4300];
+    snprintf(from, sizeof from, "%s/final", dir);
+    for (int k = 1; k < 10000; ++k) {
+        snprintf(to, sizeof to, "%s/final.%d", dir, k);
+        if (access(to, F_OK) == 0) continue;
+        if (rename(from, to) != 0) return evo_fail(DN_ERR_IO, "%s: cannot move it to %s: %s", from, to, strerror(errno));
+        if (log) fprintf(log, "final: the earlier final training is kept in %s\n", to);
+        return DN_OK;
+    }
+    return evo_fail(DN_ERR_IO, "%s: no free name final.K to keep it under", from);
 }

@@ -833,13 +833,16 @@ static void print_after(const search_ctx *c)
     evo_report_after_search(evo_store_dir(c->st), c->log);   /* prints its path; a failure only warns */
 }
 
-/* The search's own final training of its winner (-final > 0), unless done. */
+/* The search's own final training of its winner (-final > 0), unless done
+ * after the last evaluation; one that a resumed search outdated is kept as
+ * DIR/final.K and trained anew. */
 static dn_status final_training(search_ctx *c)
 {
     evo_final_info fi;
     if (c->o->final_share <= 0 || evo_state_best_ever(c->s) < 0) return DN_OK;
     DN_TRY(evo_final_read(evo_store_dir(c->st), &fi));
-    if (fi.done) return DN_OK;
+    if (fi.done && fi.evals >= c->s->evals) return DN_OK;
+    if (fi.done) DN_TRY(evo_final_set_aside(evo_store_dir(c->st), c->log));
     evo_finish_options fo;
     evo_finish_options_from(c->o, c->s, &fo);
     return evo_finish(c->st, c->o, c->s, &fo, c->log);

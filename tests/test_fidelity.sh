@@ -14,7 +14,8 @@
 #      weights, bit for bit) and says so; status and the report show it;
 #      kill -9 during final training, then -resume continues from the
 #      checkpoint; `finish` refuses to redo a finished one without -again and
-#      keeps the old one as final.1; -from scratch;
+#      keeps the old one as final.1; -from scratch; a resume that extends the
+#      search keeps the outdated final model as final.2 and trains anew;
 #   d. a folder whose options.cfg predates these options (no schedule,
 #      mutations, rungs, ... keys) resumes with the old behaviour: no
 #      promotions, no final training, the paper's mutations.
@@ -164,6 +165,10 @@ run c_scratch "$DN" evolve finish "$T/c" -again -from scratch -epochs 1
 check "finish -again -from scratch trains anew (rc=$rc: $(tail -n 1 "$T/c_scratch.err"))" \
   bash -c "[ $rc -eq 0 ] && grep -q '\"from\":\"scratch\"' '$R' && [ \"\$(sed -nE 's/.*\"steps\":([0-9]+).*/\\1/p' '$R')\" = 31 ]"
 check "... and keeps the earlier one as final.1" cmp -s "$T/c/final.1/final.weights" "$T/c/best/best.weights"
+# a resumed search outdates its final model: kept as final.2, trained anew after the new evaluations
+run c_more "$DN" evolve -resume "$T/c" -evals 12
+check "a resume with a larger budget trains a new final model (rc=$rc: $(tail -n 1 "$T/c_more.err"))" \
+  bash -c "[ $rc -eq 0 ] && grep -q 'kept in .*final.2' '$T/c_more.out' && grep -q '\"evals\":12,' '$R' && [ -s '$T/c/final.2/result.json' ]"
 
 # kill -9 during final training, then -resume continues from the checkpoint
 "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/k" "${E[@]}" -steps 4 -evals 6 -final-epochs 12 >"$T/k1.out" 2>"$T/k1.err" &

@@ -306,7 +306,12 @@ static dn_status train(finish_ctx *c, progress *p, double seconds_budget)
         DN_TRY(dn_network_train(c->net, c->X, c->Y, batch, &loss));
         ++p->step;
         sum += loss;
-        if (++nsum == every) { add_curve(p, p->step, sum / (float)nsum); sum = 0; nsum = 0; }
+        if (++nsum == every) {
+            if (p->ncurve == CURVE_POINTS) every *= 2;   /* add_curve keeps every other point */
+            add_curve(p, p->step, sum / (float)nsum);
+            sum = 0;
+            nsum = 0;
+        }
         double now = dn_time_now();
         p->seconds = spent0 + (now - t0);
         if (p->steps == 0 && p->step - step0 >= MEASURE_STEPS) {

@@ -550,23 +550,33 @@ static int candidate_at(const search_ctx *c, int k)
     return rank < slots ? best : -1;
 }
 
-/* The individual (index) to promote now, from the top level down, or -1. */
-static int promotion_candidate(const search_ctx *c)
-{
-    if (c->o->rungs < 2 || c->s->n < c->o->population || c->npromoting >= 64) return -1;
-    for (int k = c->o->rungs - 2; k >= 0; --k) {
-        int i = candidate_at(c, k);
-        if (i >= 0) return i;
-    }
-    return -1;
-}
-
 /* Further steps that take level k to k + 1: steps x eta^k x (eta - 1). */
 static int promotion_steps(const evo_options *o, int k)
 {
     double n = o->steps * (o->eta - 1.0);
     for (int i = 0; i < k; ++i) n *= o->eta;
     return n > 1e8 ? 100000000 : (int)n;
+}
+
+/* A promotion of v would end after the search's time: its further steps at
+ * the speed its own evaluations had, against the time left. */
+static int too_late(const search_ctx *c, const evo_individual *v)
+{
+    if (c->o->hours <= 0 || v->steps < 1) return 0;
+    double need = v->seconds / v->steps * promotion_steps(c->o, v->rung);
+    return need > evo_search_seconds(c->o) - elapsed_now(c);
+}
+
+/* The individual (index) to promote now, from the top level down, or -1
+ * (none, or no time left for it: a child then uses the rest). */
+static int promotion_candidate(const search_ctx *c)
+{
+    if (c->o->rungs < 2 || c->s->n < c->o->population || c->npromoting >= 64) return -1;
+    for (int k = c->o->rungs - 2; k >= 0; --k) {
+        int i = candidate_at(c, k);
+        if (i >= 0) return too_late(c, &c->s->ind[i]) ? -1 : i;
+    }
+    return -1;
 }
 
 /* The promoted individual as both parent and child, with its weights. */

@@ -412,15 +412,32 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
     return s;
 }
 
+/* The best ever (evo_ranks_above) whose cfg and weights are intact: a lost
+ * individual's weights went to orphans/; the next best then, with a warning. */
+static int best_intact(const evo_store *st, const evo_state *state, FILE *log)
+{
+    int b = -1;
+    for (int i = 0; i < state->n; ++i) {
+        const evo_individual *v = &state->ind[i];
+        if (v->outcome != EVO_OK || (b >= 0 && !evo_ranks_above(v, &state->ind[b]))) continue;
+        if (evo_store_check_individual(st, v->id) == DN_OK) b = i;
+        else if (log) fprintf(log, "final: individual %d (validation %.2f%%) has no intact files (%s); not taken\n",
+                              v->id, 100.0 * v->accuracy, evo_last_error());
+    }
+    return b;
+}
+
 dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
                      FILE *log)
 {
     if (!st || !o || !state || !fo) return evo_fail(DN_ERR_ARG, "evo_finish: NULL argument");
     const char *dir = evo_store_dir(st);
-    int b = fo->id >= 0 ? -1 : evo_state_best_ever(state);
+    int b = fo->id >= 0 ? -1 : best_intact(st, state, log);
     for (int i = 0; fo->id >= 0 && i < state->n; ++i)
         if (state->ind[i].id == fo->id && state->ind[i].outcome == EVO_OK) b = i;
-    if (b < 0) return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir, fo->id >= 0 ? " with that id" : "");
+    if (b < 0)
+        return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir,
+                        fo->id >= 0 ? " with that id" : " whose files are intact");
     const evo_individual *v = &state->ind[b];
     finish_ctx c = {.dir = dir, .evals = state->evals, .o = o, .fo = fo, .log = log};
     progress p;

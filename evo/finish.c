@@ -427,19 +427,11 @@ static int best_intact(const evo_store *st, const evo_state *state, FILE *log)
     return b;
 }
 
-dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
-                     FILE *log)
+/* One attempt: on device `device` (-1: the CPU). */
+static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
+                           const evo_individual *v, int device, FILE *log)
 {
-    if (!st || !o || !state || !fo) return evo_fail(DN_ERR_ARG, "evo_finish: NULL argument");
-    const char *dir = evo_store_dir(st);
-    int b = fo->id >= 0 ? -1 : best_intact(st, state, log);
-    for (int i = 0; fo->id >= 0 && i < state->n; ++i)
-        if (state->ind[i].id == fo->id && state->ind[i].outcome == EVO_OK) b = i;
-    if (b < 0)
-        return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir,
-                        fo->id >= 0 ? " with that id" : " whose files are intact");
-    const evo_individual *v = &state->ind[b];
-    finish_ctx c = {.dir = dir, .evals = state->evals, .o = o, .fo = fo, .log = log};
+    finish_ctx c = {.dir = evo_store_dir(st), .evals = state->evals, .o = o, .fo = fo, .log = log};
     progress p;
     dn_status s = start_or_continue(&c, st, v, &p);
     if (s == DN_OK) s = build_model(&c, st, v, &p);
@@ -456,15 +448,41 @@ dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state
         else fprintf(log, "%.0f s\n", fo->seconds);
         fflush(log);
     }
-    if (s == DN_OK && o->gpus && *o->gpus) {
-        int dev[EVO_MAX_GPUS], n = 0;
-        if (dn_gpu_parse_list(o->gpus, dev, EVO_MAX_GPUS, &n) == DN_OK && n > 0) s = dn_network_to_gpu(c.net, dev[0]);
-    }
+    if (s == DN_OK && device >= 0) s = dn_network_to_gpu(c.net, device);
     if (s == DN_OK) s = start_loader(&c, &p);
     if (s == DN_OK) s = train(&c, &p, fo->seconds);
     if (s == DN_OK && c.ld) { dn_loader_stop(c.ld); c.ld = NULL; }
     if (s == DN_OK) s = finish_files(&c, &p, v);
     ctx_free(&c);
+    return s;
+}
+
+/* The first device of -gpus, or -1 (the CPU). */
+static int first_device(const evo_options *o)
+{
+    int dev[EVO_MAX_GPUS], n = 0;
+    if (!o->gpus || !*o->gpus || dn_gpu_parse_list(o->gpus, dev, EVO_MAX_GPUS, &n) != DN_OK || n < 1) return -1;
+    return dev[0];
+}
+
+dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
+                     FILE *log)
+{
+    if (!st || !o || !state || !fo) return evo_fail(DN_ERR_ARG, "evo_finish: NULL argument");
+    const char *dir = evo_store_dir(st);
+    int b = fo->id >= 0 ? -1 : best_intact(st, state, log);
+    for (int i = 0; fo->id >= 0 && i < state->n; ++i)
+        if (state->ind[i].id == fo->id && state->ind[i].outcome == EVO_OK) b = i;
+    if (b < 0)
+        return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir,
+                        fo->id >= 0 ? " with that id" : " whose files are intact");
+    const evo_individual *v = &state->ind[b];
+    int device = first_device(o);
+    dn_status s = finish_on(st, o, state, fo, v, device, log);
+    if (s == DN_ERR_NOMEM && device >= 0) {   /* the device is full: the CPU goes on from the last checkpoint */
+        if (log) fprintf(log, "final: out of memory on GPU %d (%s); continuing on the CPU\n", device, evo_last_error());
+        s = finish_on(st, o, state, fo, v, -1, log);
+    }
     return s == DN_OK ? DN_OK : evo_fail(s, "final training of individual %d: %s", v->id, evo_last_error());
 }
 

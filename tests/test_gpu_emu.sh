@@ -173,6 +173,7 @@ expect_error train_oom 1 'out of memory' \
   env DN_EMU_FAIL_ALLOC_AFTER=20 "$DN" classifier train "$T/g0.data" "$T/tiny.cfg" -gpus 0
 run evolve_oom env DN_EMU_FAIL_ALLOC_AFTER=60 "$DN" "${EVO[@]}" -gpus 0,1 -evals 8 -out "$T/ev_oom"
 check "evolve out of device memory still completes (rc=$rc)" [ "$rc" -eq 0 ]
+check "... its final training going on on the CPU" grep -q 'final: out of memory on GPU 0 .*continuing on the CPU' "$T/evolve_oom.out"
 check "evolve out of device memory: 8 events" [ "$(lines "$T/ev_oom/events.jsonl")" -eq 8 ]
 check "evolve out of device memory: failed individuals say why" \
   grep -q '"outcome":"failed","reason":"[^"]*out of memory' "$T/ev_oom/events.jsonl"

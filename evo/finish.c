@@ -413,17 +413,22 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
 }
 
 /* The best ever (evo_ranks_above) whose cfg and weights are intact: a lost
- * individual's weights went to orphans/; the next best then, with a warning. */
+ * individual's weights went to orphans/; the next best then, with a message. */
 static int best_intact(const evo_store *st, const evo_state *state, FILE *log)
 {
+    char *skip = calloc((size_t)state->n + 1, 1);
     int b = -1;
-    for (int i = 0; i < state->n; ++i) {
-        const evo_individual *v = &state->ind[i];
-        if (v->outcome != EVO_OK || (b >= 0 && !evo_ranks_above(v, &state->ind[b]))) continue;
-        if (evo_store_check_individual(st, v->id) == DN_OK) b = i;
-        else if (log) fprintf(log, "final: individual %d (validation %.2f%%) has no intact files (%s); not taken\n",
-                              v->id, 100.0 * v->accuracy, evo_last_error());
+    while (skip) {
+        b = -1;
+        for (int i = 0; i < state->n; ++i)
+            if (!skip[i] && state->ind[i].outcome == EVO_OK && (b < 0 || evo_ranks_above(&state->ind[i], &state->ind[b])))
+                b = i;
+        if (b < 0 || evo_store_check_individual(st, state->ind[b].id) == DN_OK) break;
+        if (log) fprintf(log, "final: the best, individual %d, has no intact files (%s); taking the next best\n",
+                         state->ind[b].id, evo_last_error());
+        skip[b] = 1;
     }
+    free(skip);
     return b;
 }
 

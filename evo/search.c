@@ -855,7 +855,12 @@ static dn_status final_training(search_ctx *c)
     if (fi.done) DN_TRY(evo_final_set_aside(evo_store_dir(c->st), c->log));
     evo_finish_options fo;
     evo_finish_options_from(c->o, c->s, &fo);
-    return evo_finish(c->st, c->o, c->s, &fo, c->log);
+    dn_status s = evo_finish(c->st, c->o, c->s, &fo, c->log);
+    if (s != DN_ERR_NUMERIC) return s;
+    /* a diverged final training costs the final model, not the search: export takes the search's best */
+    dn_warn("%s; the search's best is what export writes (darknet evolve finish DIR -again tries again, e.g. "
+            "-from scratch)", evo_last_error());
+    return DN_OK;
 }
 
 /* A fresh search starts its RNG and ids from the seed. */

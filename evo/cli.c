@@ -517,8 +517,8 @@ static int cmd_finish(int argc, char **argv)
     evo_finish_options run;
     evo_finish_options_from(&o, &state, &run);
     if (!from_set) fo.scratch = run.scratch;
-    if (!aug_set) fo.augment = o.augment && !strcmp(o.augment, "none") ? 0 : 1;
-    if (fo.epochs <= 0) fo.epochs = o.final_epochs > 0 ? o.final_epochs : 10;
+    if (!aug_set) fo.augment = run.augment;
+    if (fo.epochs <= 0) fo.epochs = run.epochs;
     fo.seconds = hours * 3600.0;
     evo_final_info fi;
     int rc = DN_EXIT_OK;

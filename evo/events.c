@@ -118,6 +118,29 @@ dn_status evo_state_reserve(evo_state *s)
 
 /* Apply a checked event (room reserved with evo_state_reserve): the child
  * joins (alive when it trained), the killed and the lost die, the counters move. */
+void evo_promotion_event(const evo_individual *v, int eval, const evo_result *r, uint64_t rng, double elapsed,
+                         evo_event *e)
+{
+    memset(e, 0, sizeof *e);
+    e->eval = eval;
+    e->id = v->id;
+    e->parent = v->parent;
+    e->mutation = v->mutation;
+    e->promotion = 1;
+    e->rung = v->rung + 1;
+    e->outcome = r->outcome;
+    e->accuracy = r->outcome == EVO_OK ? r->accuracy : 0;
+    e->val_images = r->val_images;
+    e->steps = r->steps;
+    e->seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
+    e->params = v->params;
+    e->flops = v->flops;
+    e->rng = rng;
+    e->elapsed = elapsed;
+    e->worker = v->worker;
+    e->worker_busy = v->worker_busy;
+}
+
 /* A checked promotion: the individual's score and level move up, or (failed)
  * it stays as it was and is not promoted again. */
 static void apply_promotion(evo_state *s, const evo_event *e)

@@ -482,6 +482,16 @@ dn_status evo_store_append_event(evo_store *st, const evo_individual *child, con
  * a plain cfg (malloc'd) to train from scratch. */
 dn_status evo_scaled_cfg(evo_store *st, int id, int filters, int cells, char **plain);
 
+/* The event of a promotion of living individual v (its state before it) as
+ * evaluation eval, from the further training's result r (events.c). */
+void evo_promotion_event(const evo_individual *v, int eval, const evo_result *r, uint64_t rng, double elapsed,
+                         evo_event *e);
+
+/* The final training's loss curve (DIR/final/curve.tsv, finish.c): at most
+ * max (step, mean loss) points into step and loss; returns how many (0: none). */
+#define EVO_CURVE_POINTS 64
+int evo_final_curve(const char *dir, int *step, float *loss, int max);
+
 /* Seconds of -hours the search may spend: all of them, less -final's share. */
 double evo_search_seconds(const evo_options *o);
 
@@ -527,6 +537,9 @@ typedef struct { evo_json_field *f; int n; } evo_json_object;
 dn_status evo_json_parse(const char *line, size_t len, evo_json_object *out);
 const evo_json_field *evo_json_get(const evo_json_object *o, const char *key);
 void evo_json_object_free(evo_json_object *o);
+
+/* 1 when path names something that exists (util.c). */
+int evo_file_exists(const char *path);
 
 /* A growing text buffer: evo_text_add appends printf-style; an allocation
  * failure is remembered (failed) and the text stays as it was. */

@@ -40,7 +40,7 @@
 
 #define CHECKPOINT_SECONDS 30.0
 #define MEASURE_STEPS 20        /* steps timed before the length of a timed run is fixed */
-#define CURVE_POINTS 64         /* loss samples kept for the report */
+#define CURVE_POINTS EVO_CURVE_POINTS
 #define TEST_BATCH 100
 
 typedef struct {
@@ -58,11 +58,6 @@ static char *path_in(const char *dir, const char *name)
     return asprintf(&p, "%s/final/%s", dir, name) < 0 ? NULL : p;
 }
 
-static int exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 /* ------------------------------------------------------------ progress.json */
 
@@ -78,16 +73,16 @@ static dn_status save_curve(const char *dir, const progress *p)
     return s;
 }
 
-static void load_curve(const char *dir, progress *p)
+int evo_final_curve(const char *dir, int *step, float *loss, int max)
 {
-    char *path = path_in(dir, "curve.tsv"), *text = NULL;
-    p->ncurve = 0;
-    if (!path || dn_read_file(path, &text, NULL) != DN_OK) { free(path); return; }
-    char *save = NULL;
-    for (char *l = strtok_r(text, "\n", &save); l && p->ncurve < CURVE_POINTS; l = strtok_r(NULL, "\n", &save))
-        if (*l != '#' && sscanf(l, "%d %f", &p->curve_step[p->ncurve], &p->curve_loss[p->ncurve]) == 2) ++p->ncurve;
+    char *path = path_in(dir, "curve.tsv"), *text = NULL, *save = NULL;
+    int n = 0;
+    if (!path || dn_read_file(path, &text, NULL) != DN_OK) { free(path); return 0; }
+    for (char *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save))
+        if (*l != '#' && sscanf(l, "%d %f", &step[n], &loss[n]) == 2 && isfinite(loss[n])) ++n;
     free(text);
     free(path);
+    return n;
 }
 
 static dn_status save_progress(const char *dir, const progress *p, const char *name, float test, int images,
@@ -149,7 +144,7 @@ static dn_status load_progress(const char *dir, const char *name, progress *p, f
         const evo_json_field *from = evo_json_get(&o, "from");
         p->scratch = from && from->type == EVO_JSON_STRING && !strcmp(from->str, "scratch");
         p->seed = f && f->type == EVO_JSON_STRING ? strtoull(f->str, NULL, 10) : 1;
-        load_curve(dir, p);
+        p->ncurve = evo_final_curve(dir, p->curve_step, p->curve_loss, CURVE_POINTS);
         if (test) *test = (float)num_or(&o, "test_accuracy", 0);
         if (images) *images = (int)num_or(&o, "images", 0);
         if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps))
@@ -165,7 +160,7 @@ dn_status evo_final_read(const char *dir, evo_final_info *info)
 {
     memset(info, 0, sizeof *info);
     char *path = dir ? path_in(dir, "result.json") : NULL;
-    int done = path && exists(path);
+    int done = path && evo_file_exists(path);
     free(path);
     if (!done) return DN_OK;
     progress p;
@@ -216,7 +211,7 @@ static dn_status build_model(finish_ctx *c, evo_store *st, const evo_individual 
     if (s != DN_OK) return s;
     char *ck = path_in(c->dir, "checkpoint.weights");
     if (!ck) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    if (p->step > 0 && exists(ck)) s = dn_weights_load(c->net, ck);
+    if (p->step > 0 && evo_file_exists(ck)) s = dn_weights_load(c->net, ck);
     else if (!p->scratch) {
         void *w = NULL;
         size_t wn = 0;
@@ -388,7 +383,7 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
 {
     char *pp = path_in(c->dir, "progress.json");
     if (!pp) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    int have = exists(pp);
+    int have = evo_file_exists(pp);
     free(pp);
     progress old;
     if (have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK && same_run(&old, v, c->fo, c->evals) &&

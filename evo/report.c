@@ -20,7 +20,6 @@
  */
 #include "evo_internal.h"
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -636,20 +635,10 @@ static void page_promotions(evo_text *t, const report *r)
 /* The final training's loss curve (DIR/final/curve.tsv) as an inline SVG polyline. */
 static void page_final(evo_text *t, const report *r)
 {
-    char *path = NULL, *text = NULL;
-    if (asprintf(&path, "%s/final/curve.tsv", r->dir) < 0) return;
-    int have = dn_read_file(path, &text, NULL) == DN_OK;
-    free(path);
-    if (!have) return;
-    int st[256], n = 0;
-    float loss[256], hi = 0;
-    char *save = NULL;
-    for (char *l = strtok_r(text, "\n", &save); l && n < 256; l = strtok_r(NULL, "\n", &save))
-        if (*l != '#' && sscanf(l, "%d %f", &st[n], &loss[n]) == 2 && isfinite(loss[n])) {
-            if (loss[n] > hi) hi = loss[n];
-            ++n;
-        }
-    free(text);
+    int st[EVO_CURVE_POINTS];
+    float loss[EVO_CURVE_POINTS], hi = 0;
+    int n = evo_final_curve(r->dir, st, loss, EVO_CURVE_POINTS);
+    for (int i = 0; i < n; ++i) hi = loss[i] > hi ? loss[i] : hi;
     if (n < 2 || hi <= 0) return;
     evo_text_add(t, "<h2>Final training</h2>\n<p>Mean training loss against the step (%d to %d)%s.</p>\n"
                     "<svg width=\"640\" height=\"200\" viewBox=\"0 0 640 200\"><rect x=\"40\" y=\"10\" width=\"590\" "

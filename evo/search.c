@@ -73,7 +73,6 @@ typedef struct {
     evo_schedule schedule;    /* each evaluation's learning rate          */
     int augment;          /* flip + crop in the search's training (-augment all) */
     int promoting[64], npromoting;  /* ids whose promotion is in flight      */
-    int children_inflight;          /* children being trained right now      */
     int gpu[EVO_MAX_GPUS], ngpus;   /* -gpus: worker w trains on gpu[w % ngpus] */
     int mpi;              /* MPI: worker w sends its children to rank w+1 */
     int ranks_left;       /* MPI: worker ranks not dropped             */
@@ -197,6 +196,9 @@ double evo_search_seconds(const evo_options *o)
 /* Evaluations finished or in flight. */
 static int launched(const search_ctx *c) { return c->s->evals + c->inflight; }
 
+/* Individuals evaluated or being trained: promotions in flight are not new ones. */
+static int individuals(const search_ctx *c) { return c->s->n + c->inflight - c->npromoting; }
+
 static int budget_left(const search_ctx *c)
 {
     const evo_options *o = c->o;
@@ -218,15 +220,20 @@ static double seconds_left(const search_ctx *c)
     return left;
 }
 
+/* "[ 41/800] " or "[ 41] ": evaluations done, of the budget. */
+static void print_counter(const search_ctx *c)
+{
+    if (c->o->evals > 0) fprintf(c->log, "[%3d/%d] ", c->s->evals, c->o->evals);
+    else fprintf(c->log, "[%3d] ", c->s->evals);
+}
+
 static void print_progress(const search_ctx *c, const evo_individual *ind, const evo_result *r,
                            const step_plan *p)
 {
     if (!c->log) return;
     const evo_state *s = c->s;
-    char counter[32], left[32];
-    if (c->o->evals > 0) snprintf(counter, sizeof counter, "[%3d/%d]", s->evals, c->o->evals);
-    else snprintf(counter, sizeof counter, "[%3d]", s->evals);
-    fprintf(c->log, "%s ", counter);
+    char left[32];
+    print_counter(c);
     if (ind->mutation == EVO_MUT_RANDOM) fprintf(c->log, "sample %d (random)", ind->id);
     else if (ind->parent < 0) fprintf(c->log, "initial %d (%s)", ind->id, c->cells ? "random cells" : "seed copy");
     else fprintf(c->log, "child %d <- %d %s", ind->id, ind->parent, evo_mutation_name(ind->mutation));
@@ -334,7 +341,7 @@ static dn_status cell_child(search_ctx *c, const evo_genome *parent, int random,
  * search past the initial population) a random point of the growth space. */
 static dn_status fresh_child(search_ctx *c, step_input *in)
 {
-    int random = c->s->n + c->children_inflight >= c->o->population;
+    int random = individuals(c) >= c->o->population;
     if (c->cells) return cell_child(c, NULL, random, in);
     if (random) return random_walk(c, in);
     return evo_genome_copy(&c->seed, &in->child);
@@ -600,8 +607,8 @@ static dn_status prepare_promotion(search_ctx *c, const evo_individual *v, step_
 static void print_promotion(const search_ctx *c, const evo_individual *v, const evo_result *r, double seconds)
 {
     if (!c->log) return;
-    fprintf(c->log, "[%3d%s%.0d] promote %d to level %d", c->s->evals, c->o->evals > 0 ? "/" : "",
-            c->o->evals > 0 ? c->o->evals : 0, v->id, v->rung);
+    print_counter(c);
+    fprintf(c->log, "promote %d to level %d", v->id, v->rung);
     if (r->outcome == EVO_OK) fprintf(c->log, "  val %.2f%% on %d images  (+%d steps, %.2f s)", 100.0 * v->accuracy,
                                       r->val_images, r->steps, seconds);
     else fprintf(c->log, "  FAILED (%.2f s): %s; it stays at level %d", seconds, r->reason, v->rung);
@@ -625,12 +632,8 @@ static dn_status record_promotion(search_ctx *c, evo_individual *v, const step_i
     }
     int eval = c->s->evals + 1;
     DN_TRY(evo_store_append_promotion(c->st, v, eval, r, c->s->rng, elapsed));
-    evo_event e;
-    memset(&e, 0, sizeof e);
-    e.eval = eval; e.id = v->id; e.promotion = 1; e.rung = v->rung + 1; e.outcome = r->outcome;
-    e.accuracy = r->accuracy; e.val_images = r->val_images; e.steps = r->steps;
-    e.seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
-    e.rng = c->s->rng; e.elapsed = elapsed;
+    evo_event e;   /* the same event the store wrote, applied to the search's state */
+    evo_promotion_event(v, eval, r, c->s->rng, elapsed, &e);
     int baseline = 0;
     evo_event_apply(c->s, &e, &baseline);
     int best_after = evo_state_best_ever(c->s);
@@ -700,7 +703,7 @@ static void worker_loop(search_ctx *c, int worker)
             continue;
         }
         step_plan p = { -1, -1 };
-        dn_status s = c->s->n + c->children_inflight < c->o->population ? DN_OK : plan_step(c, &p);
+        dn_status s = individuals(c) < c->o->population ? DN_OK : plan_step(c, &p);
         step_input in;
         memset(&in, 0, sizeof in);
         if (s == DN_OK) s = prepare_child(c, &p, &in);
@@ -714,7 +717,6 @@ static void worker_loop(search_ctx *c, int worker)
         if (k) k->alive = 0, k->died_at = -1;   /* no longer selectable; its death is logged with the child */
         int id = c->s->next_id++;
         ++c->inflight;
-        ++c->children_inflight;
         pthread_mutex_unlock(&c->lock);
         evo_result r;
         double seconds = 0;
@@ -723,7 +725,6 @@ static void worker_loop(search_ctx *c, int worker)
         busy += seconds;
         pthread_mutex_lock(&c->lock);
         --c->inflight;
-        --c->children_inflight;
         evo_individual ind;
         fill_individual(c, id, &in, &p, &r, &ind);
         ind.worker = worker;

@@ -89,11 +89,6 @@ static char *fmt_path(const char *fmt, ...)
     return s;
 }
 
-static int file_exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
 
 /* ------------------------------------------------------------ options.cfg (format: options.c) */
 
@@ -102,7 +97,7 @@ static dn_status check_run_folder(const char *dir)
 {
     char *path = fmt_path("%s/options.cfg", dir);
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
-    dn_status st = file_exists(path) ? DN_OK
+    dn_status st = evo_file_exists(path) ? DN_OK
         : evo_fail(DN_ERR_IO, "%s: missing: %s is not a run folder of darknet evolve (no options.cfg)", path, dir);
     free(path);
     return st;
@@ -132,7 +127,7 @@ static dn_status read_events(evo_store *st)
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
     size_t size = 0;
     dn_status s = DN_OK;
-    if (file_exists(path)) s = dn_read_file(path, &text, &size);
+    if (evo_file_exists(path)) s = dn_read_file(path, &text, &size);
     if (s == DN_OK && text) s = evo_log_replay(&st->log, path, text, size);
     free(text);
     free(path);
@@ -196,7 +191,7 @@ static dn_status check_files(const evo_store *st, int id, int *damaged)
     char *cfg = NULL;
     dn_status s = cpath && wpath ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
     const char *missing = NULL;
-    if (s == DN_OK) missing = !file_exists(cpath) ? cpath : !file_exists(wpath) ? wpath : NULL;
+    if (s == DN_OK) missing = !evo_file_exists(cpath) ? cpath : !evo_file_exists(wpath) ? wpath : NULL;
     if (missing) {
         *damaged = 1;
         s = evo_fail(DN_ERR_IO, "%s: missing (individual %d)", missing, id);
@@ -303,12 +298,12 @@ static dn_status move_aside(const evo_store *st, const char *sub, const char *na
     char *folder = fmt_path("%s/orphans/%s", st->dir, sub), *from = fmt_path("%s/%s/%s", st->dir, sub, name);
     char *to = NULL;
     dn_status s = folder && from ? dn_make_dirs(folder) : evo_fail(DN_ERR_NOMEM, "out of memory");
-    for (int k = 0; s == DN_OK && k < 1000 && (!to || file_exists(to)); ++k) {
+    for (int k = 0; s == DN_OK && k < 1000 && (!to || evo_file_exists(to)); ++k) {
         free(to);
         to = k ? fmt_path("%s/%s.%d", folder, name, k) : fmt_path("%s/%s", folder, name);
         if (!to) s = evo_fail(DN_ERR_NOMEM, "out of memory");
     }
-    if (s == DN_OK && file_exists(to)) s = evo_fail(DN_ERR_IO, "%s: no free name in %s", from, folder);
+    if (s == DN_OK && evo_file_exists(to)) s = evo_fail(DN_ERR_IO, "%s: no free name in %s", from, folder);
     if (s == DN_OK) s = dn_rename_durable(from, to);
     if (s == DN_OK) dn_warn("%s: %s: moved to %s", from, why, to);
     free(folder);
@@ -363,7 +358,7 @@ static dn_status set_lost_aside(const evo_store *st)
     for (int k = 0; k < st->nlost; ++k) {
         char name[32], *path = fmt_path("%s/weights/%d.weights", st->dir, st->lost[k]);
         snprintf(name, sizeof name, "%d.weights", st->lost[k]);
-        dn_status s = path && file_exists(path) ? move_aside(st, "weights", name, "damaged weights of a lost individual")
+        dn_status s = path && evo_file_exists(path) ? move_aside(st, "weights", name, "damaged weights of a lost individual")
                                                 : DN_OK;
         free(path);
         DN_TRY(s);
@@ -490,7 +485,7 @@ static dn_status check_fresh(const evo_store *st)
     else if (s == DN_OK && individuals > 0)
         s = evo_fail(DN_ERR_ARG, "%s already holds individuals of a search (%s/individuals): resume it (darknet "
                      "evolve -resume %s), or choose another folder", st->dir, st->dir, st->dir);
-    else if (s == DN_OK && file_exists(opt))
+    else if (s == DN_OK && evo_file_exists(opt))
         dn_warn("%s: the search created here recorded no evaluation: starting it anew with these options", st->dir);
     free(opt);
     free(ev);
@@ -557,7 +552,7 @@ static dn_status check_log_usable(const evo_store *st)
                            "log of this search is lost and resuming would start the search over them; nothing was "
                            "changed. Restore events.jsonl (from a backup), or leave this folder as it is and start "
                            "a new search in another one (individuals/N.cfg with weights/N.weights is an ordinary "
-                           "Darknet model)", ev ? ev : st->dir, ev && file_exists(ev) ? "holds no evaluation" : "missing",
+                           "Darknet model)", ev ? ev : st->dir, ev && evo_file_exists(ev) ? "holds no evaluation" : "missing",
                            n, w);
     free(ev);
     return s;
@@ -783,14 +778,7 @@ dn_status evo_store_append_promotion(evo_store *st, const evo_individual *ind, i
 {
     if (!st || !ind || !r) return evo_fail(DN_ERR_ARG, "evo_store_append_promotion: bad arguments");
     evo_event e;
-    event_from(ind, NULL, 0, rng_after, elapsed, r, &e);
-    e.promotion = 1;
-    e.eval = eval;
-    e.rung = ind->rung + 1;
-    e.outcome = r->outcome;
-    e.accuracy = r->outcome == EVO_OK ? r->accuracy : 0;
-    e.val_images = r->val_images;
-    e.steps = r->steps;
+    evo_promotion_event(ind, eval, r, rng_after, elapsed, &e);
     pthread_mutex_lock(&st->mu);
     dn_status s = append_locked(st, &e, r);
     pthread_mutex_unlock(&st->mu);

@@ -5,6 +5,7 @@
  * the files evo writes.
  */
 #include "evo_internal.h"
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,4 +106,10 @@ const char *evo_shell_quote(const char *s, char *buf, size_t n)
     buf[k++] = '\'';
     buf[k] = 0;
     return buf;
+}
+
+int evo_file_exists(const char *path)
+{
+    struct stat sb;
+    return path && stat(path, &sb) == 0;
 }

@@ -7,6 +7,8 @@
 #define EVO_TESTUTIL_H
 #include "evo_internal.h"
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 static int kvs_equal(const evo_kv *a, int na, const evo_kv *b, int nb)
@@ -39,6 +41,17 @@ static inline char *read_text(const char *path)
 {
     char *text;
     return dn_read_file(path, &text, NULL) == DN_OK ? text : NULL;
+}
+
+/* The oracle harness ($BUILD/tests/upstream_harness) into buf; 0 (after a
+ * SKIP line) when it is not built, as without Debian's darknet. */
+static inline int upstream_harness(char *buf, size_t n)
+{
+    const char *build = getenv("BUILD");
+    snprintf(buf, n, "%s/tests/upstream_harness", build && *build ? build : "build");
+    if (access(buf, X_OK) == 0) return 1;
+    printf("SKIP upstream check: %s is missing (it needs Debian's darknet)\n", buf);
+    return 0;
 }
 
 /* Upstream Darknet (Debian's libdarknet, through the oracle harness) loads

@@ -701,13 +701,8 @@ static void test_growth_lineage(void)
  * layer, branch convolutions, shortcuts, widened layers) load in upstream. */
 static void test_upstream_loads(void)
 {
-    const char *build_dir = getenv("BUILD");
     char harness[512];
-    snprintf(harness, sizeof harness, "%s/tests/upstream_harness", build_dir && *build_dir ? build_dir : "build");
-    if (access(harness, X_OK) != 0) {
-        printf("SKIP upstream check: %s is missing (it needs Debian's darknet)\n", harness);
-        return;
-    }
+    if (!upstream_harness(harness, sizeof harness)) return;
     char dir[] = "/tmp/test_evo_morph_XXXXXX";
     if (!mkdtemp(dir)) { CHECK(0, "mkdtemp"); return; }
     char path[600];

@@ -38,7 +38,7 @@ static void usage(FILE *out)
         "                                                            (default: the best ever, DIR/best/best)\n"
         "       darknet evolve export DIR -filters F -cells N        cell searches: the winner's cells at another\n"
         "                                                            width/depth, to train with darknet classifier train\n"
-        "       darknet evolve finish DIR [-id N] [-hours H | -epochs E] [-from inherit|scratch] [-augment 0|1]\n"
+        "       darknet evolve finish DIR [-id N] [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1]\n"
         "                                [-filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
         "                                                            training images into DIR/final/, then its test\n"
@@ -487,6 +487,7 @@ static int parse_finish_args(int argc, char **argv, const char **dir, evo_finish
         if (!strcmp(a, "-id") && num && x >= 0 && x == (int)x) fo->id = (int)x;
         else if (!strcmp(a, "-hours") && num && x > 0) *hours = x;
         else if (!strcmp(a, "-epochs") && num && x > 0) fo->epochs = x;
+        else if (!strcmp(a, "-lr") && num && x > 0 && x < 1e30) fo->lr = (float)x;
         else if (!strcmp(a, "-filters") && num && x >= 1 && x == (int)x) fo->filters = (int)x;
         else if (!strcmp(a, "-cells") && num && x >= 1 && x == (int)x) fo->cells = (int)x;
         else if (!strcmp(a, "-augment") && num && (x == 0 || x == 1)) { fo->augment = (int)x; *aug_set = 1; }
@@ -494,8 +495,8 @@ static int parse_finish_args(int argc, char **argv, const char **dir, evo_finish
             fo->scratch = !strcmp(v, "scratch");
             *from_set = 1;
         } else {
-            return usage_error("finish: '%s %s' is not understood (-id N, -hours H, -epochs E, -from inherit|scratch, "
-                               "-augment 0|1, -filters F, -cells N, -again)", a, v);
+            return usage_error("finish: '%s %s' is not understood (-id N, -hours H, -epochs E, -lr R, "
+                               "-from inherit|scratch, -augment 0|1, -filters F, -cells N, -again)", a, v);
         }
     }
     return *dir ? 0 : usage_error("finish: needs the run folder: darknet evolve finish DIR");

@@ -217,6 +217,7 @@ typedef struct {
     int scratch;             /* 1: from a fresh initialisation, not the individual's weights */
     int augment;             /* 1: random flip + 2-pixel pad-and-crop */
     int filters, cells;      /* cell searches: the template at this width / depth (from scratch) */
+    float lr;                /* > 0: this peak learning rate instead of the genome's */
 } evo_finish_options;
 /* The options a search's own final training uses (-final, -final-epochs,
  * -final-from, -augment; the time -hours left). */
@@ -230,6 +231,7 @@ typedef struct {
     int evals;               /* the search's evaluations when it was trained */
     double seconds;
     float test_accuracy;
+    float lr_scale;          /* < 1: the peak rate was halved after divergences */
 } evo_final_info;
 dn_status evo_final_read(const char *dir, evo_final_info *info);
 /* Move DIR/final to DIR/final.K (the first free K; nothing is deleted). */

@@ -13,8 +13,10 @@
  * this model.
  *
  * Length: with -hours, whatever of the budget the search left (at least the
- * -final share): the steps are fixed after a short measurement of this
- * machine's speed on the winner; without -hours, -final-epochs epochs.
+ * -final share): the steps are set after a short measurement of this
+ * machine's speed on the winner and refitted at every checkpoint to the pace
+ * so far (the cosine then follows the new length); without -hours,
+ * -final-epochs epochs.
  *
  * DIR/final/ (every file written atomically):
  *   model.cfg           the network trained (annotated cfg, as individuals/)
@@ -42,12 +44,15 @@
 #define MEASURE_STEPS 20        /* steps timed before the length of a timed run is fixed */
 #define CURVE_POINTS EVO_CURVE_POINTS
 #define TEST_BATCH 100
+#define RETRIES 3               /* a diverged final training starts again at half the peak rate, this often */
 
 typedef struct {
     int id, step, steps;        /* steps 0: not fixed yet (timed run, measuring) */
     int evals;                  /* the search's evaluations when it started */
     double seconds;             /* spent so far, over sessions */
     int scratch, augment;
+    float lr;                   /* > 0: the peak rate asked for (finish -lr); 0: the genome's */
+    float lr_scale;             /* the peak rate is multiplied by this (halved after a divergence) */
     uint64_t seed;
     float curve_loss[CURVE_POINTS]; int curve_step[CURVE_POINTS]; int ncurve;
 } progress;
@@ -97,6 +102,8 @@ static dn_status save_progress(const char *dir, const progress *p, const char *n
     evo_json_num(&w, "seconds", p->seconds);
     evo_json_str(&w, "from", p->scratch ? "scratch" : "inherit");
     evo_json_int(&w, "augment", p->augment);
+    evo_json_num(&w, "lr", p->lr);
+    evo_json_num(&w, "lr_scale", p->lr_scale);
     char seed[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
     evo_json_str(&w, "seed", seed);
@@ -141,13 +148,16 @@ static dn_status load_progress(const char *dir, const char *name, progress *p, f
         p->steps = (int)num_or(&o, "steps", 0);
         p->seconds = num_or(&o, "seconds", 0);
         p->augment = (int)num_or(&o, "augment", 0);
+        p->lr = (float)num_or(&o, "lr", 0);
+        p->lr_scale = (float)num_or(&o, "lr_scale", 1);
         const evo_json_field *from = evo_json_get(&o, "from");
         p->scratch = from && from->type == EVO_JSON_STRING && !strcmp(from->str, "scratch");
         p->seed = f && f->type == EVO_JSON_STRING ? strtoull(f->str, NULL, 10) : 1;
         p->ncurve = evo_final_curve(dir, p->curve_step, p->curve_loss, CURVE_POINTS);
         if (test) *test = (float)num_or(&o, "test_accuracy", 0);
         if (images) *images = (int)num_or(&o, "images", 0);
-        if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps))
+        if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps) ||
+            !(p->lr >= 0) || !(p->lr_scale > 0 && p->lr_scale <= 1))
             s = evo_fail(DN_ERR_DATA, "%s: id, step or steps out of range", path);
     }
     evo_json_object_free(&o);
@@ -172,10 +182,19 @@ dn_status evo_final_read(const char *dir, evo_final_info *info)
     info->seconds = p.seconds;
     info->scratch = p.scratch;
     info->augment = p.augment;
+    info->lr_scale = p.lr_scale;
     return DN_OK;
 }
 
 /* ------------------------------------------------------------ the model */
+
+/* One attempt at the final training: a retry after a divergence starts
+ * afresh at a lower rate and keeps the seconds the failed attempts spent. */
+typedef struct {
+    int restart;               /* 1: do not continue progress.json */
+    float lr_scale;            /* with restart: the new attempt's */
+    double spent;              /* seconds spent so far (out: after this attempt) */
+} attempt;
 
 typedef struct {
     const char *dir;
@@ -286,10 +305,15 @@ static void add_curve(progress *p, int step, float loss)
     p->curve_loss[p->ncurve++] = loss;
 }
 
+static float peak_rate(const finish_ctx *c, const progress *p)
+{
+    return (p->lr > 0 ? p->lr : c->net->learning_rate) * p->lr_scale;
+}
+
 static dn_status train(finish_ctx *c, progress *p, double seconds_budget)
 {
     int batch = c->net->batch * c->net->subdivisions;
-    float peak = c->net->learning_rate, sum = 0;
+    float peak = peak_rate(c, p), sum = 0;
     int nsum = 0, every = p->steps > 0 ? (p->steps / CURVE_POINTS > 1 ? p->steps / CURVE_POINTS : 1) : 50;
     double t0 = dn_time_now(), last_ck = t0, spent0 = p->seconds;
     int guess = p->steps > 0 ? p->steps : MEASURE_STEPS * 50;   /* the schedule's length while measuring */
@@ -317,6 +341,10 @@ static dn_status train(finish_ctx *c, progress *p, double seconds_budget)
         }
         int tenth = p->steps / 10 > 1 ? p->steps / 10 : 1;
         if (p->steps > 0 && p->step < p->steps && (now - last_ck >= CHECKPOINT_SECONDS || p->step % tenth == 0)) {
+            /* a timed run refits its length to the pace so far: the machine may be slower now than
+             * while measuring (other work, thermal limits), and the budget is the user's */
+            if (seconds_budget > 0)
+                p->steps = steps_for(seconds_budget - p->seconds, (now - t0) / (p->step - step0), p->step);
             DN_TRY(checkpoint(c, p));
             last_ck = now;
             if (c->log) {
@@ -376,18 +404,19 @@ static void ctx_free(finish_ctx *c)
 static int same_run(const progress *p, const evo_individual *v, const evo_finish_options *fo, int evals)
 {
     return p->id == v->id && p->evals == evals && p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0) &&
-           p->augment == fo->augment;
+           p->augment == fo->augment && p->lr == fo->lr;
 }
 
-static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p)
+static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, const attempt *a,
+                                   progress *p)
 {
     char *pp = path_in(c->dir, "progress.json");
     if (!pp) return evo_fail(DN_ERR_NOMEM, "out of memory");
     int have = evo_file_exists(pp);
     free(pp);
     progress old;
-    if (have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK && same_run(&old, v, c->fo, c->evals) &&
-        old.steps > 0) {
+    if (!a->restart && have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK &&
+        same_run(&old, v, c->fo, c->evals) && old.steps > 0) {
         *p = old;
         if (c->log) fprintf(c->log, "final: continuing at step %d of %d\n", p->step, p->steps);
     } else {
@@ -397,7 +426,9 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
         p->scratch = c->fo->scratch || c->fo->filters > 0 || c->fo->cells > 0;   /* a new network: no weights */
         p->augment = c->fo->augment;
         p->seed = c->o->seed ^ 0xF1A1ull;
-        if (c->fo->seconds <= 0) p->steps = 0;   /* fixed below from the epochs */
+        p->lr = c->fo->lr;
+        p->lr_scale = a->restart ? a->lr_scale : 1;
+        p->seconds = a->restart ? a->spent : 0;   /* a timed retry fits the time the failed attempts left */
     }
     DN_TRY(model_cfg(c, st, v));
     char *mpath = path_in(c->dir, "model.cfg");
@@ -429,11 +460,12 @@ static int best_intact(const evo_store *st, const evo_state *state, FILE *log)
 
 /* One attempt: on device `device` (-1: the CPU). */
 static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
-                           const evo_individual *v, int device, FILE *log)
+                           const evo_individual *v, int device, attempt *a, FILE *log)
 {
     finish_ctx c = {.dir = evo_store_dir(st), .evals = state->evals, .o = o, .fo = fo, .log = log};
     progress p;
-    dn_status s = start_or_continue(&c, st, v, &p);
+    memset(&p, 0, sizeof p);
+    dn_status s = start_or_continue(&c, st, v, a, &p);
     if (s == DN_OK) s = build_model(&c, st, v, &p);
     if (s == DN_OK) s = load_data(&c);
     if (s == DN_OK && p.steps == 0 && fo->seconds <= 0) {
@@ -444,6 +476,7 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
         fprintf(log, "final: training individual %d (val %.2f%%, level %d) on all %d training images, %s, %s, ", v->id,
                 100.0 * v->accuracy, v->rung, c.train.n, p.scratch ? "from scratch" : "from its weights",
                 p.augment ? "flip + crop" : "no augmentation");
+        if (p.lr > 0 || p.lr_scale < 1) fprintf(log, "peak learning rate %g, ", peak_rate(&c, &p));
         if (p.steps > 0) fprintf(log, "%d steps\n", p.steps);
         else fprintf(log, "%.0f s\n", fo->seconds);
         fflush(log);
@@ -453,6 +486,8 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
     if (s == DN_OK) s = train(&c, &p, fo->seconds);
     if (s == DN_OK && c.ld) { dn_loader_stop(c.ld); c.ld = NULL; }
     if (s == DN_OK) s = finish_files(&c, &p, v);
+    a->spent = p.seconds;
+    a->lr_scale = p.lr_scale;
     ctx_free(&c);
     return s;
 }
@@ -478,11 +513,24 @@ dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state
                         fo->id >= 0 ? " with that id" : " whose files are intact");
     const evo_individual *v = &state->ind[b];
     int device = first_device(o);
-    dn_status s = finish_on(st, o, state, fo, v, device, log);
+    attempt a = {.lr_scale = 1};
+    dn_status s = finish_on(st, o, state, fo, v, device, &a, log);
     if (s == DN_ERR_NOMEM && device >= 0) {   /* the device is full: the CPU goes on from the last checkpoint */
         if (log) fprintf(log, "final: out of memory on GPU %d (%s); continuing on the CPU\n", device, evo_last_error());
-        s = finish_on(st, o, state, fo, v, -1, log);
+        device = -1;
+        s = finish_on(st, o, state, fo, v, device, &a, log);
     }
+    for (int retry = 1; s == DN_ERR_NUMERIC && retry <= RETRIES; ++retry) {
+        /* a rate too high for long training: from the start again, at half the peak rate */
+        if (log) fprintf(log, "final: %s; starting again at half the peak learning rate (x%g)\n", evo_last_error(),
+                         a.lr_scale / 2);
+        a.restart = 1;
+        a.lr_scale /= 2;
+        s = finish_on(st, o, state, fo, v, device, &a, log);
+    }
+    if (s == DN_ERR_NUMERIC)
+        return evo_fail(s, "final training of individual %d diverged at every peak learning rate down to x%g: %s", v->id,
+                        a.lr_scale, evo_last_error());
     return s == DN_OK ? DN_OK : evo_fail(s, "final training of individual %d: %s", v->id, evo_last_error());
 }
 

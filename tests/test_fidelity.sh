@@ -18,7 +18,12 @@
 #      search keeps the outdated final model as final.2 and trains anew;
 #   d. a folder whose options.cfg predates these options (no schedule,
 #      mutations, rungs, ... keys) resumes with the old behaviour: no
-#      promotions, no final training, the paper's mutations.
+#      promotions, no final training, the paper's mutations;
+#   e. a final training that diverges (finish -lr) starts again at half the
+#      peak rate, up to 3 times; when every rate diverges it fails with a clear
+#      message, keeps the earlier final model, and export takes the search's best;
+#   f. a timed final training refits its length to the pace and keeps to its
+#      budget when the machine slows down;
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -195,6 +200,39 @@ check "... with the paper's mutations only" \
   bash -c "! grep -qE '\"mutation\":\"(deepen|widen|skip_zero)\"' '$T/d/events.jsonl'"
 check "... and its children scored on the whole holdout" bash -c "! grep -v '\"val_images\":300,' '$T/d/events.jsonl' | grep -q ."
 check "no crash" no_crash "$T"/d*.err
+
+# ------------------------------------------------------------------ e. a final training that diverges
+run e_nan "$DN" evolve finish "$T/c" -again -lr 1e20 -epochs 1
+check "a final training that diverges at every rate fails with a clear message (rc=$rc: $(tail -n 1 "$T/e_nan.err"))" \
+  bash -c "[ $rc -eq 1 ] && grep -q 'diverged at every peak learning rate down to x0.125' '$T/e_nan.err'"
+check "... after starting again 3 times at half the rate" \
+  [ "$(grep -c 'diverged: loss is NaN.*starting again at half the peak learning rate' "$T/e_nan.out")" -eq 3 ]
+check "... and loses nothing: the finished model is kept as final.3; final/ holds no result" \
+  bash -c "[ -s '$T/c/final.3/result.json' ] && [ -s '$T/c/final.3/final.weights' ] && [ ! -e '$R' ]"
+run e_export "$DN" evolve export "$T/c"
+check "... export then writes the search's best (rc=$rc)" bash -c "[ $rc -eq 0 ] && ! grep -q 'the final model of' '$T/e_export.out'"
+run e_half "$DN" evolve finish "$T/c" -lr 4e5 -epochs 1
+check "a final training that diverges at its rate starts again at half the rate and finishes (rc=$rc: $(tail -n 1 "$T/e_half.err"))" \
+  bash -c "[ $rc -eq 0 ] && grep -q 'starting again at half' '$T/e_half.out' && grep -qE '\"lr\":400000,\"lr_scale\":0\.(5|25|125),' '$R'"
+run e_report "$DN" evolve report "$T/c"
+check "... and the report names the lower rate" grep -q 'final learning rate' "$T/c/report/index.html"
+check "no crash" no_crash "$T"/e*.err
+
+# ------------------------------------------------------------------ f. a timed final training keeps to its budget
+# 18 s on one core; 3 s in, a busy loop takes half of that core: the length
+# measured at the start no longer fits, and the refits at the checkpoints
+# bring it back (without them it would take about 1.8 x 18 s)
+taskset -c 0 "$DN" evolve finish "$T/c" -again -hours 0.005 >"$T/f.out" 2>"$T/f.err" &
+pid=$!
+sleep 3
+taskset -c 0 sh -c 'while :; do :; done' &
+hog=$!
+wait $pid; rc=$?
+kill $hog 2>/dev/null; wait $hog 2>/dev/null
+secs=$(field seconds < "$R")
+check "a timed final training on a machine that slows down keeps to its 18 s (took ${secs:-?} s, rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && awk 'BEGIN { exit !($secs >= 14 && $secs <= 24) }'"
+check "no crash" no_crash "$T/f.err"
 
 echo "test_fidelity.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

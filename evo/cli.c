@@ -38,6 +38,10 @@ static void usage(FILE *out)
         "                                                            (default: the best ever, DIR/best/best)\n"
         "       darknet evolve export DIR -filters F -cells N        cell searches: the winner's cells at another\n"
         "                                                            width/depth, to train with darknet classifier train\n"
+        "       darknet evolve export DIR -pareto [-out FOLDER]      -objective costs: every archived model, with its\n"
+        "                                                            test accuracy, and pareto.tsv (default DIR/pareto/)\n"
+        "       darknet evolve export DIR -max-flops F | -max-params P | -max-latency MS [-out PREFIX]\n"
+        "                                                            the most accurate kept model within the budget\n"
         "       darknet evolve finish DIR [-id N] [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1]\n"
         "                                [-filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
@@ -197,6 +201,11 @@ static int check_fidelity(const evo_options *o)
         return usage_error("-final-from '%s': use inherit or scratch", o->final_from ? o->final_from : "");
     if (!one_of(o->augment, "none", "final", "all"))
         return usage_error("-augment '%s': use none, final or all", o->augment ? o->augment : "");
+    int costs;
+    if (evo_objective_parse(o->objective, &costs) != DN_OK) return usage_error("%s", evo_last_error());
+    if (!(o->report_every >= 0)) return usage_error("-report-every %g: must be >= 0 seconds", o->report_every);
+    if (o->latency_threads < 1 || o->latency_threads > 64)
+        return usage_error("-latency-threads %d: must be 1 .. 64", o->latency_threads);
     return 0;
 }
 
@@ -535,13 +544,35 @@ static int cmd_finish(int argc, char **argv)
     return rc;
 }
 
+/* A budget flag's value: a number > 0 (FLOPs and params may carry k, M, G). */
+static int parse_budget(const char *flag, const char *v, double *out)
+{
+    char *end = NULL;
+    double x = strtod(v, &end);
+    double scale = end && *end == 'k' ? 1e3 : end && *end == 'M' ? 1e6 : end && *end == 'G' ? 1e9 : 1;
+    if (end && scale != 1 && strcmp(flag, "-max-latency")) ++end;
+    if (end == v || !end || *end || !isfinite(x) || !(x > 0))
+        return usage_error("%s '%s': want a number above 0 (e.g. %s)", flag, v,
+                           strcmp(flag, "-max-latency") ? "2.5M or 250000" : "0.5, in milliseconds");
+    *out = x * scale;
+    return 0;
+}
+
 static int cmd_export(int argc, char **argv)
 {
     const char *dir = NULL, *prefix = NULL;
-    int id = -1, filters = 0, cells = 0;
+    int id = -1, filters = 0, cells = 0, pareto = 0;
+    evo_budget budget = {0};
     for (int i = 2; i < argc; ++i) {
         const char *a = argv[i];
-        if (!strcmp(a, "-id") || !strcmp(a, "-out") || !strcmp(a, "-filters") || !strcmp(a, "-cells")) {
+        double *limit = !strcmp(a, "-max-flops") ? &budget.flops : !strcmp(a, "-max-params") ? &budget.params
+                      : !strcmp(a, "-max-latency") ? &budget.latency : NULL;
+        if (!strcmp(a, "-pareto")) {
+            pareto = 1;
+        } else if (limit) {
+            if (i + 1 >= argc) { usage_error("%s needs a value", a); return DN_EXIT_USAGE; }
+            if (parse_budget(a, argv[++i], limit)) return DN_EXIT_USAGE;
+        } else if (!strcmp(a, "-id") || !strcmp(a, "-out") || !strcmp(a, "-filters") || !strcmp(a, "-cells")) {
             if (i + 1 >= argc) { fprintf(stderr, "darknet evolve: %s needs a value\n", a); return DN_EXIT_USAGE; }
             int *v = !strcmp(a, "-id") ? &id : !strcmp(a, "-filters") ? &filters : &cells;
             if (!strcmp(a, "-out")) prefix = argv[++i];
@@ -551,7 +582,7 @@ static int cmd_export(int argc, char **argv)
             }
         } else if (looks_like_flag(a)) {
             fprintf(stderr, "darknet evolve: unknown option '%s' for export (-id N, -out PREFIX, -filters F, "
-                            "-cells N)\n", a);
+                            "-cells N, -pareto, -max-flops F, -max-params P, -max-latency MS)\n", a);
             return DN_EXIT_USAGE;
         } else if (!dir) {
             dir = a;
@@ -565,9 +596,16 @@ static int cmd_export(int argc, char **argv)
         usage_error("export: -out wants a file prefix (e.g. -out models/winner), not ''");
         return DN_EXIT_USAGE;
     }
-    if (evo_export_scaled(dir, id, prefix, filters, cells, stdout) != DN_OK)
-        return runtime_error("export", evo_last_error());
-    return DN_EXIT_OK;
+    int budgeted = budget.flops > 0 || budget.params > 0 || budget.latency > 0;
+    if (pareto + budgeted + (id >= 0) + (filters > 0 || cells > 0) > 1) {
+        usage_error("export: -pareto, a budget (-max-flops/-max-params/-max-latency), -id and -filters/-cells "
+                           "each choose what to export: give one of them");
+        return DN_EXIT_USAGE;
+    }
+    dn_status s = pareto     ? evo_export_pareto(dir, prefix, stdout)
+                : budgeted   ? evo_export_within(dir, &budget, prefix, stdout)
+                             : evo_export_scaled(dir, id, prefix, filters, cells, stdout);
+    return s == DN_OK ? DN_EXIT_OK : runtime_error("export", evo_last_error());
 }
 
 /* ------------------------------------------------------------ status */
@@ -641,6 +679,12 @@ static int cmd_status(int argc, char **argv)
         if (b >= 0)
             printf("best ever: individual %d, validation %.2f%% (level %d)%s\n", state.ind[b].id,
                    100.0 * state.ind[b].accuracy, state.ind[b].rung, state.ind[b].alive ? "" : ", dead (weights kept)");
+        if (state.costs) {
+            int na = 0;
+            for (int i = 0; i < state.n; ++i) na += state.ind[i].archived != 0;
+            printf("archive: %d non-dominated model%s (objective %s): darknet evolve export DIR -pareto\n", na,
+                   na == 1 ? "" : "s", evo_objective_name(state.costs));
+        }
         evo_final_info fi;
         if (evo_final_read(argv[2], &fi) == DN_OK && fi.done)
             printf("final: individual %d trained %d steps in %.0f s; test accuracy %.2f%% on %d images\n", fi.id,

@@ -8,6 +8,7 @@
  *     the learning rate of each step from the schedule (evo_schedule)
  *   top-1 accuracy on the validation holdout (or its first val_images)
  *     --> trained weights in memory
+ *   [-objective ...latency: inference time per image on the CPU, see measure_latency]
  *
  * It never fails the process: a cfg that does not build, a divergence (NaN or
  * Inf in the loss, the weights or the outputs), an allocation failure or a
@@ -281,6 +282,66 @@ static dn_status validate(eval_ctx *c, const evo_data *data, const evo_eval_opti
     return DN_OK;
 }
 
+/* ------------------------------------------------------------ latency */
+
+#define LATENCY_RUNS 5   /* timed forward passes per batch size; the median counts */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median seconds of LATENCY_RUNS inference passes (after one untimed) over X. */
+static dn_status time_forward(dn_network *net, const float *X, double *median)
+{
+    double t[LATENCY_RUNS];
+    DN_TRY(dn_network_forward(net, X, NULL, 0));
+    for (int k = 0; k < LATENCY_RUNS; ++k) {
+        double t0 = dn_time_now();
+        DN_TRY(dn_network_forward(net, X, NULL, 0));
+        t[k] = dn_time_now() - t0;
+    }
+    qsort(t, LATENCY_RUNS, sizeof t[0], cmp_double);
+    *median = t[LATENCY_RUNS / 2];
+    return DN_OK;
+}
+
+/* What a deployed model costs per image: the trained network, rebuilt on the
+ * CPU, timed on holdout images with o->latency_threads compute threads, at
+ * batch 1 (latency_ms) and at the evaluation's batch (latency_batch_ms, per
+ * image); the median of LATENCY_RUNS passes after a warm-up. The threads are
+ * process-wide: with several workers the others' work shares the CPU, which
+ * makes the figures noisier (one worker gives the cleanest). */
+static dn_status measure_latency(const evo_genome *child, const evo_data *data, const evo_eval_options *o,
+                                 evo_result *r)
+{
+    dn_parse_options po = {.batch = 1, .seed = 1, .quiet = 1};
+    dn_network *net = NULL;
+    DN_TRY(build_net(child, "child", &po, &net));
+    int big = o->batch > 1 ? o->batch : 1, threads = dn_threads();
+    float *X = malloc((size_t)big * net->inputs * sizeof(float));
+    dn_status s = X ? dn_weights_load_memory(net, r->weights, r->weights_size, "trained weights")
+                    : evo_fail(DN_ERR_NOMEM, "out of memory for the latency's images");
+    for (int j = 0; s == DN_OK && j < big; ++j)
+        if (dn_split_eval_input(&data->holdout, j % data->holdout.n, net->w, net->h, net->c,
+                                X + (size_t)j * net->inputs) != DN_OK)
+            s = dn_fail_context(DN_ERR_DATA, "the latency's images");
+    dn_set_threads(o->latency_threads);
+    double one = 0, many = 0;
+    if (s == DN_OK) s = time_forward(net, X, &one);
+    if (s == DN_OK) s = dn_network_set_batch(net, big);
+    if (s == DN_OK) s = time_forward(net, X, &many);
+    dn_set_threads(threads);
+    if (s == DN_OK) {
+        r->latency_ms = (float)(1e3 * one);
+        r->latency_batch_ms = (float)(1e3 * many / big);
+    }
+    free(X);
+    dn_network_free(net);
+    return s;
+}
+
 static void ctx_free(eval_ctx *c)
 {
     if (c->ld) dn_loader_stop(c->ld);
@@ -304,6 +365,7 @@ void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void 
     if (s == DN_OK) s = train(&c, data, o, r);
     if (s == DN_OK) s = validate(&c, data, o, r);
     ctx_free(&c);
+    if (s == DN_OK && o->latency_threads > 0) s = measure_latency(child, data, o, r);
     if (s == DN_OK) { r->outcome = EVO_OK; return; }
     r->outcome = EVO_FAILED;
     snprintf(r->reason, sizeof r->reason, "%s", *evo_last_error() ? evo_last_error() : dn_status_name(s));

@@ -135,6 +135,8 @@ void evo_promotion_event(const evo_individual *v, int eval, const evo_result *r,
     e->seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
     e->params = v->params;
     e->flops = v->flops;
+    e->latency_ms = v->latency_ms;   /* the same network: its latency as measured at its birth */
+    e->latency_batch_ms = v->latency_batch_ms;
     e->rng = rng;
     e->elapsed = elapsed;
     e->worker = v->worker;
@@ -152,6 +154,7 @@ static void apply_promotion(evo_state *s, const evo_event *e)
         v->accuracy = e->accuracy;
         v->rung = e->rung;
         v->val_images = e->val_images;
+        evo_archive_update(s, (int)(v - s->ind));
     } else {
         v->stalled = 1;
     }
@@ -181,9 +184,12 @@ void evo_event_apply(evo_state *s, const evo_event *e, int *baseline)
     ind.seconds = e->seconds;
     ind.params = e->params;
     ind.flops = e->flops;
+    ind.latency_ms = e->latency_ms;
+    ind.latency_batch_ms = e->latency_batch_ms;
     ind.elapsed = e->elapsed;
     ind.val_images = e->val_images;
     s->ind[s->n++] = ind;
+    evo_archive_update(s, s->n - 1);
     for (int k = 0; k < e->nkilled + e->nlost; ++k) {
         evo_individual *v = evo_state_find(s, k < e->nkilled ? e->killed[k] : e->lost[k - e->nkilled]);
         if (v && v->alive) { v->alive = 0; v->died_at = e->eval; }
@@ -226,6 +232,10 @@ dn_status evo_event_line(const evo_event *e, const evo_result *r, char **line, s
     evo_json_u64(&w, "seen", r ? r->seen : 0);
     evo_json_u64(&w, "params", e->params);
     evo_json_num(&w, "flops", e->flops);
+    if (e->latency_ms > 0) {
+        evo_json_num(&w, "latency_ms", e->latency_ms);
+        evo_json_num(&w, "latency_batch_ms", e->latency_batch_ms);
+    }
     evo_json_int(&w, "inherited", r ? r->inherited.copied : 0);
     evo_json_int(&w, "initialised", r ? r->inherited.initialised : 0);
     evo_json_ints(&w, "killed", e->killed, e->nkilled);
@@ -336,6 +346,10 @@ static dn_status decode_event(const evo_json_object *o, evo_event *e)
         return evo_fail(DN_ERR_DATA, "field \"rung\" is %d", e->rung);
     e->params = (size_t)opt_num(o, "params", 0);
     e->flops = opt_num(o, "flops", 0);
+    e->latency_ms = (float)opt_num(o, "latency_ms", 0);
+    e->latency_batch_ms = (float)opt_num(o, "latency_batch_ms", 0);
+    if (!(e->latency_ms >= 0 && e->latency_batch_ms >= 0))
+        return evo_fail(DN_ERR_DATA, "field \"latency_ms\" or \"latency_batch_ms\" is negative");
     e->seconds = opt_num(o, "train_seconds", 0) + opt_num(o, "eval_seconds", 0) + opt_num(o, "build_seconds", 0);
     return DN_OK;
 }

@@ -115,6 +115,9 @@ typedef struct {
     double final_epochs;     /* final training without -hours */
     char *final_from;        /* "inherit" or "scratch" */
     char *augment;           /* "none", "final" or "all" */
+    char *objective;         /* "acc", or acc with costs: "acc,flops", "acc,params,latency", ... */
+    int latency_threads;     /* threads the latency is measured with */
+    double report_every;     /* seconds between live reports (0: only at the end) */
 } evo_options;
 
 void evo_options_defaults(evo_options *o);
@@ -138,6 +141,9 @@ typedef struct {
     int rung;                /* fidelity level: 0 as a child, +1 per promotion */
     int val_images;          /* holdout images its accuracy was measured on (0: unknown) */
     int stalled;             /* a promotion failed (diverged): not promoted again */
+    float latency_ms;        /* inference milliseconds per image at batch 1 (0: not measured) */
+    float latency_batch_ms;  /* per image at the evaluation's batch (0: not measured) */
+    int archived;            /* in the archive of non-dominated models (pareto.c) */
 } evo_individual;
 
 /* 1 when a ranks above b for export and the best ever: the higher fidelity
@@ -151,6 +157,8 @@ typedef struct {
     int next_id;
     uint64_t rng;            /* selection/mutation RNG after the last event */
     double elapsed;          /* search seconds so far (sum over sessions) */
+    int costs;               /* -objective's costs (EVO_COST_* bits): what `archived` is kept by;
+                                set before replaying or adding individuals */
 } evo_state;
 
 void evo_state_free(evo_state *s);
@@ -204,6 +212,16 @@ dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report);
  * individual ever evaluated. */
 dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int filters, int normal_cells, FILE *report);
 
+/* Budgets for export (0: no limit): forward FLOPs per image, parameters,
+ * milliseconds per image at batch 1 (as the search measured it). */
+typedef struct { double flops, params, latency; } evo_budget;
+/* Export the most accurate kept model within the budget (the living, the
+ * best ever, and with -objective costs the archive) as evo_export does. */
+dn_status evo_export_within(const char *dir, const evo_budget *budget, const char *prefix, FILE *report);
+/* Every archived model (pareto.c) into FOLDER (NULL: DIR/pareto), named by
+ * its costs and accuracy, each with its test accuracy, and FOLDER/pareto.tsv. */
+dn_status evo_export_pareto(const char *dir, const char *folder, FILE *report);
+
 /* ------------------------------------------------------------ final training */
 
 /* Final training of an individual (finish.c): on all training images, one
@@ -246,6 +264,8 @@ dn_status evo_final_set_aside(const char *dir, FILE *log);
 typedef struct {
     const char *out;           /* the page; NULL: DIR/report/index.html; a folder: FOLDER/index.html */
     const int *ids; int nids;  /* more individuals to draw (besides the best and its ancestors) */
+    int refresh;               /* > 0: a live page (a search writing it as it runs) that reloads
+                                  itself every `refresh` seconds */
 } evo_report_options;
 /* *path (malloc'd; may be NULL) gets the page's path. Notes (Graphviz
  * missing, a figure that did not render) go to log (may be NULL). */

@@ -284,6 +284,7 @@ typedef struct {
     int val_images;          /* score on the first N holdout images (0: all) */
     int augment;             /* 1: flip and 2-pixel crop on training batches (unless the .data says) */
     evo_mutation mutation;   /* a morphism: evo_morph_init after inheritance */
+    int latency_threads;     /* > 0: measure the inference latency with this many threads */
 } evo_eval_options;
 
 typedef struct {
@@ -297,6 +298,8 @@ typedef struct {
     double train_seconds, eval_seconds, build_seconds;
     evo_inherit_stats inherited;
     size_t params; double flops;
+    float latency_ms;        /* inference ms per image at batch 1 (0: not measured) */
+    float latency_batch_ms;  /* ... per image at the evaluation's batch */
     void *weights; size_t weights_size;  /* trained .weights bytes (malloc'd) */
 } evo_result;
 
@@ -314,7 +317,7 @@ void evo_result_free(evo_result *r);
  * length-prefixed strings, little-endian. evo_wire_open rejects a short,
  * foreign, wrong-version or wrong-length message with a clear error. */
 
-#define EVO_WIRE_VERSION 2
+#define EVO_WIRE_VERSION 3
 /* ALIVE: a worker's heartbeat, every second while it runs */
 typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP, EVO_MSG_ALIVE } evo_msg_type;
 
@@ -405,6 +408,7 @@ typedef struct {
     double seconds;
     size_t params;
     double flops;
+    float latency_ms, latency_batch_ms;   /* 0: not measured */
     const int *killed; int nkilled;
     const int *lost; int nlost;     /* living individuals whose files were found damaged */
     const evo_data_key *key;        /* written with evaluation 1 only */
@@ -560,12 +564,51 @@ dn_status evo_text_write(evo_text *t, const char *path);
  * from s->rng: *parent gets the better of two distinct random ones; *killed
  * the worse when at least `population` are alive, else -1. One alive: it is
  * the parent. None alive: *parent = -1 (start again from the seed). */
-dn_status evo_tournament(evo_state *s, int population, int *parent, int *killed);
+dn_status evo_tournament(evo_state *s, int population, int costs, int *parent, int *killed);
 /* Regularized (aging) evolution: *parent gets the best of `sample` distinct
  * living individuals drawn at random (all of them when fewer live; ties: the
  * younger wins); *killed the oldest living one when at least `population`
  * are alive, else -1. None alive: *parent = -1. */
-dn_status evo_aging(evo_state *s, int population, int sample, int *parent, int *killed);
+dn_status evo_aging(evo_state *s, int population, int sample, int costs, int *parent, int *killed);
+/* The id of the worst living individual (random search kills it when the
+ * population is full), or -1 when none lives. */
+dn_status evo_worst_alive(const evo_state *s, int costs, int *id);
+/* With costs (EVO_COST_* bits, -objective), "better" in all three is the
+ * multi-objective order of pareto.c: the lower non-dominated rank within the
+ * living population, then the larger crowding distance, then the younger;
+ * without, the higher accuracy, then the younger. */
+
+/* ------------------------------------------------------------ objectives (pareto.c) */
+
+enum { EVO_COST_FLOPS = 1, EVO_COST_PARAMS = 2, EVO_COST_LATENCY = 4 };
+#define EVO_MAX_OBJECTIVES 4   /* the error and the three costs */
+/* "acc", "acc,flops", "acc,params,latency", ... (acc may be left out) -> EVO_COST_* bits */
+dn_status evo_objective_parse(const char *text, int *costs);
+const char *evo_objective_name(int costs);     /* the canonical text: "acc,flops" */
+/* o->objective's costs; unset (NULL or "", as in options built by hand): accuracy alone */
+dn_status evo_options_costs(const evo_options *o, int *costs);
+const char *evo_cost_name(int cost);           /* one EVO_COST_* bit: "flops" */
+double evo_cost_of(const evo_individual *v, int cost);
+/* v's objectives, all to minimise, into out[EVO_MAX_OBJECTIVES]: 1 - accuracy,
+ * then the chosen costs in the order flops, params, latency; returns their count. */
+int evo_objective_values(const evo_individual *v, int costs, double *out);
+int evo_dominates(const evo_individual *a, const evo_individual *b, int costs);
+/* Non-dominated rank (0: the set's front) of each of v[0 .. n) into rank[],
+ * and, when crowding is not NULL, its crowding distance within its rank
+ * (INFINITY at the extremes of each objective). */
+dn_status evo_pareto_rank(const evo_individual *const *v, int n, int costs, int *rank, double *crowding);
+/* 1 when a is preferred to b: lower rank, then larger crowding, then younger. */
+int evo_pareto_better(const evo_individual *a, int rank_a, double crowd_a, const evo_individual *b, int rank_b,
+                      double crowd_b);
+/* Individual s->ind[i] has a new score (added, or promoted): the archive
+ * (evo_individual.archived, by s->costs) takes it unless an archived model
+ * dominates or equals it, and drops the archived models it dominates; a
+ * model dropped never returns (pareto.c). evo_event_apply calls it. */
+void evo_archive_update(evo_state *s, int i);
+/* The archive: indexes into s->ind (malloc'd, in evaluation order). */
+dn_status evo_pareto_archive(const evo_state *s, int **idx, int *n);
+/* 1 when individual id is in the archive. */
+int evo_pareto_member(const evo_state *s, int id);
 
 /* ------------------------------------------------------------ report internals (plot.c, diagram.c) */
 
@@ -575,6 +618,12 @@ dn_status evo_aging(evo_state *s, int population, int sample, int *parent, int *
  * below the axis), the best accuracy so far as a step line, and the lineage
  * (ids from the initial individual to the best; may be empty) as a line. */
 dn_status evo_plot_progress(const evo_state *s, const int *lineage, int nlineage, int over_time, char **svg);
+/* The Pareto plot (plot.c) of validation accuracy against one cost
+ * (EVO_COST_*): one <circle class="ind ..."> per successful individual with
+ * that cost known ("archived" when in the archive of a search with costs),
+ * the front as a step line with its earlier states, the seed (seed_id, -1:
+ * none) marked. */
+dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg);
 
 /* Architecture diagrams (diagram.c) as Graphviz dot text. A network: the
  * layers of an individual's cfg as boxes (type, filters, size/stride,

@@ -20,6 +20,17 @@
  * (evo_template_rescale). Those networks are new, so no weights are written:
  * the report says how to train them with `darknet classifier train`.
  *
+ * Budgets (evo_export_within: -max-flops, -max-params, -max-latency): the
+ * most accurate model within all of them (evo_ranks_above: level, then
+ * accuracy) among those whose weights the search keeps: the living, the best
+ * ever and, with -objective costs, the archive (pareto.c), which holds the
+ * most accurate model within any budget of those costs. The final model is
+ * written when the pick is the individual it trained.
+ *
+ * -pareto (evo_export_pareto): every archived model into one folder, named
+ * by its costs and accuracy (e.g. 1.79MFLOPs-acc91.20-id21), each with its
+ * test accuracy, and pareto.tsv: the table of them, cheapest first.
+ *
  * A measured test accuracy is also appended to DIR/tests.jsonl (one JSON
  * line: id, test_accuracy, images, out, time), where `darknet evolve report`
  * finds it; failing to record it is a warning, not an error.
@@ -27,6 +38,7 @@
 #include "evo_internal.h"
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,6 +140,46 @@ static dn_status pick(const char *dir, evo_state *s, int id, const int *skip, in
     return DN_OK;
 }
 
+static int within(const evo_individual *v, const evo_budget *b)
+{
+    return (b->flops <= 0 || v->flops <= b->flops) && (b->params <= 0 || (double)v->params <= b->params) &&
+           (b->latency <= 0 || (v->latency_ms > 0 && v->latency_ms <= b->latency));
+}
+
+/* The most accurate (evo_ranks_above) of the models whose weights the search
+ * keeps, within the budget and not in skip[]. */
+static dn_status pick_within(const char *dir, const evo_options *o, evo_state *s, const evo_budget *b, const int *skip,
+                             int nskip, const evo_individual **out)
+{
+    int costs = 0, b_ever = evo_state_best_ever(s), kept = 0;
+    DN_TRY(evo_options_costs(o, &costs));
+    const evo_individual *best = NULL;
+    double least[3] = {INFINITY, INFINITY, INFINITY};   /* flops, params, latency of the kept */
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        int skipped = 0;
+        for (int k = 0; k < nskip; ++k) skipped |= skip[k] == v->id;
+        if (v->outcome != EVO_OK || skipped ||
+            !(v->alive || i == b_ever || (costs && evo_pareto_member(s, v->id))))
+            continue;
+        ++kept;
+        if (v->flops < least[0]) least[0] = v->flops;
+        if ((double)v->params < least[1]) least[1] = (double)v->params;
+        if (v->latency_ms > 0 && v->latency_ms < least[2]) least[2] = v->latency_ms;
+        if (within(v, b) && (!best || evo_ranks_above(v, best))) best = v;
+    }
+    if (best) { *out = best; return DN_OK; }
+    if (!kept) return evo_fail(DN_ERR_DATA, "%s: no model to export (%d evaluations, none kept)", dir, s->evals);
+    if (b->latency > 0 && isinf(least[2]))
+        return evo_fail(DN_ERR_ARG, "%s: this search measured no latency (run it with -objective acc,latency)", dir);
+    char lat[48] = "";
+    if (!isinf(least[2])) snprintf(lat, sizeof lat, ", %.3g ms", least[2]);
+    return evo_fail(DN_ERR_ARG, "%s: no kept model is within the budget (the least of the kept: %.4g MFLOPs, %.0f "
+                    "params%s); %s", dir, least[0] / 1e6, least[1], lat,
+                    costs ? "the archive holds every trade-off the search found"
+                          : "a search with -objective acc,flops (or params, latency) keeps a model for every budget");
+}
+
 /* v's cfg and weights, the weights checked against the cfg. Both files of an
  * individual are written once, atomically, and never changed, so what loads
  * is a consistent pair. */
@@ -142,7 +194,8 @@ static dn_status load_chosen(evo_store *st, const evo_individual *v, char **cfg,
     free(wpath);
     if (!v->alive && gone)
         return evo_fail(DN_ERR_ARG, "%s: individual %d died at evaluation %d and its weights were deleted "
-                             "(only the living, the best ever and the first initial individual keep weights)",
+                             "(only the living, the best ever, the first initial individual and, with -objective costs, the archive keep "
+                             "weights)",
                              evo_store_dir(st), v->id, v->died_at);
     char msg[2048];
     snprintf(msg, sizeof msg, "%s", evo_last_error());
@@ -441,8 +494,10 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
     return s;
 }
 
+/* Write v's files, read them back and measure the test accuracy (into
+ * *test, -1 without a test set, when test is not NULL). */
 static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s, const evo_individual *v,
-                               const loaded *in, const char *prefix, FILE *report)
+                               const loaded *in, const char *prefix, FILE *report, float *test)
 {
     DN_TRY(dn_make_parent_dirs(prefix));
     export_paths p;
@@ -452,6 +507,7 @@ static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s
     if (r == DN_OK) r = measure(&p, &tr);
     if (r == DN_OK) report_export(report, evo_store_dir(st), s, v, &p, &tr, in->cfg);
     if (r == DN_OK) record_test(evo_store_dir(st), v, prefix, &tr);
+    if (test) *test = tr.has_test ? tr.accuracy : -1;
     free(tr.valid);
     paths_free(&p);
     return r;
@@ -487,6 +543,7 @@ static int load_final(const char *dir, evo_state *s, const evo_individual **v, l
  * the old one's weights, so a log read after the deletion names the new one. */
 typedef struct {
     int id, filters, cells;
+    const evo_budget *budget;    /* not NULL: the most accurate kept model within it */
     const char *prefix;
     FILE *report;
     int *skip, nskip;            /* damaged: not taken as the best */
@@ -504,21 +561,33 @@ static dn_status try_export(const char *dir, export_job *j, int *retry)
     loaded in = {0};
     evo_final_info fi;
     dn_status r = DN_OK;
-    if (j->id < 0 && j->filters <= 0 && j->cells <= 0 && load_final(dir, &s, &v, &in, &fi)) {
+    if (j->budget) {
+        r = pick_within(dir, &o, &s, j->budget, j->skip, j->nskip, &v);
+        const evo_individual *fv = NULL;
+        if (r == DN_OK && load_final(dir, &s, &fv, &in, &fi) && fv != v) {   /* the final model is of another */
+            free(in.cfg); free(in.w);
+            memset(&in, 0, sizeof in);
+        } else if (r == DN_OK && in.cfg) {
+            if (j->report) fprintf(j->report, "export: the final model of individual %d (after final training)\n", v->id);
+            r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report, NULL);
+            goto done;
+        }
+        if (r != DN_OK) goto done;
+    } else if (j->id < 0 && j->filters <= 0 && j->cells <= 0 && load_final(dir, &s, &v, &in, &fi)) {
         if (j->report)
             fprintf(j->report, "export: the final model of %s: individual %d after final training (%d steps, %.0f s, "
                     "%s, %s)\n", dir, v->id, fi.steps, fi.seconds, fi.scratch ? "from scratch" : "from its weights",
                     fi.augment ? "flip + crop" : "no augmentation");
-        r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report);
+        r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report, NULL);
         goto done;
     }
-    r = pick(dir, &s, j->id, j->skip, j->nskip, &v);
+    if (!j->budget) r = pick(dir, &s, j->id, j->skip, j->nskip, &v);
     if (r == DN_OK && (j->filters > 0 || j->cells > 0)) {
         r = export_scaled(st, &o, v, j->filters, j->cells, j->prefix, j->report);
     } else if (r == DN_OK) {
         r = load_chosen(st, v, &in.cfg, &in.w, &in.wn);
         if (r == DN_OK) {
-            r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report);
+            r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report, NULL);
         } else if (j->failed_id != v->id) {
             j->failed_id = v->id;   /* read the log again */
             *retry = 1;
@@ -541,6 +610,22 @@ done:
 dn_status evo_export(const char *dir, int id, const char *prefix, FILE *report)
 {
     return evo_export_scaled(dir, id, prefix, 0, 0, report);
+}
+
+static dn_status run_job(const char *dir, export_job *j)
+{
+    dn_status r = DN_OK;
+    int retry = 1;
+    for (int tries = 0; retry && tries < 100; ++tries) {
+        if (tries > 0) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        r = try_export(dir, j, &retry);
+    }
+    free(j->skip);
+    j->skip = NULL;
+    return r;
 }
 
 /* Export reads the log without the lock, beside a running search that may
@@ -575,16 +660,131 @@ dn_status evo_export_scaled(const char *dir, int id, const char *prefix, int fil
     DN_TRY(resolve_prefix(dir, prefix, id, &path));
     export_job j = {.id = id, .filters = filters, .cells = cells, .prefix = path, .report = report,
                     .failed_id = -1};
-    dn_status r = DN_OK;
-    int retry = 1;
-    for (int tries = 0; retry && tries < 100; ++tries) {
-        if (tries > 0) {
-            struct timespec ts = {0, 20 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-        r = try_export(dir, &j, &retry);
-    }
-    free(j.skip);
+    dn_status r = run_job(dir, &j);
     free(path);
+    return r;
+}
+
+dn_status evo_export_within(const char *dir, const evo_budget *budget, const char *prefix, FILE *report)
+{
+    if (!dir || !budget) return evo_fail(DN_ERR_ARG, "evo_export_within: no run folder or budget");
+    if (!(budget->flops > 0 || budget->params > 0 || budget->latency > 0))
+        return evo_fail(DN_ERR_ARG, "export: a budget needs -max-flops, -max-params or -max-latency above 0");
+    char *path = NULL;
+    DN_TRY(resolve_prefix(dir, prefix, -1, &path));
+    export_job j = {.id = -1, .budget = budget, .prefix = path, .report = report, .failed_id = -1};
+    dn_status r = run_job(dir, &j);
+    free(path);
+    return r;
+}
+
+/* ------------------------------------------------------------ the archive */
+
+/* "1.79MFLOPs-4580params-0.213ms-acc91.20-id21": the run's costs, then accuracy and id. */
+static void pareto_name(const evo_individual *v, int costs, char *buf, size_t n)
+{
+    size_t k = 0;
+    if (costs & EVO_COST_FLOPS) k += (size_t)snprintf(buf + k, n - k, "%.3gMFLOPs-", v->flops / 1e6);
+    if (k < n && (costs & EVO_COST_PARAMS)) k += (size_t)snprintf(buf + k, n - k, "%zuparams-", v->params);
+    if (k < n && (costs & EVO_COST_LATENCY)) k += (size_t)snprintf(buf + k, n - k, "%.3gms-", v->latency_ms);
+    if (k < n) snprintf(buf + k, n - k, "acc%.2f-id%d", 100.0 * v->accuracy, v->id);
+}
+
+static int first_cost(int costs)
+{
+    return costs & EVO_COST_FLOPS ? EVO_COST_FLOPS : costs & EVO_COST_PARAMS ? EVO_COST_PARAMS : EVO_COST_LATENCY;
+}
+
+/* The archive's indexes, cheapest first in the run's first cost (accuracy alone: the best). */
+static dn_status archive_sorted(evo_state *s, int costs, int **idx, int *n)
+{
+    DN_TRY(evo_pareto_archive(s, idx, n));
+    int c = first_cost(costs);
+    for (int i = 1; i < *n; ++i)   /* insertion sort: archives are small */
+        for (int j = i; j > 0 && evo_cost_of(&s->ind[(*idx)[j]], c) < evo_cost_of(&s->ind[(*idx)[j - 1]], c); --j) {
+            int t = (*idx)[j]; (*idx)[j] = (*idx)[j - 1]; (*idx)[j - 1] = t;
+        }
+    return DN_OK;
+}
+
+/* One archived model into folder/name.*: its final model when it is the one
+ * final training trained, else its search weights. Adds its row to tsv. */
+static dn_status export_member(evo_store *st, const evo_options *o, evo_state *s, const evo_individual *v,
+                               const char *folder, int costs, evo_text *tsv, FILE *report)
+{
+    char name[160], *prefix = NULL;
+    pareto_name(v, costs, name, sizeof name);
+    if (asprintf(&prefix, "%s/%s", folder, name) < 0) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    loaded in = {0};
+    evo_final_info fi;
+    const evo_individual *fv = NULL;
+    int final = load_final(evo_store_dir(st), s, &fv, &in, &fi) && fv == v;
+    if (!final) {
+        free(in.cfg); free(in.w);
+        memset(&in, 0, sizeof in);
+    }
+    dn_status r = final ? DN_OK : load_chosen(st, v, &in.cfg, &in.w, &in.wn);
+    float test = -1;
+    if (r == DN_OK) r = export_loaded(st, o, s, v, &in, prefix, NULL, &test);
+    if (r == DN_OK) {
+        evo_text_add(tsv, "%d\t%d\t%.4f\t", v->id, v->rung, v->accuracy);
+        if (test >= 0) evo_text_add(tsv, "%.4f", test);
+        evo_text_add(tsv, "\t%zu\t%.0f\t%.4g\t%.4g\t%s\t%s\n", v->params, v->flops, v->latency_ms,
+                     v->latency_batch_ms, final ? "final" : "search", name);
+        if (report) {
+            fprintf(report, "  %6d %6.2f%% ", v->id, 100.0 * v->accuracy);
+            if (test >= 0) fprintf(report, "%6.2f%% ", 100.0 * test); else fprintf(report, "%7s ", "n/a");
+            fprintf(report, "%10zu %10.4g %8.3g  %-6s %s\n", v->params, v->flops / 1e6, v->latency_ms,
+                    final ? "final" : "search", name);
+            fflush(report);
+        }
+    }
+    free(in.cfg);
+    free(in.w);
+    free(prefix);
+    return r;
+}
+
+dn_status evo_export_pareto(const char *dir, const char *folder, FILE *report)
+{
+    if (!dir) return evo_fail(DN_ERR_ARG, "evo_export_pareto: no run folder");
+    evo_options o;
+    evo_state s;
+    evo_store *st = NULL;
+    DN_TRY(evo_store_open_read(dir, &o, &s, &st));
+    int costs = 0, *idx = NULL, n = 0, written = 0;
+    char *out = folder ? strdup(folder) : NULL, *tsv_path = NULL;
+    if (!folder && asprintf(&out, "%s/pareto", dir) < 0) out = NULL;
+    evo_text tsv = {0};
+    dn_status r = out ? evo_options_costs(&o, &costs) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (r == DN_OK) r = archive_sorted(&s, costs, &idx, &n);
+    if (r == DN_OK && n == 0) r = evo_fail(DN_ERR_DATA, "%s: no model to export (%d evaluations, all failed)", dir, s.evals);
+    if (r == DN_OK) r = dn_make_dirs(out);
+    if (r == DN_OK && report) {
+        fprintf(report, "export: the archive of %s (objective %s): %d model%s, cheapest first, into %s/\n", dir,
+                evo_objective_name(costs), n, n == 1 ? "" : "s", out);
+        if (!costs) fprintf(report, "  (a search on accuracy alone keeps one: -objective acc,flops keeps a front)\n");
+        fprintf(report, "  %6s %7s %7s %10s %10s %8s  %-6s %s\n", "id", "val", "test", "params", "MFLOPs", "ms",
+                "model", "files");
+    }
+    evo_text_add(&tsv, "# the archive of %s (objective %s): non-dominated models, cheapest first\n"
+                 "# id\tlevel\tval_accuracy\ttest_accuracy\tparams\tflops\tlatency_ms\tlatency_batch_ms\t"
+                 "weights\tfiles\n", dir, evo_objective_name(costs));
+    for (int k = 0; r == DN_OK && k < n; ++k) {
+        dn_status e = export_member(st, &o, &s, &s.ind[idx[k]], out, costs, &tsv, report);
+        if (e == DN_OK) ++written;
+        else dn_warn("%s: individual %d not exported: %s", dir, s.ind[idx[k]].id, evo_last_error());
+    }
+    if (r == DN_OK && written == 0) r = evo_fail(DN_ERR_DATA, "%s: none of the %d archived models could be exported", dir, n);
+    if (r == DN_OK && asprintf(&tsv_path, "%s/pareto.tsv", out) < 0) r = evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (r == DN_OK) r = evo_text_write(&tsv, tsv_path);
+    if (r == DN_OK && report) fprintf(report, "  table: %s\n", tsv_path);
+    evo_text_free(&tsv);
+    free(tsv_path);
+    free(out);
+    free(idx);
+    evo_store_close(st);
+    evo_state_free(&s);
+    evo_options_free(&o);
     return r;
 }

@@ -100,6 +100,14 @@ static const evo_option_spec TABLE[] = {
     NEW("-augment", "LIST", "augment", EVO_OPT_STR, augment, "final", NULL, 0, "none",
         "random horizontal flip and 2-pixel pad-and-crop: none, final (in final training) or all (in the "
         "search too); the .data's flip= / crop_pad= apply everywhere when set"),
+    NEW("-objective", "LIST", "objective", EVO_OPT_STR, objective, "acc", NULL, 0, "acc",
+        "what selection optimises: acc (validation accuracy) or accuracy together with costs, e.g. acc,flops or "
+        "acc,params,latency (a Pareto front: NSGA-II's rank and crowding; the archive of non-dominated models)"),
+    NEW("-report-every", "S", "report_every", EVO_OPT_DBL, report_every, "60", NULL, 1, "0",
+        "rewrite DIR/report/index.html every S seconds while the search runs (the page reloads itself until the "
+        "search ends); 0: only at the end"),
+    NEW("-latency-threads", "N", "latency_threads", EVO_OPT_INT, latency_threads, "1", NULL, 0, "1",
+        "-objective ...latency: compute threads the latency is measured with (those you will deploy with)"),
 };
 #undef OPT
 #undef NEW

@@ -57,7 +57,8 @@ typedef struct {
 } frame;
 
 static double px(const frame *f, double x) { return PX0 + (x - f->x.lo) / (f->x.hi - f->x.lo) * (PX1 - PX0); }
-static double py(const frame *f, double y) { return PY1 - (y - f->y.lo) / (f->y.hi - f->y.lo) * (PY1 - PY0); }
+static double y_px(const axis *a, double y) { return PY1 - (y - a->lo) / (a->hi - a->lo) * (PY1 - PY0); }
+static double py(const frame *f, double y) { return y_px(&f->y, y); }
 
 static double x_of(const frame *f, const evo_individual *v)
 {
@@ -105,14 +106,33 @@ static void tick_text(char *buf, size_t n, double v, double step)
     snprintf(buf, n, "%.*f", digits, fabs(v) < 1e-12 ? 0.0 : v);
 }
 
-static void draw_axes(evo_text *t, const frame *f, const char *title)
+/* The white background, the title, and the grid group opened with the
+ * accuracy axis's lines (the caller adds its x lines and closes it). */
+static void begin_plot(evo_text *t, const char *title, const axis *y)
 {
     evo_text_add(t, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", PW, PH);
     evo_text_add(t, "<text x=\"%d\" y=\"20\" font-size=\"14\" font-weight=\"bold\">", PX0);
     evo_text_html(t, title);
     evo_text_add(t, "</text>\n<g class=\"p-grid\" stroke=\"#e4e4e4\" stroke-width=\"1\">\n");
-    for (double y = f->y.lo; y <= f->y.hi + f->y.step * 1e-6; y += f->y.step)
-        evo_text_add(t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>\n", PX0, PX1, py(f, y), py(f, y));
+    for (double v = y->lo; v <= y->hi + y->step * 1e-6; v += y->step)
+        evo_text_add(t, "<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\"/>\n", PX0, PX1, y_px(y, v), y_px(y, v));
+}
+
+/* The accuracy axis's labels (percent) and name; inside the caller's label group. */
+static void accuracy_labels(evo_text *t, const axis *y)
+{
+    char num[32];
+    for (double v = y->lo; v <= y->hi + y->step * 1e-6; v += y->step) {
+        tick_text(num, sizeof num, v, y->step);
+        evo_text_add(t, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s%%</text>\n", PX0 - 6, y_px(y, v) + 4, num);
+    }
+    evo_text_add(t, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">"
+                 "validation accuracy</text>\n", (PY0 + PY1) / 2);
+}
+
+static void draw_axes(evo_text *t, const frame *f, const char *title)
+{
+    begin_plot(t, title, &f->y);
     for (double x = f->x.lo; x <= f->x.hi + f->x.step * 1e-6; x += f->x.step)
         evo_text_add(t, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\"/>\n", px(f, x), px(f, x), PY0, PY1);
     evo_text_add(t, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
@@ -121,11 +141,8 @@ static void draw_axes(evo_text *t, const frame *f, const char *title)
                  PX1 - PX0);
     evo_text_add(t, "<g font-size=\"11\" fill=\"#333\">\n<text x=\"%d\" y=\"%d\" text-anchor=\"end\" fill=\"%s\">"
                  "failed</text>\n", PX0 - 6, FAIL_Y + 4, C_FAILED);
+    accuracy_labels(t, &f->y);
     char num[32];
-    for (double y = f->y.lo; y <= f->y.hi + f->y.step * 1e-6; y += f->y.step) {
-        tick_text(num, sizeof num, y, f->y.step);
-        evo_text_add(t, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%s%%</text>\n", PX0 - 6, py(f, y) + 4, num);
-    }
     for (double x = f->x.lo; x <= f->x.hi + f->x.step * 1e-6; x += f->x.step) {
         tick_text(num, sizeof num, x, f->x.step);
         evo_text_add(t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", px(f, x), TICK_Y, num);
@@ -133,8 +150,7 @@ static void draw_axes(evo_text *t, const frame *f, const char *title)
     evo_text_add(t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s%s%s</text>\n",
                  (PX0 + PX1) / 2, TICK_Y + 24, f->over_time ? "search time (" : "evaluation",
                  f->over_time ? f->unit : "", f->over_time ? ")" : "");
-    evo_text_add(t, "<text transform=\"translate(16 %d) rotate(-90)\" text-anchor=\"middle\" font-size=\"12\">"
-                 "validation accuracy</text>\n</g>\n", (PY0 + PY1) / 2);
+    evo_text_add(t, "</g>\n");
 }
 
 /* ------------------------------------------------------------ dots */
@@ -289,6 +305,217 @@ dn_status evo_plot_progress(const evo_state *s, const int *lineage, int nlineage
                      (PX0 + PX1) / 2, (PY0 + PY1) / 2);
     evo_text_add(&t, "</svg>\n");
     if (t.failed) { evo_text_free(&t); return evo_fail(DN_ERR_NOMEM, "out of memory drawing the progress plot"); }
+    *svg = t.s;
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ the Pareto plot
+ *
+ * Validation accuracy against one cost (FLOPs, parameters or latency): every
+ * successful individual with that cost known is a dot (<circle class="ind
+ * alive|dead" data-id>, tooltip with its costs); members of the archive (the
+ * run's objectives) are ringed; the front of accuracy against this cost is
+ * a step line, with the fronts after 25%, 50% and 75% of the evaluations as
+ * fainter ones (how it moved); the seed (the first initial individual that
+ * trained) is a diamond. The cost axis is logarithmic when it spans more
+ * than a factor of 30.
+ */
+
+#define C_FRONT "#ff7f0e"
+
+typedef struct {
+    double lo, hi;           /* the cost axis (log10 of it when logx) */
+    int logx;
+    axis y;
+    int cost;
+} pframe;
+
+static double cost_x(const pframe *f, double c)
+{
+    double v = f->logx ? log10(c) : c;
+    return PX0 + (v - f->lo) / (f->hi - f->lo) * (PX1 - PX0);
+}
+
+static double acc_y(const pframe *f, double percent_acc) { return y_px(&f->y, percent_acc); }
+
+static int plotted(const evo_individual *v, int cost) { return v->outcome == EVO_OK && evo_cost_of(v, cost) > 0; }
+
+static pframe make_pframe(const evo_state *s, int cost)
+{
+    pframe f = {.cost = cost};
+    double cmin = INFINITY, cmax = 0, lo = 100, hi = 0;
+    for (int i = 0; i < s->n; ++i) {
+        const evo_individual *v = &s->ind[i];
+        if (!plotted(v, cost)) continue;
+        double c = evo_cost_of(v, cost);
+        if (c < cmin) cmin = c;
+        if (c > cmax) cmax = c;
+        if (percent(v) < lo) lo = percent(v);
+        if (percent(v) > hi) hi = percent(v);
+    }
+    if (!(cmax > 0)) { cmin = 1; cmax = 10; }
+    if (hi < lo) { lo = 0; hi = 100; }
+    f.logx = cmax / cmin > 30;
+    if (f.logx) { f.lo = floor(log10(cmin)); f.hi = ceil(log10(cmax)); if (f.hi <= f.lo) f.hi = f.lo + 1; }
+    else { axis a = nice_axis(cmin > cmax / 2 ? cmin * 0.9 : 0, cmax, 6); f.lo = a.lo; f.hi = a.hi; }
+    f.y = nice_axis(lo, hi, 6);
+    if (f.y.lo < 0) f.y.lo = 0;
+    if (f.y.hi > 100 && lo < 100) f.y.hi = 100;
+    return f;
+}
+
+static const char *cost_label(int cost)
+{
+    return cost == EVO_COST_FLOPS ? "forward FLOPs per image" : cost == EVO_COST_PARAMS ? "parameters"
+                                                                                        : "latency (ms per image, batch 1)";
+}
+
+/* 12.3k, 4.5M, 0.052 */
+static void cost_text(char *buf, size_t n, double c)
+{
+    if (c >= 1e9) snprintf(buf, n, "%.3gG", c / 1e9);
+    else if (c >= 1e6) snprintf(buf, n, "%.3gM", c / 1e6);
+    else if (c >= 1e3) snprintf(buf, n, "%.3gk", c / 1e3);
+    else snprintf(buf, n, "%.3g", c);
+}
+
+static void draw_pareto_axes(evo_text *t, const pframe *f, const char *title)
+{
+    begin_plot(t, title, &f->y);
+    double ticks[64];
+    int nt = 0;
+    if (f->logx) {
+        for (double d = f->lo; d <= f->hi + 1e-9 && nt < 60; d += 1)
+            for (int m = 1; m <= (f->hi - f->lo <= 3 ? 5 : 1) && nt < 60; m += m == 1 ? 1 : 3)
+                if (d + log10(m) <= f->hi + 1e-9) ticks[nt++] = pow(10, d) * m;
+    } else {
+        axis a = nice_axis(f->lo, f->hi, 6);
+        for (double x = a.lo; x <= a.hi + a.step * 1e-6 && nt < 60; x += a.step) ticks[nt++] = x;
+    }
+    for (int k = 0; k < nt; ++k)
+        if (!f->logx || ticks[k] > 0)
+            evo_text_add(t, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%d\" y2=\"%d\"/>\n", cost_x(f, ticks[k]),
+                         cost_x(f, ticks[k]), PY0, PY1);
+    evo_text_add(t, "</g>\n<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#444\"/>\n",
+                 PX0, PY0, PX1 - PX0, PY1 - PY0);
+    evo_text_add(t, "<g font-size=\"11\" fill=\"#333\">\n");
+    accuracy_labels(t, &f->y);
+    char num[32];
+    for (int k = 0; k < nt; ++k) {
+        if (f->logx && ticks[k] <= 0) continue;
+        cost_text(num, sizeof num, ticks[k]);
+        evo_text_add(t, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", cost_x(f, ticks[k]),
+                     PY1 + 18, num);
+    }
+    evo_text_add(t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"12\">%s%s</text>\n", (PX0 + PX1) / 2,
+                 PY1 + 44, cost_label(f->cost), f->logx ? " (log scale)" : "");
+    evo_text_add(t, "</g>\n");
+}
+
+static void pareto_tooltip(evo_text *t, const evo_individual *v, int archived)
+{
+    char fl[24], pa[24];
+    cost_text(fl, sizeof fl, v->flops);
+    cost_text(pa, sizeof pa, (double)v->params);
+    evo_text_add(t, "<title>individual %d (evaluation %d, level %d): %.2f%%, %s FLOPs, %s params", v->id, v->eval,
+                 v->rung, percent(v), fl, pa);
+    if (v->latency_ms > 0) evo_text_add(t, ", %.3g ms (batch 1), %.3g ms per image at the batch", v->latency_ms,
+                                        v->latency_batch_ms);
+    evo_text_add(t, "%s%s</title>", v->alive ? ", alive" : ", dead", archived ? ", in the archive" : "");
+}
+
+/* The front of accuracy against the cost among individuals of evaluations
+ * <= upto, as a step line (cheapest first, each more accurate step up). */
+static void draw_front(evo_text *t, const evo_state *s, const pframe *f, int upto, const char *paint, const char *what)
+{
+    int n = 0, *idx = malloc((size_t)s->n * sizeof *idx);
+    if (!idx) return;
+    for (int i = 0; i < s->n; ++i)
+        if (s->ind[i].eval <= upto && plotted(&s->ind[i], f->cost)) idx[n++] = i;
+    for (int i = 1; i < n; ++i)   /* by cost, then the more accurate first */
+        for (int j = i; j > 0; --j) {
+            const evo_individual *a = &s->ind[idx[j - 1]], *b = &s->ind[idx[j]];
+            double ca = evo_cost_of(a, f->cost), cb = evo_cost_of(b, f->cost);
+            if (ca < cb || (ca == cb && a->accuracy >= b->accuracy)) break;
+            int x = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = x;
+        }
+    double best = -1;
+    int started = 0;
+    for (int k = 0; k < n; ++k) {
+        const evo_individual *v = &s->ind[idx[k]];
+        if (percent(v) <= best) continue;
+        double x = cost_x(f, evo_cost_of(v, f->cost)), y = acc_y(f, percent(v));
+        if (!started) evo_text_add(t, "<path class=\"p-front\" fill=\"none\" %s d=\"M%.1f %.1f", paint, x, y);
+        else evo_text_add(t, " H%.1f V%.1f", x, y);
+        started = 1;
+        best = percent(v);
+    }
+    if (started) evo_text_add(t, " H%d\"><title>%s</title></path>\n", PX1, what);
+    free(idx);
+}
+
+dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg)
+{
+    *svg = NULL;
+    if (!s || !(cost == EVO_COST_FLOPS || cost == EVO_COST_PARAMS || cost == EVO_COST_LATENCY))
+        return evo_fail(DN_ERR_ARG, "evo_plot_pareto: bad arguments");
+    pframe f = make_pframe(s, cost);
+    evo_text t = {0};
+    char title[96];
+    snprintf(title, sizeof title, "Accuracy against %s", cost == EVO_COST_FLOPS ? "FLOPs" : cost == EVO_COST_PARAMS
+                                                                               ? "parameters" : "latency");
+    evo_text_add(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"evo-pareto\" width=\"%d\" height=\"%d\" "
+                 "viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\">\n", PW, PH, PW, PH);
+    draw_pareto_axes(&t, &f, title);
+    int drawn = 0;
+    for (int q = 1; q <= 3; ++q) {   /* how the front moved */
+        char what[96], paint[96];
+        int upto = s->evals * q / 4;
+        snprintf(what, sizeof what, "the front after evaluation %d (%d%%)", upto, 25 * q);
+        snprintf(paint, sizeof paint, "stroke=\"%s\" stroke-opacity=\"%.2f\" stroke-width=\"1.2\" stroke-dasharray=\"4 3\"",
+                 C_FRONT, 0.2 + 0.15 * q);
+        if (upto > 0) draw_front(&t, s, &f, upto, paint, what);
+    }
+    evo_text_add(&t, "<g class=\"p-dots\">\n");
+    for (int pass = 0; pass < 2; ++pass)   /* the dead under the living */
+        for (int i = 0; i < s->n; ++i) {
+            const evo_individual *v = &s->ind[i];
+            if (!plotted(v, cost) || v->alive != pass) continue;
+            int archived = s->costs && v->archived;
+            evo_text_add(&t, "<circle class=\"ind %s%s\" data-id=\"%d\" cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" "
+                         "fill-opacity=\"%s\"%s>", v->alive ? "alive" : "dead", archived ? " archived" : "", v->id,
+                         cost_x(&f, evo_cost_of(v, cost)), acc_y(&f, percent(v)), archived ? "4" : v->alive ? "3.5" : "2.8",
+                         v->alive ? C_ALIVE : C_DEAD, v->alive ? "0.9" : "0.55",
+                         archived ? " stroke=\"" C_FRONT "\" stroke-width=\"1.6\"" : "");
+            pareto_tooltip(&t, v, archived);
+            evo_text_add(&t, "</circle>\n");
+            ++drawn;
+        }
+    evo_text_add(&t, "</g>\n");
+    char what[64];
+    snprintf(what, sizeof what, "the front after all %d evaluations", s->evals);
+    draw_front(&t, s, &f, s->evals, "stroke=\"" C_FRONT "\" stroke-width=\"2\"", what);
+    const evo_individual *seed = seed_id >= 0 ? evo_state_find((evo_state *)s, seed_id) : NULL;
+    if (seed && plotted(seed, cost)) {
+        double x = cost_x(&f, evo_cost_of(seed, cost)), y = acc_y(&f, percent(seed));
+        evo_text_add(&t, "<path class=\"p-seed\" d=\"M%.1f %.1f l7 7 l-7 7 l-7 -7 Z\" fill=\"%s\" stroke=\"#333\">"
+                     "<title>the seed (individual %d): %.2f%%</title></path>\n", x, y - 7, C_LINEAGE, seed->id,
+                     percent(seed));
+        evo_text_add(&t, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#333\">seed</text>\n", x + 9, y + 4);
+    }
+    evo_text_add(&t, "<g class=\"p-legend\" font-size=\"11\" fill=\"#333\">\n");
+    legend_dot(&t, PX0 + 300, 16, 4, "fill=\"" C_DEAD "\" stroke=\"" C_FRONT "\" stroke-width=\"1.6\"");
+    evo_text_add(&t, "<text x=\"%d\" y=\"20\">archive</text>\n", PX0 + 307);
+    evo_text_add(&t, "<path d=\"M%d 16 h16\" stroke=\"%s\" stroke-width=\"2\"/><text x=\"%d\" y=\"20\">front</text>\n",
+                 PX0 + 362, C_FRONT, PX0 + 382);
+    evo_text_add(&t, "<path d=\"M%d 16 h16\" stroke=\"%s\" stroke-opacity=\"0.5\" stroke-dasharray=\"4 3\"/>"
+                 "<text x=\"%d\" y=\"20\">front at 25/50/75%%</text>\n", PX0 + 420, C_FRONT, PX0 + 440);
+    evo_text_add(&t, "</g>\n");
+    if (!drawn)
+        evo_text_add(&t, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" fill=\"#666\">no individual with this cost "
+                     "measured yet</text>\n", (PX0 + PX1) / 2, (PY0 + PY1) / 2);
+    evo_text_add(&t, "</svg>\n");
+    if (t.failed) { evo_text_free(&t); return evo_fail(DN_ERR_NOMEM, "out of memory drawing the Pareto plot"); }
     *svg = t.s;
     return DN_OK;
 }

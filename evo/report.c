@@ -58,6 +58,8 @@ typedef struct {
     int has_dot;
     int cells;               /* a cell search (the seed is a template)    */
     evo_final_info final;    /* DIR/final/result.json (done 0: none)       */
+    int costs;               /* -objective: EVO_COST_* bits (0: accuracy alone) */
+    int refresh;             /* > 0: a live page, reloaded every refresh seconds */
 } report;
 
 static char *join(const char *a, const char *b)
@@ -243,6 +245,7 @@ static dn_status read_run(report *r)
     }
     DN_TRY(check_run_folder(r->dir));
     DN_TRY(evo_store_read(r->dir, &r->o, &r->s));
+    DN_TRY(evo_options_costs(&r->o, &r->costs));
     DN_TRY(read_reasons(r));   /* a partial last line: the store has warned, the page says so */
     read_tests(r);
     r->cells = seed_has_cells(r->dir);
@@ -325,6 +328,13 @@ static dn_status write_beside(const report *r, const char *name, const char *tex
     return s;
 }
 
+static const int COSTS[] = {EVO_COST_FLOPS, EVO_COST_PARAMS, EVO_COST_LATENCY};
+
+static void pareto_file(int cost, char *buf, size_t n)
+{
+    snprintf(buf, n, "pareto-%s.svg", evo_cost_name(cost));
+}
+
 static dn_status write_plots(report *r)
 {
     for (int over_time = 0; over_time < 2; ++over_time) {
@@ -334,20 +344,46 @@ static dn_status write_plots(report *r)
         free(svg);
         DN_TRY(s);
     }
+    for (int k = 0; k < 3; ++k) {
+        if (!(r->costs & COSTS[k])) continue;
+        char *svg = NULL, name[48];
+        pareto_file(COSTS[k], name, sizeof name);
+        DN_TRY(evo_plot_pareto(&r->s, COSTS[k], r->baseline ? r->baseline->id : -1, &svg));
+        dn_status s = write_beside(r, name, svg);
+        free(svg);
+        DN_TRY(s);
+    }
     return DN_OK;
 }
 
 /* NAME.dot written, and rendered to NAME.svg when dot is there. */
+/* 1 when path holds exactly text (an unchanged diagram need not be rendered again). */
+static int same_file(const char *path, const char *text)
+{
+    char *old = NULL;
+    size_t n = 0;
+    int same = path && dn_read_file(path, &old, &n) == DN_OK && n == strlen(text) && !memcmp(old, text, n);
+    free(old);
+    return same;
+}
+
 static dn_status write_diagram(report *r, figure *f, const char *name, const char *dot)
 {
     char file[128];
     snprintf(file, sizeof file, "%s.dot", name);
-    DN_TRY(write_beside(r, file, dot));
-    if (!r->has_dot) return DN_OK;
     char *dot_path = join(r->folder, file), *svg_path = NULL;
     snprintf(file, sizeof file, "%s.svg", name);
     svg_path = join(r->folder, file);
-    dn_status s = dot_path && svg_path ? evo_dot_render(dot_path, svg_path) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    struct stat sb;
+    int cached = r->has_dot && same_file(dot_path, dot) && svg_path && stat(svg_path, &sb) == 0 && sb.st_size > 0;
+    snprintf(file, sizeof file, "%s.dot", name);
+    dn_status s = cached ? DN_OK : write_beside(r, file, dot);
+    if (s != DN_OK || !r->has_dot || cached) {   /* a live report rewrites the page often: dot runs once per diagram */
+        free(dot_path);
+        free(svg_path);
+        return s;
+    }
+    s = dot_path && svg_path ? evo_dot_render(dot_path, svg_path) : evo_fail(DN_ERR_NOMEM, "out of memory");
     if (s != DN_OK && !f->note) {
         f->note = strdup(evo_last_error());
         note(r, "%s", evo_last_error());
@@ -486,7 +522,9 @@ static void page_head(evo_text *t, const report *r)
     evo_text_add(t, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>darknet evolve "
                     "report: ");
     evo_text_html(t, r->dir);
-    evo_text_add(t, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>darknet evolve: ", page_css);
+    evo_text_add(t, "</title>\n");
+    if (r->refresh > 0) evo_text_add(t, "<meta http-equiv=\"refresh\" content=\"%d\">\n", r->refresh);
+    evo_text_add(t, "<style>%s</style>\n</head>\n<body>\n<h1>darknet evolve: ", page_css);
     evo_text_html(t, r->dir);
     char when[64];
     time_t now = time(NULL);
@@ -497,6 +535,9 @@ static void page_head(evo_text *t, const report *r)
     if (r->torn) evo_text_add(t, " The event log ends in a partial line (being written, or left by a kill); it is "
                                  "left out.");
     evo_text_add(t, "</p>\n");
+    if (r->refresh > 0)
+        evo_text_add(t, "<p class=\"note live\">The search is running: it rewrites this page as it goes, and the page "
+                        "reloads itself every %d s until the search ends.</p>\n", r->refresh);
 }
 
 /* ------------------------------------------------------------ the page: summary */
@@ -651,6 +692,55 @@ static void page_final(evo_text *t, const report *r)
                      180 - 170.0 * loss[i] / hi);
     evo_text_add(t, "\"/><text x=\"36\" y=\"18\" text-anchor=\"end\" font-size=\"11\">%.3g</text>"
                     "<text x=\"36\" y=\"180\" text-anchor=\"end\" font-size=\"11\">0</text></svg>\n", hi);
+}
+
+/* ------------------------------------------------------------ the page: accuracy and cost */
+
+static void archive_row(evo_text *t, const report *r, const evo_individual *v)
+{
+    const test_record *tr = test_of(r, v->id);
+    char test[32] = "";
+    if (tr) snprintf(test, sizeof test, "%.2f%%", 100.0 * tr->accuracy);
+    evo_text_add(t, "<tr><td class=\"num\">%d</td><td class=\"num\">%d</td><td class=\"num\">%.2f%%</td>"
+                 "<td class=\"num\">%s</td><td class=\"num\">%zu</td><td class=\"num\">%.4g</td>", v->id, v->rung,
+                 100.0 * v->accuracy, test, v->params, v->flops / 1e6);
+    if (v->latency_ms > 0)
+        evo_text_add(t, "<td class=\"num\">%.3g</td><td class=\"num\">%.3g</td>", v->latency_ms, v->latency_batch_ms);
+    else
+        evo_text_add(t, "<td></td><td></td>");
+    evo_text_add(t, "<td>%s</td></tr>\n", v->alive ? "alive" : "dead (weights kept)");
+}
+
+static void page_pareto(evo_text *t, const report *r)
+{
+    if (!r->costs) return;
+    int *idx = NULL, n = 0;
+    if (evo_pareto_archive(&r->s, &idx, &n) != DN_OK) {
+        evo_text_add(t, "<p class=\"note\">The archive could not be computed: out of memory.</p>\n");
+        return;
+    }
+    evo_text_add(t, "<h2>Accuracy and cost</h2>\n<p>Objective <code>%s</code>: selection compares individuals by "
+                    "Pareto dominance (NSGA-II's rank, then crowding distance). Every dot is an individual (hover for "
+                    "details); ringed ones are in the archive, the non-dominated models found so far, whose weights "
+                    "are kept. The solid line is the front of accuracy against that cost, the dashed ones where it "
+                    "was after 25, 50 and 75%% of the evaluations; the diamond is the seed.</p>\n",
+                 evo_objective_name(r->costs));
+    for (int k = 0; k < 3; ++k) {
+        if (!(r->costs & COSTS[k])) continue;
+        char name[48];
+        pareto_file(COSTS[k], name, sizeof name);
+        evo_text_add(t, "<div class=\"plot\">");
+        inline_svg(t, r, name);
+        evo_text_add(t, "</div>\n");
+    }
+    evo_text_add(t, "<h3>The archive (%d model%s, in evaluation order)</h3>\n<table>\n<tr><th>id</th><th>level</th>"
+                    "<th>validation</th><th>test</th><th>params</th><th>MFLOPs</th><th>ms (batch 1)</th>"
+                    "<th>ms per image (batch)</th><th></th></tr>\n", n, n == 1 ? "" : "s");
+    for (int k = 0; k < n; ++k) archive_row(t, r, &r->s.ind[idx[k]]);
+    evo_text_add(t, "</table>\n<p class=\"files\"><code>darknet evolve export DIR -pareto</code> writes them all "
+                    "with their test accuracy; <code>-max-flops F</code>, <code>-max-params P</code> or "
+                    "<code>-max-latency MS</code> the most accurate within a budget.</p>\n");
+    free(idx);
 }
 
 static void page_progress(evo_text *t, const report *r)
@@ -824,6 +914,7 @@ static dn_status write_page(report *r)
     page_head(&t, r);
     page_summary(&t, r);
     page_progress(&t, r);
+    page_pareto(&t, r);
     page_final(&t, r);
     page_promotions(&t, r);
     page_lineage(&t, r);
@@ -857,6 +948,7 @@ dn_status evo_report(const char *dir, const evo_report_options *ro, FILE *log, c
     memset(&r, 0, sizeof r);
     r.dir = dir;
     r.log = log;
+    r.refresh = ro ? ro->refresh : 0;
     dn_status s = make_report(&r, ro);
     if (s == DN_OK && path) {
         *path = r.page;

@@ -72,6 +72,9 @@ typedef struct {
     evo_mutation_set mutset;  /* growth searches: the mutations drawn      */
     evo_schedule schedule;    /* each evaluation's learning rate          */
     int augment;          /* flip + crop in the search's training (-augment all) */
+    int costs;            /* -objective: EVO_COST_* bits beside accuracy (0: accuracy alone) */
+    double last_report;   /* dn_time_now() of the last live report (worker 0) */
+    int report_warned;    /* a live report failed once: warned, not again */
     int promoting[64], npromoting;  /* ids whose promotion is in flight      */
     int gpu[EVO_MAX_GPUS], ngpus;   /* -gpus: worker w trains on gpu[w % ngpus] */
     int mpi;              /* MPI: worker w sends its children to rank w+1 */
@@ -160,29 +163,19 @@ static float median_alive(const evo_state *s)
     return m;
 }
 
-/* Index of the worst living individual (ties: the older), or -1. */
-static int worst_alive(const evo_state *s)
-{
-    int w = -1;
-    for (int i = 0; i < s->n; ++i)
-        if (s->ind[i].alive && (w < 0 || s->ind[i].accuracy < s->ind[w].accuracy)) w = i;
-    return w;
-}
-
 /* Who is born from whom and who dies, by the algorithm. Children in flight
  * count as members, so the population stays P with several workers. */
 static dn_status plan_step(search_ctx *c, step_plan *p)
 {
     const char *algo = c->o->algo ? c->o->algo : "tournament";
     int full = c->o->population - c->inflight > 1 ? c->o->population - c->inflight : 1;
-    if (!strcmp(algo, "aging")) return evo_aging(c->s, full, c->o->sample, &p->parent, &p->killed);
+    if (!strcmp(algo, "aging")) return evo_aging(c->s, full, c->o->sample, c->costs, &p->parent, &p->killed);
     if (!strcmp(algo, "random")) {
         p->parent = -1;
-        int w = worst_alive(c->s);
-        p->killed = count_alive(c->s) >= full && w >= 0 ? c->s->ind[w].id : -1;
-        return DN_OK;
+        p->killed = -1;
+        return count_alive(c->s) >= full ? evo_worst_alive(c->s, c->costs, &p->killed) : DN_OK;
     }
-    return evo_tournament(c->s, full, &p->parent, &p->killed);
+    return evo_tournament(c->s, full, c->costs, &p->parent, &p->killed);
 }
 
 /* ------------------------------------------------------------ budget and progress */
@@ -431,11 +424,13 @@ static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, ev
     eo.augment = c->augment;
     eo.val_images = c->o->rungs > 1 ? c->o->val_images : 0;   /* without promotions: the whole holdout */
     eo.mutation = in->mutation;
+    eo.latency_threads = c->costs & EVO_COST_LATENCY ? c->o->latency_threads : 0;
     if (in->promotion) {   /* the individual itself, trained further, scored on the whole holdout */
         eo.steps = in->promotion;
         eo.val_images = 0;
         eo.inherit = 1;
         eo.mutation = EVO_MUT_NONE;
+        eo.latency_threads = 0;   /* the same network: its latency is known */
         eo.seed = eval_seed(c->o->seed ^ 0x9E3779B97F4A7C15ull * (uint64_t)in->rung, id);
     }
     if (c->mpi) { evaluate_remote(c, worker + 1, id, in, &eo, r, busy, dropped); return; }
@@ -444,7 +439,8 @@ static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, ev
     *busy = dn_time_now() - t0;
 }
 
-/* Write the child's files and the event; then the dead lose their weights. */
+/* Write the child's files and the event (the store then deletes the weights
+ * that nothing keeps: the killed's, a beaten dead best's, ...). */
 static dn_status record_step(search_ctx *c, const evo_individual *ind, const step_input *in,
                              const evo_result *r, const step_plan *p, double elapsed)
 {
@@ -455,20 +451,7 @@ static dn_status record_step(search_ctx *c, const evo_individual *ind, const ste
     s = evo_store_save_individual(c->st, ind->id, text, ok ? r->weights : NULL, ok ? r->weights_size : 0);
     free(text);
     if (s != DN_OK) return s;
-    int nkilled = p->killed >= 0;
-    int best_before = evo_state_best_ever(c->s), best_id = best_before >= 0 ? c->s->ind[best_before].id : -1;
-    s = evo_store_append_event(c->st, ind, r, &p->killed, nkilled, c->s->rng, elapsed);
-    if (s != DN_OK) return s;
-    /* the best ever keeps its weights; a dead one loses them when beaten */
-    int new_best = ok && (best_before < 0 || evo_ranks_above(ind, &c->s->ind[best_before]));
-    if (nkilled && (p->killed != best_id || new_best)) {
-        s = evo_store_remove_weights(c->st, p->killed);
-        if (s != DN_OK) return s;
-    }
-    const evo_individual *old = best_before >= 0 ? &c->s->ind[best_before] : NULL;
-    if (new_best && old && best_id != p->killed && !old->alive && old->died_at > 0)   /* dead in the log too */
-        return evo_store_remove_weights(c->st, best_id);
-    return DN_OK;
+    return evo_store_append_event(c->st, ind, r, &p->killed, p->killed >= 0, c->s->rng, elapsed);
 }
 
 /* Apply the step to the in-memory state exactly as a replay of its event would. */
@@ -481,6 +464,7 @@ static dn_status apply_step(search_ctx *c, const evo_individual *ind, const step
     }
     dn_status st = state_push(s, ind);
     if (st != DN_OK) return st;
+    evo_archive_update(s, s->n - 1);
     s->evals = ind->eval;
     if (s->next_id <= ind->id) s->next_id = ind->id + 1;
     s->elapsed = elapsed;
@@ -504,6 +488,8 @@ static void fill_individual(search_ctx *c, int id, const step_input *in, const s
     ind->seconds = r->build_seconds + r->train_seconds + r->eval_seconds;
     ind->params = r->params;
     ind->flops = r->flops;
+    ind->latency_ms = r->latency_ms;
+    ind->latency_batch_ms = r->latency_batch_ms;
 }
 
 /* An MPI worker rank is gone: the search fails when it was the last one. */
@@ -617,12 +603,11 @@ static void print_promotion(const search_ctx *c, const evo_individual *v, const 
 }
 
 /* Write the promoted weights, then the event (a kill between the two leaves
- * weights one promotion ahead of the log); the old best ever loses its
- * weights when dead and overtaken. Lock held. */
+ * weights one promotion ahead of the log; the store then deletes the weights
+ * of an overtaken dead best ever). Lock held. */
 static dn_status record_promotion(search_ctx *c, evo_individual *v, const step_input *in, evo_result *r,
                                   double elapsed)
 {
-    int best_before = evo_state_best_ever(c->s), best_id = best_before >= 0 ? c->s->ind[best_before].id : -1;
     if (r->outcome == EVO_OK) {
         char *text = NULL;
         DN_TRY(evo_genome_emit(&in->child, 1, &text));
@@ -636,10 +621,6 @@ static dn_status record_promotion(search_ctx *c, evo_individual *v, const step_i
     evo_promotion_event(v, eval, r, c->s->rng, elapsed, &e);
     int baseline = 0;
     evo_event_apply(c->s, &e, &baseline);
-    int best_after = evo_state_best_ever(c->s);
-    if (best_before >= 0 && best_after >= 0 && c->s->ind[best_after].id != best_id && !c->s->ind[best_before].alive &&
-        c->s->ind[best_before].died_at > 0)
-        return evo_store_remove_weights(c->st, best_id);
     return DN_OK;
 }
 
@@ -691,6 +672,24 @@ static void promote(search_ctx *c, int worker, int i, double *busy, int *dropped
 
 /* One worker's evaluations until the budget is spent or the search failed.
  * Called with c->lock held; returns with it held. */
+/* Every -report-every seconds, worker 0 rewrites the report as a live page
+ * (it reloads itself); the lock is released meanwhile. Lock held. */
+static void live_report(search_ctx *c)
+{
+    double now = dn_time_now();
+    if (c->o->report_every <= 0 || now - c->last_report < c->o->report_every) return;
+    c->last_report = now;
+    pthread_mutex_unlock(&c->lock);
+    evo_report_options ro = {.refresh = c->o->report_every > 5 ? (int)c->o->report_every : 5};
+    dn_status s = evo_report(evo_store_dir(c->st), &ro, NULL, NULL);
+    pthread_mutex_lock(&c->lock);
+    if (s != DN_OK && !c->report_warned && c->log) {
+        fprintf(c->log, "evolve: warning: the live report was not written: %s\n", evo_last_error());
+        c->report_warned = 1;
+    }
+    c->last_report = dn_time_now();   /* the report's own time does not count */
+}
+
 static void worker_loop(search_ctx *c, int worker)
 {
     double busy = 0;
@@ -740,6 +739,7 @@ static void worker_loop(search_ctx *c, int worker)
         evo_result_free(&r);
         step_input_free(&in);
         if (dropped) { lose_rank(c); return; }
+        if (worker == 0) live_report(c);
     }
 }
 
@@ -782,6 +782,7 @@ static dn_status load_seed(search_ctx *c)
     c->augment = c->o->augment && !strcmp(c->o->augment, "all");
     if ((s = evo_schedule_from_name(c->o->schedule, &c->schedule)) != DN_OK) return s;
     if ((s = evo_mutation_set_from_name(c->o->mutations, &c->mutset)) != DN_OK) return s;
+    if ((s = evo_options_costs(c->o, &c->costs)) != DN_OK) return s;
     if (!c->cells) return DN_OK;
     if ((s = evo_template_check(&c->seed)) != DN_OK) return s;
     c->blocks = c->o->blocks > 0 ? c->o->blocks : evo_template_blocks(&c->seed);
@@ -925,6 +926,7 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
         c.threads = cpus > o->workers ? (int)(cpus / o->workers) : 1;
     }
     c.t0 = dn_time_now();
+    c.last_report = c.t0;
     c.elapsed0 = state->elapsed;
     print_start(&c);
     s = search_loop(&c);

@@ -7,13 +7,15 @@
  *   DIR/events.jsonl           append-only, one JSON line per evaluation
  *   DIR/individuals/<id>.cfg   annotated cfg of every individual (failed ones too)
  *   DIR/weights/<id>.weights   trained weights of the living population, plus
- *                              the best ever and the baseline (see below)
+ *                              the best ever, the baseline (see below) and,
+ *                              with -objective costs, the archive (pareto.c)
  *   DIR/orphans/               files recovery could not explain, moved aside
  *
  * Durability: every file is written to a temporary file, fsync'd and renamed
  * (then the folder is fsync'd); an event is one write() of one line followed
  * by fsync. Per evaluation the order is: the individual's cfg and weights,
- * then its event line, then the deletion of the killed individuals' weights.
+ * then its event line, then the deletion of the weights nothing keeps any
+ * longer (the killed's, a dead best ever or archive member displaced).
  * A kill -9 at any moment therefore loses at most the evaluation in flight.
  *
  * One writer: a new search or a resume takes an exclusive flock on the folder
@@ -30,7 +32,8 @@
  * missing or has the wrong size is lost: dead in the state handed to the
  * search, recorded in the "lost" field of the next event. Recovery runs on
  * the first write: a torn last line is cut, temporary files and the weights
- * of the log's dead (but the best ever's and the baseline's) are deleted, and
+ * of the log's dead (but those kept: the best ever's, the baseline's, the
+ * archive's) are deleted, and
  * files of individuals no event records, and lost individuals' weights, are
  * moved to DIR/orphans/ — nothing the log does not explain is deleted. A
  * corrupt line before the last is an error naming the file and line.
@@ -64,6 +67,7 @@ struct evo_store {
     int fd;                  /* events.jsonl, appending; -1: not yet            */
     int lock_fd;             /* the folder itself, flock'd; -1: a reader        */
     evo_data_key key;        /* from options.cfg                                */
+    int costs;               /* -objective: EVO_COST_* bits (the archive keeps weights) */
     /* Living in the log, but their files are missing or damaged: dead from
      * now on, recorded as "lost" in the next event. */
     int *lost, nlost;
@@ -312,11 +316,13 @@ static dn_status move_aside(const evo_store *st, const char *sub, const char *na
     return s;
 }
 
-/* Weights the search keeps after a death: the baseline's and the best ever's. */
+/* Weights the search keeps after a death: the baseline's, the best ever's
+ * and, with costs (-objective), the archive's. */
 static int kept_when_dead(const evo_store *st, int id)
 {
     int b = evo_state_best_ever(&st->log.state);
-    return id == st->log.baseline || (b >= 0 && st->log.state.ind[b].id == id);
+    return id == st->log.baseline || (b >= 0 && st->log.state.ind[b].id == id) ||
+           (st->costs && evo_pareto_member(&st->log.state, id));
 }
 
 /* What recovery does with DIR/sub/name: temporary files of interrupted writes
@@ -534,6 +540,8 @@ dn_status evo_store_create(const char *dir, const evo_options *o, const char *se
     if (s == DN_OK) s = lock_folder(st);
     if (s == DN_OK) s = create_files(st, o, seed_cfg_text);
     if (s == DN_OK) s = set_key(st, o);
+    if (s == DN_OK) s = evo_options_costs(o, &st->costs);
+    st->log.state.costs = st->costs;
     if (s == DN_OK) s = prepare_write(st);
     if (s != DN_OK) { evo_store_close(st); return s; }
     *out = st;
@@ -570,6 +578,8 @@ static dn_status load_store(const char *dir, int writer, evo_options *o, evo_sta
     dn_status s = check_run_folder(st->dir);   /* no lock is taken on a folder that is not a run folder */
     if (s == DN_OK && writer) s = lock_folder(st);
     if (s == DN_OK) s = read_options(st->dir, o);
+    if (s == DN_OK) s = evo_options_costs(o, &st->costs);
+    st->log.state.costs = st->costs;   /* the archive is kept by the replay */
     if (s == DN_OK) s = read_events(st);
     if (s == DN_OK && writer) s = check_log_usable(st);
     if (s == DN_OK && writer) s = check_key(st, o);
@@ -704,6 +714,8 @@ static void event_from(const evo_individual *c, const int *killed, int nkilled, 
     e->seconds = r ? r->build_seconds + r->train_seconds + r->eval_seconds : c->seconds;
     e->params = c->params;
     e->flops = c->flops;
+    e->latency_ms = c->latency_ms;
+    e->latency_batch_ms = c->latency_batch_ms;
     e->killed = killed;
     e->nkilled = killed ? nkilled : 0;
     e->rng = rng;
@@ -732,7 +744,7 @@ static dn_status write_line(evo_store *st, const char *line, size_t len)
     return s;
 }
 
-static dn_status append_locked(evo_store *st, const evo_event *e, const evo_result *r)
+static dn_status append_checked(evo_store *st, const evo_event *e, const evo_result *r)
 {
     DN_TRY(prepare_write(st));
     evo_event with = *e;   /* the lost found on opening, the data key with evaluation 1 */
@@ -757,6 +769,52 @@ static dn_status append_locked(evo_store *st, const evo_event *e, const evo_resu
         st->log.key.data = strdup(st->key.data);
         st->log.has_key = st->log.key.data != NULL;
     }
+    return s;
+}
+
+/* Ids whose weights the search keeps now (the best ever, the archive), so
+ * that those an event makes unkept can go: (n) malloc'd into *ids. */
+static dn_status kept_now(const evo_store *st, int **ids, int *n)
+{
+    int *idx = NULL, na = 0;
+    *ids = NULL;
+    *n = 0;
+    if (st->costs) DN_TRY(evo_pareto_archive(&st->log.state, &idx, &na));
+    int *out = malloc(((size_t)na + 1) * sizeof *out), b = evo_state_best_ever(&st->log.state);
+    if (!out) { free(idx); return evo_fail(DN_ERR_NOMEM, "out of memory"); }
+    for (int k = 0; k < na; ++k) out[k] = st->log.state.ind[idx[k]].id;
+    if (b >= 0) out[na++] = st->log.state.ind[b].id;
+    free(idx);
+    *ids = out;
+    *n = na;
+    return DN_OK;
+}
+
+/* After an event: the dead among ids (and those it killed) whose weights
+ * nothing keeps any longer lose them. */
+static dn_status drop_unkept(evo_store *st, const int *ids, int n, const evo_event *e)
+{
+    dn_status s = DN_OK;
+    for (int k = 0; s == DN_OK && k < n + e->nkilled; ++k) {
+        int id = k < n ? ids[k] : e->killed[k - n];
+        const evo_individual *v = evo_state_find(&st->log.state, id);
+        if (!v || v->alive || kept_when_dead(st, id)) continue;
+        char *path = fmt_path("%s/weights/%d.weights", st->dir, id);
+        if (!path) s = evo_fail(DN_ERR_NOMEM, "out of memory");
+        else if (unlink(path) != 0 && errno != ENOENT) s = io_fail(path, "cannot delete");
+        free(path);
+    }
+    return s;
+}
+
+/* Check, write and apply one event; then the weights nothing keeps go. */
+static dn_status append_locked(evo_store *st, const evo_event *e, const evo_result *r)
+{
+    int *kept = NULL, nkept = 0;
+    DN_TRY(kept_now(st, &kept, &nkept));
+    dn_status s = append_checked(st, e, r);
+    if (s == DN_OK) s = drop_unkept(st, kept, nkept, e);
+    free(kept);
     return s;
 }
 

@@ -250,6 +250,7 @@ dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m)
     evo_wire_u32(w, (uint32_t)m->eval.val_images);
     evo_wire_u32(w, (uint32_t)m->eval.augment);
     evo_wire_u32(w, (uint32_t)(m->eval.mutation + 1));   /* EVO_MUT_NONE is -1 */
+    evo_wire_u32(w, (uint32_t)m->eval.latency_threads);
     evo_wire_str(w, m->child_cfg);
     evo_wire_str(w, m->parent_cfg);
     evo_wire_bytes(w, m->parent_weights, m->parent_weights_size);
@@ -258,7 +259,8 @@ dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m)
 
 dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m)
 {
-    uint32_t id = 0, steps = 0, batch = 0, inherit = 0, schedule = 0, val_images = 0, augment = 0, mutation = 0;
+    uint32_t id = 0, steps = 0, batch = 0, inherit = 0, schedule = 0, val_images = 0, augment = 0, mutation = 0,
+             latency_threads = 0;
     memset(m, 0, sizeof *m);
     evo_read_u32(r, "id", &id);
     evo_read_u64(r, "seed", &m->eval.seed);
@@ -269,16 +271,19 @@ dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m)
     evo_read_u32(r, "validation images", &val_images);
     evo_read_u32(r, "augment", &augment);
     evo_read_u32(r, "mutation", &mutation);
+    evo_read_u32(r, "latency threads", &latency_threads);
     evo_read_bytes(r, "child cfg", (void **)&m->child_cfg, NULL);
     evo_read_bytes(r, "parent cfg", (void **)&m->parent_cfg, NULL);
     evo_read_bytes(r, "parent weights", &m->parent_weights, &m->parent_weights_size);
     m->id = (int)id; m->eval.steps = (int)steps; m->eval.batch = (int)batch; m->eval.inherit = (int)inherit;
     m->eval.schedule = (int)schedule; m->eval.val_images = (int)val_images; m->eval.augment = (int)augment;
     m->eval.mutation = (evo_mutation)((int)mutation - 1);
+    m->eval.latency_threads = (int)latency_threads;
     dn_status s = evo_read_end(r);
-    if (s == DN_OK && (schedule > EVO_SCHEDULE_COSINE || val_images > 100000000u || augment > 1))
-        s = evo_fail(DN_ERR_PARSE, "task message: schedule %u, validation images %u or augment %u out of range",
-                     schedule, val_images, augment);
+    if (s == DN_OK && (schedule > EVO_SCHEDULE_COSINE || val_images > 100000000u || augment > 1 ||
+                       latency_threads > 1024))
+        s = evo_fail(DN_ERR_PARSE, "task message: schedule %u, validation images %u, augment %u or latency "
+                     "threads %u out of range", schedule, val_images, augment, latency_threads);
     if (s != DN_OK) evo_task_msg_free(m);
     return s;
 }
@@ -309,6 +314,8 @@ dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worke
     evo_wire_u32(w, (uint32_t)r->inherited.initialised);
     evo_wire_u64(w, r->params);
     evo_wire_f64(w, r->flops);
+    evo_wire_f64(w, r->latency_ms);
+    evo_wire_f64(w, r->latency_batch_ms);
     evo_wire_f64(w, worker_seconds);
     evo_wire_bytes(w, r->weights, r->weights_size);
     return evo_wire_finish(w);
@@ -318,7 +325,7 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
 {
     uint32_t uid = 0, outcome = 0, steps = 0, copied = 0, initialised = 0, val_images = 0;
     uint64_t params = 0;
-    double acc = 0, loss = 0;
+    double acc = 0, loss = 0, latency = 0, latency_batch = 0;
     char *reason = NULL;
     memset(res, 0, sizeof *res);
     evo_read_u32(r, "id", &uid);
@@ -336,6 +343,8 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
     evo_read_u32(r, "initialised", &initialised);
     evo_read_u64(r, "params", &params);
     evo_read_f64(r, "flops", &res->flops);
+    evo_read_f64(r, "latency", &latency);
+    evo_read_f64(r, "latency at the batch", &latency_batch);
     evo_read_f64(r, "worker seconds", worker_seconds);
     evo_read_bytes(r, "weights", &res->weights, &res->weights_size);
     dn_status s = evo_read_end(r);
@@ -343,6 +352,8 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
         s = evo_fail(DN_ERR_PARSE, "result message: outcome %u is neither ok nor failed", outcome);
     if (s == DN_OK && !(acc >= 0 && acc <= 1))
         s = evo_fail(DN_ERR_PARSE, "result message: accuracy %g is not in [0, 1]", acc);
+    if (s == DN_OK && !(latency >= 0 && latency < 1e9 && latency_batch >= 0 && latency_batch < 1e9))
+        s = evo_fail(DN_ERR_PARSE, "result message: latency %g / %g ms out of range", latency, latency_batch);
     if (s != DN_OK) {
         free(reason);
         evo_result_free(res);
@@ -359,5 +370,7 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
     res->inherited.copied = (int)copied;
     res->inherited.initialised = (int)initialised;
     res->params = (size_t)params;
+    res->latency_ms = (float)latency;
+    res->latency_batch_ms = (float)latency_batch;
     return DN_OK;
 }

@@ -70,6 +70,11 @@ tiny_pngs() {
 lines() { if [ -f "$1" ]; then wc -l < "$1"; else echo 0; fi; }
 
 # need_darknet: stop with one failure when the binary is missing
+# top1 FILE: the top-1 of a `classifier predict` output, "NAME PERCENT"
+top1() { grep -E '^ *[0-9]+\.[0-9]+%: ' "$1" | head -n 1 | sed -E 's/^ *([0-9.]+)%: (.*)$/\2 \1/'; }
+# agree A B: the same class, probabilities within 0.02 points (both print %5.2f)
+agree() { [ -n "$1" ] && [ "${1% *}" = "${2% *}" ] && awk -v a="${1##* }" -v b="${2##* }" 'BEGIN{d = a - b; exit !(d < 0.02 && d > -0.02)}'; }
+
 need_darknet() { [ -x "$DN" ] || { echo "no $DN (build it first)"; echo "0 passed, 1 failed"; exit 1; }; }
 
 # check_search_log LABEL EVENTS N POP WORKERS: a finished search's event log

@@ -34,7 +34,7 @@ static void test_aging(void)
     }
     int parent, killed, bad = 0, parent_count[8] = {0};
     for (int t = 0; t < 3000; ++t) {
-        CHECK_OK(evo_aging(&s, 6, 2, &parent, &killed));
+        CHECK_OK(evo_aging(&s, 6, 2, 0, &parent, &killed));
         const evo_individual *p = find(&s, parent);
         if (!p || !p->alive || killed != 1) ++bad;
         parent_count[parent > 0 && parent < 8 ? parent : 0]++;
@@ -48,21 +48,21 @@ static void test_aging(void)
     /* the tie 4 vs 6 (0.6): the younger, 6, wins when both are drawn */
     evo_individual *four = &s.ind[3], *six = &s.ind[5];
     for (int i = 0; i < 7; ++i) s.ind[i].alive = s.ind[i].id == 4 || s.ind[i].id == 6;
-    CHECK_OK(evo_aging(&s, 2, 5, &parent, &killed));
+    CHECK_OK(evo_aging(&s, 2, 5, 0, &parent, &killed));
     CHECK(parent == 6 && killed == 4, "tie between 4 and 6: parent %d (want 6), killed %d (want the oldest, 4)",
           parent, killed);
     (void)four; (void)six;
     /* below the population size nobody dies; a sample larger than the living takes all */
     for (int i = 0; i < 7; ++i) s.ind[i].alive = 1;
-    CHECK_OK(evo_aging(&s, 8, 100, &parent, &killed));
+    CHECK_OK(evo_aging(&s, 8, 100, 0, &parent, &killed));
     CHECK(killed == -1 && parent == 3, "7 alive < 8: killed %d, parent %d (want the best, 3)", killed, parent);
     /* the oldest is by evaluation, not id */
     s.ind[0].eval = 9;
-    CHECK_OK(evo_aging(&s, 7, 1, &parent, &killed));
+    CHECK_OK(evo_aging(&s, 7, 1, 0, &parent, &killed));
     CHECK(killed == 2, "oldest by evaluation: killed %d, want 2", killed);
-    CHECK(evo_aging(&s, 7, 0, &parent, &killed) == DN_ERR_ARG, "sample 0 accepted");
+    CHECK(evo_aging(&s, 7, 0, 0, &parent, &killed) == DN_ERR_ARG, "sample 0 accepted");
     for (int i = 0; i < 7; ++i) s.ind[i].alive = 0;
-    CHECK_OK(evo_aging(&s, 2, 3, &parent, &killed));
+    CHECK_OK(evo_aging(&s, 2, 3, 0, &parent, &killed));
     CHECK(parent == -1 && killed == -1, "none alive: parent %d killed %d", parent, killed);
 }
 
@@ -83,7 +83,7 @@ int main(void)
     int bad = 0;
     for (int t = 0; t < 6000; ++t) {
         int parent, killed;
-        CHECK_OK(evo_tournament(&s, 5, &parent, &killed));
+        CHECK_OK(evo_tournament(&s, 5, 0, &parent, &killed));
         const evo_individual *p = find(&s, parent), *k = find(&s, killed);
         if (!p || !k || !p->alive || !k->alive || parent == killed) { ++bad; continue; }
         /* the parent is the better; on a tie the younger (larger id) wins */
@@ -109,23 +109,23 @@ int main(void)
 
     /* below the population size nobody dies */
     int parent, killed;
-    CHECK_OK(evo_tournament(&s, 6, &parent, &killed));
+    CHECK_OK(evo_tournament(&s, 6, 0, &parent, &killed));
     CHECK(killed == -1 && parent > 0, "population 5 alive < 6: killed %d", killed);
     /* one alive: it is the parent; none: -1 */
     for (int i = 0; i < s.n; ++i) s.ind[i].alive = s.ind[i].id == 3;
-    CHECK_OK(evo_tournament(&s, 2, &parent, &killed));
+    CHECK_OK(evo_tournament(&s, 2, 0, &parent, &killed));
     CHECK(parent == 3 && killed == -1, "one alive: parent %d killed %d", parent, killed);
     s.ind[2].alive = 0;
-    CHECK_OK(evo_tournament(&s, 2, &parent, &killed));
+    CHECK_OK(evo_tournament(&s, 2, 0, &parent, &killed));
     CHECK(parent == -1 && killed == -1, "none alive: parent %d killed %d", parent, killed);
     /* deterministic: the same rng gives the same draws */
     for (int i = 0; i < s.n; ++i) s.ind[i].alive = 1;
     uint64_t r0 = 7;
     int p1[20], p2[20], k1[20], k2[20];
     s.rng = r0;
-    for (int i = 0; i < 20; ++i) evo_tournament(&s, 3, &p1[i], &k1[i]);
+    for (int i = 0; i < 20; ++i) evo_tournament(&s, 3, 0, &p1[i], &k1[i]);
     s.rng = r0;
-    for (int i = 0; i < 20; ++i) evo_tournament(&s, 3, &p2[i], &k2[i]);
+    for (int i = 0; i < 20; ++i) evo_tournament(&s, 3, 0, &p2[i], &k2[i]);
     CHECK(!memcmp(p1, p2, sizeof p1) && !memcmp(k1, k2, sizeof k1), "same rng, different draws");
     TEST_MAIN_END();
 }

@@ -22,6 +22,7 @@ static void make_task(evo_wire *w, evo_task_msg *t)
     t->eval.val_images = 1000;
     t->eval.augment = 1;
     t->eval.mutation = EVO_MUT_WIDEN;
+    t->eval.latency_threads = 3;
     t->child_cfg = "[net]\nbatch=1\n# evo id=3\n[convolutional]\nfilters=8\n";
     t->parent_cfg = "[net]\nbatch=1\n";
     static unsigned char weights[1000];
@@ -42,7 +43,8 @@ static void test_task_round_trip(void)
     CHECK(type == EVO_MSG_TASK, "type %d", type);
     CHECK_OK(evo_unwire_task(&r, &u));
     CHECK(u.eval.schedule == EVO_SCHEDULE_COSINE && u.eval.val_images == 1000 && u.eval.augment == 1 &&
-          u.eval.mutation == EVO_MUT_WIDEN, "schedule, validation images, augmentation and mutation survive");
+          u.eval.mutation == EVO_MUT_WIDEN && u.eval.latency_threads == 3,
+          "schedule, validation images, augmentation, mutation and latency threads survive");
     CHECK(u.id == 4242 && u.eval.seed == t.eval.seed && u.eval.steps == 200 && u.eval.batch == 64 && u.eval.inherit == 1,
           "task fields");
     CHECK(u.child_cfg && !strcmp(u.child_cfg, t.child_cfg), "child cfg");
@@ -74,6 +76,7 @@ static void test_result_round_trip(void)
     a.accuracy = 0.8125f; a.loss = 0.5f; a.steps = 200; a.seen = 12800;
     a.train_seconds = 1.5; a.eval_seconds = 0.25; a.build_seconds = 0.125;
     a.inherited.copied = 3; a.inherited.initialised = 1; a.params = 123456; a.flops = 9.5e6;
+    a.latency_ms = 0.375f; a.latency_batch_ms = 0.0625f;
     unsigned char wts[77] = {1, 2, 3};
     a.weights = wts; a.weights_size = sizeof wts;
     evo_wire w;
@@ -87,7 +90,8 @@ static void test_result_round_trip(void)
     CHECK(type == EVO_MSG_RESULT && id == 17 && ws == 2.75, "result header fields");
     CHECK(b.outcome == EVO_OK && b.accuracy == 0.8125f && b.loss == 0.5f && b.steps == 200 && b.seen == 12800 &&
           b.train_seconds == 1.5 && b.eval_seconds == 0.25 && b.build_seconds == 0.125 && b.inherited.copied == 3 &&
-          b.inherited.initialised == 1 && b.params == 123456 && b.flops == 9.5e6, "result fields");
+          b.inherited.initialised == 1 && b.params == 123456 && b.flops == 9.5e6 && b.latency_ms == 0.375f &&
+          b.latency_batch_ms == 0.0625f, "result fields");
     CHECK(b.weights_size == 77 && !memcmp(b.weights, wts, 77), "result weights");
     evo_result_free(&b);
     /* an accuracy outside [0,1] or an unknown outcome is garbage */
@@ -98,6 +102,14 @@ static void test_result_round_trip(void)
     CHECK(evo_unwire_result(&r, &id, &b, &ws) == DN_ERR_PARSE && strstr(dn_last_error(), "accuracy"),
           "accuracy 7 rejected: %s", dn_last_error());
     evo_wire_free(&w);
+    a.accuracy = 0.5f;
+    a.latency_ms = -1;
+    CHECK_OK(evo_wire_result(&w, 17, &a, 1));
+    CHECK_OK(evo_wire_open(w.data, w.len, &type, &r));
+    CHECK(evo_unwire_result(&r, &id, &b, &ws) == DN_ERR_PARSE && strstr(dn_last_error(), "latency"),
+          "latency -1 rejected: %s", dn_last_error());
+    evo_wire_free(&w);
+    a.latency_ms = 0.375f;
     /* a failed result keeps its reason */
     a.accuracy = 0; a.outcome = EVO_FAILED; a.weights = NULL; a.weights_size = 0;
     snprintf(a.reason, sizeof a.reason, "%s", "training diverged: loss is NaN");
@@ -143,7 +155,9 @@ static void test_bad_headers(void)
     unsigned char *m = malloc(w.len + 1);
     memcpy(m, w.data, w.len);
     m[4] = EVO_WIRE_VERSION + 1;   /* version */
-    CHECK(evo_wire_open(m, w.len, &type, &r) == DN_ERR_PARSE && strstr(dn_last_error(), "version 2"),
+    char speaks[32];
+    snprintf(speaks, sizeof speaks, "speaks version %d", EVO_WIRE_VERSION);
+    CHECK(evo_wire_open(m, w.len, &type, &r) == DN_ERR_PARSE && strstr(dn_last_error(), speaks),
           "wrong version: %s", dn_last_error());
     m[4] = EVO_WIRE_VERSION;
     m[0] = 'X';

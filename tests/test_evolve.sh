@@ -135,10 +135,6 @@ run export_def "$DN" evolve export "$T/a"
 check "export defaults to DIR/best/best" [ "$rc" -eq 0 -a -s "$T/a/best/best.weights" ]
 fashion_pngs 6
 check "test images written" [ "$(lines "$T/png.list")" -eq 6 ]
-# top-1 of a predict output: "NAME PERCENT"
-top1() { grep -E '^ *[0-9]+\.[0-9]+%: ' "$1" | head -n 1 | sed -E 's/^ *([0-9.]+)%: (.*)$/\2 \1/'; }
-# same class, probabilities within 0.02 points (both print %5.2f)
-agree() { [ -n "$1" ] && [ "${1% *}" = "${2% *}" ] && awk -v a="${1##* }" -v b="${2##* }" 'BEGIN{d = a - b; exit !(d < 0.02 && d > -0.02)}'; }
 if [ -x "$UPSTREAM" ]; then
   same=0 total=0
   while read -r img _; do

@@ -123,7 +123,8 @@ for mode in version truncated garbage; do
     [ "$(grep -c '"outcome":"failed"' "$T/c_$mode/events.jsonl")" -eq 1 ]
   check "rogue $mode: the rogue was stopped at the end" grep -q "mpi_rogue: rank 2 stopped" "$T/c_$mode.err"
 done
-check "wrong version named" grep -q "message version 3, this build speaks version 2" "$T/c_version.out"
+V=$(sed -nE 's/^#define EVO_WIRE_VERSION ([0-9]+).*/\1/p' evo/evo_internal.h)
+check "wrong version named" grep -q "message version $((V + 1)), this build speaks version $V" "$T/c_version.out"
 check "truncation named" grep -q "(truncated)" "$T/c_truncated.out"
 check "foreign bytes named" grep -q "not a darknet evolve message" "$T/c_garbage.out"
 

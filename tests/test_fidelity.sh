@@ -36,43 +36,7 @@ if [ ! -r "$FASHION/train-images-idx3-ubyte.gz" ]; then
 fi
 fashion_data
 # a seed whose steps take a few milliseconds, so that kills land mid-training
-cat > "$T/conv.cfg" <<'EOF'
-[net]
-batch=64
-width=28
-height=28
-channels=1
-learning_rate=0.05
-momentum=0.9
-decay=0.0005
-policy=poly
-power=2
-max_batches=50
-
-[convolutional]
-batch_normalize=1
-filters=16
-size=3
-stride=1
-pad=1
-activation=relu
-
-[convolutional]
-batch_normalize=1
-filters=32
-size=3
-stride=2
-pad=1
-activation=relu
-
-[avgpool]
-
-[connected]
-output=10
-activation=linear
-
-[softmax]
-EOF
+fixture conv.cfg
 E=(-population 4 -batch 64 -max-train 2000 -holdout 300 -val-images 100 -threads 2)
 strip() { sed -E 's/"(elapsed|train_seconds|eval_seconds|build_seconds|worker_busy_seconds)":[-0-9.eE+]+//g; s/"time":"[^"]*"//g' "$1"; }
 evals() { grep -oE '"eval":[0-9]+' "$1" | cut -d: -f2 | tr '\n' ' '; }

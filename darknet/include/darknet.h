@@ -439,6 +439,8 @@ double dn_time_now(void);   /* seconds, monotonic */
  * n < 1 leaves it as is (default: the online CPUs, at most 8). OpenBLAS is
  * then kept to one thread per call unless OPENBLAS_NUM_THREADS is set. */
 void dn_set_threads(int n);
+/* The worker threads set now (the default once anything asked). */
+int dn_threads(void);
 
 #ifdef __cplusplus
 }

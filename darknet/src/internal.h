@@ -255,9 +255,8 @@ void dn_im2col_ld(const float *im, int c, int h, int w, int ksize, int stride, i
                   int out_h, int out_w, float *col, size_t ldc);
 void dn_col2im_ld(const float *col, size_t ldc, int c, int h, int w, int ksize, int stride, int pad,
                   int out_h, int out_w, float *im);
-/* Workers the convolution kernels use (dn_set_threads, default the CPUs), and
- * fn(ctx, w, workers) run for each w, w = 0 on the caller (threads.c). */
-int dn_threads(void);
+/* fn(ctx, w, workers) run for each w, w = 0 on the caller (threads.c); the
+ * workers the kernels use: dn_threads() (darknet.h). */
 void dn_parallel(void (*fn)(void *ctx, int worker, int workers), void *ctx, int workers);
 /* x[0..n) = 0, large arrays split over the workers. */
 void dn_zero_parallel(float *x, size_t n);

@@ -424,26 +424,44 @@ static void pareto_tooltip(evo_text *t, const evo_individual *v, int archived)
     evo_text_add(t, "%s%s</title>", v->alive ? ", alive" : ", dead", archived ? ", in the archive" : "");
 }
 
-/* The front of accuracy against the cost among individuals of evaluations
- * <= upto, as a step line (cheapest first, each more accurate step up). */
-static void draw_front(evo_text *t, const evo_state *s, const pframe *f, int upto, const char *paint, const char *what)
+/* qsort context: the plot's state and cost (qsort has no argument for it). */
+static __thread const evo_state *by_cost_s;
+static __thread int by_cost_c;
+
+/* By cost, then the more accurate first. */
+static int by_cost(const void *a, const void *b)
 {
-    int n = 0, *idx = malloc((size_t)s->n * sizeof *idx);
-    if (!idx) return;
+    const evo_individual *x = &by_cost_s->ind[*(const int *)a], *y = &by_cost_s->ind[*(const int *)b];
+    double cx = evo_cost_of(x, by_cost_c), cy = evo_cost_of(y, by_cost_c);
+    if (cx != cy) return cx < cy ? -1 : 1;
+    return (x->accuracy < y->accuracy) - (x->accuracy > y->accuracy);
+}
+
+/* Indexes of the plotted individuals sorted by_cost (malloc'd; *n of them). */
+static int *sorted_by_cost(const evo_state *s, int cost, int *n)
+{
+    int *idx = malloc(((size_t)s->n + 1) * sizeof *idx);
+    *n = 0;
+    if (!idx) return NULL;
     for (int i = 0; i < s->n; ++i)
-        if (s->ind[i].eval <= upto && plotted(&s->ind[i], f->cost)) idx[n++] = i;
-    for (int i = 1; i < n; ++i)   /* by cost, then the more accurate first */
-        for (int j = i; j > 0; --j) {
-            const evo_individual *a = &s->ind[idx[j - 1]], *b = &s->ind[idx[j]];
-            double ca = evo_cost_of(a, f->cost), cb = evo_cost_of(b, f->cost);
-            if (ca < cb || (ca == cb && a->accuracy >= b->accuracy)) break;
-            int x = idx[j]; idx[j] = idx[j - 1]; idx[j - 1] = x;
-        }
+        if (plotted(&s->ind[i], cost)) idx[(*n)++] = i;
+    by_cost_s = s;
+    by_cost_c = cost;
+    qsort(idx, (size_t)*n, sizeof *idx, by_cost);
+    return idx;
+}
+
+/* The front of accuracy against the cost among individuals of evaluations
+ * <= upto, as a step line (cheapest first, each more accurate step up);
+ * idx[0 .. n): the plotted individuals, sorted_by_cost. */
+static void draw_front(evo_text *t, const evo_state *s, const pframe *f, const int *idx, int n, int upto,
+                       const char *paint, const char *what)
+{
     double best = -1;
     int started = 0;
     for (int k = 0; k < n; ++k) {
         const evo_individual *v = &s->ind[idx[k]];
-        if (percent(v) <= best) continue;
+        if (v->eval > upto || percent(v) <= best) continue;
         double x = cost_x(f, evo_cost_of(v, f->cost)), y = acc_y(f, percent(v));
         if (!started) evo_text_add(t, "<path class=\"p-front\" fill=\"none\" %s d=\"M%.1f %.1f", paint, x, y);
         else evo_text_add(t, " H%.1f V%.1f", x, y);
@@ -451,7 +469,6 @@ static void draw_front(evo_text *t, const evo_state *s, const pframe *f, int upt
         best = percent(v);
     }
     if (started) evo_text_add(t, " H%d\"><title>%s</title></path>\n", PX1, what);
-    free(idx);
 }
 
 dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg)
@@ -467,14 +484,15 @@ dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg)
     evo_text_add(&t, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"evo-pareto\" width=\"%d\" height=\"%d\" "
                  "viewBox=\"0 0 %d %d\" font-family=\"Helvetica, Arial, sans-serif\">\n", PW, PH, PW, PH);
     draw_pareto_axes(&t, &f, title);
-    int drawn = 0;
+    int drawn = 0, nsorted = 0, *sorted = sorted_by_cost(s, cost, &nsorted);
+    if (!sorted) { evo_text_free(&t); return evo_fail(DN_ERR_NOMEM, "out of memory drawing the Pareto plot"); }
     for (int q = 1; q <= 3; ++q) {   /* how the front moved */
         char what[96], paint[96];
         int upto = s->evals * q / 4;
         snprintf(what, sizeof what, "the front after evaluation %d (%d%%)", upto, 25 * q);
         snprintf(paint, sizeof paint, "stroke=\"%s\" stroke-opacity=\"%.2f\" stroke-width=\"1.2\" stroke-dasharray=\"4 3\"",
                  C_FRONT, 0.2 + 0.15 * q);
-        if (upto > 0) draw_front(&t, s, &f, upto, paint, what);
+        if (upto > 0) draw_front(&t, s, &f, sorted, nsorted, upto, paint, what);
     }
     evo_text_add(&t, "<g class=\"p-dots\">\n");
     for (int pass = 0; pass < 2; ++pass)   /* the dead under the living */
@@ -494,7 +512,8 @@ dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg)
     evo_text_add(&t, "</g>\n");
     char what[64];
     snprintf(what, sizeof what, "the front after all %d evaluations", s->evals);
-    draw_front(&t, s, &f, s->evals, "stroke=\"" C_FRONT "\" stroke-width=\"2\"", what);
+    draw_front(&t, s, &f, sorted, nsorted, s->evals, "stroke=\"" C_FRONT "\" stroke-width=\"2\"", what);
+    free(sorted);
     const evo_individual *seed = seed_id >= 0 ? evo_state_find((evo_state *)s, seed_id) : NULL;
     if (seed && plotted(seed, cost)) {
         double x = cost_x(&f, evo_cost_of(seed, cost)), y = acc_y(&f, percent(seed));

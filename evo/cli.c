@@ -7,7 +7,7 @@
  *   darknet evolve <data> <seed.cfg> -out DIR [flags]   start a search
  *   darknet evolve -resume DIR                          continue it
  *   darknet evolve export DIR [-id N] [-out PREFIX]     winner -> Darknet files
- *   darknet evolve finish DIR [-hours H | -epochs E]    final training of the winner
+ *   darknet evolve finish DIR [-hours H | -epochs E]    final training of the winner (and the front)
  *   darknet evolve status DIR                           population, budget, best
  *   darknet evolve report DIR [-out FILE] [-id N,...]   HTML page: progress, lineage, diagrams
  */
@@ -33,6 +33,7 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: darknet evolve <data> <seed.cfg> -out DIR [options]   start a search\n"
         "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N] [-gpus LIST] [-workers N]\n"
+        "                                  [-report-every S] [-final-front K]\n"
         "                                                            continue it (other options from DIR/options.cfg)\n"
         "       darknet evolve export DIR [-id N] [-out PREFIX]      write PREFIX.cfg/.weights/.data/.labels\n"
         "                                                            (default: the best ever, DIR/best/best)\n"
@@ -42,11 +43,14 @@ static void usage(FILE *out)
         "                                                            test accuracy, and pareto.tsv (default DIR/pareto/)\n"
         "       darknet evolve export DIR -max-flops F | -max-params P | -max-latency MS [-out PREFIX]\n"
         "                                                            the most accurate kept model within the budget\n"
-        "       darknet evolve finish DIR [-id N] [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1]\n"
+        "       darknet evolve finish DIR [-id N | -front K | -max-flops F | -max-params P | -max-latency MS]\n"
+        "                                [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1]\n"
         "                                [-filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
         "                                                            training images into DIR/final/, then its test\n"
-        "                                                            accuracy; export then writes that model\n"
+        "                                                            accuracy; export then writes that model; with\n"
+        "                                                            -objective costs also K-1 cheaper models of the\n"
+        "                                                            front, or the best within a budget\n"
         "       darknet evolve status DIR                            population, budget, best (read-only)\n"
         "       darknet evolve report DIR [-out FILE] [-id N,...]    HTML report (read-only; default\n"
         "                                                            DIR/report/index.html): progress plot, the\n"
@@ -201,6 +205,8 @@ static int check_fidelity(const evo_options *o)
         return usage_error("-final-from '%s': use inherit or scratch", o->final_from ? o->final_from : "");
     if (!one_of(o->augment, "none", "final", "all"))
         return usage_error("-augment '%s': use none, final or all", o->augment ? o->augment : "");
+    if (o->final_front < 1 || o->final_front > 8)
+        return usage_error("-final-front %d: must be 1 .. 8 (1: the winner only)", o->final_front);
     int costs;
     if (evo_objective_parse(o->objective, &costs) != DN_OK) return usage_error("%s", evo_last_error());
     if (!(o->report_every >= 0)) return usage_error("-report-every %g: must be >= 0 seconds", o->report_every);
@@ -388,8 +394,8 @@ out:
 }
 
 /* -resume DIR [flags the option table marks resume]: the other options come
- * from DIR/options.cfg; the budget, threads, devices and workers may be
- * changed (and are saved). A new -gpus LIST without -workers gives one worker
+ * from DIR/options.cfg; the budget, threads, devices, workers, the live
+ * report's period and -final-front may be changed (and are saved). A new -gpus LIST without -workers gives one worker
  * per device. */
 static int resume_overrides(int argc, char **argv, const char **dir, evo_options *o, int *changed)
 {
@@ -403,7 +409,7 @@ static int resume_overrides(int argc, char **argv, const char **dir, evo_options
         }
         const evo_option_spec *f = evo_option_by_flag(argv[i]);
         if (!f || !f->resume || i + 1 >= argc) {
-            char list[256] = "";
+            char list[512] = "";
             int n;
             const evo_option_spec *t = evo_option_table(&n);
             for (int k = 0; k < n; ++k)
@@ -441,6 +447,7 @@ static int cmd_resume(int argc, char **argv)
     memset(&o, 0, sizeof o);
     evo_options_defaults(&over);
     over.evals = -1; over.hours = -1; over.threads = -1; over.workers = -1;
+    over.report_every = -1; over.final_front = -1;
     if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return DN_EXIT_USAGE; }
     evo_state state;
     memset(&state, 0, sizeof state);
@@ -459,6 +466,8 @@ static int cmd_resume(int argc, char **argv)
             if (over.workers < 0) o.workers = 0;
         }
         if (over.workers >= 0) o.workers = over.workers;
+        if (over.report_every >= 0) o.report_every = over.report_every;
+        if (over.final_front >= 0) o.final_front = over.final_front;
         default_workers(&o);
         if (check_budget_not_spent(&over, &state)) { evo_store_close(st); rc = DN_EXIT_USAGE; }
         else if (check_options(&o)) { evo_store_close(st); rc = DN_EXIT_ERROR; }
@@ -477,73 +486,6 @@ static int cmd_resume(int argc, char **argv)
 
 /* ------------------------------------------------------------ finish */
 
-static int parse_finish_args(int argc, char **argv, const char **dir, evo_finish_options *fo, double *hours,
-                             int *again, int *from_set, int *aug_set)
-{
-    for (int i = 2; i < argc; ++i) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-again")) { *again = 1; continue; }
-        if (!looks_like_flag(a)) {
-            if (*dir) return usage_error("finish: unexpected argument '%s'", a);
-            *dir = a;
-            continue;
-        }
-        if (i + 1 >= argc) return usage_error("finish: %s needs a value", a);
-        const char *v = argv[++i];
-        char *end = NULL;
-        double x = strtod(v, &end);
-        int num = end != v && !*end && isfinite(x);
-        if (!strcmp(a, "-id") && num && x >= 0 && x == (int)x) fo->id = (int)x;
-        else if (!strcmp(a, "-hours") && num && x > 0) *hours = x;
-        else if (!strcmp(a, "-epochs") && num && x > 0) fo->epochs = x;
-        else if (!strcmp(a, "-lr") && num && x > 0 && x < 1e30) fo->lr = (float)x;
-        else if (!strcmp(a, "-filters") && num && x >= 1 && x == (int)x) fo->filters = (int)x;
-        else if (!strcmp(a, "-cells") && num && x >= 1 && x == (int)x) fo->cells = (int)x;
-        else if (!strcmp(a, "-augment") && num && (x == 0 || x == 1)) { fo->augment = (int)x; *aug_set = 1; }
-        else if (!strcmp(a, "-from") && (!strcmp(v, "inherit") || !strcmp(v, "scratch"))) {
-            fo->scratch = !strcmp(v, "scratch");
-            *from_set = 1;
-        } else {
-            return usage_error("finish: '%s %s' is not understood (-id N, -hours H, -epochs E, -lr R, "
-                               "-from inherit|scratch, -augment 0|1, -filters F, -cells N, -again)", a, v);
-        }
-    }
-    return *dir ? 0 : usage_error("finish: needs the run folder: darknet evolve finish DIR");
-}
-
-static int cmd_finish(int argc, char **argv)
-{
-    const char *dir = NULL;
-    evo_finish_options fo = {.id = -1};
-    double hours = 0;
-    int again = 0, from_set = 0, aug_set = 0;
-    if (parse_finish_args(argc, argv, &dir, &fo, &hours, &again, &from_set, &aug_set)) return DN_EXIT_USAGE;
-    evo_options o;
-    evo_state state;
-    evo_store *st = NULL;
-    memset(&o, 0, sizeof o);
-    memset(&state, 0, sizeof state);
-    if (evo_store_open(dir, &o, &state, &st) != DN_OK) return runtime_error(dir, evo_last_error());
-    evo_finish_options run;
-    evo_finish_options_from(&o, &state, &run);
-    if (!from_set) fo.scratch = run.scratch;
-    if (!aug_set) fo.augment = run.augment;
-    if (fo.epochs <= 0) fo.epochs = run.epochs;
-    fo.seconds = hours * 3600.0;
-    evo_final_info fi;
-    int rc = DN_EXIT_OK;
-    if (evo_final_read(dir, &fi) != DN_OK) rc = runtime_error(dir, evo_last_error());
-    else if (fi.done && !again)
-        printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
-               "is kept)\n", dir, fi.id, 100.0 * fi.test_accuracy);
-    else if (fi.done && evo_final_set_aside(dir, stdout) != DN_OK) rc = runtime_error("finish", evo_last_error());
-    else if (evo_finish(st, &o, &state, &fo, stdout) != DN_OK) rc = runtime_error("finish", evo_last_error());
-    evo_store_close(st);
-    evo_state_free(&state);
-    evo_options_free(&o);
-    return rc;
-}
-
 /* A budget flag's value: a number > 0 (FLOPs and params may carry k, M, G). */
 static int parse_budget(const char *flag, const char *v, double *out)
 {
@@ -556,6 +498,143 @@ static int parse_budget(const char *flag, const char *v, double *out)
                            strcmp(flag, "-max-latency") ? "2.5M or 250000" : "0.5, in milliseconds");
     *out = x * scale;
     return 0;
+}
+
+typedef struct {
+    const char *dir;
+    evo_finish_options fo;
+    double hours;
+    int again, from_set, aug_set;
+    int front;                 /* -front K; 0: the run's -final-front */
+    evo_budget budget;         /* -max-flops/-max-params/-max-latency: the model within it */
+} finish_args;
+
+static int parse_finish_args(int argc, char **argv, finish_args *f)
+{
+    for (int i = 2; i < argc; ++i) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-again")) { f->again = 1; continue; }
+        if (!looks_like_flag(a)) {
+            if (f->dir) return usage_error("finish: unexpected argument '%s'", a);
+            f->dir = a;
+            continue;
+        }
+        if (i + 1 >= argc) return usage_error("finish: %s needs a value", a);
+        const char *v = argv[++i];
+        double *limit = !strcmp(a, "-max-flops") ? &f->budget.flops : !strcmp(a, "-max-params") ? &f->budget.params
+                      : !strcmp(a, "-max-latency") ? &f->budget.latency : NULL;
+        if (limit) {
+            if (parse_budget(a, v, limit)) return 1;
+            continue;
+        }
+        char *end = NULL;
+        double x = strtod(v, &end);
+        int num = end != v && !*end && isfinite(x);
+        evo_finish_options *fo = &f->fo;
+        if (!strcmp(a, "-id") && num && x >= 0 && x == (int)x) fo->id = (int)x;
+        else if (!strcmp(a, "-hours") && num && x > 0) f->hours = x;
+        else if (!strcmp(a, "-epochs") && num && x > 0) fo->epochs = x;
+        else if (!strcmp(a, "-lr") && num && x > 0 && x < 1e30) fo->lr = (float)x;
+        else if (!strcmp(a, "-filters") && num && x >= 1 && x == (int)x) fo->filters = (int)x;
+        else if (!strcmp(a, "-cells") && num && x >= 1 && x == (int)x) fo->cells = (int)x;
+        else if (!strcmp(a, "-front") && num && x >= 1 && x <= 8 && x == (int)x) f->front = (int)x;
+        else if (!strcmp(a, "-augment") && num && (x == 0 || x == 1)) { fo->augment = (int)x; f->aug_set = 1; }
+        else if (!strcmp(a, "-from") && (!strcmp(v, "inherit") || !strcmp(v, "scratch"))) {
+            fo->scratch = !strcmp(v, "scratch");
+            f->from_set = 1;
+        } else {
+            return usage_error("finish: '%s %s' is not understood (-id N, -front K, -max-flops F, -max-params P, "
+                               "-max-latency MS, -hours H, -epochs E, -lr R, -from inherit|scratch, -augment 0|1, "
+                               "-filters F, -cells N, -again)", a, v);
+        }
+    }
+    if (!f->dir) return usage_error("finish: needs the run folder: darknet evolve finish DIR");
+    int budgeted = f->budget.flops > 0 || f->budget.params > 0 || f->budget.latency > 0;
+    if (budgeted + (f->fo.id >= 0) + (f->fo.filters > 0 || f->fo.cells > 0) + (f->front > 0) > 1)
+        return usage_error("finish: -id, a budget (-max-flops/-max-params/-max-latency), -front and -filters/-cells "
+                           "each choose what to train: give one of them");
+    return 0;
+}
+
+/* -id N or -filters/-cells: one model into DIR/final (a finished one only with -again). */
+static int finish_one(const finish_args *f, evo_store *st, const evo_options *o, const evo_state *state)
+{
+    evo_final_info fi;
+    if (evo_final_read(f->dir, &fi) != DN_OK) return runtime_error(f->dir, evo_last_error());
+    if (fi.done && !f->again) {
+        printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
+               "is kept)\n", f->dir, fi.id, 100.0 * fi.test_accuracy);
+        return DN_EXIT_OK;
+    }
+    if (fi.done && evo_final_set_aside(f->dir, stdout) != DN_OK) return runtime_error("finish", evo_last_error());
+    return evo_finish(st, o, state, &f->fo, stdout) == DN_OK ? DN_EXIT_OK : runtime_error("finish", evo_last_error());
+}
+
+/* A budget: the top-ranked kept model within it, into DIR/final when it is
+ * the best ever, else DIR/final/front/ID, where export -max-... finds it. */
+static int finish_within(const finish_args *f, evo_store *st, const evo_options *o, evo_state *state)
+{
+    const evo_individual *v = NULL;
+    if (evo_pick_within(f->dir, o, state, &f->budget, NULL, 0, 0, &v) != DN_OK) return runtime_error("finish", evo_last_error());
+    evo_final_info fi;
+    char *folder = NULL;
+    if (evo_final_read_of(f->dir, v->id, &fi, &folder) != DN_OK) return runtime_error(f->dir, evo_last_error());
+    int best = evo_state_best_ever(state) >= 0 && state->ind[evo_state_best_ever(state)].id == v->id;
+    int rc = DN_EXIT_OK;
+    evo_finish_options fo = f->fo;
+    fo.id = v->id;
+    fo.front = !best;
+    if (fi.done && fi.evals >= state->evals && !f->again)
+        printf("finish: individual %d, the most accurate within the budget, has a finished final training in %s "
+               "(test %.2f%%); -again trains anew (the old one is kept)\n", v->id, folder, 100.0 * fi.test_accuracy);
+    else if (fi.done && (best ? evo_final_set_aside(f->dir, stdout) : evo_final_set_aside_folder(folder, stdout)) != DN_OK)
+        rc = runtime_error("finish", evo_last_error());
+    else if (evo_finish(st, o, state, &fo, stdout) != DN_OK)
+        rc = runtime_error("finish", evo_last_error());
+    free(folder);
+    return rc;
+}
+
+/* The winner into DIR/final, then, with -objective costs, cheaper models of
+ * the front (-front K, default the run's -final-front) that have none. */
+static int finish_front(const finish_args *f, evo_store *st, const evo_options *o, const evo_state *state)
+{
+    evo_final_info fi;
+    if (evo_final_read(f->dir, &fi) != DN_OK) return runtime_error(f->dir, evo_last_error());
+    if (fi.done && f->again && evo_final_set_aside(f->dir, stdout) != DN_OK) return runtime_error("finish", evo_last_error());
+    int trained = 0;
+    dn_status s = evo_finish_all(st, o, state, &f->fo, f->front > 0 ? f->front : o->final_front, &trained, stdout);
+    if (s != DN_OK) return runtime_error("finish", evo_last_error());
+    if (trained == 0 && fi.done)
+        printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
+               "is kept)\n", f->dir, fi.id, 100.0 * fi.test_accuracy);
+    return DN_EXIT_OK;
+}
+
+static int cmd_finish(int argc, char **argv)
+{
+    finish_args f = {.fo = {.id = -1}};
+    if (parse_finish_args(argc, argv, &f)) return DN_EXIT_USAGE;
+    evo_options o;
+    evo_state state;
+    evo_store *st = NULL;
+    memset(&o, 0, sizeof o);
+    memset(&state, 0, sizeof state);
+    if (evo_store_open(f.dir, &o, &state, &st) != DN_OK) return runtime_error(f.dir, evo_last_error());
+    evo_finish_options run;
+    evo_finish_options_from(&o, &state, &run);
+    if (!f.from_set) f.fo.scratch = run.scratch;
+    if (!f.aug_set) f.fo.augment = run.augment;
+    if (f.fo.epochs <= 0) f.fo.epochs = run.epochs;
+    f.fo.seconds = f.hours * 3600.0;
+    int budgeted = f.budget.flops > 0 || f.budget.params > 0 || f.budget.latency > 0;
+    int rc = budgeted                                           ? finish_within(&f, st, &o, &state)
+           : f.fo.id >= 0 || f.fo.filters > 0 || f.fo.cells > 0 ? finish_one(&f, st, &o, &state)
+                                                                : finish_front(&f, st, &o, &state);
+    evo_store_close(st);
+    evo_state_free(&state);
+    evo_options_free(&o);
+    return rc;
 }
 
 static int cmd_export(int argc, char **argv)
@@ -691,6 +770,15 @@ static int cmd_status(int argc, char **argv)
                    fi.steps, fi.seconds, 100.0 * fi.test_accuracy, fi.images);
         else if (o.final_share > 0)
             printf("final: not finished (the search runs, or -resume / darknet evolve finish continues it)\n");
+        for (int i = 0; i < state.n; ++i) {   /* the other models final training took (front, budgets) */
+            evo_final_info ff;
+            const evo_individual *v = &state.ind[i];
+            if (!(v->archived || v->alive) || (fi.done && fi.id == v->id) || evo_final_read_of(argv[2], v->id, &ff, NULL) != DN_OK ||
+                !ff.done)
+                continue;
+            printf("final (front): individual %d (%.4g MFLOPs, %zu params) trained %d steps in %.0f s; test accuracy "
+                   "%.2f%%\n", v->id, v->flops / 1e6, v->params, ff.steps, ff.seconds, 100.0 * ff.test_accuracy);
+        }
         rc = print_population(&state);
         evo_store_close(st);
     }

@@ -114,6 +114,8 @@ typedef struct {
     double final_share;      /* final training: share of -hours (0: no final training) */
     double final_epochs;     /* final training without -hours */
     char *final_from;        /* "inherit" or "scratch" */
+    int final_front;         /* with -objective costs: final training of the winner and up to
+                                K-1 cheaper archived models (1: the winner only) */
     char *augment;           /* "none", "final" or "all" */
     char *objective;         /* "acc", or acc with costs: "acc,flops", "acc,params,latency", ... */
     int latency_threads;     /* threads the latency is measured with */
@@ -236,6 +238,7 @@ typedef struct {
     int augment;             /* 1: random flip + 2-pixel pad-and-crop */
     int filters, cells;      /* cell searches: the template at this width / depth (from scratch) */
     float lr;                /* > 0: this peak learning rate instead of the genome's */
+    int front;               /* 1: into DIR/final/front/ID (a model of the front besides the winner) */
 } evo_finish_options;
 /* The options a search's own final training uses (-final, -final-epochs,
  * -final-from, -augment; the time -hours left). */
@@ -243,6 +246,17 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
 /* Train (or continue, after a kill) into evo_store_dir(st)/final/. */
 dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
                      FILE *log);
+/* The search's final training (and `darknet evolve finish DIR`): the winner
+ * into DIR/final/ unless it holds a finished model; then, with -objective
+ * costs and front > 1, up to front-1 cheaper archived models into
+ * DIR/final/front/ID/ (the most accurate within 1/sqrt(10), 1/10, ... of the
+ * winner's first cost), each unless finished. Timed (fo->seconds): the winner
+ * half, the others the other half evenly; else fo->epochs each. A cheaper
+ * model that diverges is a warning; the winner's divergence is returned
+ * (DN_ERR_NUMERIC) after the others trained. *trained (may be NULL): how
+ * many models were trained. */
+dn_status evo_finish_all(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
+                         int front, int *trained, FILE *log);
 /* DIR/final/result.json, when final training finished (done 0 otherwise). */
 typedef struct {
     int done, id, steps, images, scratch, augment;
@@ -252,8 +266,15 @@ typedef struct {
     float lr_scale;          /* < 1: the peak rate was halved after divergences */
 } evo_final_info;
 dn_status evo_final_read(const char *dir, evo_final_info *info);
-/* Move DIR/final to DIR/final.K (the first free K; nothing is deleted). */
+/* The finished final training of individual id: DIR/final when it trained id,
+ * else DIR/final/front/ID; *folder (may be NULL) gets that folder (malloc'd)
+ * when done. */
+dn_status evo_final_read_of(const char *dir, int id, evo_final_info *info, char **folder);
+/* Move DIR/final (with its front/) to DIR/final.K (the first free K; nothing
+ * is deleted). */
 dn_status evo_final_set_aside(const char *dir, FILE *log);
+/* Move one folder FOLDER to FOLDER.K the same way (a front model trained anew). */
+dn_status evo_final_set_aside_folder(const char *folder, FILE *log);
 
 /* ------------------------------------------------------------ report */
 

@@ -609,6 +609,16 @@ void evo_archive_update(evo_state *s, int i);
 dn_status evo_pareto_archive(const evo_state *s, int **idx, int *n);
 /* 1 when individual id is in the archive. */
 int evo_pareto_member(const evo_state *s, int id);
+/* The first of the costs in the order flops, params, latency (0: none): what
+ * the archive is sorted by and the front's final training is tiered by. */
+int evo_first_cost(int costs);
+/* The top-ranked (evo_ranks_above) of the models whose weights the search
+ * keeps (the living, the best ever, with costs the archive) within the
+ * budget, not in skip[]; finished=1: only those with a finished final
+ * training (evo_final_read_of, not outdated by later evaluations). A clear
+ * error names the cheapest kept model when none fits (export.c). */
+dn_status evo_pick_within(const char *dir, const evo_options *o, evo_state *s, const evo_budget *b, const int *skip,
+                          int nskip, int finished, const evo_individual **out);
 
 /* ------------------------------------------------------------ report internals (plot.c, diagram.c) */
 

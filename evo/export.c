@@ -24,8 +24,11 @@
  * most accurate model within all of them (evo_ranks_above: level, then
  * accuracy) among those whose weights the search keeps: the living, the best
  * ever and, with -objective costs, the archive (pareto.c), which holds the
- * most accurate model within any budget of those costs. The final model is
- * written when the pick is the individual it trained.
+ * most accurate model within any budget of those costs. A model with a
+ * finished final training (the winner's, DIR/final, or a cheaper model of
+ * the front's, DIR/final/front/ID) is taken first when one is within the
+ * budget, with its final weights; the search's rank decides among them
+ * (the test set chooses nothing).
  *
  * -pareto (evo_export_pareto): every archived model into one folder, named
  * by its costs and accuracy (e.g. 1.79MFLOPs-acc91.20-id21), each with its
@@ -146,10 +149,15 @@ static int within(const evo_individual *v, const evo_budget *b)
            (b->latency <= 0 || (v->latency_ms > 0 && v->latency_ms <= b->latency));
 }
 
-/* The most accurate (evo_ranks_above) of the models whose weights the search
- * keeps, within the budget and not in skip[]. */
-static dn_status pick_within(const char *dir, const evo_options *o, evo_state *s, const evo_budget *b, const int *skip,
-                             int nskip, const evo_individual **out)
+/* Individual v has a finished final training that is not outdated. */
+static int finished(const char *dir, const evo_state *s, const evo_individual *v)
+{
+    evo_final_info fi;
+    return evo_final_read_of(dir, v->id, &fi, NULL) == DN_OK && fi.done && fi.evals >= s->evals;
+}
+
+dn_status evo_pick_within(const char *dir, const evo_options *o, evo_state *s, const evo_budget *b, const int *skip,
+                          int nskip, int only_finished, const evo_individual **out)
 {
     int costs = 0, b_ever = evo_state_best_ever(s), kept = 0;
     DN_TRY(evo_options_costs(o, &costs));
@@ -166,9 +174,10 @@ static dn_status pick_within(const char *dir, const evo_options *o, evo_state *s
         if (v->flops < least[0]) least[0] = v->flops;
         if ((double)v->params < least[1]) least[1] = (double)v->params;
         if (v->latency_ms > 0 && v->latency_ms < least[2]) least[2] = v->latency_ms;
-        if (within(v, b) && (!best || evo_ranks_above(v, best))) best = v;
+        if (within(v, b) && (!best || evo_ranks_above(v, best)) && (!only_finished || finished(dir, s, v))) best = v;
     }
     if (best) { *out = best; return DN_OK; }
+    if (only_finished && kept) return evo_fail(DN_ERR_DATA, "%s: no final-trained model within the budget", dir);
     if (!kept) return evo_fail(DN_ERR_DATA, "%s: no model to export (%d evaluations, none kept)", dir, s->evals);
     if (b->latency > 0 && isinf(least[2]))
         return evo_fail(DN_ERR_ARG, "%s: this search measured no latency (run it with -objective acc,latency)", dir);
@@ -513,28 +522,41 @@ static dn_status export_loaded(evo_store *st, const evo_options *o, evo_state *s
     return r;
 }
 
-/* The finished final training (DIR/final/): its model and weights, and the
- * individual it trained; 0 when there is none. */
-static int load_final(const char *dir, evo_state *s, const evo_individual **v, loaded *in, evo_final_info *fi)
+/* The finished final training of individual v (DIR/final, or DIR/final/front/ID
+ * for a cheaper model of the front): its model and weights; 0 when there is
+ * none, or one a later evaluation outdated, or one that cannot be read (both
+ * with a warning: the search's weights are exported instead). */
+static int load_final_of(const char *dir, const evo_state *s, const evo_individual *v, loaded *in, evo_final_info *fi)
 {
-    char *cpath = NULL, *wpath = NULL;
-    if (evo_final_read(dir, fi) != DN_OK || !fi->done || !(*v = evo_state_find(s, fi->id))) return 0;
+    char *fdir = NULL, *cpath = NULL, *wpath = NULL;
+    if (evo_final_read_of(dir, v->id, fi, &fdir) != DN_OK || !fi->done) { free(fdir); return 0; }
     if (fi->evals < s->evals) {
-        dn_warn("%s/final: the final model was trained after evaluation %d, the search has since done %d; exporting "
-                "the search's best (darknet evolve -resume or finish -again trains it anew)", dir, fi->evals, s->evals);
+        dn_warn("%s: the final model of individual %d was trained after evaluation %d, the search has since done %d; "
+                "exporting its search weights (darknet evolve -resume or finish -again trains it anew)", fdir, v->id,
+                fi->evals, s->evals);
+        free(fdir);
         return 0;
     }
-    int ok = asprintf(&cpath, "%s/final/model.cfg", dir) >= 0 && asprintf(&wpath, "%s/final/final.weights", dir) >= 0 &&
+    int ok = asprintf(&cpath, "%s/model.cfg", fdir) >= 0 && asprintf(&wpath, "%s/final.weights", fdir) >= 0 &&
              dn_read_file(cpath, &in->cfg, NULL) == DN_OK && dn_read_file(wpath, (char **)&in->w, &in->wn) == DN_OK;
     if (!ok) {
-        dn_warn("%s/final: the finished model cannot be read (%s); exporting the search's best instead", dir,
-                evo_last_error());
+        dn_warn("%s: the finished model cannot be read (%s); exporting the search's weights of individual %d instead",
+                fdir, evo_last_error(), v->id);
         free(in->cfg); free(in->w);
         memset(in, 0, sizeof *in);
     }
+    free(fdir);
     free(cpath);
     free(wpath);
     return ok;
+}
+
+/* The winner's finished final training (DIR/final/) and the individual it
+ * trained; 0 when there is none. */
+static int load_final(const char *dir, evo_state *s, const evo_individual **v, loaded *in, evo_final_info *fi)
+{
+    if (evo_final_read(dir, fi) != DN_OK || !fi->done || !(*v = evo_state_find(s, fi->id))) return 0;
+    return load_final_of(dir, s, *v, in, fi);
 }
 
 /* One try: read the log, choose, load, write. A chosen individual whose
@@ -562,12 +584,14 @@ static dn_status try_export(const char *dir, export_job *j, int *retry)
     evo_final_info fi;
     dn_status r = DN_OK;
     if (j->budget) {
-        r = pick_within(dir, &o, &s, j->budget, j->skip, j->nskip, &v);
-        const evo_individual *fv = NULL;
-        if (r == DN_OK && load_final(dir, &s, &fv, &in, &fi) && fv != v) {   /* the final model is of another */
-            free(in.cfg); free(in.w);
-            memset(&in, 0, sizeof in);
-        } else if (r == DN_OK && in.cfg) {
+        /* a final-trained model within the budget first: trained longer, on every training image */
+        const evo_individual *top = NULL;
+        r = evo_pick_within(dir, &o, &s, j->budget, j->skip, j->nskip, 0, &top);
+        if (r == DN_OK && evo_pick_within(dir, &o, &s, j->budget, j->skip, j->nskip, 1, &v) != DN_OK) v = top;
+        if (r == DN_OK && j->report && v != top)
+            fprintf(j->report, "export: individual %d ranks above it in the search (val %.2f%%) but has no final "
+                    "training: darknet evolve finish DIR with the same budget trains it\n", top->id, 100.0 * top->accuracy);
+        if (r == DN_OK && load_final_of(dir, &s, v, &in, &fi)) {
             if (j->report) fprintf(j->report, "export: the final model of individual %d (after final training)\n", v->id);
             r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report, NULL);
             goto done;
@@ -690,16 +714,11 @@ static void pareto_name(const evo_individual *v, int costs, char *buf, size_t n)
     if (k < n) snprintf(buf + k, n - k, "acc%.2f-id%d", 100.0 * v->accuracy, v->id);
 }
 
-static int first_cost(int costs)
-{
-    return costs & EVO_COST_FLOPS ? EVO_COST_FLOPS : costs & EVO_COST_PARAMS ? EVO_COST_PARAMS : EVO_COST_LATENCY;
-}
-
 /* The archive's indexes, cheapest first in the run's first cost (accuracy alone: the best). */
 static dn_status archive_sorted(evo_state *s, int costs, int **idx, int *n)
 {
     DN_TRY(evo_pareto_archive(s, idx, n));
-    int c = first_cost(costs);
+    int c = evo_first_cost(costs);
     for (int i = 1; i < *n; ++i)   /* insertion sort: archives are small */
         for (int j = i; j > 0 && evo_cost_of(&s->ind[(*idx)[j]], c) < evo_cost_of(&s->ind[(*idx)[j - 1]], c); --j) {
             int t = (*idx)[j]; (*idx)[j] = (*idx)[j - 1]; (*idx)[j - 1] = t;
@@ -707,8 +726,9 @@ static dn_status archive_sorted(evo_state *s, int costs, int **idx, int *n)
     return DN_OK;
 }
 
-/* One archived model into folder/name.*: its final model when it is the one
- * final training trained, else its search weights. Adds its row to tsv. */
+/* One archived model into folder/name.*: its final model when final
+ * training trained it (the winner, or a cheaper model of the front), else
+ * its search weights. Adds its row to tsv. */
 static dn_status export_member(evo_store *st, const evo_options *o, evo_state *s, const evo_individual *v,
                                const char *folder, int costs, evo_text *tsv, FILE *report)
 {
@@ -717,12 +737,7 @@ static dn_status export_member(evo_store *st, const evo_options *o, evo_state *s
     if (asprintf(&prefix, "%s/%s", folder, name) < 0) return evo_fail(DN_ERR_NOMEM, "out of memory");
     loaded in = {0};
     evo_final_info fi;
-    const evo_individual *fv = NULL;
-    int final = load_final(evo_store_dir(st), s, &fv, &in, &fi) && fv == v;
-    if (!final) {
-        free(in.cfg); free(in.w);
-        memset(&in, 0, sizeof in);
-    }
+    int final = load_final_of(evo_store_dir(st), s, v, &in, &fi);
     dn_status r = final ? DN_OK : load_chosen(st, v, &in.cfg, &in.w, &in.wn);
     float test = -1;
     if (r == DN_OK) r = export_loaded(st, o, s, v, &in, prefix, NULL, &test);

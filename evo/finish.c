@@ -18,7 +18,14 @@
  * so far (the cosine then follows the new length); without -hours,
  * -final-epochs epochs.
  *
- * DIR/final/ (every file written atomically):
+ * The front (-objective costs, -final-front K): after the winner, up to K-1
+ * cheaper archived models are trained the same way, the k-th the top-ranked
+ * within 1/sqrt(10)^k of the winner's first cost, into DIR/final/front/ID/
+ * (same files). Timed, the winner gets half of the time and the others share
+ * the other half. `finish DIR -max-flops F` trains one model of a budget
+ * there too.
+ *
+ * DIR/final/ and DIR/final/front/ID/ (every file written atomically):
  *   model.cfg           the network trained (annotated cfg, as individuals/)
  *   progress.json       {id, step, steps, seconds, from, augment, seed}
  *   curve.tsv           step and mean training loss, up to 64 points
@@ -57,30 +64,39 @@ typedef struct {
     float curve_loss[CURVE_POINTS]; int curve_step[CURVE_POINTS]; int ncurve;
 } progress;
 
-static char *path_in(const char *dir, const char *name)
+/* A file of a final-training folder (DIR/final or DIR/final/front/ID). */
+static char *path_in(const char *fdir, const char *name)
 {
     char *p = NULL;
-    return asprintf(&p, "%s/final/%s", dir, name) < 0 ? NULL : p;
+    return asprintf(&p, "%s/%s", fdir, name) < 0 ? NULL : p;
+}
+
+/* DIR/final (front_id < 0: the winner's) or DIR/final/front/ID; malloc'd. */
+static char *final_folder(const char *dir, int front_id)
+{
+    char *p = NULL;
+    int n = front_id < 0 ? asprintf(&p, "%s/final", dir) : asprintf(&p, "%s/final/front/%d", dir, front_id);
+    return n < 0 ? NULL : p;
 }
 
 
 /* ------------------------------------------------------------ progress.json */
 
-static dn_status save_curve(const char *dir, const progress *p)
+static dn_status save_curve(const char *fdir, const progress *p)
 {
     evo_text t = {0};
     evo_text_add(&t, "# step\tmean training loss (final training of individual %d)\n", p->id);
     for (int i = 0; i < p->ncurve; ++i) evo_text_add(&t, "%d\t%.5g\n", p->curve_step[i], p->curve_loss[i]);
-    char *path = path_in(dir, "curve.tsv");
+    char *path = path_in(fdir, "curve.tsv");
     dn_status s = t.failed || !path ? evo_fail(DN_ERR_NOMEM, "out of memory") : dn_write_file_atomic(path, t.s, t.n);
     free(path);
     evo_text_free(&t);
     return s;
 }
 
-int evo_final_curve(const char *dir, int *step, float *loss, int max)
+static int read_curve(const char *fdir, int *step, float *loss, int max)
 {
-    char *path = path_in(dir, "curve.tsv"), *text = NULL, *save = NULL;
+    char *path = path_in(fdir, "curve.tsv"), *text = NULL, *save = NULL;
     int n = 0;
     if (!path || dn_read_file(path, &text, NULL) != DN_OK) { free(path); return 0; }
     for (char *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save))
@@ -90,7 +106,15 @@ int evo_final_curve(const char *dir, int *step, float *loss, int max)
     return n;
 }
 
-static dn_status save_progress(const char *dir, const progress *p, const char *name, float test, int images,
+int evo_final_curve(const char *dir, int *step, float *loss, int max)
+{
+    char *fdir = final_folder(dir, -1);
+    int n = fdir ? read_curve(fdir, step, loss, max) : 0;
+    free(fdir);
+    return n;
+}
+
+static dn_status save_progress(const char *fdir, const progress *p, const char *name, float test, int images,
                                float val)
 {
     evo_json_writer w;
@@ -112,10 +136,10 @@ static dn_status save_progress(const char *dir, const progress *p, const char *n
         evo_json_int(&w, "images", images);
         evo_json_num(&w, "val_accuracy", val);
     }
-    char *line = NULL, *path = path_in(dir, name);
+    char *line = NULL, *path = path_in(fdir, name);
     size_t len = 0;
     dn_status s = path ? evo_json_end(&w, &line, &len) : evo_fail(DN_ERR_NOMEM, "out of memory");
-    if (s == DN_OK) s = save_curve(dir, p);
+    if (s == DN_OK) s = save_curve(fdir, p);
     if (s == DN_OK) s = dn_write_file_atomic(path, line, len);
     free(line);
     free(path);
@@ -129,9 +153,9 @@ static double num_or(const evo_json_object *o, const char *key, double def)
     return f && f->type == EVO_JSON_NUMBER ? f->num : def;
 }
 
-static dn_status load_progress(const char *dir, const char *name, progress *p, float *test, int *images)
+static dn_status load_progress(const char *fdir, const char *name, progress *p, float *test, int *images)
 {
-    char *path = path_in(dir, name), *text = NULL;
+    char *path = path_in(fdir, name), *text = NULL;
     size_t n = 0;
     if (!path) return evo_fail(DN_ERR_NOMEM, "out of memory");
     dn_status s = dn_read_file(path, &text, &n);
@@ -153,7 +177,7 @@ static dn_status load_progress(const char *dir, const char *name, progress *p, f
         const evo_json_field *from = evo_json_get(&o, "from");
         p->scratch = from && from->type == EVO_JSON_STRING && !strcmp(from->str, "scratch");
         p->seed = f && f->type == EVO_JSON_STRING ? strtoull(f->str, NULL, 10) : 1;
-        p->ncurve = evo_final_curve(dir, p->curve_step, p->curve_loss, CURVE_POINTS);
+        p->ncurve = read_curve(fdir, p->curve_step, p->curve_loss, CURVE_POINTS);
         if (test) *test = (float)num_or(&o, "test_accuracy", 0);
         if (images) *images = (int)num_or(&o, "images", 0);
         if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps) ||
@@ -166,15 +190,16 @@ static dn_status load_progress(const char *dir, const char *name, progress *p, f
     return s;
 }
 
-dn_status evo_final_read(const char *dir, evo_final_info *info)
+/* fdir/result.json into *info (done 0: absent). */
+static dn_status read_result(const char *fdir, evo_final_info *info)
 {
     memset(info, 0, sizeof *info);
-    char *path = dir ? path_in(dir, "result.json") : NULL;
+    char *path = fdir ? path_in(fdir, "result.json") : NULL;
     int done = path && evo_file_exists(path);
     free(path);
     if (!done) return DN_OK;
     progress p;
-    DN_TRY(load_progress(dir, "result.json", &p, &info->test_accuracy, &info->images));
+    DN_TRY(load_progress(fdir, "result.json", &p, &info->test_accuracy, &info->images));
     info->done = 1;
     info->id = p.id;
     info->evals = p.evals;
@@ -184,6 +209,30 @@ dn_status evo_final_read(const char *dir, evo_final_info *info)
     info->augment = p.augment;
     info->lr_scale = p.lr_scale;
     return DN_OK;
+}
+
+dn_status evo_final_read(const char *dir, evo_final_info *info)
+{
+    char *fdir = dir ? final_folder(dir, -1) : NULL;
+    dn_status s = read_result(fdir, info);
+    free(fdir);
+    return s;
+}
+
+dn_status evo_final_read_of(const char *dir, int id, evo_final_info *info, char **folder)
+{
+    if (folder) *folder = NULL;
+    char *fdir = dir ? final_folder(dir, -1) : NULL;
+    dn_status s = read_result(fdir, info);
+    if (s == DN_OK && !(info->done && info->id == id)) {   /* not the winner's: its own front folder */
+        free(fdir);
+        fdir = final_folder(dir, id);
+        s = read_result(fdir, info);
+        if (s == DN_OK && info->done && info->id != id) memset(info, 0, sizeof *info);
+    }
+    if (s == DN_OK && info->done && folder) { *folder = fdir; fdir = NULL; }
+    free(fdir);
+    return s;
 }
 
 /* ------------------------------------------------------------ the model */
@@ -197,7 +246,7 @@ typedef struct {
 } attempt;
 
 typedef struct {
-    const char *dir;
+    const char *fdir;          /* DIR/final or DIR/final/front/ID */
     int evals;                 /* the search's evaluations so far */
     const evo_options *o;
     const evo_finish_options *fo;
@@ -228,7 +277,7 @@ static dn_status build_model(finish_ctx *c, evo_store *st, const evo_individual 
     if (s == DN_OK) s = dn_network_parse_string(plain, "the final model", &po, &c->net);
     free(plain);
     if (s != DN_OK) return s;
-    char *ck = path_in(c->dir, "checkpoint.weights");
+    char *ck = path_in(c->fdir, "checkpoint.weights");
     if (!ck) return evo_fail(DN_ERR_NOMEM, "out of memory");
     if (p->step > 0 && evo_file_exists(ck)) s = dn_weights_load(c->net, ck);
     else if (!p->scratch) {
@@ -275,12 +324,12 @@ static dn_status start_loader(finish_ctx *c, const progress *p)
 
 static dn_status checkpoint(finish_ctx *c, const progress *p)
 {
-    char *ck = path_in(c->dir, "checkpoint.weights");
+    char *ck = path_in(c->fdir, "checkpoint.weights");
     if (!ck) return evo_fail(DN_ERR_NOMEM, "out of memory");
     dn_status s = dn_network_pull(c->net);
     if (s == DN_OK) s = dn_weights_save(c->net, ck);
     free(ck);
-    if (s == DN_OK) s = save_progress(c->dir, p, "progress.json", 0, 0, 0);
+    if (s == DN_OK) s = save_progress(c->fdir, p, "progress.json", 0, 0, 0);
     return s;
 }
 
@@ -368,13 +417,13 @@ static dn_status test_accuracy(finish_ctx *c, float *acc, int *images)
 
 static dn_status finish_files(finish_ctx *c, progress *p, const evo_individual *v)
 {
-    char *wpath = path_in(c->dir, "final.weights"), *cpath = path_in(c->dir, "model.cfg");
+    char *wpath = path_in(c->fdir, "final.weights"), *cpath = path_in(c->fdir, "model.cfg");
     dn_status s = wpath && cpath ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory");
     if (s == DN_OK) s = dn_weights_save(c->net, wpath);
     float acc = 0;
     int images = 0;
     if (s == DN_OK) s = test_accuracy(c, &acc, &images);
-    if (s == DN_OK) s = save_progress(c->dir, p, "result.json", acc, images, v->accuracy);
+    if (s == DN_OK) s = save_progress(c->fdir, p, "result.json", acc, images, v->accuracy);
     if (s == DN_OK && c->log) {
         fprintf(c->log, "final: individual %d trained %d steps (%.1f epochs, %s, %s) in %.0f s\n", v->id, p->steps,
                 (double)p->steps * c->o->batch / c->train.n, p->scratch ? "from scratch" : "from its weights",
@@ -410,12 +459,12 @@ static int same_run(const progress *p, const evo_individual *v, const evo_finish
 static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, const attempt *a,
                                    progress *p)
 {
-    char *pp = path_in(c->dir, "progress.json");
+    char *pp = path_in(c->fdir, "progress.json");
     if (!pp) return evo_fail(DN_ERR_NOMEM, "out of memory");
     int have = evo_file_exists(pp);
     free(pp);
     progress old;
-    if (!a->restart && have && load_progress(c->dir, "progress.json", &old, NULL, NULL) == DN_OK &&
+    if (!a->restart && have && load_progress(c->fdir, "progress.json", &old, NULL, NULL) == DN_OK &&
         same_run(&old, v, c->fo, c->evals) && old.steps > 0) {
         *p = old;
         if (c->log) fprintf(c->log, "final: continuing at step %d of %d\n", p->step, p->steps);
@@ -431,7 +480,7 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
         p->seconds = a->restart ? a->spent : 0;   /* a timed retry fits the time the failed attempts left */
     }
     DN_TRY(model_cfg(c, st, v));
-    char *mpath = path_in(c->dir, "model.cfg");
+    char *mpath = path_in(c->fdir, "model.cfg");
     dn_status s = mpath ? dn_make_parent_dirs(mpath) : evo_fail(DN_ERR_NOMEM, "out of memory");
     if (s == DN_OK) s = dn_write_file_atomic(mpath, c->cfg, strlen(c->cfg));
     free(mpath);
@@ -458,11 +507,11 @@ static int best_intact(const evo_store *st, const evo_state *state, FILE *log)
     return b;
 }
 
-/* One attempt: on device `device` (-1: the CPU). */
+/* One attempt, into fdir: on device `device` (-1: the CPU). */
 static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
-                           const evo_individual *v, int device, attempt *a, FILE *log)
+                           const evo_individual *v, const char *fdir, int device, attempt *a, FILE *log)
 {
-    finish_ctx c = {.dir = evo_store_dir(st), .evals = state->evals, .o = o, .fo = fo, .log = log};
+    finish_ctx c = {.fdir = fdir, .evals = state->evals, .o = o, .fo = fo, .log = log};
     progress p;
     memset(&p, 0, sizeof p);
     dn_status s = start_or_continue(&c, st, v, a, &p);
@@ -500,6 +549,33 @@ static int first_device(const evo_options *o)
     return dev[0];
 }
 
+/* Train v into fdir: on the first -gpus device (the CPU when it is full),
+ * from the start again at half the peak rate after a divergence. */
+static dn_status finish_individual(evo_store *st, const evo_options *o, const evo_state *state,
+                                   const evo_finish_options *fo, const evo_individual *v, const char *fdir, FILE *log)
+{
+    int device = first_device(o);
+    attempt a = {.lr_scale = 1};
+    dn_status s = finish_on(st, o, state, fo, v, fdir, device, &a, log);
+    if (s == DN_ERR_NOMEM && device >= 0) {   /* the device is full: the CPU goes on from the last checkpoint */
+        if (log) fprintf(log, "final: out of memory on GPU %d (%s); continuing on the CPU\n", device, evo_last_error());
+        device = -1;
+        s = finish_on(st, o, state, fo, v, fdir, device, &a, log);
+    }
+    for (int retry = 1; s == DN_ERR_NUMERIC && retry <= RETRIES; ++retry) {
+        /* a rate too high for long training: from the start again, at half the peak rate */
+        if (log) fprintf(log, "final: %s; starting again at half the peak learning rate (x%g)\n", evo_last_error(),
+                         a.lr_scale / 2);
+        a.restart = 1;
+        a.lr_scale /= 2;
+        s = finish_on(st, o, state, fo, v, fdir, device, &a, log);
+    }
+    if (s == DN_ERR_NUMERIC)
+        return evo_fail(s, "final training of individual %d diverged at every peak learning rate down to x%g: %s", v->id,
+                        a.lr_scale, evo_last_error());
+    return s == DN_OK ? DN_OK : evo_fail(s, "final training of individual %d: %s", v->id, evo_last_error());
+}
+
 dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
                      FILE *log)
 {
@@ -511,27 +587,104 @@ dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state
     if (b < 0)
         return evo_fail(DN_ERR_ARG, "%s: no trained individual%s to finish", dir,
                         fo->id >= 0 ? " with that id" : " whose files are intact");
-    const evo_individual *v = &state->ind[b];
-    int device = first_device(o);
-    attempt a = {.lr_scale = 1};
-    dn_status s = finish_on(st, o, state, fo, v, device, &a, log);
-    if (s == DN_ERR_NOMEM && device >= 0) {   /* the device is full: the CPU goes on from the last checkpoint */
-        if (log) fprintf(log, "final: out of memory on GPU %d (%s); continuing on the CPU\n", device, evo_last_error());
-        device = -1;
-        s = finish_on(st, o, state, fo, v, device, &a, log);
+    char *fdir = final_folder(dir, fo->front ? state->ind[b].id : -1);
+    dn_status s = fdir ? finish_individual(st, o, state, fo, &state->ind[b], fdir, log)
+                       : evo_fail(DN_ERR_NOMEM, "out of memory");
+    free(fdir);
+    return s;
+}
+
+/* ------------------------------------------------------------ the front */
+
+#define FRONT_STEP 3.1622776601683795   /* sqrt(10): the k-th cheaper model is within winner / FRONT_STEP^k */
+
+/* The cheaper models of the front that final training takes besides the
+ * winner (index w): for k = 1 .. front-1, the top-ranked archived model
+ * whose first cost is at most the winner's / sqrt(10)^k, not taken yet,
+ * with intact files. Indexes into state->ind; returns their count. */
+static int front_members(const evo_store *st, const evo_options *o, const evo_state *state, int w, int front, int *idx)
+{
+    int costs = 0, n = 0;
+    if (front <= 1 || evo_options_costs(o, &costs) != DN_OK || !costs) return 0;
+    int cost = evo_first_cost(costs);
+    double budget = evo_cost_of(&state->ind[w], cost);
+    for (int k = 1; k < front; ++k) {
+        budget /= FRONT_STEP;
+        int best = -1;
+        for (int i = 0; i < state->n; ++i) {
+            const evo_individual *v = &state->ind[i];
+            int taken = i == w;
+            for (int j = 0; j < n; ++j) taken |= idx[j] == i;
+            if (taken || !v->archived || v->outcome != EVO_OK || evo_cost_of(v, cost) > budget) continue;
+            if (best < 0 || evo_ranks_above(v, &state->ind[best])) best = i;
+        }
+        if (best >= 0 && evo_store_check_individual(st, state->ind[best].id) == DN_OK) idx[n++] = best;
     }
-    for (int retry = 1; s == DN_ERR_NUMERIC && retry <= RETRIES; ++retry) {
-        /* a rate too high for long training: from the start again, at half the peak rate */
-        if (log) fprintf(log, "final: %s; starting again at half the peak learning rate (x%g)\n", evo_last_error(),
-                         a.lr_scale / 2);
-        a.restart = 1;
-        a.lr_scale /= 2;
-        s = finish_on(st, o, state, fo, v, device, &a, log);
+    return n;
+}
+
+/* Train one cheaper model of the front unless its folder holds a finished
+ * final training of this search's state; a divergence is a warning. */
+static dn_status finish_member(evo_store *st, const evo_options *o, const evo_state *state,
+                               const evo_finish_options *fo, const evo_individual *v, int *trained, FILE *log)
+{
+    char *fdir = final_folder(evo_store_dir(st), v->id);
+    if (!fdir) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    evo_final_info fi;
+    dn_status s = read_result(fdir, &fi);
+    if (s == DN_OK && fi.done && fi.evals >= state->evals && fi.id == v->id) { free(fdir); return DN_OK; }
+    if (s == DN_OK && fi.done) s = evo_final_set_aside_folder(fdir, log);   /* outdated: kept, trained anew */
+    if (s == DN_OK) {
+        if (log) fprintf(log, "final: the front: individual %d (%.4g MFLOPs, %zu params, val %.2f%%)\n", v->id,
+                         v->flops / 1e6, v->params, 100.0 * v->accuracy);
+        s = finish_individual(st, o, state, fo, v, fdir, log);
+        if (s == DN_OK && trained) ++*trained;
     }
-    if (s == DN_ERR_NUMERIC)
-        return evo_fail(s, "final training of individual %d diverged at every peak learning rate down to x%g: %s", v->id,
-                        a.lr_scale, evo_last_error());
-    return s == DN_OK ? DN_OK : evo_fail(s, "final training of individual %d: %s", v->id, evo_last_error());
+    if (s == DN_ERR_NUMERIC) {
+        dn_warn("%s; export writes individual %d's search weights", evo_last_error(), v->id);
+        s = DN_OK;
+    }
+    free(fdir);
+    return s;
+}
+
+dn_status evo_finish_all(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
+                         int front, int *trained, FILE *log)
+{
+    if (trained) *trained = 0;
+    if (!st || !o || !state || !fo) return evo_fail(DN_ERR_ARG, "evo_finish_all: NULL argument");
+    int w = best_intact(st, state, log);
+    if (w < 0) return evo_fail(DN_ERR_ARG, "%s: no trained individual whose files are intact to finish", evo_store_dir(st));
+    int *idx = malloc((size_t)(front > 1 ? front : 1) * sizeof *idx);
+    if (!idx) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    int m = front_members(st, o, state, w, front, idx);
+    evo_finish_options one = *fo;
+    one.id = state->ind[w].id;
+    one.front = 0;
+    if (m > 0 && fo->seconds > 0) one.seconds = fo->seconds / 2;   /* the winner half, the others the rest */
+    if (m > 0 && log) {
+        fprintf(log, "final: the winner and %d cheaper model%s of the front:", m, m == 1 ? "" : "s");
+        for (int j = 0; j < m; ++j) fprintf(log, " %d", state->ind[idx[j]].id);
+        fprintf(log, "\n");
+    }
+    evo_final_info fi;
+    dn_status s = evo_final_read(evo_store_dir(st), &fi), winner = DN_OK;
+    char msg[1024] = "";
+    if (s == DN_OK && !fi.done) {
+        winner = evo_finish(st, o, state, &one, log);
+        if (winner == DN_OK && trained) ++*trained;
+        if (winner == DN_ERR_NUMERIC) snprintf(msg, sizeof msg, "%s", evo_last_error());
+        else if (winner != DN_OK) s = winner;
+    }
+    one.front = 1;
+    if (m > 0 && fo->seconds > 0) one.seconds = fo->seconds / (2.0 * m);
+    for (int j = 0; s == DN_OK && j < m; ++j) {
+        one.id = state->ind[idx[j]].id;
+        s = finish_member(st, o, state, &one, &state->ind[idx[j]], trained, log);
+    }
+    free(idx);
+    if (s == DN_OK && winner == DN_ERR_NUMERIC) return evo_fail(DN_ERR_NUMERIC, "%s", msg);
+    return s;
 }
 
 void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_finish_options *fo)
@@ -547,16 +700,23 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
     }
 }
 
-dn_status evo_final_set_aside(const char *dir, FILE *log)
+dn_status evo_final_set_aside_folder(const char *folder, FILE *log)
 {
-    char from[4200], to[4300];
-    snprintf(from, sizeof from, "%s/final", dir);
+    char to[4300];
     for (int k = 1; k < 10000; ++k) {
-        snprintf(to, sizeof to, "%s/final.%d", dir, k);
+        snprintf(to, sizeof to, "%s.%d", folder, k);
         if (access(to, F_OK) == 0) continue;
-        if (rename(from, to) != 0) return evo_fail(DN_ERR_IO, "%s: cannot move it to %s: %s", from, to, strerror(errno));
+        if (rename(folder, to) != 0) return evo_fail(DN_ERR_IO, "%s: cannot move it to %s: %s", folder, to, strerror(errno));
         if (log) fprintf(log, "final: the earlier final training is kept in %s\n", to);
         return DN_OK;
     }
-    return evo_fail(DN_ERR_IO, "%s: no free name final.K to keep it under", from);
+    return evo_fail(DN_ERR_IO, "%s: no free name %s.K to keep it under", folder, folder);
+}
+
+dn_status evo_final_set_aside(const char *dir, FILE *log)
+{
+    char *fdir = final_folder(dir, -1);
+    dn_status s = fdir ? evo_final_set_aside_folder(fdir, log) : evo_fail(DN_ERR_NOMEM, "out of memory");
+    free(fdir);
+    return s;
 }

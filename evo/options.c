@@ -97,6 +97,10 @@ static const evo_option_spec TABLE[] = {
         "final training without -hours: epochs over all training images"),
     NEW("-final-from", "HOW", "final_from", EVO_OPT_STR, final_from, "inherit", NULL, 0, "inherit",
         "final training starts from the winner's weights (inherit) or from scratch"),
+    NEW("-final-front", "K", "final_front", EVO_OPT_INT, final_front, "3", NULL, 1, "1",
+        "with -objective costs: final training of the winner and of up to K-1 cheaper models of the front (the "
+        "most accurate within 1/sqrt(10), 1/10, ... of the winner's cost; the winner gets half the time, the "
+        "others share the rest); 1: the winner only"),
     NEW("-augment", "LIST", "augment", EVO_OPT_STR, augment, "final", NULL, 0, "none",
         "random horizontal flip and 2-pixel pad-and-crop: none, final (in final training) or all (in the "
         "search too); the .data's flip= / crop_pad= apply everywhere when set"),

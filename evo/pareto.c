@@ -224,6 +224,13 @@ dn_status evo_pareto_archive(const evo_state *s, int **idx, int *n)
     return DN_OK;
 }
 
+int evo_first_cost(int costs)
+{
+    for (int i = 0; i < NCOSTS; ++i)
+        if (costs & COSTS[i].bit) return COSTS[i].bit;
+    return 0;
+}
+
 int evo_pareto_member(const evo_state *s, int id)
 {
     const evo_individual *v = evo_state_find((evo_state *)s, id);

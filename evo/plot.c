@@ -13,6 +13,14 @@
  * Nothing else is drawn as a <circle> (legend dots are paths), so the number
  * of circles is the number of individuals. Colours are attributes, not CSS,
  * so the file looks the same alone and embedded in a page.
+ *
+ * Large searches: a circle with its tooltip is ~230 bytes and the page
+ * embeds up to five plots, so beyond DETAIL_LIMIT individuals the dead and
+ * failed ones outside the lineage and the archive are drawn together, as one
+ * <path class="p-many ..."> of round dots, one per pixel they cover, with a
+ * single tooltip; the living, the lineage and the archive stay circles. A
+ * search of 10,000 evaluations then gives plots of tens of kilobytes, not
+ * megabytes.
  */
 #include "evo_internal.h"
 #include <math.h>
@@ -155,6 +163,47 @@ static void draw_axes(evo_text *t, const frame *f, const char *title)
 
 /* ------------------------------------------------------------ dots */
 
+#define DETAIL_LIMIT 2000   /* individuals drawn one by one, each a circle with a tooltip */
+
+/* Dots drawn together: one zero-length, round-capped segment per pixel. */
+typedef struct {
+    evo_text d;              /* the path's data                          */
+    unsigned char *seen;     /* (PH, PW) bits: a pixel already has a dot */
+    int members;             /* individuals drawn in it                  */
+} many;
+
+static void many_add(many *m, double x, double y)
+{
+    ++m->members;
+    long ix = lround(x), iy = lround(y);
+    if (ix < 0 || iy < 0 || ix >= PW || iy >= PH) return;
+    size_t bit = (size_t)iy * PW + (size_t)ix;
+    if (!m->seen && !(m->seen = calloc((size_t)PW * PH / 8 + 1, 1))) { m->d.failed = 1; return; }
+    if (m->seen[bit / 8] & (1u << (bit % 8))) return;
+    m->seen[bit / 8] |= (unsigned char)(1u << (bit % 8));
+    evo_text_add(&m->d, "M%ld %ldh0", ix, iy);
+}
+
+/* The path, when it has dots, into t; frees m. */
+static void many_end(evo_text *t, many *m, const char *kind, const char *paint)
+{
+    if (m->d.n > 0 && !m->d.failed)
+        evo_text_add(t, "<path class=\"p-many %s\" fill=\"none\" stroke-linecap=\"round\" %s d=\"%s\"><title>%d %s "
+                     "individuals drawn together (a large search: the living, the lineage and the archive have "
+                     "their details)</title></path>\n", kind, paint, m->d.s, m->members, kind);
+    if (m->d.failed) t->failed = 1;
+    evo_text_free(&m->d);
+    free(m->seen);
+    memset(m, 0, sizeof *m);
+}
+
+static int in_list(const int *ids, int n, int id)
+{
+    for (int k = 0; k < n; ++k)
+        if (ids[k] == id) return 1;
+    return 0;
+}
+
 static const char *kind_of(const evo_individual *v)
 {
     return v->outcome != EVO_OK ? "failed" : v->alive ? "alive" : "dead";
@@ -174,14 +223,22 @@ static void dot_tooltip(evo_text *t, const evo_individual *v)
     evo_text_add(t, "</title>");
 }
 
-/* One kind at a time, so the living are drawn over the dead. */
-static void draw_dots(evo_text *t, const evo_state *s, const frame *f, const char *kind)
+/* One kind at a time, so the living are drawn over the dead; in a large
+ * search the dead and failed outside the lineage together (many). */
+static void draw_dots(evo_text *t, const evo_state *s, const frame *f, const char *kind, const int *lineage,
+                      int nlineage)
 {
+    many m = {0};
+    int together = s->n > DETAIL_LIMIT && strcmp(kind, "alive") != 0;
     for (int i = 0; i < s->n; ++i) {
         const evo_individual *v = &s->ind[i];
         const char *k = kind_of(v);
         if (strcmp(k, kind) != 0) continue;
         double x = px(f, x_of(f, v));
+        if (together && !in_list(lineage, nlineage, v->id)) {
+            many_add(&m, x, !strcmp(k, "failed") ? FAIL_Y : py(f, percent(v)));
+            continue;
+        }
         if (!strcmp(k, "failed")) {
             evo_text_add(t, "<circle class=\"ind failed\" data-id=\"%d\" data-eval=\"%d\" cx=\"%.1f\" cy=\"%d\" r=\"3\" "
                          "fill=\"none\" stroke=\"%s\" stroke-width=\"1.3\">", v->id, v->eval, x, FAIL_Y, C_FAILED);
@@ -194,6 +251,8 @@ static void draw_dots(evo_text *t, const evo_state *s, const frame *f, const cha
         dot_tooltip(t, v);
         evo_text_add(t, "</circle>\n");
     }
+    if (!strcmp(kind, "failed")) many_end(t, &m, kind, "stroke=\"" C_FAILED "\" stroke-width=\"5\" stroke-opacity=\"0.6\"");
+    else many_end(t, &m, kind, "stroke=\"" C_DEAD "\" stroke-width=\"5.6\" stroke-opacity=\"0.55\"");
 }
 
 /* ------------------------------------------------------------ lines */
@@ -294,9 +353,9 @@ dn_status evo_plot_progress(const evo_state *s, const int *lineage, int nlineage
     draw_axes(&t, &f, over_time ? "Every individual over search time" : "Every individual over evaluations");
     draw_legend(&t, nlineage);
     evo_text_add(&t, "<g class=\"p-dots\">\n");
-    draw_dots(&t, s, &f, "dead");
-    draw_dots(&t, s, &f, "alive");
-    draw_dots(&t, s, &f, "failed");
+    draw_dots(&t, s, &f, "dead", lineage, nlineage);
+    draw_dots(&t, s, &f, "alive", lineage, nlineage);
+    draw_dots(&t, s, &f, "failed", lineage, nlineage);
     evo_text_add(&t, "</g>\n");
     draw_best_so_far(&t, s, &f);
     draw_lineage(&t, s, &f, lineage, nlineage);
@@ -495,11 +554,17 @@ dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg)
         if (upto > 0) draw_front(&t, s, &f, sorted, nsorted, upto, paint, what);
     }
     evo_text_add(&t, "<g class=\"p-dots\">\n");
-    for (int pass = 0; pass < 2; ++pass)   /* the dead under the living */
+    many m = {0};
+    for (int pass = 0; pass < 2; ++pass) {   /* the dead under the living */
         for (int i = 0; i < s->n; ++i) {
             const evo_individual *v = &s->ind[i];
             if (!plotted(v, cost) || v->alive != pass) continue;
             int archived = s->costs && v->archived;
+            ++drawn;
+            if (nsorted > DETAIL_LIMIT && !v->alive && !archived) {
+                many_add(&m, cost_x(&f, evo_cost_of(v, cost)), acc_y(&f, percent(v)));
+                continue;
+            }
             evo_text_add(&t, "<circle class=\"ind %s%s\" data-id=\"%d\" cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\" "
                          "fill-opacity=\"%s\"%s>", v->alive ? "alive" : "dead", archived ? " archived" : "", v->id,
                          cost_x(&f, evo_cost_of(v, cost)), acc_y(&f, percent(v)), archived ? "4" : v->alive ? "3.5" : "2.8",
@@ -507,8 +572,9 @@ dn_status evo_plot_pareto(const evo_state *s, int cost, int seed_id, char **svg)
                          archived ? " stroke=\"" C_FRONT "\" stroke-width=\"1.6\"" : "");
             pareto_tooltip(&t, v, archived);
             evo_text_add(&t, "</circle>\n");
-            ++drawn;
         }
+        if (pass == 0) many_end(&t, &m, "dead", "stroke=\"" C_DEAD "\" stroke-width=\"5.6\" stroke-opacity=\"0.55\"");
+    }
     evo_text_add(&t, "</g>\n");
     char what[64];
     snprintf(what, sizeof what, "the front after all %d evaluations", s->evals);

@@ -699,8 +699,12 @@ static void page_final(evo_text *t, const report *r)
 static void archive_row(evo_text *t, const report *r, const evo_individual *v)
 {
     const test_record *tr = test_of(r, v->id);
-    char test[32] = "";
-    if (tr) snprintf(test, sizeof test, "%.2f%%", 100.0 * tr->accuracy);
+    evo_final_info fi;
+    char test[48] = "";
+    if (evo_final_read_of(r->dir, v->id, &fi, NULL) == DN_OK && fi.done && fi.evals >= r->s.evals && fi.images > 0)
+        snprintf(test, sizeof test, "<b>%.2f%%</b> (final)", 100.0 * fi.test_accuracy);
+    else if (tr)
+        snprintf(test, sizeof test, "%.2f%%", 100.0 * tr->accuracy);
     evo_text_add(t, "<tr><td class=\"num\">%d</td><td class=\"num\">%d</td><td class=\"num\">%.2f%%</td>"
                  "<td class=\"num\">%s</td><td class=\"num\">%zu</td><td class=\"num\">%.4g</td>", v->id, v->rung,
                  100.0 * v->accuracy, test, v->params, v->flops / 1e6);
@@ -737,9 +741,12 @@ static void page_pareto(evo_text *t, const report *r)
                     "<th>validation</th><th>test</th><th>params</th><th>MFLOPs</th><th>ms (batch 1)</th>"
                     "<th>ms per image (batch)</th><th></th></tr>\n", n, n == 1 ? "" : "s");
     for (int k = 0; k < n; ++k) archive_row(t, r, &r->s.ind[idx[k]]);
-    evo_text_add(t, "</table>\n<p class=\"files\"><code>darknet evolve export DIR -pareto</code> writes them all "
-                    "with their test accuracy; <code>-max-flops F</code>, <code>-max-params P</code> or "
-                    "<code>-max-latency MS</code> the most accurate within a budget.</p>\n");
+    evo_text_add(t, "</table>\n<p class=\"files\">Test: of the model after final training (final: the winner and "
+                    "cheaper models of the front, <code>-final-front</code>), else as export measured the search's "
+                    "weights. <code>darknet evolve export DIR -pareto</code> writes them all with their test accuracy; "
+                    "<code>-max-flops F</code>, <code>-max-params P</code> or <code>-max-latency MS</code> the most "
+                    "accurate within a budget (a final-trained one first; <code>darknet evolve finish DIR -max-flops "
+                    "F</code> trains the best within it).</p>\n");
     free(idx);
 }
 

@@ -783,6 +783,7 @@ static dn_status load_seed(search_ctx *c)
     if ((s = evo_schedule_from_name(c->o->schedule, &c->schedule)) != DN_OK) return s;
     if ((s = evo_mutation_set_from_name(c->o->mutations, &c->mutset)) != DN_OK) return s;
     if ((s = evo_options_costs(c->o, &c->costs)) != DN_OK) return s;
+    if (c->s->n == 0) c->s->costs = c->costs;   /* a new search's state keeps the archive as the store's does */
     if (!c->cells) return DN_OK;
     if ((s = evo_template_check(&c->seed)) != DN_OK) return s;
     c->blocks = c->o->blocks > 0 ? c->o->blocks : evo_template_blocks(&c->seed);
@@ -841,23 +842,26 @@ static void print_after(const search_ctx *c)
     char q[4200];
     if (evo_state_best_ever(c->s) >= 0)
         fprintf(c->log, "export with: darknet evolve export %s\n", evo_shell_quote(evo_store_dir(c->st), q, sizeof q));
+    if (evo_state_best_ever(c->s) >= 0 && c->s->costs)
+        fprintf(c->log, "the front (every archived model, with its test accuracy): darknet evolve export %s -pareto\n",
+                evo_shell_quote(evo_store_dir(c->st), q, sizeof q));
     fflush(c->log);
     evo_report_after_search(evo_store_dir(c->st), c->log);   /* prints its path; a failure only warns */
 }
 
-/* The search's own final training of its winner (-final > 0), unless done
- * after the last evaluation; one that a resumed search outdated is kept as
- * DIR/final.K and trained anew. */
+/* The search's own final training of its winner (-final > 0) and, with
+ * -objective costs, of cheaper models of the front (-final-front), each
+ * unless done after the last evaluation; what a resumed search outdated is
+ * kept as DIR/final.K and trained anew. */
 static dn_status final_training(search_ctx *c)
 {
     evo_final_info fi;
     if (c->o->final_share <= 0 || evo_state_best_ever(c->s) < 0) return DN_OK;
     DN_TRY(evo_final_read(evo_store_dir(c->st), &fi));
-    if (fi.done && fi.evals >= c->s->evals) return DN_OK;
-    if (fi.done) DN_TRY(evo_final_set_aside(evo_store_dir(c->st), c->log));
+    if (fi.done && fi.evals < c->s->evals) DN_TRY(evo_final_set_aside(evo_store_dir(c->st), c->log));
     evo_finish_options fo;
     evo_finish_options_from(c->o, c->s, &fo);
-    dn_status s = evo_finish(c->st, c->o, c->s, &fo, c->log);
+    dn_status s = evo_finish_all(c->st, c->o, c->s, &fo, c->o->final_front, NULL, c->log);
     if (s != DN_ERR_NUMERIC) return s;
     /* a diverged final training costs the final model, not the search: export takes the search's best */
     dn_warn("%s; the search's best is what export writes (darknet evolve finish DIR -again tries again, e.g. "

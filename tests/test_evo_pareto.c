@@ -4,7 +4,8 @@
  * of random populations, the archive against its definition (and how it
  * treats a promotion's new score), and selection
  * (tournament, aging, the worst for random search) in the multi-objective
- * order with the same draws from the RNG. */
+ * order with the same draws from the RNG; and the plots of a large search
+ * (plot.c) staying small. */
 #include "evo_internal.h"
 #include "testlib.h"
 #include <math.h>
@@ -281,6 +282,77 @@ static void test_selection(void)
     CHECK(differ > 0, "... but other parents when the costs change who is better (%d of 30)", differ);
 }
 
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) ++n;
+    return n;
+}
+
+/* The plots of a search of `n` evaluations (plot.c): up to 2000 individuals
+ * each is a circle with a tooltip; beyond, the dead and failed outside the
+ * lineage and the archive are drawn together, so 10,000 evaluations give
+ * plots of tens of kilobytes, and every living, archived and lineage member
+ * is still a circle. */
+static void plots_of(int n, int *circles_progress, int *circles_pareto, int *want_progress, int *want_pareto,
+                     size_t *bytes, int *many)
+{
+    evo_individual *p = calloc((size_t)n, sizeof *p);
+    int lineage[40], nl = 0;
+    evo_state s;
+    memset(&s, 0, sizeof s);
+    s.ind = p;
+    s.cap = n;
+    s.costs = EVO_COST_FLOPS;
+    uint64_t r = 11;
+    *want_progress = *want_pareto = 0;
+    for (int i = 0; i < n; ++i) {
+        p[i] = make(i + 1, 0.5f + 0.45f * (float)(dn_rand_u64(&r) % 1000) / 1000,
+                    1e4 * pow(10, 3.0 * (double)(dn_rand_u64(&r) % 1000) / 1000), 100);
+        p[i].outcome = dn_rand_u64(&r) % 20 == 0 ? EVO_FAILED : EVO_OK;
+        p[i].alive = i >= n - 20 && p[i].outcome == EVO_OK;   /* a failure dies at once */
+        p[i].died_at = p[i].alive ? 0 : i + 20;
+        p[i].parent = i > 0 ? i : -1;
+        p[i].elapsed = 0.5 * i;
+        s.n = s.evals = i + 1;
+        evo_archive_update(&s, i);
+    }
+    for (int i = 0; i < n && nl < 40; i += n / 40 + 1)
+        if (p[i].outcome == EVO_OK) lineage[nl++] = p[i].id;
+    for (int i = 0; i < n; ++i) {
+        int in = 0;
+        for (int k = 0; k < nl; ++k) in |= lineage[k] == p[i].id;
+        *want_progress += n <= 2000 || p[i].alive || in;
+        *want_pareto += p[i].outcome == EVO_OK && (n <= 2000 || p[i].alive || p[i].archived);
+    }
+    char *a = NULL, *b = NULL, *c = NULL;
+    CHECK_OK(evo_plot_progress(&s, lineage, nl, 0, &a));
+    CHECK_OK(evo_plot_progress(&s, lineage, nl, 1, &b));
+    CHECK_OK(evo_plot_pareto(&s, EVO_COST_FLOPS, 1, &c));
+    *circles_progress = a && b && count(a, "<circle class=\"ind") == count(b, "<circle class=\"ind")
+                            ? count(a, "<circle class=\"ind") : -1;
+    *circles_pareto = c ? count(c, "<circle class=\"ind") : -1;
+    *bytes = (a ? strlen(a) : 0) + (b ? strlen(b) : 0) + (c ? strlen(c) : 0);
+    *many = a && c ? count(a, "class=\"p-many dead") + count(a, "class=\"p-many failed") + count(c, "class=\"p-many dead") : -1;
+    free(a);
+    free(b);
+    free(c);
+    free(p);
+}
+
+static void test_large_plots(void)
+{
+    int cp, cq, wp, wq, many;
+    size_t bytes;
+    plots_of(1500, &cp, &cq, &wp, &wq, &bytes, &many);
+    CHECK(cp == wp && cq == wq && many == 0, "1500 evaluations: every individual a circle (%d/%d, %d/%d, paths %d)", cp,
+          wp, cq, wq, many);
+    plots_of(10000, &cp, &cq, &wp, &wq, &bytes, &many);
+    CHECK(cp == wp && cq == wq && many == 3, "10000 evaluations: circles for the living, lineage and archive only "
+          "(%d/%d, %d/%d), the rest in 3 paths (%d)", cp, wp, cq, wq, many);
+    CHECK(bytes < 600000, "10000 evaluations: the three plots take %zu bytes", bytes);
+}
+
 int main(void)
 {
     test_parse();
@@ -290,5 +362,6 @@ int main(void)
     test_archive();
     test_archive_promotions();
     test_selection();
+    test_large_plots();
     TEST_MAIN_END();
 }

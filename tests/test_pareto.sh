@@ -18,7 +18,15 @@
 #      measured latency fail clearly;
 #   e. -objective acc,latency: every child's latency is measured and recorded,
 #      and export -max-latency picks within it;
-#   f. usage errors.
+#   f. usage errors;
+#   g. final training of the front: a search with -final-front 2 trains its
+#      winner into DIR/final and the cheaper model the tier names (recomputed
+#      here: the top-ranked archived model within 1/sqrt(10)^k of the
+#      winner's FLOPs) into DIR/final/front/ID, and nothing else; -resume
+#      -final-front 3 adds the next tier's; finish then trains nothing;
+#      export -pareto writes their final weights with the test accuracy final
+#      training measured; export -max-flops takes the final-trained model
+#      within the budget; finish -max-flops trains the best within a budget.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -199,6 +207,56 @@ expect_error f_obj 2 "-objective 'acc,size': 'size' is not an objective" \
 expect_error f_two 2 'give one of them' "$DN" evolve export "$T/a" -pareto -id 1
 expect_error f_budget 2 "-max-flops 'x'" "$DN" evolve export "$T/a" -max-flops x
 expect_error f_report 2 '-report-every -1' "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/f" -report-every -1
+
+# ------------------------------------------------------------------ g. final training of the front
+# front_plan DIR K: the winner, then for k = 1 .. K-1 the archived model ranking first within winner / sqrt(10)^k
+front_plan() {
+  replay "$1" | awk -v K="$2" '
+    { id[NR] = $1; r[NR] = $2; a[NR] = $3; f[NR] = $4; ar[NR] = $8
+      if (!w || $2 > r[w] || ($2 == r[w] && $3 > a[w])) w = NR }
+    END { printf "%s", id[w]; taken[w] = 1; b = f[w]
+      for (k = 1; k < K; ++k) { b /= 3.1622776601683795; p = 0
+        for (i = 1; i <= NR; ++i) if (ar[i] && !taken[i] && f[i] <= b && (!p || r[i] > r[p] || (r[i] == r[p] && a[i] > a[p]))) p = i
+        if (p) { taken[p] = 1; printf " %s", id[p] } }
+      print "" }'
+}
+front_dirs() { ls "$1/final/front" 2>/dev/null | sort -n | tr '\n' ' '; }
+# from the trivial seed: a front spanning more than a factor of sqrt(10) in FLOPs
+G=("${E[@]:0:${#E[@]}-2}" -evals 40 -objective acc,flops -final 0.5 -final-epochs 0.2)
+run g "$DN" evolve "$T/fashion.data" cfg/evo-trivial.cfg -out "$T/g" "${G[@]}" -final-front 2
+read -r GW G1 G2 <<<"$(front_plan "$T/g" 3)"
+check "a search with -final-front 2 trains its winner ($GW) and its cheaper model ($G1: $(front_dirs "$T/g"); rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && [ -n '$G1' ] && grep -q '\"id\":$GW,' '$T/g/final/result.json' && [ '$(front_dirs "$T/g")' = '$G1 ' ]"
+check "... $G1 finished, with a test accuracy" grep -qE "\"id\":$G1,.*\"test_accuracy\":0\.[0-9]+" "$T/g/final/front/$G1/result.json"
+run g2 "$DN" evolve -resume "$T/g" -final-front 3
+check "-resume -final-front 3 adds the next (${G2:-none}), training nothing else again (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && [ '$(front_dirs "$T/g")' = '$(for i in $G1 $G2; do echo "$i"; done | sort -n | tr '\n' ' ')' ] && [ \$(grep -c '^final: training' '$T/g2.out') -eq $(echo $G2 | wc -w) ]"
+run g3 "$DN" evolve finish "$T/g"
+check "finish then trains nothing" bash -c "[ $rc -eq 0 ] && grep -q 'holds a finished model' '$T/g3.out' && ! grep -q '^final: training' '$T/g3.out'"
+run g_status "$DN" evolve status "$T/g"
+check "status lists the front's final models" bash -c "[ $(grep -c '^final (front): individual' "$T/g_status.out") -eq $(echo $G1 $G2 | wc -w) ]"
+run g4 "$DN" evolve export "$T/g" -pareto
+check "export -pareto exits 0 (rc=$rc)" [ "$rc" -eq 0 ]
+for m in $G1 $G2; do
+  t_tsv=$(awk -F'\t' -v id="$m" '$1 == id && $9 == "final" { print $4 }' "$T/g/pareto/pareto.tsv")
+  t_fin=$(sed -nE 's/.*"test_accuracy":([0-9.eE+-]+).*/\1/p' "$T/g/final/front/$m/result.json")
+  check "export -pareto writes $m's final weights, with final training's test accuracy ($t_tsv / $t_fin)" \
+    awk -v a="$t_tsv" -v b="$t_fin" 'BEGIN { exit !(a != "" && a - b < 0.0006 && b - a < 0.0006) }'
+done
+wf=$(replay "$T/g" | awk -v w="$GW" '$1 == w { printf "%.9g", $4 / 3.1622776601683795 }')
+run g5 "$DN" evolve export "$T/g" -max-flops "$wf" -out "$T/g_small"
+check "export -max-flops (1/sqrt(10) of the winner) takes the final-trained $G1" \
+  bash -c "[ $rc -eq 0 ] && grep -q '^export: the final model of individual $G1 ' '$T/g5.out'"
+low=$(grep -v '^#' "$TSV" | head -n 1 | cut -f6)
+want=$(kept_pick "$T/a" 4 "$low")
+run g6 "$DN" evolve finish "$T/a" -max-flops "$low" -epochs 0.2
+run g7 "$DN" evolve export "$T/a" -max-flops "$low" -out "$T/g_low"
+check "finish -max-flops $low trains $want into final/front/, which export then writes (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && [ -s '$T/a/final/front/$want/result.json' ] && grep -q '^export: the final model of individual $want ' '$T/g7.out'"
+run g8 "$DN" evolve finish "$T/a" -max-flops "$low" -epochs 0.2
+check "... and a second time says it is finished" bash -c "[ $rc -eq 0 ] && grep -q 'has a finished final training' '$T/g8.out'"
+expect_error g_usage 2 'give one of them' "$DN" evolve finish "$T/a" -front 2 -id 1
+expect_error g_front 2 "-final-front 9" "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/f" -final-front 9
 check "no crash" no_crash "$T"/*.err
 
 echo "test_pareto.sh: $passed passed, $failed failed"

@@ -500,6 +500,8 @@ static int parse_budget(const char *flag, const char *v, double *out)
     return 0;
 }
 
+static int budget_set(const evo_budget *b) { return b->flops > 0 || b->params > 0 || b->latency > 0; }
+
 typedef struct {
     const char *dir;
     evo_finish_options fo;
@@ -549,11 +551,16 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
         }
     }
     if (!f->dir) return usage_error("finish: needs the run folder: darknet evolve finish DIR");
-    int budgeted = f->budget.flops > 0 || f->budget.params > 0 || f->budget.latency > 0;
-    if (budgeted + (f->fo.id >= 0) + (f->fo.filters > 0 || f->fo.cells > 0) + (f->front > 0) > 1)
+    if (budget_set(&f->budget) + (f->fo.id >= 0) + (f->fo.filters > 0 || f->fo.cells > 0) + (f->front > 0) > 1)
         return usage_error("finish: -id, a budget (-max-flops/-max-params/-max-latency), -front and -filters/-cells "
                            "each choose what to train: give one of them");
     return 0;
+}
+
+static void print_finished(const char *dir, const evo_final_info *fi)
+{
+    printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one is "
+           "kept)\n", dir, fi->id, 100.0 * fi->test_accuracy);
 }
 
 /* -id N or -filters/-cells: one model into DIR/final (a finished one only with -again). */
@@ -562,8 +569,7 @@ static int finish_one(const finish_args *f, evo_store *st, const evo_options *o,
     evo_final_info fi;
     if (evo_final_read(f->dir, &fi) != DN_OK) return runtime_error(f->dir, evo_last_error());
     if (fi.done && !f->again) {
-        printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
-               "is kept)\n", f->dir, fi.id, 100.0 * fi.test_accuracy);
+        print_finished(f->dir, &fi);
         return DN_EXIT_OK;
     }
     if (fi.done && evo_final_set_aside(f->dir, stdout) != DN_OK) return runtime_error("finish", evo_last_error());
@@ -579,7 +585,7 @@ static int finish_within(const finish_args *f, evo_store *st, const evo_options 
     evo_final_info fi;
     char *folder = NULL;
     if (evo_final_read_of(f->dir, v->id, &fi, &folder) != DN_OK) return runtime_error(f->dir, evo_last_error());
-    int best = evo_state_best_ever(state) >= 0 && state->ind[evo_state_best_ever(state)].id == v->id;
+    int b = evo_state_best_ever(state), best = b >= 0 && state->ind[b].id == v->id;
     int rc = DN_EXIT_OK;
     evo_finish_options fo = f->fo;
     fo.id = v->id;
@@ -605,9 +611,7 @@ static int finish_front(const finish_args *f, evo_store *st, const evo_options *
     int trained = 0;
     dn_status s = evo_finish_all(st, o, state, &f->fo, f->front > 0 ? f->front : o->final_front, &trained, stdout);
     if (s != DN_OK) return runtime_error("finish", evo_last_error());
-    if (trained == 0 && fi.done)
-        printf("finish: %s/final holds a finished model (individual %d, test %.2f%%); -again trains anew (the old one "
-               "is kept)\n", f->dir, fi.id, 100.0 * fi.test_accuracy);
+    if (trained == 0 && fi.done) print_finished(f->dir, &fi);
     return DN_EXIT_OK;
 }
 
@@ -627,8 +631,7 @@ static int cmd_finish(int argc, char **argv)
     if (!f.aug_set) f.fo.augment = run.augment;
     if (f.fo.epochs <= 0) f.fo.epochs = run.epochs;
     f.fo.seconds = f.hours * 3600.0;
-    int budgeted = f.budget.flops > 0 || f.budget.params > 0 || f.budget.latency > 0;
-    int rc = budgeted                                           ? finish_within(&f, st, &o, &state)
+    int rc = budget_set(&f.budget)                              ? finish_within(&f, st, &o, &state)
            : f.fo.id >= 0 || f.fo.filters > 0 || f.fo.cells > 0 ? finish_one(&f, st, &o, &state)
                                                                 : finish_front(&f, st, &o, &state);
     evo_store_close(st);
@@ -675,7 +678,7 @@ static int cmd_export(int argc, char **argv)
         usage_error("export: -out wants a file prefix (e.g. -out models/winner), not ''");
         return DN_EXIT_USAGE;
     }
-    int budgeted = budget.flops > 0 || budget.params > 0 || budget.latency > 0;
+    int budgeted = budget_set(&budget);
     if (pareto + budgeted + (id >= 0) + (filters > 0 || cells > 0) > 1) {
         usage_error("export: -pareto, a budget (-max-flops/-max-params/-max-latency), -id and -filters/-cells "
                            "each choose what to export: give one of them");

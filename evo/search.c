@@ -783,7 +783,6 @@ static dn_status load_seed(search_ctx *c)
     if ((s = evo_schedule_from_name(c->o->schedule, &c->schedule)) != DN_OK) return s;
     if ((s = evo_mutation_set_from_name(c->o->mutations, &c->mutset)) != DN_OK) return s;
     if ((s = evo_options_costs(c->o, &c->costs)) != DN_OK) return s;
-    if (c->s->n == 0) c->s->costs = c->costs;   /* a new search's state keeps the archive as the store's does */
     if (!c->cells) return DN_OK;
     if ((s = evo_template_check(&c->seed)) != DN_OK) return s;
     c->blocks = c->o->blocks > 0 ? c->o->blocks : evo_template_blocks(&c->seed);
@@ -876,6 +875,7 @@ static void init_fresh(search_ctx *c)
     uint64_t state = c->o->seed ^ 0x5EA4C4E5EEDull;
     c->s->rng = dn_rand_u64(&state);
     if (c->s->n == 0 && c->s->next_id < 1) c->s->next_id = 1;
+    if (c->s->n == 0) c->s->costs = c->costs;   /* the archive by -objective, as the store's copy */
 }
 
 /* Workers 1 .. N-1 on their own threads, worker 0 on the caller's. */

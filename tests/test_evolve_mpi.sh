@@ -40,7 +40,9 @@ MPIRUN=(mpirun --oversubscribe)
 fashion_data
 if [[ "$BUILD" == *san* ]]; then MAXTRAIN=1500 HOLDOUT=300 STEPS=30 POP=6 EVALS=30
 else MAXTRAIN=3000 HOLDOUT=500 STEPS=60 POP=8 EVALS=60; fi
-SMALL=(-population "$POP" -steps "$STEPS" -batch 32 -holdout "$HOLDOUT" -max-train "$MAXTRAIN")
+# -max-flops: growth is capped, or a run whose children happen to grow (asynchronous
+# ranks make every run differ) costs several times another (children of 10 MFLOPs: 500 s)
+SMALL=(-population "$POP" -steps "$STEPS" -batch 32 -holdout "$HOLDOUT" -max-train "$MAXTRAIN" -max-flops 1e6)
 start_mpi() { local name=$1 dir=$2 np=$3; shift 3
   run "$name" "${MPIRUN[@]}" -np "$np" "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg -out "$dir" "${SMALL[@]}" "$@"; }
 
@@ -64,9 +66,9 @@ run a_resume "$DN" evolve -resume "$T/a" -evals $((EVALS + 4))
 check "the MPI run folder resumes without MPI (rc=$rc)" [ "$rc" -eq 0 -a "$(lines "$T/a/events.jsonl")" -eq $((EVALS + 4)) ]
 
 # ------------------------------------------------------------------ b. kill -9 a worker rank, then resume
-SLOW=$((EVALS * 2))
+SLOW=$EVALS   # long enough to be killed mid-run (6 events in), short enough to finish on one rank
 ( "${MPIRUN[@]}" -np 3 "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg -out "$T/b" "${SMALL[@]}" -evals "$SLOW" \
-    -steps $((STEPS * 4)) -mpi > "$T/b.out" 2> "$T/b.err"; echo $? > "$T/b.rc" ) &
+    -steps $((STEPS * 2)) -mpi > "$T/b.out" 2> "$T/b.err"; echo $? > "$T/b.rc" ) &
 for _ in $(seq 1 600); do [ "$(lines "$T/b/events.jsonl")" -ge 6 ] && break; sleep 0.05; done
 victim=$(pid_of_rank 1)
 check "found worker rank 1 to kill" [ -n "$victim" ]
@@ -84,7 +86,7 @@ check "every evaluation written before the kill is kept" cmp -s "$T/b.before" <(
 
 # ------------------------------------------------------------------ e. kill -9 a worker rank, the job lives on
 ( DN_MPI_TIMEOUT=4 "${MPIRUN[@]}" --enable-recovery -np 3 "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg \
-    -out "$T/e" "${SMALL[@]}" -evals "$SLOW" -steps $((STEPS * 4)) -mpi > "$T/e.out" 2> "$T/e.err"; echo $? > "$T/e.rc" ) &
+    -out "$T/e" "${SMALL[@]}" -evals "$SLOW" -steps $((STEPS * 2)) -mpi > "$T/e.out" 2> "$T/e.err"; echo $? > "$T/e.rc" ) &
 for _ in $(seq 1 600); do [ "$(lines "$T/e/events.jsonl")" -ge 6 ] && break; sleep 0.05; done
 victim=$(pid_of_rank 1)
 check "found worker rank 1 to kill (recovery)" [ -n "$victim" ]
@@ -101,7 +103,7 @@ check "rank 0 says rank 1 is gone" grep -q "MPI rank 1: no message from rank 1 f
 
 # rank 0 killed under --enable-recovery: the workers notice the silence, leave, and the folder resumes
 ( DN_MPI_TIMEOUT=3 "${MPIRUN[@]}" --enable-recovery -np 3 "$DNM" evolve "$T/fashion.data" cfg/evo-trivial.cfg \
-    -out "$T/f" "${SMALL[@]}" -evals "$SLOW" -steps $((STEPS * 4)) -mpi > "$T/f.out" 2> "$T/f.err"; echo $? > "$T/f.rc" ) &
+    -out "$T/f" "${SMALL[@]}" -evals "$SLOW" -steps $((STEPS * 2)) -mpi > "$T/f.out" 2> "$T/f.err"; echo $? > "$T/f.rc" ) &
 for _ in $(seq 1 600); do [ "$(lines "$T/f/events.jsonl")" -ge 6 ] && break; sleep 0.05; done
 victim=$(pid_of_rank 0)
 [ -n "$victim" ] && kill -9 "$victim"

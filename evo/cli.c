@@ -215,12 +215,23 @@ static int check_fidelity(const evo_options *o)
     return 0;
 }
 
-/* Unset -workers (0): one per listed GPU, else 1. */
+static int mpi_workers;   /* -mpi: the worker ranks (size - 1); 0 without MPI */
+
+/* Unset -workers (0): one per listed GPU. On the CPU without MPI, with
+ * -hours, one per CPU up to a quarter of the population: a worker's
+ * single-threaded evaluation wastes less than one evaluation split over the
+ * CPUs, and a time budget is not reproducible anyway. Else 1: -seed then
+ * reproduces the search, and a measured latency has the CPUs to itself. */
 static void default_workers(evo_options *o)
 {
-    int dev[EVO_MAX_GPUS], n = 0;
+    int dev[EVO_MAX_GPUS], n = 0, costs = 0;
     if (o->workers != 0) return;
     if (o->gpus && *o->gpus && dn_gpu_parse_list(o->gpus, dev, EVO_MAX_GPUS, &n) != DN_OK) n = 0;
+    if (evo_objective_parse(o->objective, &costs) != DN_OK) costs = 0;
+    if (n == 0 && !mpi_workers && o->hours > 0 && !(costs & EVO_COST_LATENCY)) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN), most = o->population / 4 < 64 ? o->population / 4 : 64;
+        n = (int)(cpus < most ? cpus : most);
+    }
     o->workers = n > 0 ? n : 1;
 }
 
@@ -347,7 +358,6 @@ static int set_str(char **dst, const char *v)
 
 /* ------------------------------------------------------------ commands */
 
-static int mpi_workers;   /* -mpi: the worker ranks (size - 1); 0 without MPI */
 
 static int search_and_close(evo_store *st, evo_options *o, evo_state *state)
 {

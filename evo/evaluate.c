@@ -13,7 +13,7 @@
  * It never fails the process: a cfg that does not build, a divergence (NaN or
  * Inf in the loss, the weights or the outputs), an allocation failure or a
  * data error make the child EVO_FAILED with the message as its reason.
- * evo_eval_options.threads > 0 sets the GEMM threads (process-wide).
+ * evo_eval_options.threads sets the GEMM threads (process-wide; 0: the default).
  */
 #include "evo_internal.h"
 #include <math.h>

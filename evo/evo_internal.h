@@ -278,7 +278,7 @@ typedef struct {
     int batch;               /* images per batch (overrides the cfg)      */
     int inherit;             /* 1: start from the parent's matched weights */
     uint64_t seed;           /* drives init, dropout and data order        */
-    int threads;             /* BLAS threads (0: leave as is)              */
+    int threads;             /* BLAS threads (0: the default)              */
     int gpu;                 /* 1 + CUDA device to train on; 0: the CPU    */
     int schedule;            /* evo_schedule                               */
     int val_images;          /* score on the first N holdout images (0: all) */

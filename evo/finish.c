@@ -521,10 +521,13 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
         double n = fo->epochs * c.train.n / (c.net->batch * c.net->subdivisions);
         p.steps = n < 1 ? 1 : n > 1e9 ? 1000000000 : (int)n;
     }
+    /* one model: every thread -threads allows (a search's workers may have left the process at fewer) */
+    if (s == DN_OK) dn_set_threads(o->threads);
     if (s == DN_OK && log) {
         fprintf(log, "final: training individual %d (val %.2f%%, level %d) on all %d training images, %s, %s, ", v->id,
                 100.0 * v->accuracy, v->rung, c.train.n, p.scratch ? "from scratch" : "from its weights",
                 p.augment ? "flip + crop" : "no augmentation");
+        if (device < 0) fprintf(log, "%d thread%s, ", dn_threads(), dn_threads() == 1 ? "" : "s");
         if (p.lr > 0 || p.lr_scale < 1) fprintf(log, "peak learning rate %g, ", peak_rate(&c, &p));
         if (p.steps > 0) fprintf(log, "%d steps\n", p.steps);
         else fprintf(log, "%.0f s\n", fo->seconds);

@@ -59,8 +59,8 @@ static const evo_option_spec TABLE[] = {
         "cell searches: upstream (every op pjreddie Darknet loads: all but avg3x3), all, or a list, e.g. "
         "sep3x3,max3x3,identity"),
     OPT("-workers", "N", "workers", EVO_OPT_INT, workers, "0", "250", 1,
-        "evaluations in flight at once, sharing the population (0: one per -gpus device, else 1; threads per "
-        "evaluation: CPUs / N)"),
+        "evaluations in flight at once, sharing the population (0: one per -gpus device; else with -hours and "
+        "no latency objective one per CPU, at most population / 4; else 1; threads per evaluation: CPUs / N)"),
     OPT("-seed", "S", "seed", EVO_OPT_U64, seed, "1", NULL, 0,
         "seed of everything random (selection, mutation, init, data order)"),
     OPT("-max-layers", "L", "max_layers", EVO_OPT_INT, limits.max_layers, "0", NULL, 0,

@@ -12,7 +12,8 @@
 #   f. bad input of every kind: non-zero exit and a message, never a crash;
 #   g. `evolve status DIR` (read-only) and `evolve -h`;
 #   h. -workers 2: the event log has no gap or duplicate, every individual is
-#      alive, killed (once, while alive) or failed, both workers evaluated.
+#      alive, killed (once, while alive) or failed, both workers evaluated;
+#      the final training takes every thread again.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -154,6 +155,17 @@ fi
 run h "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/h" "${SMALL[@]}" -workers 2
 check "-workers 2 exits 0 (rc=$rc: $(tail -n 2 "$T/h.err"))" [ "$rc" -eq 0 ]
 check_search_log "-workers 2" "$T/h/events.jsonl" "$EVALS" "$POP" 2
+cpus=$(nproc); [ "$cpus" -gt 8 ] && cpus=8
+check "-workers 2: the final training takes every thread again ($cpus), not a worker's share" \
+  grep -qE "^final: training individual .* $cpus threads?, " "$T/h.out"
+# unset -workers: one per CPU (at most population / 4) with -hours, unless latency is measured; else 1
+auto=$(nproc); [ "$auto" -gt $((POP / 4)) ] && auto=$((POP / 4)); [ "$auto" -lt 1 ] && auto=1
+run h_auto "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/h_auto" "${SMALL[@]}" -evals 0 -hours 0.0003 -final 0
+check "-hours without -workers: $auto workers (rc=$rc)" grep -qx "workers=$auto" "$T/h_auto/options.cfg"
+run h_lat "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/h_lat" "${SMALL[@]}" -evals 0 -hours 0.0003 -final 0 \
+  -objective acc,latency
+check "-hours -objective acc,latency without -workers: 1 worker (rc=$rc)" grep -qx "workers=1" "$T/h_lat/options.cfg"
+check "-evals without -workers: 1 worker" grep -qx "workers=1" "$T/a/options.cfg"
 run h_status "$DN" evolve status "$T/h"
 check "-workers 2: status reads the run" [ "$rc" -eq 0 ]
 cp -r "$T/h" "$T/h2"

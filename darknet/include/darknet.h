@@ -436,8 +436,8 @@ float dn_rand_normal(uint64_t *state);
 double dn_time_now(void);   /* seconds, monotonic */
 
 /* Worker threads the convolutions split each batch over, process-wide;
- * n < 1 leaves it as is (default: the online CPUs, at most 8). OpenBLAS is
- * then kept to one thread per call unless OPENBLAS_NUM_THREADS is set. */
+ * n < 1 sets the default (the online CPUs, at most 8). OpenBLAS is then kept
+ * to one thread per call unless OPENBLAS_NUM_THREADS is set. */
 void dn_set_threads(int n);
 /* The worker threads set now (the default once anything asked). */
 int dn_threads(void);

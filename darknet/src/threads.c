@@ -2,11 +2,12 @@
  * threads.c — the library's own worker threads for the convolution kernels.
  *
  * dn_set_threads(n) sets how many workers a convolution splits its batch
- * over (default: the online CPUs, at most 8); the workers are a pool of
- * threads kept for the life of the process. Each worker runs single-threaded
- * GEMMs: OpenBLAS's own threads are set to 1 unless OPENBLAS_NUM_THREADS is
- * in the environment (its threads spin on a loaded machine, and each of our
- * GEMMs covers only a cache-sized chunk of the batch).
+ * over (n < 1, and before any call: the online CPUs, at most 8); the
+ * workers are a pool of threads kept for the life of the process. Each
+ * worker runs single-threaded GEMMs: OpenBLAS's own threads are set to 1
+ * unless OPENBLAS_NUM_THREADS is in the environment (its threads spin on a
+ * loaded machine, and each of our GEMMs covers only a cache-sized chunk of
+ * the batch).
  */
 #include "internal.h"
 #include <pthread.h>
@@ -22,6 +23,13 @@
 
 static int threads_set;   /* 0: not chosen yet */
 
+/* The online CPUs, at most 8. */
+static int default_threads(void)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus < 1 ? 1 : (cpus > 8 ? 8 : (int)cpus);
+}
+
 static void blas_single(void)
 {
 #ifdef DN_OPENBLAS
@@ -33,7 +41,7 @@ static void blas_single(void)
  * or read it at once (with the same value). */
 void dn_set_threads(int n)
 {
-    if (n < 1) return;
+    if (n < 1) n = default_threads();
     __atomic_store_n(&threads_set, n < MAX_THREADS ? n : MAX_THREADS, __ATOMIC_RELAXED);
     blas_single();
 }
@@ -42,8 +50,7 @@ int dn_threads(void)
 {
     int n = __atomic_load_n(&threads_set, __ATOMIC_RELAXED);
     if (!n) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus < 1 ? 1 : (cpus > 8 ? 8 : (int)cpus);
+        n = default_threads();
         __atomic_store_n(&threads_set, n, __ATOMIC_RELAXED);
         blas_single();
     }

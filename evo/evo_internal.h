@@ -88,15 +88,18 @@ dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint
  * (evo_inherit, then evo_morph_init) the child computes the parent's function:
  *   deepen: an identity [convolutional] (3x3 stride 1, filters = its input
  *     channels, batch_normalize=1) after a body layer (or at the input); relu
- *     where its input is never negative, else linear (see mutate.c);
+ *     where its input is never negative, else a CReLU (2C filters, relu; its
+ *     reader's weights for the second half negated) or linear (see mutate.c);
  *   widen: a body convolution's filters f -> [f+1, max(2f,16)], the new
  *     filters copies of old ones, the reader's weights split among the copies;
  *     only where its output reaches exactly one [convolutional] (groups=1) or
  *     [connected] through [maxpool], [avgpool], [local_avgpool], [activation]
  *     and [dropout], and no route/shortcut reads any of them;
  *   skip_zero: [route] of an earlier body layer -> [convolutional] (BN,
- *     linear, stride making its map the main path's) -> [shortcut] onto the
- *     main path; the branch's batch-norm scales start at 0, so it adds 0.
+ *     linear, stride making its map the main path's; or a residual block:
+ *     that conv with relu, then a 1x1 BN linear one) -> [shortcut] onto the
+ *     main path; the last branch conv's batch-norm scales start at 0, so it
+ *     adds 0.
  * They are plain evo_mutation values: evo_mutate applies them. */
 int evo_mutation_is_morph(evo_mutation m);   /* 1 for deepen, widen, skip_zero */
 
@@ -115,6 +118,11 @@ dn_status evo_mutate_child_set(const evo_genome *parent, const evo_limits *lim, 
 /* widen: index of the layer that reads body convolution i's output (see
  * above), or -1 when widening gene i could not be made exact. */
 int evo_widen_reader(const evo_genome *g, int i);
+/* deepen's CReLU: index of the layer that reads body convolution i's output
+ * through layers linear in it ([avgpool], [local_avgpool], [dropout],
+ * linear [activation]) and nothing else reads, a [convolutional] or
+ * [connected]; -1 when there is none. */
+int evo_crelu_reader(const evo_genome *g, int i);
 
 /* After evo_inherit (which copies the layers whose gene id and array sizes
  * match): initialise what morphism m added or changed so that child(x) ==

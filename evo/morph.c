@@ -14,7 +14,12 @@
  *              exactly in inference, whatever m and v; training mode
  *              normalises with each batch's own statistics, close to m and
  *              v, so y ~ x. Its activation (relu or linear, mutate.c's rule)
- *              is the identity on its input.
+ *              is the identity on its input. A CReLU deepen (C -> 2C, relu,
+ *              on an input that may be negative) gives filter C + j the
+ *              weight -1 and the batch norm of -x (mean -m), so it outputs
+ *              relu(x) and relu(-x); its reader (R, through layers linear in
+ *              it) gets R'[o][j] = R[o][j], R'[o][C + j] = -R[o][j] and reads
+ *              relu(x) - relu(-x) = x.
  *   widen      conv L: f -> F filters. Filter j < f stays filter j; filter
  *              j >= f copies filter g(j) (g drawn at random) in every array
  *              (biases, scales, rolling statistics, weights). L's reader R,
@@ -25,9 +30,12 @@
  *              summing to 1: R's pre-activation sums are unchanged, while the
  *              copies receive different gradients (the symmetry breaks).
  *              The layers between L and R pass channels one for one.
- *   skip_zero  the branch conv's batch norm starts at scales 0, biases 0: it
- *              outputs exactly 0 and the [shortcut] adds nothing, while
- *              d loss / d scales = sum delta * x_norm is not 0, so it learns.
+ *   skip_zero  the branch's last conv (its only one, or a residual block's
+ *              1x1 after a relu conv) has its batch norm start at scales 0,
+ *              biases 0: it outputs exactly 0 and the [shortcut] adds
+ *              nothing, while d loss / d scales = sum delta * x_norm is not
+ *              0, so it learns (the zero-initialised last batch norm of a
+ *              residual block: Goyal et al. 2017).
  *
  * The host arrays are written: call it before dn_network_to_gpu.
  */
@@ -58,19 +66,23 @@ static int new_gene(const evo_genome *cg, const evo_genome *pg, const char *type
 
 /* ------------------------------------------------------------ deepen */
 
-/* A batch-normalised C -> C convolution, stride 1, odd kernel, same map size. */
-static int identity_shaped(const dn_layer *l)
+/* A batch-normalised C -> C (or, crelu, C -> 2C) convolution, stride 1, odd
+ * kernel, same map size. */
+static int identity_shaped(const dn_layer *l, int crelu)
 {
-    return l->type == DN_CONVOLUTIONAL && l->batch_normalize && l->scales && l->groups == 1 && l->out_c == l->c &&
-           l->stride == 1 && l->size % 2 == 1 && l->pad == l->size / 2 && l->out_w == l->w && l->out_h == l->h;
+    return l->type == DN_CONVOLUTIONAL && l->batch_normalize && l->scales && l->groups == 1 &&
+           l->out_c == (crelu ? 2 : 1) * l->c && l->stride == 1 && l->size % 2 == 1 && l->pad == l->size / 2 &&
+           l->out_w == l->w && l->out_h == l->h;
 }
 
-/* weights (C, C, k, k): 1 at [f][f][k/2][k/2], else 0. */
+/* weights (F, C, k, k), F = C or 2C: filter f < C is +1 at [f][f][k/2][k/2],
+ * filter C + f is -1 at [C + f][f][k/2][k/2]; else 0. */
 static void identity_weights(dn_layer *l)
 {
     int k = l->size, c = l->c;
     memset(l->weights, 0, l->nweights * sizeof(float));
-    for (int f = 0; f < c; ++f) l->weights[(((size_t)f * c + f) * k + k / 2) * k + k / 2] = 1;
+    for (int f = 0; f < l->out_c; ++f)
+        l->weights[(((size_t)f * c + f % c) * k + k / 2) * k + k / 2] = f < c ? 1.f : -1.f;
 }
 
 /* Running sums of one channel: values minus a shift (its first value), so
@@ -173,30 +185,43 @@ static dn_status input_stats(dn_network *net, int i, const float *X, int n, floa
     return s;
 }
 
-static dn_status init_deepen(dn_network *child, const evo_genome *cg, const evo_genome *pg, const float *X, int n)
+static dn_status crelu_reader(dn_layer *c, const dn_layer *p, int C);   /* with widen's reader split, below */
+
+static dn_status init_deepen(dn_network *child, const evo_genome *cg, const dn_network *parent,
+                             const evo_genome *pg, const float *X, int n)
 {
     int i = new_gene(cg, pg, "convolutional", "deepen");
     if (i < 0) return DN_ERR_ARG;
     dn_layer *l = &child->layers[i];
-    if (!identity_shaped(l))
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: layer %d is not a batch-normalised %d -> %d "
-                        "convolution of stride 1 that keeps the map size", i, l->c, l->c);
-    if (l->activation != DN_RELU && l->activation != DN_LINEAR)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: layer %d's activation %s is not relu or linear", i,
-                        dn_activation_name(l->activation));
+    int crelu = l->out_c == 2 * l->c, rc = -1, rp = -1;
+    if (!identity_shaped(l, crelu))
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: layer %d is not a batch-normalised %d -> %d (or %d) "
+                        "convolution of stride 1 that keeps the map size", i, l->c, l->c, 2 * l->c);
+    if (crelu ? l->activation != DN_RELU : l->activation != DN_RELU && l->activation != DN_LINEAR)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: layer %d's activation %s is not %s", i,
+                        dn_activation_name(l->activation), crelu ? "relu (a CReLU)" : "relu or linear");
+    if (crelu) {
+        rc = evo_crelu_reader(cg, i);
+        rp = rc < 0 ? -1 : evo_genome_find(pg, cg->genes[rc].id);
+        if (rp < 0)
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen: the CReLU (layer %d) has no single reader that "
+                            "the parent has too", i);
+    }
     float *mean = malloc(2 * (size_t)l->c * sizeof(float));
     if (!mean) return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
     float *var = mean + l->c;
     dn_status s = input_stats(child, i, X, n, mean, var);
-    if (s == DN_OK) {
+    if (s == DN_OK) {   /* filter f: +-x (the sign of its weights), normalised back to +-x */
         identity_weights(l);
-        for (int ch = 0; ch < l->c; ++ch) {
-            l->rolling_mean[ch] = l->biases[ch] = mean[ch];
-            l->rolling_variance[ch] = var[ch];
-            l->scales[ch] = sqrtf(var[ch] + BN_EPSILON);
+        for (int f = 0; f < l->out_c; ++f) {
+            int ch = f % l->c;
+            l->rolling_mean[f] = l->biases[f] = f < l->c ? mean[ch] : -mean[ch];
+            l->rolling_variance[f] = var[ch];
+            l->scales[f] = sqrtf(var[ch] + BN_EPSILON);
         }
     }
     free(mean);
+    if (s == DN_OK && crelu) s = crelu_reader(&child->layers[rc], &parent->layers[rp], l->c);
     return s;
 }
 
@@ -249,18 +274,21 @@ static void split_ratios(const int *src, int f, int F, uint64_t *rng, float *r, 
     for (int j = 0; j < F; ++j) r[j] = (float)(r[j] / sum[src[j]]);
 }
 
-/* weights (O, F, per) from the parent's (O, f, per): [o][j] = [o][src[j]] * r_o[j]. */
-static dn_status split_weights(dn_param *c, const dn_param *p, int O, const int *src, int f, int F, uint64_t *rng)
+/* weights (O, F, per) from the parent's (O, f, per): [o][j] = [o][src[j]] *
+ * r_o[j], r_o[j] = sign[j] when signs are given, else split_ratios's. */
+static dn_status split_weights(dn_param *c, const dn_param *p, int O, const int *src, int f, int F, const float *sign,
+                               uint64_t *rng)
 {
     size_t per = p->n / ((size_t)O * f);
     if (p->n != per * O * f || c->n != per * O * F)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader's weights (%zu floats, now %zu) do not split "
-                        "%d -> %d input channels for %d outputs", p->n, c->n, f, F, O);
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader's weights (%zu floats, now %zu) do not take %d -> %d "
+                        "input channels for %d outputs", p->n, c->n, f, F, O);
     float *r = malloc((size_t)F * sizeof *r);
     double *sum = malloc((size_t)f * sizeof *sum);
     if (!r || !sum) { free(r); free(sum); return evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory"); }
     for (int o = 0; o < O; ++o) {
-        split_ratios(src, f, F, rng, r, sum);
+        if (sign) memcpy(r, sign, (size_t)F * sizeof *r);
+        else split_ratios(src, f, F, rng, r, sum);
         for (int j = 0; j < F; ++j) {
             const float *from = p->data + ((size_t)o * f + src[j]) * per;
             float *to = c->data + ((size_t)o * F + j) * per;
@@ -272,22 +300,40 @@ static dn_status split_weights(dn_param *c, const dn_param *p, int O, const int 
     return DN_OK;
 }
 
-/* The reader: its weights split among the copies, its other arrays copied. */
-static dn_status split_reader(dn_layer *c, const dn_layer *p, const int *src, int f, int F, uint64_t *rng)
+/* The reader of f -> F channels: its weights split among the copies (see
+ * split_weights), its other arrays copied. */
+static dn_status split_reader(dn_layer *c, const dn_layer *p, const int *src, int f, int F, const float *sign,
+                              uint64_t *rng)
 {
     dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
     int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
     if (c->type != p->type || nc != np || c->out_c != p->out_c)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader differs from its parent's in more than its "
-                        "inputs");
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader differs from its parent's in more than its inputs");
     for (int k = 0; k < nc; ++k) {
         if (strcmp(cp[k].name, pp[k].name))
-            return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader's arrays differ from its parent's");
-        if (strcmp(cp[k].name, "weights") == 0) DN_TRY(split_weights(&cp[k], &pp[k], p->out_c, src, f, F, rng));
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader's arrays differ from its parent's");
+        if (strcmp(cp[k].name, "weights") == 0) DN_TRY(split_weights(&cp[k], &pp[k], p->out_c, src, f, F, sign, rng));
         else if (cp[k].n == pp[k].n) memcpy(cp[k].data, pp[k].data, cp[k].n * sizeof(float));
-        else return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the reader's %s changed size", cp[k].name);
+        else return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader's %s changed size", cp[k].name);
     }
     return DN_OK;
+}
+
+/* The CReLU's reader: input channel C + j gets the negated weights of
+ * channel j, so that it reads relu(x) - relu(-x) = x. */
+static dn_status crelu_reader(dn_layer *c, const dn_layer *p, int C)
+{
+    int *src = malloc(2 * (size_t)C * sizeof *src);
+    float *sign = malloc(2 * (size_t)C * sizeof *sign);
+    dn_status s = src && sign ? DN_OK : evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
+    for (int j = 0; s == DN_OK && j < 2 * C; ++j) {
+        src[j] = j % C;
+        sign[j] = j < C ? 1.f : -1.f;
+    }
+    if (s == DN_OK) s = split_reader(c, p, src, C, 2 * C, sign, NULL);
+    free(src);
+    free(sign);
+    return s;
 }
 
 static dn_status init_widen(dn_network *child, const evo_genome *cg, const dn_network *parent, const evo_genome *pg,
@@ -305,17 +351,22 @@ static dn_status init_widen(dn_network *child, const evo_genome *cg, const dn_ne
     uint64_t rng = seed;
     for (int j = 0; j < F; ++j) src[j] = j < f ? j : (int)(dn_rand_u64(&rng) % (uint64_t)f);
     dn_status s = copy_filters(&child->layers[ci], &parent->layers[pi], src, f, F);
-    if (s == DN_OK) s = split_reader(&child->layers[rc], &parent->layers[rp], src, f, F, &rng);
+    if (s == DN_OK) s = split_reader(&child->layers[rc], &parent->layers[rp], src, f, F, NULL, &rng);
     free(src);
     return s;
 }
 
 /* ------------------------------------------------------------ skip_zero */
 
+/* The branch's last conv: the one right before the new [shortcut] (a
+ * residual block's first conv keeps its fresh weights). */
 static dn_status init_skip_zero(dn_network *child, const evo_genome *cg, const evo_genome *pg)
 {
-    int i = new_gene(cg, pg, "convolutional", "skip_zero");
-    if (i < 0) return DN_ERR_ARG;
+    int sc = new_gene(cg, pg, "shortcut", "skip_zero"), i = sc - 1;
+    if (sc < 0) return DN_ERR_ARG;
+    if (i < 0 || strcmp(cg->genes[i].type, "convolutional") || evo_genome_find(pg, cg->genes[i].id) >= 0)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: no new [convolutional] right before the new "
+                        "[shortcut] (layer %d)", sc);
     dn_layer *l = &child->layers[i];
     if (l->type != DN_CONVOLUTIONAL || !l->batch_normalize || !l->scales)
         return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: the branch convolution (layer %d) has no batch "
@@ -323,8 +374,6 @@ static dn_status init_skip_zero(dn_network *child, const evo_genome *cg, const e
     if (l->activation != DN_LINEAR && l->activation != DN_RELU && l->activation != DN_LEAKY)
         return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: the branch's activation %s is not 0 at 0",
                         dn_activation_name(l->activation));
-    if (i + 1 >= cg->n || strcmp(cg->genes[i + 1].type, "shortcut") || evo_genome_find(pg, cg->genes[i + 1].id) >= 0)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: skip_zero: no new [shortcut] after the branch (layer %d)", i);
     memset(l->scales, 0, (size_t)l->out_c * sizeof(float));
     memset(l->biases, 0, (size_t)l->out_c * sizeof(float));
     return DN_OK;
@@ -346,7 +395,7 @@ dn_status evo_morph_init(dn_network *child, const evo_genome *child_genome, cons
     if (parent->on_gpu && dn_network_pull(parent) != DN_OK)
         return evo_fail(DN_ERR_GPU, "evo_morph_init: reading the parent's weights from the GPU: %s", dn_last_error());
     switch (m) {
-    case EVO_MUT_DEEPEN: return init_deepen(child, child_genome, parent_genome, X, n);
+    case EVO_MUT_DEEPEN: return init_deepen(child, child_genome, parent, parent_genome, X, n);
     case EVO_MUT_WIDEN: return init_widen(child, child_genome, parent, parent_genome, seed);
     default: return init_skip_zero(child, child_genome, parent_genome);
     }

@@ -412,10 +412,16 @@ static int read_positions(const evo_genome *g, int first, int *pos)
     return n;
 }
 
-/* deepen: [convolutional] batch_normalize=1 size=3 stride=1 pad=1, filters =
- * its input channels, activation relu when its input is never negative
- * (nonneg_outputs) and linear otherwise: either is then the identity on its
- * input, so the identity init (morph.c) is exact. */
+/* deepen: [convolutional] batch_normalize=1 size=3 stride=1 pad=1 with
+ *   - its input's C channels and relu when the input is never negative
+ *     (nonneg_outputs): the identity on it;
+ *   - else, one time in two, 2C filters and relu (a CReLU: relu(x) and
+ *     relu(-x)) when evo_crelu_reader finds the one layer that reads it,
+ *     which then subtracts the second half from the first:
+ *     relu(x) - relu(-x) = x;
+ *   - else C filters and linear: the identity on it.
+ * so the init of morph.c is exact, and a signed input can still get a
+ * nonlinearity (at twice the channels; selection weighs the two). */
 static dn_status deepen(evo_genome *g, uint64_t *rng)
 {
     dn_network *net;
@@ -431,12 +437,15 @@ static dn_status deepen(evo_genome *g, uint64_t *rng)
     free(pos);
     free(nn);
     char filters[32];
-    snprintf(filters, sizeof filters, "%d", channels);
+    snprintf(filters, sizeof filters, "%d", relu ? channels : 2 * channels);
     const char *kv[] = {"batch_normalize", "1", "filters", filters, "size", "3", "stride", "1", "pad", "1",
-                        "activation", relu ? "relu" : "linear", NULL};
+                        "activation", "relu", NULL};
     evo_gene conv;
     DN_TRY(gene_make(&conv, "convolutional", kv));
-    return insert_genes(g, p, &conv, 1);
+    DN_TRY(insert_genes(g, p, &conv, 1));
+    if (relu || (rand_int(rng, 0, 1) && evo_crelu_reader(g, p) >= 0)) return DN_OK;
+    DN_TRY(gene_set_int(&g->genes[p], "filters", channels));   /* linear: the draw, or no reader undoes a CReLU */
+    return evo_gene_set(&g->genes[p], "activation", "linear");
 }
 
 /* Layer types that pass channels through one for one (widen's path). */
@@ -451,6 +460,25 @@ static int is_plain_conv(const evo_gene *g)
 {
     int groups;
     return is_type(g, "convolutional") && gene_int(g, "groups", 1, &groups) == 0 && groups == 1;
+}
+
+/* Layers that pass channels one for one and are linear in them (inference). */
+static int is_linear_channelwise(const evo_gene *g)
+{
+    const char *act = evo_gene_get(g, "activation");
+    return is_type(g, "avgpool") || is_type(g, "local_avgpool") || is_type(g, "dropout") ||
+           (is_type(g, "activation") && act && !strcmp(act, "linear"));
+}
+
+int evo_crelu_reader(const evo_genome *g, int i)
+{
+    if (!g || i < 0 || i >= g->body_end || !is_plain_conv(&g->genes[i])) return -1;
+    int k = i + 1;
+    while (k < g->n && is_linear_channelwise(&g->genes[k])) ++k;
+    if (k >= g->n || !(is_plain_conv(&g->genes[k]) || is_type(&g->genes[k], "connected"))) return -1;
+    for (int j = i; j < k; ++j)
+        if (is_referenced(g, g->genes[j].id)) return -1;
+    return k;
 }
 
 int evo_widen_reader(const evo_genome *g, int i)
@@ -514,25 +542,31 @@ static dn_status gene_ref(evo_gene *g, int id)
     return DN_OK;
 }
 
-/* The three genes of a skip_zero branch from gene `from` onto main path gene
- * `main` (channels: main's). On failure nothing is left allocated. */
-static dn_status branch_genes(evo_gene *b, int from, int main, int channels, int size, int stride)
+/* The genes of a skip_zero branch from gene `from` onto main path gene
+ * `main` (channels: main's): [route], the branch conv (size, stride; relu
+ * when `block`, then a 1x1 linear one), [shortcut]. Returns their count (3
+ * or 4) in *n. On failure nothing is left allocated. */
+static dn_status branch_genes(evo_gene *b, int from, int main, int channels, int size, int stride, int block, int *n)
 {
     char filters[32], sz[8], st[8];
     snprintf(filters, sizeof filters, "%d", channels);
     snprintf(sz, sizeof sz, "%d", size);
     snprintf(st, sizeof st, "%d", stride);
     const char *conv[] = {"batch_normalize", "1", "filters", filters, "size", sz, "stride", st, "pad", "1",
+                          "activation", block ? "relu" : "linear", NULL};
+    const char *last[] = {"batch_normalize", "1", "filters", filters, "size", "1", "stride", "1", "pad", "1",
                           "activation", "linear", NULL};
     const char *linear[] = {"activation", "linear", NULL};
-    memset(b, 0, 3 * sizeof *b);
+    *n = block ? 4 : 3;
+    memset(b, 0, (size_t)*n * sizeof *b);
     dn_status s = gene_make(&b[0], "route", NULL);
     if (s == DN_OK) s = gene_ref(&b[0], from);
     if (s == DN_OK) s = gene_make(&b[1], "convolutional", conv);
-    if (s == DN_OK) s = gene_make(&b[2], "shortcut", linear);
-    if (s == DN_OK) s = gene_ref(&b[2], main);
+    if (s == DN_OK && block) s = gene_make(&b[2], "convolutional", last);
+    if (s == DN_OK) s = gene_make(&b[*n - 1], "shortcut", linear);
+    if (s == DN_OK) s = gene_ref(&b[*n - 1], main);
     if (s != DN_OK)
-        for (int k = 0; k < 3; ++k) gene_clear(&b[k]);
+        for (int k = 0; k < *n; ++k) gene_clear(&b[k]);
     return s;
 }
 
@@ -540,7 +574,9 @@ static dn_status branch_genes(evo_gene *b, int from, int main, int channels, int
  * main path's channels, stride s mapping j's map onto it; 1x1 or 3x3 at
  * stride 1, 3x3 otherwise: a strided 1x1 is upstream-unsafe) -> [shortcut
  * from=main] at position pos (main = gene pos-1). pos is drawn among the
- * positions with a source, then j. */
+ * positions with a source, then j. One draw in two the branch is a residual
+ * block instead: that conv with relu, then a 1x1 BN linear conv (the one
+ * morph.c starts at 0), so the shortcut adds a nonlinearity. */
 static dn_status skip_zero(evo_genome *g, uint64_t *rng)
 {
     if (g->body_end < 1) return evo_fail(DN_ERR_ARG, "skip_zero does not apply: the body is empty");
@@ -564,10 +600,10 @@ static dn_status skip_zero(evo_genome *g, uint64_t *rng)
     if (p < 0)
         return evo_fail(DN_ERR_ARG, "skip_zero does not apply: no body layer a strided convolution maps onto a "
                         "later one");
-    int size = stride > 1 || rand_int(rng, 0, 1) ? 3 : 1;
-    evo_gene b[3];
-    DN_TRY(branch_genes(b, g->genes[j].id, g->genes[p - 1].id, channels, size, stride));
-    return insert_genes(g, p, b, 3);
+    int size = stride > 1 || rand_int(rng, 0, 1) ? 3 : 1, block = rand_int(rng, 0, 1), n = 0;
+    evo_gene b[4];
+    DN_TRY(branch_genes(b, g->genes[j].id, g->genes[p - 1].id, channels, size, stride, block, &n));
+    return insert_genes(g, p, b, n);
 }
 
 int evo_mutation_is_morph(evo_mutation m)

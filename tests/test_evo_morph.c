@@ -38,8 +38,11 @@ static const char *SMALL =
     "[connected]\noutput=10\nactivation=linear\n[softmax]\n";
 
 /* deepen's rule on SMALL at positions 0..5: relu after the input (images in
- * [0,1]), a relu conv and a pool of it; linear after the leaky conv and its pool. */
-static const int SMALL_RELU[6] = {1, 1, 1, 0, 0, 1};
+ * [0,1]), a relu conv and a pool of it; after the leaky conv, linear where a
+ * max pool reads it (3) and a CReLU or (one draw in two) linear after the
+ * pool, where conv 4 reads it directly (4). */
+enum { KIND_RELU, KIND_LINEAR, KIND_CRELU };
+static const int SMALL_KIND[6] = {KIND_RELU, KIND_RELU, KIND_RELU, KIND_LINEAR, KIND_CRELU, KIND_RELU};
 
 /* A linear conv read through [avgpool] and [dropout] by the [connected]. */
 static const char *DROP =
@@ -307,8 +310,8 @@ static void test_set_draws(void)
 
 static void test_deepen_genome(void)
 {
-    int seen[6] = {0};
-    for (uint64_t s = 1; s <= 30; ++s) {
+    int seen[6] = {0}, crelus = 0, linears_at_crelu = 0;
+    for (uint64_t s = 1; s <= 60; ++s) {
         evo_genome p, c;
         CHECK_EVO(mutate_cfg(SMALL, EVO_MUT_DEEPEN, s, &p, &c));
         int pos = -1;
@@ -320,16 +323,24 @@ static void test_deepen_genome(void)
         dn_network *net = shapes(&p);
         int in_c = net ? (pos == 0 ? net->c : net->layers[pos - 1].out_c) : -1;
         dn_network_free(net);
-        CHECK(!strcmp(g->type, "convolutional") && geti(g, "filters", 0) == in_c && geti(g, "size", 0) == 3 &&
+        int kind = SMALL_KIND[pos];
+        if (kind == KIND_CRELU && geti(g, "filters", 0) == in_c) kind = KIND_LINEAR;   /* the other half of the draws */
+        crelus += kind == KIND_CRELU;
+        linears_at_crelu += kind == KIND_LINEAR && SMALL_KIND[pos] == KIND_CRELU;
+        int want = kind == KIND_CRELU ? 2 * in_c : in_c;
+        CHECK(!strcmp(g->type, "convolutional") && geti(g, "filters", 0) == want && geti(g, "size", 0) == 3 &&
               geti(g, "stride", 1) == 1 && geti(g, "pad", 0) == 1 && geti(g, "batch_normalize", 0) == 1,
-              "3x3 stride-1 BN conv with the input's %d channels", in_c);
-        CHECK(!strcmp(gets_(g, "activation"), SMALL_RELU[pos] ? "relu" : "linear"), "position %d: activation %s", pos,
-              gets_(g, "activation"));
+              "position %d: 3x3 stride-1 BN conv with %d filters (input %d channels): %d", pos, want, in_c,
+              geti(g, "filters", 0));
+        CHECK(!strcmp(gets_(g, "activation"), kind == KIND_LINEAR ? "linear" : "relu"), "position %d: activation %s",
+              pos, gets_(g, "activation"));
         seen[pos]++;
         evo_genome_free(&p);
         evo_genome_free(&c);
     }
     for (int k = 0; k < 6; ++k) CHECK(seen[k] > 0, "position %d drawn", k);
+    CHECK(crelus > 0 && linears_at_crelu > 0, "position 4: CReLUs (%d) and linear convs (%d) drawn", crelus,
+          linears_at_crelu);
     /* RES: never right before the route (its output would be unused) */
     for (uint64_t s = 1; s <= 30; ++s) {
         evo_genome p, c;
@@ -381,7 +392,7 @@ static void test_widen_genome(void)
 
 static void test_skip_zero_genome(void)
 {
-    int strided = 0, ones = 0;
+    int strided = 0, ones = 0, blocks = 0, plain = 0;
     const char *cfgs[] = {SMALL, RES, FASHION};
     for (int k = 0; k < 3; ++k)
         for (uint64_t s = 1; s <= 20; ++s) {
@@ -390,15 +401,30 @@ static void test_skip_zero_genome(void)
             int pos = -1;
             for (int i = 0; i < c.n && pos < 0; ++i)
                 if (evo_genome_find(&p, c.genes[i].id) < 0) pos = i;
-            CHECK(c.n == p.n + 3 && pos >= 1 && pos + 2 < c.body_end, "three genes in the body (at %d)", pos);
-            if (pos < 1 || pos + 2 >= c.n) { evo_genome_free(&p); evo_genome_free(&c); continue; }
-            const evo_gene *r = &c.genes[pos], *conv = &c.genes[pos + 1], *sc = &c.genes[pos + 2];
+            int added = c.n - p.n, block = added == 4;
+            CHECK((added == 3 || added == 4) && pos >= 1 && pos + added - 1 < c.body_end,
+                  "three or four genes in the body (%d at %d)", added, pos);
+            if (pos < 1 || pos + added - 1 >= c.n || (added != 3 && added != 4)) {
+                evo_genome_free(&p);
+                evo_genome_free(&c);
+                continue;
+            }
+            blocks += block;
+            plain += !block;
+            const evo_gene *r = &c.genes[pos], *conv = &c.genes[pos + 1], *sc = &c.genes[pos + added - 1];
+            if (block) {   /* the relu conv, then a 1x1 BN linear conv of the main path's channels */
+                const evo_gene *last = &c.genes[pos + 2];
+                CHECK(!strcmp(last->type, "convolutional") && geti(last, "size", 0) == 1 && geti(last, "stride", 1) == 1 &&
+                      geti(last, "batch_normalize", 0) == 1 && !strcmp(gets_(last, "activation"), "linear") &&
+                      geti(last, "filters", 0) == geti(conv, "filters", -1), "block: then a 1x1 BN linear conv");
+            }
             int src = r->nrefs == 1 ? evo_genome_find(&c, r->refs[0]) : -1;
             CHECK(!strcmp(r->type, "route") && src >= 0 && src < pos, "route of an earlier body gene (%d)", src);
             CHECK(!strcmp(sc->type, "shortcut") && sc->nrefs == 1 && sc->refs[0] == c.genes[pos - 1].id &&
                   !strcmp(gets_(sc, "activation"), "linear"), "shortcut onto the main path, linear");
             CHECK(!strcmp(conv->type, "convolutional") && geti(conv, "batch_normalize", 0) == 1 &&
-                  !strcmp(gets_(conv, "activation"), "linear"), "BN linear branch conv");
+                  !strcmp(gets_(conv, "activation"), block ? "relu" : "linear"), "BN %s branch conv",
+                  block ? "relu" : "linear");
             dn_network *net = shapes(&c);
             if (net) {
                 const dn_layer *b = &net->layers[pos + 1], *m = &net->layers[pos - 1];
@@ -413,6 +439,7 @@ static void test_skip_zero_genome(void)
             evo_genome_free(&c);
         }
     CHECK(strided > 0 && ones > 0, "strided (%d) and 1x1 (%d) branches drawn", strided, ones);
+    CHECK(blocks > 0 && plain > 0, "residual blocks (%d) and plain branches (%d) drawn", blocks, plain);
     evo_genome p, c;
     CHECK(mutate_cfg(TRIVIAL, EVO_MUT_SKIP_ZERO, 1, &p, &c) == DN_ERR_ARG && strstr(evo_last_error(), "skip_zero does not apply"),
           "trivial seed: %s", evo_last_error());
@@ -422,7 +449,8 @@ static void test_skip_zero_genome(void)
 
 /* ------------------------------------------------------------ function preserved */
 
-typedef struct { int exact, checked, bare_differs, skipped; float worst, worst_train, worst_other; } tally;
+/* variant: the children of deepen that are CReLUs, of skip_zero residual blocks */
+typedef struct { int exact, checked, bare_differs, skipped, variant; float worst, worst_train, worst_other; } tally;
 
 /* One morphism on one parent: the child equals the parent (inference; for
  * deepen also training mode), and without evo_morph_init it does not. */
@@ -442,6 +470,9 @@ static void exact_case(const char *cfg, const char *name, evo_mutation m, uint64
     if (!child || !bare) { CHECK(0, "%s: child builds", name); goto done; }
     float d = predict_diff(parent, child, X, 4 * BATCH), b = predict_diff_as(parent, bare, X, 4 * BATCH, 1);
     t->checked++;
+    for (int i = 0; m == EVO_MUT_DEEPEN && i < c.n; ++i)   /* the new conv doubles its input: a CReLU */
+        if (evo_genome_find(&p, c.genes[i].id) < 0) t->variant += child->layers[i].out_c == 2 * child->layers[i].c;
+    t->variant += m == EVO_MUT_SKIP_ZERO && c.n == p.n + 4;   /* a residual block */
     t->exact += d <= EXACT;
     t->bare_differs += b > 1e-2f;
     if (!(d <= t->worst)) t->worst = d;
@@ -489,11 +520,21 @@ static void test_function_preserved(void)
         tally t = {0};
         for (int c = 0; c < 6; ++c)
             for (uint64_t s = 1; s <= (c == 3 ? 3u : 6u); ++s) exact_case(cfgs[c], names[c], ms[k], s, &t);
+        for (uint64_t s = 7; ms[k] == EVO_MUT_DEEPEN && s <= 16; ++s) {   /* more CReLUs: signed inputs */
+            exact_case(SMALL, "small", ms[k], s, &t);
+            exact_case(DROP, "drop", ms[k], s, &t);
+        }
         printf("%s: %d of %d children exact (worst %.2g), %d differ without evo_morph_init, %d not applicable\n",
                evo_mutation_name(ms[k]), t.exact, t.checked, t.worst, t.bare_differs, t.skipped);
-        if (ms[k] == EVO_MUT_DEEPEN)
+        if (ms[k] == EVO_MUT_DEEPEN) {
             printf("deepen, training mode: worst %.2g (statistics of the batch), %.2g of the largest logit (of other "
-                   "images)\n", t.worst_train, t.worst_other);
+                   "images); %d CReLUs\n", t.worst_train, t.worst_other, t.variant);
+            CHECK(t.variant >= 5, "deepen: %d CReLU children among the exact ones", t.variant);
+        }
+        if (ms[k] == EVO_MUT_SKIP_ZERO) {
+            printf("skip_zero: %d residual blocks\n", t.variant);
+            CHECK(t.variant >= 5, "skip_zero: %d residual blocks among the exact ones", t.variant);
+        }
         CHECK(t.checked >= 20 && t.exact == t.checked, "%s: %d of %d exact", evo_mutation_name(ms[k]), t.exact, t.checked);
     }
     free(trivial_deep);

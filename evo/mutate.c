@@ -470,27 +470,23 @@ static int is_linear_channelwise(const evo_gene *g)
            (is_type(g, "activation") && act && !strcmp(act, "linear"));
 }
 
-int evo_crelu_reader(const evo_genome *g, int i)
+/* The one [convolutional] (groups=1) or [connected] that reads body
+ * convolution i's output through layers `pass` accepts, with no route or
+ * shortcut reading any of them; -1 when there is none. */
+static int reader_through(const evo_genome *g, int i, int (*pass)(const evo_gene *))
 {
     if (!g || i < 0 || i >= g->body_end || !is_plain_conv(&g->genes[i])) return -1;
     int k = i + 1;
-    while (k < g->n && is_linear_channelwise(&g->genes[k])) ++k;
+    while (k < g->n && pass(&g->genes[k])) ++k;
     if (k >= g->n || !(is_plain_conv(&g->genes[k]) || is_type(&g->genes[k], "connected"))) return -1;
     for (int j = i; j < k; ++j)
         if (is_referenced(g, g->genes[j].id)) return -1;
     return k;
 }
 
-int evo_widen_reader(const evo_genome *g, int i)
-{
-    if (!g || i < 0 || i >= g->body_end || !is_plain_conv(&g->genes[i])) return -1;
-    int k = i + 1;
-    while (k < g->n && is_channelwise(&g->genes[k])) ++k;
-    if (k >= g->n || !(is_plain_conv(&g->genes[k]) || is_type(&g->genes[k], "connected"))) return -1;
-    for (int j = i; j < k; ++j)
-        if (is_referenced(g, g->genes[j].id)) return -1;
-    return k;
-}
+int evo_crelu_reader(const evo_genome *g, int i) { return reader_through(g, i, is_linear_channelwise); }
+
+int evo_widen_reader(const evo_genome *g, int i) { return reader_through(g, i, is_channelwise); }
 
 /* widen: a body convolution whose output evo_widen_reader can split gets
  * filters f -> uniform in [f+1, max(2f, 16)]. */

@@ -358,7 +358,6 @@ static int set_str(char **dst, const char *v)
 
 /* ------------------------------------------------------------ commands */
 
-
 static int search_and_close(evo_store *st, evo_options *o, evo_state *state)
 {
     o->mpi_workers = mpi_workers;

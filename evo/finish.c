@@ -527,7 +527,8 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
         fprintf(log, "final: training individual %d (val %.2f%%, level %d) on all %d training images, %s, %s, ", v->id,
                 100.0 * v->accuracy, v->rung, c.train.n, p.scratch ? "from scratch" : "from its weights",
                 p.augment ? "flip + crop" : "no augmentation");
-        if (device < 0) fprintf(log, "%d thread%s, ", dn_threads(), dn_threads() == 1 ? "" : "s");
+        int threads = dn_threads();
+        if (device < 0) fprintf(log, "%d thread%s, ", threads, threads == 1 ? "" : "s");
         if (p.lr > 0 || p.lr_scale < 1) fprintf(log, "peak learning rate %g, ", peak_rate(&c, &p));
         if (p.steps > 0) fprintf(log, "%d steps\n", p.steps);
         else fprintf(log, "%.0f s\n", fo->seconds);

@@ -44,7 +44,7 @@ static void usage(FILE *out)
         "       darknet evolve export DIR -max-flops F | -max-params P | -max-latency MS [-out PREFIX]\n"
         "                                                            the most accurate kept model within the budget\n"
         "       darknet evolve finish DIR [-id N | -front K | -max-flops F | -max-params P | -max-latency MS]\n"
-        "                                [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1]\n"
+        "                                [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1|auto]\n"
         "                                [-filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
         "                                                            training images into DIR/final/, then its test\n"
@@ -203,8 +203,8 @@ static int check_fidelity(const evo_options *o)
     if (!(o->final_epochs > 0)) return usage_error("-final-epochs %g: must be > 0", o->final_epochs);
     if (!one_of(o->final_from, "inherit", "scratch", NULL))
         return usage_error("-final-from '%s': use inherit or scratch", o->final_from ? o->final_from : "");
-    if (!one_of(o->augment, "none", "final", "all"))
-        return usage_error("-augment '%s': use none, final or all", o->augment ? o->augment : "");
+    if (!o->augment || (!one_of(o->augment, "none", "auto", "final") && strcmp(o->augment, "all") != 0))
+        return usage_error("-augment '%s': use none, auto, final or all", o->augment ? o->augment : "");
     if (o->final_front < 1 || o->final_front > 8)
         return usage_error("-final-front %d: must be 1 .. 8 (1: the winner only)", o->final_front);
     int costs;
@@ -549,13 +549,16 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
         else if (!strcmp(a, "-filters") && num && x >= 1 && x == (int)x) fo->filters = (int)x;
         else if (!strcmp(a, "-cells") && num && x >= 1 && x == (int)x) fo->cells = (int)x;
         else if (!strcmp(a, "-front") && num && x >= 1 && x <= 8 && x == (int)x) f->front = (int)x;
-        else if (!strcmp(a, "-augment") && num && (x == 0 || x == 1)) { fo->augment = (int)x; f->aug_set = 1; }
+        else if (!strcmp(a, "-augment") && (!strcmp(v, "auto") || (num && (x == 0 || x == 1)))) {
+            fo->augment = num ? (int)x : EVO_AUGMENT_AUTO;
+            f->aug_set = 1;
+        }
         else if (!strcmp(a, "-from") && (!strcmp(v, "inherit") || !strcmp(v, "scratch"))) {
             fo->scratch = !strcmp(v, "scratch");
             f->from_set = 1;
         } else {
             return usage_error("finish: '%s %s' is not understood (-id N, -front K, -max-flops F, -max-params P, "
-                               "-max-latency MS, -hours H, -epochs E, -lr R, -from inherit|scratch, -augment 0|1, "
+                               "-max-latency MS, -hours H, -epochs E, -lr R, -from inherit|scratch, -augment 0|1|auto, "
                                "-filters F, -cells N, -again)", a, v);
         }
     }

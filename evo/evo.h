@@ -116,7 +116,7 @@ typedef struct {
     char *final_from;        /* "inherit" or "scratch" */
     int final_front;         /* with -objective costs: final training of the winner and up to
                                 K-1 cheaper archived models (1: the winner only) */
-    char *augment;           /* "none", "final" or "all" */
+    char *augment;           /* "none", "auto", "final" or "all" */
     char *objective;         /* "acc", or acc with costs: "acc,flops", "acc,params,latency", ... */
     int latency_threads;     /* threads the latency is measured with */
     double report_every;     /* seconds between live reports (0: only at the end) */
@@ -230,12 +230,14 @@ dn_status evo_export_pareto(const char *dir, const char *folder, FILE *report);
  * warm-up + cosine cycle, into DIR/final/, then its test accuracy. A search
  * with -final > 0 ends with it; `darknet evolve finish DIR` runs it later
  * (again: a finished one is replaced only when asked with -again). */
+#define EVO_AUGMENT_AUTO (-1)
 typedef struct {
     int id;                  /* -1: the best ever (evo_state_best_ever) */
     double seconds;          /* > 0: this long (steps fixed after timing the first ones) */
     double epochs;           /* seconds 0: this many epochs */
     int scratch;             /* 1: from a fresh initialisation, not the individual's weights */
-    int augment;             /* 1: random flip + 2-pixel pad-and-crop */
+    int augment;             /* 1: random flip + 2-pixel pad-and-crop; EVO_AUGMENT_AUTO: when the
+                                model overfits (see finish.c) */
     int filters, cells;      /* cell searches: the template at this width / depth (from scratch) */
     float lr;                /* > 0: this peak learning rate instead of the genome's */
     int front;               /* 1: into DIR/final/front/ID (a model of the front besides the winner) */

@@ -6,7 +6,8 @@
  * level) is then trained once more, longer, as one would train a hand-designed
  * model: on ALL training images (the validation holdout included), one
  * warm-up + cosine cycle (evo_cosine_rate) from the genome's learning_rate
- * over the whole run, random flip and 2-pixel crop unless -augment none,
+ * over the whole run, random flip and 2-pixel crop as -augment says (auto:
+ * when the winner overfits, decide_augment),
  * starting from the winner's inherited weights or from scratch. Its test
  * accuracy is measured once, at the end, on the .data's valid= split (the
  * test set, read by nothing else), and `darknet evolve export DIR` exports
@@ -51,6 +52,7 @@
 #define MEASURE_STEPS 20        /* steps timed before the length of a timed run is fixed */
 #define CURVE_POINTS EVO_CURVE_POINTS
 #define TEST_BATCH 100
+#define AUTO_AUGMENT_GAP 0.02    /* -augment auto: train - validation accuracy at which final training augments */
 #define RETRIES 3               /* a diverged final training starts again at half the peak rate, this often */
 
 typedef struct {
@@ -266,16 +268,23 @@ static dn_status model_cfg(finish_ctx *c, evo_store *st, const evo_individual *v
     return evo_store_load_individual(st, v->id, &c->cfg, NULL, NULL);
 }
 
-static dn_status build_model(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p)
+/* The network of an annotated cfg (genome annotations dropped). */
+static dn_status parse_network(const char *cfg, int batch, uint64_t seed, dn_network **net)
 {
     evo_genome g;
-    DN_TRY(evo_genome_parse(c->cfg, "the final model", &g));
+    DN_TRY(evo_genome_parse(cfg, "the final model", &g));
     char *plain = NULL;
     dn_status s = evo_genome_emit(&g, 0, &plain);
     evo_genome_free(&g);
-    dn_parse_options po = {.batch = c->o->batch, .seed = p->seed, .quiet = 1};
-    if (s == DN_OK) s = dn_network_parse_string(plain, "the final model", &po, &c->net);
+    dn_parse_options po = {.batch = batch, .seed = seed, .quiet = 1};
+    if (s == DN_OK) s = dn_network_parse_string(plain, "the final model", &po, net);
     free(plain);
+    return s;
+}
+
+static dn_status build_model(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p)
+{
+    dn_status s = parse_network(c->cfg, c->o->batch, p->seed, &c->net);
     if (s != DN_OK) return s;
     char *ck = path_in(c->fdir, "checkpoint.weights");
     if (!ck) return evo_fail(DN_ERR_NOMEM, "out of memory");
@@ -320,6 +329,54 @@ static dn_status start_loader(finish_ctx *c, const progress *p)
     if (!c->X || !c->Y) return evo_fail(DN_ERR_NOMEM, "out of memory for a training batch of %d", batch);
     if (dn_loader_start(&lo, &c->ld) != DN_OK) return dn_fail_context(DN_ERR_DATA, "training data");
     return DN_OK;
+}
+
+/* -augment auto: flip + crop only for a winner that overfits. Augmentation
+ * is a regulariser: it pays when a model can memorise its training images and
+ * costs accuracy when it underfits (the small nets grown from the trivial
+ * seed lost 1.4 to 4.7 points with it at the same time; fashion-small.cfg
+ * gains from it over long training). The winner's search weights are scored,
+ * as the holdout is, on as many of the images it trained on (the search's
+ * training part) as the holdout has: AUTO_AUGMENT_GAP or more above its
+ * validation accuracy, and at least two standard errors of that difference
+ * (so that a small holdout's noise is not read as overfitting), means it
+ * overfits. */
+static dn_status decide_augment(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p)
+{
+    char *cfg = NULL;
+    void *w = NULL;
+    size_t wn = 0;
+    dn_network *net = NULL;
+    evo_data d;
+    dn_split sample;
+    memset(&d, 0, sizeof d);
+    memset(&sample, 0, sizeof sample);
+    float train_acc = 0;
+    dn_status s = evo_store_load_individual(st, v->id, &cfg, &w, &wn);
+    if (s == DN_OK) s = parse_network(cfg, TEST_BATCH, p->seed, &net);
+    if (s == DN_OK) s = dn_weights_load_memory(net, w, wn, "the winner's weights");
+    if (s == DN_OK) s = evo_data_load(c->o->data_path, c->o->holdout, c->o->seed, c->o->max_train, &d);
+    int n = d.holdout.n < d.train.n ? d.holdout.n : d.train.n;
+    if (s == DN_OK) s = dn_split_slice(&d.train, 0, n, &sample);
+    if (s == DN_OK) s = evo_split_accuracy(net, &sample, &train_acc);
+    if (s == DN_OK) {
+        double t = train_acc, val = v->accuracy, gap = t - val;
+        int nv = v->val_images > 0 ? v->val_images : d.holdout.n;
+        double se = sqrt(t * (1 - t) / n + val * (1 - val) / nv);   /* of the gap: two independent samples */
+        double bar = fmax(AUTO_AUGMENT_GAP, 2 * se);
+        p->augment = gap >= bar;
+        if (c->log)
+            fprintf(c->log, "final: -augment auto: individual %d scores %.2f%% on %d of its training images and "
+                    "%.2f%% on %d validation images (%+.2f pp%s %.2f: 2 points or two standard errors): %s\n",
+                    v->id, 100.0 * t, n, 100.0 * val, nv, 100.0 * gap, p->augment ? " >=" : " <", 100.0 * bar,
+                    p->augment ? "it overfits, flip + crop" : "no augmentation");
+    }
+    dn_split_free(&sample);
+    evo_data_free(&d);
+    dn_network_free(net);
+    free(w);
+    free(cfg);
+    return s;
 }
 
 static dn_status checkpoint(finish_ctx *c, const progress *p)
@@ -453,7 +510,7 @@ static void ctx_free(finish_ctx *c)
 static int same_run(const progress *p, const evo_individual *v, const evo_finish_options *fo, int evals)
 {
     return p->id == v->id && p->evals == evals && p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0) &&
-           p->augment == fo->augment && p->lr == fo->lr;
+           (fo->augment == EVO_AUGMENT_AUTO || p->augment == fo->augment) && p->lr == fo->lr;
 }
 
 static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, const attempt *a,
@@ -517,6 +574,7 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
     dn_status s = start_or_continue(&c, st, v, a, &p);
     if (s == DN_OK) s = build_model(&c, st, v, &p);
     if (s == DN_OK) s = load_data(&c);
+    if (s == DN_OK && p.augment == EVO_AUGMENT_AUTO) s = decide_augment(&c, st, v, &p);
     if (s == DN_OK && p.steps == 0 && fo->seconds <= 0) {
         double n = fo->epochs * c.train.n / (c.net->batch * c.net->subdivisions);
         p.steps = n < 1 ? 1 : n > 1e9 ? 1000000000 : (int)n;
@@ -696,7 +754,7 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
     memset(fo, 0, sizeof *fo);
     fo->id = -1;
     fo->scratch = o->final_from && !strcmp(o->final_from, "scratch");
-    fo->augment = !o->augment || strcmp(o->augment, "none") != 0;
+    fo->augment = o->augment && !strcmp(o->augment, "none") ? 0 : o->augment && !strcmp(o->augment, "auto") ? EVO_AUGMENT_AUTO : 1;
     fo->epochs = o->final_epochs;
     if (o->hours > 0) {   /* what the search left, at least the share */
         double left = o->hours * 3600.0 - state->elapsed, share = o->hours * 3600.0 * o->final_share;

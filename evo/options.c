@@ -101,9 +101,10 @@ static const evo_option_spec TABLE[] = {
         "with -objective costs: final training of the winner and of up to K-1 cheaper models of the front (the "
         "most accurate within 1/sqrt(10), 1/10, ... of the winner's cost; the winner gets half the time, the "
         "others share the rest); 1: the winner only"),
-    NEW("-augment", "LIST", "augment", EVO_OPT_STR, augment, "final", NULL, 0, "none",
-        "random horizontal flip and 2-pixel pad-and-crop: none, final (in final training) or all (in the "
-        "search too); the .data's flip= / crop_pad= apply everywhere when set"),
+    NEW("-augment", "WHEN", "augment", EVO_OPT_STR, augment, "auto", NULL, 0, "none",
+        "random horizontal flip and 2-pixel pad-and-crop: none, auto (in final training when the winner overfits: "
+        "its accuracy on training images exceeds its validation accuracy by 2 points or more), final (always in "
+        "final training) or all (in the search too); the .data's flip= / crop_pad= apply everywhere when set"),
     NEW("-objective", "LIST", "objective", EVO_OPT_STR, objective, "acc", NULL, 0, "acc",
         "what selection optimises: acc (validation accuracy) or accuracy together with costs, e.g. acc,flops or "
         "acc,params,latency (a Pareto front: NSGA-II's rank and crowding; the archive of non-dominated models)"),

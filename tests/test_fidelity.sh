@@ -24,6 +24,9 @@
 #      message, keeps the earlier final model, and export takes the search's best;
 #   f. a timed final training refits its length to the pace and keeps to its
 #      budget when the machine slows down;
+#   g. -augment auto (the default): a winner that memorised its few training
+#      images gets flip + crop in its final training, one that underfits does
+#      not; the log's figures agree with the decision and result.json keeps it;
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -197,6 +200,26 @@ secs=$(field seconds < "$R")
 check "a timed final training on a machine that slows down keeps to its 10.8 s (took ${secs:-?} s, rc=$rc)" \
   bash -c "[ $rc -eq 0 ] && awk 'BEGIN { exit !($secs >= 8.5 && $secs <= 14.5) }'"
 check "no crash" no_crash "$T/f.err"
+
+# ------------------------------------------------------------------ g. -augment auto
+# overfits: 200 training images, 400 steps of 64 (128 epochs) on a 16-32 conv;
+# underfits: the trivial seed (a linear map of the global average), 20 steps;
+# 500 holdout images, so that the bar is two points or two standard errors
+G=(-population 2 -batch 64 -holdout 500 -threads 2 -rungs 1 -evals 2 -final-epochs 1 -seed 1)
+run g_over "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/g_over" "${G[@]}" -max-train 700 -steps 400
+run g_under "$DN" evolve "$T/fashion.data" cfg/evo-trivial.cfg -out "$T/g_under" "${G[@]}" -max-train 3000 -steps 20
+for g in over under; do
+  line=$(grep -E '^final: -augment auto: individual' "$T/g_$g.out")
+  read -r tr va bar <<<"$(sed -nE 's/.* scores ([0-9.]+)% on [0-9]+ of its training images and ([0-9.]+)% on [0-9]+ validation images \([-+0-9.]+ pp [<>=]+ ([0-9.]+):.*/\1 \2 \3/p' <<<"$line")"
+  want=0; awk -v t="${tr:-0}" -v v="${va:-0}" -v b="${bar:-0}" 'BEGIN { exit !(t - v >= b && b >= 2) }' && want=1
+  check "-augment auto, $g: the decision follows its figures (train ${tr:-?}%, val ${va:-?}%, bar ${bar:-?})" \
+    bash -c "[ -n '$bar' ] && grep -q '\"augment\":$want' '$T/g_$g/final/result.json' &&
+             grep -q '$([ $want = 1 ] && echo 'it overfits, flip + crop' || echo ': no augmentation$')' <<<'$line'"
+done
+check "... the winner that memorised 200 images augments" grep -q '"augment":1' "$T/g_over/final/result.json"
+check "... the trivial seed's winner, which underfits, does not" grep -q '"augment":0' "$T/g_under/final/result.json"
+check "... the bar is two standard errors when they exceed two points" \
+  bash -c "grep -qE 'on 500 validation images \([-+0-9.]+ pp [<>=]+ ([3-9]|[1-9][0-9])\.' '$T/g_under.out'"
 
 echo "test_fidelity.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -45,7 +45,7 @@ static void usage(FILE *out)
         "                                                            the most accurate kept model within the budget\n"
         "       darknet evolve finish DIR [-id N | -front K | -max-flops F | -max-params P | -max-latency MS]\n"
         "                                [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1|auto]\n"
-        "                                [-filters F -cells N] [-again]\n"
+        "                                [-width K|auto | -filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
         "                                                            training images into DIR/final/, then its test\n"
         "                                                            accuracy; export then writes that model; with\n"
@@ -203,6 +203,9 @@ static int check_fidelity(const evo_options *o)
     if (!(o->final_epochs > 0)) return usage_error("-final-epochs %g: must be > 0", o->final_epochs);
     if (!one_of(o->final_from, "inherit", "scratch", NULL))
         return usage_error("-final-from '%s': use inherit or scratch", o->final_from ? o->final_from : "");
+    if (evo_parse_width(o->final_width) == 0)
+        return usage_error("-final-width '%s': use auto or a number from 1 to %d", o->final_width ? o->final_width : "",
+                           EVO_MAX_WIDTH);
     if (!o->augment || (!one_of(o->augment, "none", "auto", "final") && strcmp(o->augment, "all") != 0))
         return usage_error("-augment '%s': use none, auto, final or all", o->augment ? o->augment : "");
     if (o->final_front < 1 || o->final_front > 8)
@@ -515,7 +518,7 @@ typedef struct {
     const char *dir;
     evo_finish_options fo;
     double hours;
-    int again, from_set, aug_set;
+    int again, from_set, aug_set, width_set;
     int front;                 /* -front K; 0: the run's -final-front */
     evo_budget budget;         /* -max-flops/-max-params/-max-latency: the model within it */
 } finish_args;
@@ -553,16 +556,22 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
             fo->augment = num ? (int)x : EVO_AUGMENT_AUTO;
             f->aug_set = 1;
         }
+        else if (!strcmp(a, "-width") && evo_parse_width(v) != 0) {
+            fo->width = evo_parse_width(v);
+            f->width_set = 1;
+        }
         else if (!strcmp(a, "-from") && (!strcmp(v, "inherit") || !strcmp(v, "scratch"))) {
             fo->scratch = !strcmp(v, "scratch");
             f->from_set = 1;
         } else {
             return usage_error("finish: '%s %s' is not understood (-id N, -front K, -max-flops F, -max-params P, "
                                "-max-latency MS, -hours H, -epochs E, -lr R, -from inherit|scratch, -augment 0|1|auto, "
-                               "-filters F, -cells N, -again)", a, v);
+                               "-width K|auto, -filters F, -cells N, -again)", a, v);
         }
     }
     if (!f->dir) return usage_error("finish: needs the run folder: darknet evolve finish DIR");
+    if (f->width_set && f->fo.width != 1 && (f->fo.filters > 0 || f->fo.cells > 0))
+        return usage_error("finish: -width and -filters/-cells each set the model's size: give one of them");
     if (budget_set(&f->budget) + (f->fo.id >= 0) + (f->fo.filters > 0 || f->fo.cells > 0) + (f->front > 0) > 1)
         return usage_error("finish: -id, a budget (-max-flops/-max-params/-max-latency), -front and -filters/-cells "
                            "each choose what to train: give one of them");
@@ -602,6 +611,7 @@ static int finish_within(const finish_args *f, evo_store *st, const evo_options 
     evo_finish_options fo = f->fo;
     fo.id = v->id;
     fo.front = !best;
+    fo.width = 1;   /* the model of a budget keeps the size that fits it */
     if (fi.done && fi.evals >= state->evals && !f->again)
         printf("finish: individual %d, the most accurate within the budget, has a finished final training in %s "
                "(test %.2f%%); -again trains anew (the old one is kept)\n", v->id, folder, 100.0 * fi.test_accuracy);
@@ -641,6 +651,7 @@ static int cmd_finish(int argc, char **argv)
     evo_finish_options_from(&o, &state, &run);
     if (!f.from_set) f.fo.scratch = run.scratch;
     if (!f.aug_set) f.fo.augment = run.augment;
+    if (!f.width_set) f.fo.width = run.width;
     if (f.fo.epochs <= 0) f.fo.epochs = run.epochs;
     f.fo.seconds = f.hours * 3600.0;
     int rc = budget_set(&f.budget)                              ? finish_within(&f, st, &o, &state)
@@ -780,10 +791,13 @@ static int cmd_status(int argc, char **argv)
                    na == 1 ? "" : "s", evo_objective_name(state.costs));
         }
         evo_final_info fi;
-        if (evo_final_read(argv[2], &fi) == DN_OK && fi.done)
-            printf("final: individual %d trained %d steps in %.0f s; test accuracy %.2f%% on %d images\n", fi.id,
+        if (evo_final_read(argv[2], &fi) == DN_OK && fi.done) {
+            char wide[96] = "";
+            if (fi.width > 1)
+                snprintf(wide, sizeof wide, " at width x%g (%zu params, %.4g MFLOPs)", fi.width, fi.params, fi.flops / 1e6);
+            printf("final: individual %d%s trained %d steps in %.0f s; test accuracy %.2f%% on %d images\n", fi.id, wide,
                    fi.steps, fi.seconds, 100.0 * fi.test_accuracy, fi.images);
-        else if (o.final_share > 0)
+        } else if (o.final_share > 0)
             printf("final: not finished (the search runs, or -resume / darknet evolve finish continues it)\n");
         for (int i = 0; i < state.n; ++i) {   /* the other models final training took (front, budgets) */
             evo_final_info ff;

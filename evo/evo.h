@@ -114,6 +114,7 @@ typedef struct {
     double final_share;      /* final training: share of -hours (0: no final training) */
     double final_epochs;     /* final training without -hours */
     char *final_from;        /* "inherit" or "scratch" */
+    char *final_width;       /* "auto" or a number in [1, 4]: the final model's width multiplier */
     int final_front;         /* with -objective costs: final training of the winner and up to
                                 K-1 cheaper archived models (1: the winner only) */
     char *augment;           /* "none", "auto", "final" or "all" */
@@ -231,6 +232,7 @@ dn_status evo_export_pareto(const char *dir, const char *folder, FILE *report);
  * with -final > 0 ends with it; `darknet evolve finish DIR` runs it later
  * (again: a finished one is replaced only when asked with -again). */
 #define EVO_AUGMENT_AUTO (-1)
+#define EVO_WIDTH_AUTO (-1.0)
 typedef struct {
     int id;                  /* -1: the best ever (evo_state_best_ever) */
     double seconds;          /* > 0: this long (steps fixed after timing the first ones) */
@@ -239,12 +241,16 @@ typedef struct {
     int augment;             /* 1: random flip + 2-pixel pad-and-crop; EVO_AUGMENT_AUTO: when the
                                 model overfits (see finish.c) */
     int filters, cells;      /* cell searches: the template at this width / depth (from scratch) */
+    double width;            /* > 1: every hidden layer this much wider (evo_genome_widen; from
+                                scratch); 0 or 1: as searched; EVO_WIDTH_AUTO: chosen (see finish.c) */
     float lr;                /* > 0: this peak learning rate instead of the genome's */
     int front;               /* 1: into DIR/final/front/ID (a model of the front besides the winner) */
 } evo_finish_options;
 /* The options a search's own final training uses (-final, -final-epochs,
- * -final-from, -augment; the time -hours left). */
+ * -final-from, -final-width, -augment; the time -hours left). */
 void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_finish_options *fo);
+/* "auto" -> EVO_WIDTH_AUTO, a number in [1, 4] -> itself; anything else -> 0 (not valid). */
+double evo_parse_width(const char *text);
 /* Train (or continue, after a kill) into evo_store_dir(st)/final/. */
 dn_status evo_finish(evo_store *st, const evo_options *o, const evo_state *state, const evo_finish_options *fo,
                      FILE *log);
@@ -266,6 +272,8 @@ typedef struct {
     double seconds;
     float test_accuracy;
     float lr_scale;          /* < 1: the peak rate was halved after divergences */
+    double width;            /* the width multiplier it was trained at (1: as searched) */
+    size_t params; double flops;   /* of the model trained (0: not recorded) */
 } evo_final_info;
 dn_status evo_final_read(const char *dir, evo_final_info *info);
 /* The finished final training of individual id: DIR/final when it trained id,

@@ -67,6 +67,12 @@ int evo_genome_find(const evo_genome *g, int id);   /* index of gene id, or -1 *
 typedef struct { int layers; size_t params; double flops; size_t memory; } evo_cost;
 dn_status evo_genome_check(const evo_genome *g, const evo_limits *lim, evo_cost *cost);
 
+/* g with every hidden [convolutional] / [connected] layer k times as wide
+ * (k in [1, EVO_MAX_WIDTH]; the last one, the class scores, unchanged):
+ * scale.c. out is a new genome; the result is not yet shape-checked. */
+#define EVO_MAX_WIDTH 4
+dn_status evo_genome_widen(const evo_genome *g, double k, evo_genome *out);
+
 /* ------------------------------------------------------------ mutations */
 
 /* Apply mutation m to g in place. DN_ERR_ARG (with a message) when m does not

@@ -356,7 +356,13 @@ static void report_export(FILE *f, const char *dir, evo_state *s, const evo_indi
         fprintf(f, "  test accuracy:       %.2f%% (%d images of %s)\n", 100.0 * tr->accuracy, tr->n, tr->valid);
     else
         fprintf(f, "  test accuracy:       n/a (the .data has no valid= test set)\n");
-    fprintf(f, "  params: %zu, FLOPs: %.4g M per image\n", v->params, v->flops / 1e6);
+    evo_cost cost = {.params = v->params, .flops = v->flops};   /* the model written: after -final-width, wider */
+    evo_genome g;
+    if (evo_genome_parse(cfg_text, p->cfg, &g) == DN_OK) {
+        if (evo_genome_check(&g, NULL, &cost) != DN_OK) cost = (evo_cost){.params = v->params, .flops = v->flops};
+        evo_genome_free(&g);
+    }
+    fprintf(f, "  params: %zu, FLOPs: %.4g M per image\n", cost.params, cost.flops / 1e6);
     fprintf(f, "  wrote: %s %s %s %s\n", p->cfg, p->weights, p->data, p->labels);
     char q1[4200], q2[4200], q3[4200];
     fprintf(f, "  check: darknet classifier valid %s %s %s\n", evo_shell_quote(p->data, q1, sizeof q1),

@@ -8,7 +8,9 @@
  * warm-up + cosine cycle (evo_cosine_rate) from the genome's learning_rate
  * over the whole run, random flip and 2-pixel crop as -augment says (auto:
  * when the winner overfits, decide_augment),
- * starting from the winner's inherited weights or from scratch. Its test
+ * starting from the winner's inherited weights or from scratch, at its
+ * searched width or with every hidden layer wider (-final-width: then from
+ * scratch; auto picks the width by measured speed, choose_width). Its test
  * accuracy is measured once, at the end, on the .data's valid= split (the
  * test set, read by nothing else), and `darknet evolve export DIR` exports
  * this model.
@@ -28,12 +30,12 @@
  *
  * DIR/final/ and DIR/final/front/ID/ (every file written atomically):
  *   model.cfg           the network trained (annotated cfg, as individuals/)
- *   progress.json       {id, step, steps, seconds, from, augment, seed}
+ *   progress.json       {id, step, steps, seconds, from, augment, width, seed}
  *   curve.tsv           step and mean training loss, up to 64 points
  *   checkpoint.weights  the weights after `step` steps (every 30 s or 10% of the steps)
  *   final.weights       the finished model
- *   result.json         {id, steps, seconds, epochs, test_accuracy, images,
- *                        val_accuracy, from, augment}: written last, so
+ *   result.json         {id, steps, seconds, test_accuracy, images, val_accuracy,
+ *                        from, augment, width, params, flops}: written last, so
  *                        its presence means "finished"
  * A kill at any moment loses at most the steps since the last checkpoint:
  * -resume (or `darknet evolve finish DIR`) continues from it, with the same
@@ -62,6 +64,7 @@ typedef struct {
     int scratch, augment;
     float lr;                   /* > 0: the peak rate asked for (finish -lr); 0: the genome's */
     float lr_scale;             /* the peak rate is multiplied by this (halved after a divergence) */
+    double width;               /* every hidden layer's width x this (1: as searched) */
     uint64_t seed;
     float curve_loss[CURVE_POINTS]; int curve_step[CURVE_POINTS]; int ncurve;
 } progress;
@@ -116,8 +119,11 @@ int evo_final_curve(const char *dir, int *step, float *loss, int max)
     return n;
 }
 
+/* The model's size, written with the result. */
+typedef struct { size_t params; double flops; } model_size;
+
 static dn_status save_progress(const char *fdir, const progress *p, const char *name, float test, int images,
-                               float val)
+                               float val, const model_size *size)
 {
     evo_json_writer w;
     evo_json_begin(&w);
@@ -130,6 +136,7 @@ static dn_status save_progress(const char *fdir, const progress *p, const char *
     evo_json_int(&w, "augment", p->augment);
     evo_json_num(&w, "lr", p->lr);
     evo_json_num(&w, "lr_scale", p->lr_scale);
+    evo_json_num(&w, "width", p->width);
     char seed[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
     evo_json_str(&w, "seed", seed);
@@ -137,6 +144,10 @@ static dn_status save_progress(const char *fdir, const progress *p, const char *
         evo_json_num(&w, "test_accuracy", test);
         evo_json_int(&w, "images", images);
         evo_json_num(&w, "val_accuracy", val);
+    }
+    if (size) {
+        evo_json_num(&w, "params", (double)size->params);
+        evo_json_num(&w, "flops", size->flops);
     }
     char *line = NULL, *path = path_in(fdir, name);
     size_t len = 0;
@@ -155,7 +166,8 @@ static double num_or(const evo_json_object *o, const char *key, double def)
     return f && f->type == EVO_JSON_NUMBER ? f->num : def;
 }
 
-static dn_status load_progress(const char *fdir, const char *name, progress *p, float *test, int *images)
+static dn_status load_progress(const char *fdir, const char *name, progress *p, float *test, int *images,
+                               model_size *size)
 {
     char *path = path_in(fdir, name), *text = NULL;
     size_t n = 0;
@@ -176,15 +188,20 @@ static dn_status load_progress(const char *fdir, const char *name, progress *p, 
         p->augment = (int)num_or(&o, "augment", 0);
         p->lr = (float)num_or(&o, "lr", 0);
         p->lr_scale = (float)num_or(&o, "lr_scale", 1);
+        p->width = num_or(&o, "width", 1);
         const evo_json_field *from = evo_json_get(&o, "from");
         p->scratch = from && from->type == EVO_JSON_STRING && !strcmp(from->str, "scratch");
         p->seed = f && f->type == EVO_JSON_STRING ? strtoull(f->str, NULL, 10) : 1;
         p->ncurve = read_curve(fdir, p->curve_step, p->curve_loss, CURVE_POINTS);
         if (test) *test = (float)num_or(&o, "test_accuracy", 0);
         if (images) *images = (int)num_or(&o, "images", 0);
+        if (size) {
+            size->params = (size_t)num_or(&o, "params", 0);
+            size->flops = num_or(&o, "flops", 0);
+        }
         if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps) ||
-            !(p->lr >= 0) || !(p->lr_scale > 0 && p->lr_scale <= 1))
-            s = evo_fail(DN_ERR_DATA, "%s: id, step or steps out of range", path);
+            !(p->lr >= 0) || !(p->lr_scale > 0 && p->lr_scale <= 1) || !(p->width >= 1 && p->width <= EVO_MAX_WIDTH))
+            s = evo_fail(DN_ERR_DATA, "%s: id, step, steps, lr_scale or width out of range", path);
     }
     evo_json_object_free(&o);
     free(text);
@@ -201,7 +218,8 @@ static dn_status read_result(const char *fdir, evo_final_info *info)
     free(path);
     if (!done) return DN_OK;
     progress p;
-    DN_TRY(load_progress(fdir, "result.json", &p, &info->test_accuracy, &info->images));
+    model_size size;
+    DN_TRY(load_progress(fdir, "result.json", &p, &info->test_accuracy, &info->images, &size));
     info->done = 1;
     info->id = p.id;
     info->evals = p.evals;
@@ -210,6 +228,9 @@ static dn_status read_result(const char *fdir, evo_final_info *info)
     info->scratch = p.scratch;
     info->augment = p.augment;
     info->lr_scale = p.lr_scale;
+    info->width = p.width;
+    info->params = size.params;
+    info->flops = size.flops;
     return DN_OK;
 }
 
@@ -245,6 +266,7 @@ typedef struct {
     int restart;               /* 1: do not continue progress.json */
     float lr_scale;            /* with restart: the new attempt's */
     double spent;              /* seconds spent so far (out: after this attempt) */
+    double width;              /* > 0: the width an earlier attempt chose (a retry keeps it) */
 } attempt;
 
 typedef struct {
@@ -261,10 +283,34 @@ typedef struct {
     char *cfg;                 /* annotated cfg of the model */
 } finish_ctx;
 
-/* The winner's (or -id's) cfg, or the cell template scaled with its cells. */
-static dn_status model_cfg(finish_ctx *c, evo_store *st, const evo_individual *v)
+/* The individual's annotated cfg with every hidden layer `width` times as
+ * wide, checked against the search's limits; *cost (may be NULL) gets its
+ * size. A width that breaks a shape or a limit is an error saying so. */
+static dn_status widened_cfg(evo_store *st, const evo_options *o, int id, double width, char **cfg, evo_cost *cost)
+{
+    char *text = NULL;
+    evo_genome g, wide;
+    memset(&g, 0, sizeof g);
+    memset(&wide, 0, sizeof wide);
+    *cfg = NULL;
+    dn_status s = evo_store_load_individual(st, id, &text, NULL, NULL);
+    if (s == DN_OK) s = evo_genome_parse(text, "the final model", &g);
+    if (s == DN_OK) s = evo_genome_widen(&g, width, &wide);
+    if (s == DN_OK) s = evo_genome_check(&wide, &o->limits, cost);
+    if (s == DN_OK) s = evo_genome_emit(&wide, 1, cfg);
+    if (s != DN_OK) s = evo_fail(s, "individual %d at width x%g: %s", id, width, evo_last_error());
+    evo_genome_free(&g);
+    evo_genome_free(&wide);
+    free(text);
+    return s;
+}
+
+/* The winner's (or -id's) cfg at the width p->width, or the cell template
+ * scaled with its cells. */
+static dn_status model_cfg(finish_ctx *c, evo_store *st, const evo_individual *v, const progress *p)
 {
     if (c->fo->filters > 0 || c->fo->cells > 0) return evo_scaled_cfg(st, v->id, c->fo->filters, c->fo->cells, &c->cfg);
+    if (p->width > 1) return widened_cfg(st, c->o, v->id, p->width, &c->cfg, NULL);
     return evo_store_load_individual(st, v->id, &c->cfg, NULL, NULL);
 }
 
@@ -307,11 +353,104 @@ static dn_status load_data(finish_ctx *c)
 {
     DN_TRY(dn_data_config_read(c->o->data_path, &c->dc));
     dn_status s = dn_split_load(&c->dc, 0, c->o->max_train > 0 ? c->o->max_train : 0, &c->train);
-    if (s != DN_OK) return dn_fail_context(s, "%s", c->o->data_path);
+    return s == DN_OK ? DN_OK : dn_fail_context(s, "%s", c->o->data_path);
+}
+
+static dn_status check_classes(const finish_ctx *c)
+{
     if (c->net->outputs != c->dc.classes)
         return evo_fail(DN_ERR_SHAPE, "the final model has %d outputs but the data has %d classes", c->net->outputs,
                         c->dc.classes);
     return DN_OK;
+}
+
+/* ------------------------------------------------------------ -final-width auto */
+
+/* The search ranks architectures after minutes of training, so it favours
+ * models that learn fast: on a CPU, small ones (the trivial seed's winners
+ * have under 20k parameters and reach 75 epochs in a 36-minute final
+ * training). With -final-width auto a timed final training trains the winner
+ * at the widest of WIDTHS (evo_genome_widen, from scratch) whose training
+ * still gets AUTO_WIDTH_EPOCHS epochs in the time left, each width's speed
+ * measured here on this machine; the winner as searched (inheriting its
+ * weights as -final-from says) when even x2 would get fewer. A new training
+ * from scratch gives up the weights the search trained, so it must buy a much
+ * larger model: no step between 1 and 2 (seeded with fashion-small.cfg, whose
+ * lineage's weights are worth more than a slightly wider model from scratch,
+ * an hour's search leaves 18 minutes in which x1.25 would still get 20 epochs).
+ * Not for models of a Pareto front (their cost is what the user chose them
+ * by) nor for -filters/-cells, which set the size themselves. */
+static const double WIDTHS[] = {1, 2, 2.5, 3, 4};
+#define AUTO_WIDTH_EPOCHS 20.0
+#define WIDTH_WARM_STEPS 2      /* untimed: first-step allocations */
+#define WIDTH_TIMED_STEPS 6
+
+static int auto_width(const finish_ctx *c)
+{
+    int costs = 0;
+    return c->fo->width == EVO_WIDTH_AUTO && c->fo->seconds > 0 && !c->fo->front && c->fo->filters <= 0 &&
+           c->fo->cells <= 0 && evo_options_costs(c->o, &costs) == DN_OK && !costs;
+}
+
+/* Seconds per training step of the network of cfg on device (-1: the CPU),
+ * timed on random images: the cost of a step does not depend on them. */
+static dn_status seconds_per_step(const char *cfg, int batch, uint64_t seed, int device, double *per_step)
+{
+    dn_network *net = NULL;
+    DN_TRY(parse_network(cfg, batch, seed, &net));
+    int n = net->batch * net->subdivisions;
+    float *X = malloc((size_t)n * net->inputs * sizeof *X), *Y = calloc((size_t)n * net->outputs, sizeof *Y);
+    dn_status s = X && Y ? DN_OK : evo_fail(DN_ERR_NOMEM, "out of memory for a batch of %d", n);
+    uint64_t rng = seed | 1;
+    for (size_t i = 0; s == DN_OK && i < (size_t)n * net->inputs; ++i) X[i] = dn_rand_uniform(&rng, 0, 1);
+    for (int i = 0; s == DN_OK && i < n; ++i) Y[(size_t)i * net->outputs + i % net->outputs] = 1;
+    if (s == DN_OK && device >= 0) s = dn_network_to_gpu(net, device);
+    double t0 = 0;
+    for (int i = 0; s == DN_OK && i < WIDTH_WARM_STEPS + WIDTH_TIMED_STEPS; ++i) {
+        if (i == WIDTH_WARM_STEPS) t0 = dn_time_now();
+        float loss;
+        s = dn_network_train(net, X, Y, n, &loss);
+    }
+    if (s == DN_OK) s = dn_network_pull(net);   /* a device's queue drained: the steps are done */
+    if (s == DN_OK) *per_step = (dn_time_now() - t0) / WIDTH_TIMED_STEPS;
+    free(X);
+    free(Y);
+    dn_network_free(net);
+    return s;
+}
+
+static dn_status choose_width(finish_ctx *c, evo_store *st, const evo_individual *v, progress *p, int device,
+                              double seconds_left)
+{
+    double t0 = dn_time_now();
+    dn_status s = DN_OK;
+    p->width = 1;
+    if (c->log) fprintf(c->log, "final: -final-width auto: the widest with %.0f epochs in the %.0f s left:", AUTO_WIDTH_EPOCHS,
+                        seconds_left);
+    for (size_t i = 0; s == DN_OK && i < sizeof WIDTHS / sizeof WIDTHS[0]; ++i) {
+        char *cfg = NULL;
+        evo_cost cost = {0};
+        dn_status w = WIDTHS[i] > 1 ? widened_cfg(st, c->o, v->id, WIDTHS[i], &cfg, &cost)
+                                    : evo_store_load_individual(st, v->id, &cfg, NULL, NULL);
+        double per = 0;
+        if (w == DN_OK) w = seconds_per_step(cfg, c->o->batch, p->seed, device, &per);
+        free(cfg);
+        if (w != DN_OK) {   /* a limit, a shape or the device's memory: no wider */
+            if (WIDTHS[i] == 1) s = w;
+            else if (c->log) fprintf(c->log, " x%g: %s;", WIDTHS[i], evo_last_error());
+            break;
+        }
+        double epochs = (seconds_left - (dn_time_now() - t0)) / per * c->o->batch / c->train.n;
+        if (c->log) fprintf(c->log, " x%g %.0f ms/step %.1f epochs;", WIDTHS[i], 1000 * per, epochs);
+        if (epochs < AUTO_WIDTH_EPOCHS && WIDTHS[i] > 1) break;
+        p->width = WIDTHS[i];
+    }
+    p->seconds += dn_time_now() - t0;
+    if (s == DN_OK && c->log) {
+        fprintf(c->log, " x%g\n", p->width);
+        fflush(c->log);
+    }
+    return s;
 }
 
 static dn_status start_loader(finish_ctx *c, const progress *p)
@@ -386,7 +525,7 @@ static dn_status checkpoint(finish_ctx *c, const progress *p)
     dn_status s = dn_network_pull(c->net);
     if (s == DN_OK) s = dn_weights_save(c->net, ck);
     free(ck);
-    if (s == DN_OK) s = save_progress(c->fdir, p, "progress.json", 0, 0, 0);
+    if (s == DN_OK) s = save_progress(c->fdir, p, "progress.json", 0, 0, 0, NULL);
     return s;
 }
 
@@ -480,7 +619,8 @@ static dn_status finish_files(finish_ctx *c, progress *p, const evo_individual *
     float acc = 0;
     int images = 0;
     if (s == DN_OK) s = test_accuracy(c, &acc, &images);
-    if (s == DN_OK) s = save_progress(c->fdir, p, "result.json", acc, images, v->accuracy);
+    model_size size = {dn_network_param_count(c->net), dn_network_flops(c->net)};
+    if (s == DN_OK) s = save_progress(c->fdir, p, "result.json", acc, images, v->accuracy, &size);
     if (s == DN_OK && c->log) {
         fprintf(c->log, "final: individual %d trained %d steps (%.1f epochs, %s, %s) in %.0f s\n", v->id, p->steps,
                 (double)p->steps * c->o->batch / c->train.n, p->scratch ? "from scratch" : "from its weights",
@@ -509,19 +649,22 @@ static void ctx_free(finish_ctx *c)
 /* A progress.json of another model or setting is not continued. */
 static int same_run(const progress *p, const evo_individual *v, const evo_finish_options *fo, int evals)
 {
-    return p->id == v->id && p->evals == evals && p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0) &&
+    double width = fo->width > 1 ? fo->width : 1;
+    return p->id == v->id && p->evals == evals &&
+           p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0 || p->width > 1) &&
+           (fo->width == EVO_WIDTH_AUTO || fabs(p->width - width) < 1e-9) &&
            (fo->augment == EVO_AUGMENT_AUTO || p->augment == fo->augment) && p->lr == fo->lr;
 }
 
 static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, const attempt *a,
-                                   progress *p)
+                                   int device, progress *p)
 {
     char *pp = path_in(c->fdir, "progress.json");
     if (!pp) return evo_fail(DN_ERR_NOMEM, "out of memory");
     int have = evo_file_exists(pp);
     free(pp);
     progress old;
-    if (!a->restart && have && load_progress(c->fdir, "progress.json", &old, NULL, NULL) == DN_OK &&
+    if (!a->restart && have && load_progress(c->fdir, "progress.json", &old, NULL, NULL, NULL) == DN_OK &&
         same_run(&old, v, c->fo, c->evals) && old.steps > 0) {
         *p = old;
         if (c->log) fprintf(c->log, "final: continuing at step %d of %d\n", p->step, p->steps);
@@ -529,14 +672,19 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
         memset(p, 0, sizeof *p);
         p->id = v->id;
         p->evals = c->evals;
-        p->scratch = c->fo->scratch || c->fo->filters > 0 || c->fo->cells > 0;   /* a new network: no weights */
         p->augment = c->fo->augment;
         p->seed = c->o->seed ^ 0xF1A1ull;
         p->lr = c->fo->lr;
         p->lr_scale = a->restart ? a->lr_scale : 1;
         p->seconds = a->restart ? a->spent : 0;   /* a timed retry fits the time the failed attempts left */
+        p->width = 1;
+        if (a->width > 0) p->width = a->width;
+        else if (auto_width(c)) DN_TRY(choose_width(c, st, v, p, device, c->fo->seconds - p->seconds));
+        else if (c->fo->width > 1) p->width = c->fo->width;
+        /* a new network (other cells, another width): no weights to start from */
+        p->scratch = c->fo->scratch || c->fo->filters > 0 || c->fo->cells > 0 || p->width > 1;
     }
-    DN_TRY(model_cfg(c, st, v));
+    DN_TRY(model_cfg(c, st, v, p));
     char *mpath = path_in(c->fdir, "model.cfg");
     dn_status s = mpath ? dn_make_parent_dirs(mpath) : evo_fail(DN_ERR_NOMEM, "out of memory");
     if (s == DN_OK) s = dn_write_file_atomic(mpath, c->cfg, strlen(c->cfg));
@@ -571,22 +719,26 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
     finish_ctx c = {.fdir = fdir, .evals = state->evals, .o = o, .fo = fo, .log = log};
     progress p;
     memset(&p, 0, sizeof p);
-    dn_status s = start_or_continue(&c, st, v, a, &p);
+    /* one model: every thread -threads allows (a search's workers may have left the process at fewer) */
+    dn_set_threads(o->threads);
+    dn_status s = load_data(&c);
+    if (s == DN_OK) s = start_or_continue(&c, st, v, a, device, &p);
     if (s == DN_OK) s = build_model(&c, st, v, &p);
-    if (s == DN_OK) s = load_data(&c);
+    if (s == DN_OK) s = check_classes(&c);
     if (s == DN_OK && p.augment == EVO_AUGMENT_AUTO) s = decide_augment(&c, st, v, &p);
     if (s == DN_OK && p.steps == 0 && fo->seconds <= 0) {
         double n = fo->epochs * c.train.n / (c.net->batch * c.net->subdivisions);
         p.steps = n < 1 ? 1 : n > 1e9 ? 1000000000 : (int)n;
     }
-    /* one model: every thread -threads allows (a search's workers may have left the process at fewer) */
-    if (s == DN_OK) dn_set_threads(o->threads);
     if (s == DN_OK && log) {
         fprintf(log, "final: training individual %d (val %.2f%%, level %d) on all %d training images, %s, %s, ", v->id,
                 100.0 * v->accuracy, v->rung, c.train.n, p.scratch ? "from scratch" : "from its weights",
                 p.augment ? "flip + crop" : "no augmentation");
         int threads = dn_threads();
         if (device < 0) fprintf(log, "%d thread%s, ", threads, threads == 1 ? "" : "s");
+        if (p.width > 1)
+            fprintf(log, "width x%g (%zu params, %.3g MFLOPs), ", p.width, dn_network_param_count(c.net),
+                    dn_network_flops(c.net) / 1e6);
         if (p.lr > 0 || p.lr_scale < 1) fprintf(log, "peak learning rate %g, ", peak_rate(&c, &p));
         if (p.steps > 0) fprintf(log, "%d steps\n", p.steps);
         else fprintf(log, "%.0f s\n", fo->seconds);
@@ -599,6 +751,7 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
     if (s == DN_OK) s = finish_files(&c, &p, v);
     a->spent = p.seconds;
     a->lr_scale = p.lr_scale;
+    if (p.width >= 1) a->width = p.width;
     ctx_free(&c);
     return s;
 }
@@ -739,6 +892,7 @@ dn_status evo_finish_all(evo_store *st, const evo_options *o, const evo_state *s
         else if (winner != DN_OK) s = winner;
     }
     one.front = 1;
+    one.width = 1;   /* a cheaper model of the front keeps the cost it was chosen for */
     if (m > 0 && fo->seconds > 0) one.seconds = fo->seconds / (2.0 * m);
     for (int j = 0; s == DN_OK && j < m; ++j) {
         one.id = state->ind[idx[j]].id;
@@ -756,6 +910,7 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
     fo->scratch = o->final_from && !strcmp(o->final_from, "scratch");
     fo->augment = o->augment && !strcmp(o->augment, "none") ? 0 : o->augment && !strcmp(o->augment, "auto") ? EVO_AUGMENT_AUTO : 1;
     fo->epochs = o->final_epochs;
+    fo->width = evo_parse_width(o->final_width);
     if (o->hours > 0) {   /* what the search left, at least the share */
         double left = o->hours * 3600.0 - state->elapsed, share = o->hours * 3600.0 * o->final_share;
         fo->seconds = left > share ? left : share;
@@ -781,4 +936,13 @@ dn_status evo_final_set_aside(const char *dir, FILE *log)
     dn_status s = fdir ? evo_final_set_aside_folder(fdir, log) : evo_fail(DN_ERR_NOMEM, "out of memory");
     free(fdir);
     return s;
+}
+
+double evo_parse_width(const char *text)
+{
+    if (!text) return 0;
+    if (!strcmp(text, "auto")) return EVO_WIDTH_AUTO;
+    char *end = NULL;
+    double k = strtod(text, &end);
+    return end != text && !*end && k >= 1 && k <= EVO_MAX_WIDTH ? k : 0;
 }

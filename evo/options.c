@@ -97,6 +97,11 @@ static const evo_option_spec TABLE[] = {
         "final training without -hours: epochs over all training images"),
     NEW("-final-from", "HOW", "final_from", EVO_OPT_STR, final_from, "inherit", NULL, 0, "inherit",
         "final training starts from the winner's weights (inherit) or from scratch"),
+    NEW("-final-width", "K", "final_width", EVO_OPT_STR, final_width, "auto", NULL, 0, "1",
+        "final training: every hidden layer's width (conv filters, hidden connected outputs) times K, trained "
+        "from scratch (K in [1, 4]); auto: with -hours, the widest of 1, 2, 2.5, 3, 4 whose final "
+        "training still gets 20 epochs in its time, measured on this machine (1: the winner as searched, "
+        "from its weights as -final-from says)"),
     NEW("-final-front", "K", "final_front", EVO_OPT_INT, final_front, "3", NULL, 1, "1",
         "with -objective costs: final training of the winner and of up to K-1 cheaper models of the front (the "
         "most accurate within 1/sqrt(10), 1/10, ... of the winner's cost; the winner gets half the time, the "

@@ -628,10 +628,14 @@ static void summary_final(evo_text *t, const report *r)
     const evo_individual *v = evo_state_find((evo_state *)&r->s, f->id);
     row(t, "final training", "individual %d, %d steps in %.0f s on all training images, %s, %s", f->id, f->steps,
         f->seconds, f->scratch ? "from scratch" : "from its search weights", f->augment ? "flip + crop" : "no augmentation");
+    if (f->width > 1)
+        row(t, "final model", "every hidden layer %g times as wide as the winner (-final-width): %zu "
+            "parameters, %.4g MFLOPs (the winner: %zu, %.4g)", f->width, f->params, f->flops / 1e6,
+            v ? v->params : 0, v ? v->flops / 1e6 : 0);
     if (f->lr_scale < 1)
-        row(t, "final learning rate", "the genome's peak rate &times; %g: the training diverged at higher rates", f->lr_scale);
+        row(t, "final learning rate", "the genome's peak rate times %g: the training diverged at higher rates", f->lr_scale);
     if (f->images > 0 && v)
-        row(t, "final test accuracy", "<b>%.2f%%</b> on %d test images (its search validation %.2f%%: a gap of %+.2f "
+        row(t, "final test accuracy", "%.2f%% on %d test images (its search validation %.2f%%: a gap of %+.2f "
             "points, the optimism of selection plus the extra training)", 100.0 * f->test_accuracy, f->images,
             100.0 * v->accuracy, 100.0 * (v->accuracy - f->test_accuracy));
 }

@@ -425,6 +425,87 @@ static void test_check_and_limits(void)
     evo_genome_free(&g);
 }
 
+/* The option `key` of gene i as an int (-1: absent). */
+static int gene_int(const evo_genome *g, int i, const char *key)
+{
+    const char *v = evo_gene_get(&g->genes[i], key);
+    return v ? atoi(v) : -1;
+}
+
+/* evo_genome_widen: hidden convs and connecteds k times as wide (rounded),
+ * the class layer as it was, depthwise groups with their filters, ids and
+ * references kept, the result builds; k outside [1, 4] is refused. */
+static void test_widen(void)
+{
+    evo_genome g, w;
+    CHECK_EVO(evo_genome_parse(CONV_BN, "conv_bn", &g));
+    CHECK_EVO(evo_genome_widen(&g, 2, &w));
+    CHECK(gene_int(&w, 0, "filters") == 16 && gene_int(&w, 2, "filters") == 32 && gene_int(&w, 3, "output") == 40 &&
+              gene_int(&w, 5, "output") == 5,
+          "x2: filters 16 32, hidden connected 40, classes 5 (got %d %d %d %d)", gene_int(&w, 0, "filters"),
+          gene_int(&w, 2, "filters"), gene_int(&w, 3, "output"), gene_int(&w, 5, "output"));
+    CHECK(w.n == g.n && w.genes[2].id == g.genes[2].id && w.body_end == g.body_end, "same genes, ids and head");
+    CHECK(gene_int(&g, 0, "filters") == 8, "the source genome is unchanged");
+    evo_cost narrow, wide;
+    CHECK_EVO(evo_genome_check(&g, NULL, &narrow));
+    CHECK_EVO(evo_genome_check(&w, NULL, &wide));
+    /* conv 3*16*9+16 + 16 scales, conv 16*32*9+32, fc 32*3*3*40+40, fc 40*5+5 */
+    size_t want = (432 + 16 + 16) + (4608 + 32) + (11520 + 40) + (200 + 5);
+    CHECK(wide.params == want && narrow.params < wide.params, "x2 params %zu want %zu", wide.params, want);
+    evo_genome_free(&w);
+
+    CHECK_EVO(evo_genome_widen(&g, 1.5, &w));
+    CHECK(gene_int(&w, 0, "filters") == 12 && gene_int(&w, 2, "filters") == 24 && gene_int(&w, 3, "output") == 30,
+          "x1.5 rounds: 12 24 30");
+    evo_genome_free(&w);
+    char *a = NULL, *b = NULL;
+    CHECK_EVO(evo_genome_widen(&g, 1, &w));
+    CHECK_EVO(evo_genome_emit(&g, 1, &a));
+    CHECK_EVO(evo_genome_emit(&w, 1, &b));
+    CHECK(a && b && !strcmp(a, b), "x1 is the same genome");
+    free(a);
+    free(b);
+    evo_genome_free(&w);
+    for (int i = 0; i < 3; ++i) {
+        double bad[] = {0.5, 4.5, NAN};
+        dn_status st = evo_genome_widen(&g, bad[i], &w);
+        CHECK(st == DN_ERR_ARG && contains(evo_last_error(), "[1, 4]"), "width %g refused: %s", bad[i], evo_last_error());
+    }
+    evo_genome_free(&g);
+
+    /* the class scores come from a conv (global average pool head): it keeps 10 filters; routes and shortcuts follow */
+    CHECK_EVO(evo_genome_parse(ROUTE_SC, "route_sc", &g));
+    CHECK_EVO(evo_genome_widen(&g, 2, &w));
+    CHECK(gene_int(&w, 0, "filters") == 16 && gene_int(&w, 4, "filters") == 12 && gene_int(&w, 7, "filters") == 10,
+          "x2 with a conv classifier: 16, 12, classes 10");
+    CHECK(w.genes[5].nrefs == g.genes[5].nrefs && w.genes[6].refs[0] == g.genes[6].refs[0], "references kept");
+    dn_network *net = NULL;
+    char *text = NULL;
+    CHECK_EVO(evo_genome_emit(&w, 0, &text));
+    dn_parse_options po = {.quiet = 1, .shapes_only = 1};
+    CHECK_OK(dn_network_parse_string(text, "widened", &po, &net));
+    if (net) CHECK(net->outputs == 10 && net->layers[5].out_c == 20, "builds: 10 outputs, the route 8 + 12 = 20 channels");
+    dn_network_free(net);
+    free(text);
+    evo_genome_free(&w);
+    evo_genome_free(&g);
+
+    /* a depthwise conv keeps groups = filters */
+    static const char *DW = "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=1\n"
+                            "[convolutional]\nfilters=6\nsize=3\npad=1\nactivation=relu\n"
+                            "[convolutional]\nfilters=6\ngroups=6\nsize=3\npad=1\nactivation=relu\n"
+                            "[convolutional]\nfilters=4\ngroups=2\nsize=1\nactivation=relu\n"
+                            "[avgpool]\n[connected]\noutput=3\n[softmax]\n";
+    CHECK_EVO(evo_genome_parse(DW, "dw", &g));
+    CHECK_EVO(evo_genome_widen(&g, 2, &w));
+    CHECK(gene_int(&w, 1, "filters") == 12 && gene_int(&w, 1, "groups") == 12 && gene_int(&w, 2, "filters") == 8 &&
+              gene_int(&w, 2, "groups") == 2,
+          "depthwise 12/12, grouped 8/2");
+    CHECK_EVO(evo_genome_check(&w, NULL, NULL));
+    evo_genome_free(&w);
+    evo_genome_free(&g);
+}
+
 int main(void)
 {
     dn_set_warning_sink(count_warning, NULL);
@@ -437,5 +518,6 @@ int main(void)
     test_syntax_errors();
     test_access_and_copy();
     test_check_and_limits();
+    test_widen();
     TEST_MAIN_END();
 }

@@ -27,6 +27,12 @@
 #   g. -augment auto (the default): a winner that memorised its few training
 #      images gets flip + crop in its final training, one that underfits does
 #      not; the log's figures agree with the decision and result.json keeps it;
+#   h. -final-width: finish -width 2 doubles every hidden layer (not the
+#      classes), from scratch; export, status and the report give the wide
+#      model; auto takes the widest whose measured speed gives 20 epochs, and
+#      none without -hours; kill -9 during a widened final training, then
+#      finish continues at its width; the search's -max-params holds; bad
+#      widths are refused;
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -220,6 +226,59 @@ check "... the winner that memorised 200 images augments" grep -q '"augment":1' 
 check "... the trivial seed's winner, which underfits, does not" grep -q '"augment":0' "$T/g_under/final/result.json"
 check "... the bar is two standard errors when they exceed two points" \
   bash -c "grep -qE 'on 500 validation images \([-+0-9.]+ pp [<>=]+ ([3-9]|[1-9][0-9])\.' '$T/g_under.out'"
+
+# ------------------------------------------------------------------ h. -final-width
+# filters of the model.cfg in FILE, in order (the last layer is the [connected] 10)
+filters() { grep -E '^(filters|output)=' "$1" | cut -d= -f2 | tr '\n' ' '; }
+run h2 "$DN" evolve finish "$T/c" -again -width 2 -epochs 1
+id=$(field id < "$R")
+want=$(filters "$T/c/individuals/$id.cfg" | awk '{ for (i = 1; i < NF; ++i) printf "%d ", 2 * $i; printf "%d \n", $NF }')
+check "finish -width 2: every hidden layer twice as wide, the classes as they were (rc=$rc: $(filters "$T/c/final/model.cfg") want $want)" \
+  bash -c "[ $rc -eq 0 ] && [ '$(filters "$T/c/final/model.cfg")' = '$want' ]"
+check "... from scratch, recorded in result.json" bash -c "grep -q '\"width\":2,' '$R' && grep -q '\"from\":\"scratch\"' '$R'"
+params=$(field params < "$R")
+check "... its log and status give its size (${params:-?} params)" \
+  bash -c "grep -q 'width x2 ($params params' '$T/h2.out' && $DN evolve status '$T/c' | grep -qE '^final: individual $id at width x2 \\($params params'"
+run h2_export "$DN" evolve export "$T/c" -out "$T/h2x/m"
+check "... export writes the wide model with its size and test accuracy (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && [ '$(filters "$T/h2x/m.cfg" 2>/dev/null)' = '$want' ] && grep -q 'params: $params,' '$T/h2_export.out' &&
+           grep -qE 'test accuracy: +$(awk -v a="$(field test_accuracy < "$R")" 'BEGIN { printf "%.2f", 100 * a }')%' '$T/h2_export.out'"
+run h2_report "$DN" evolve report "$T/c"
+check "... the report names the width" grep -q 'every hidden layer 2 times as wide' "$T/c/report/index.html"
+
+# auto: each width's speed measured, the widest with 20 epochs in the time left
+run h_auto "$DN" evolve finish "$T/c" -again -hours 0.002 -width auto
+line=$(grep -E '^final: -final-width auto:' "$T/h_auto.out")
+chosen=$(awk '{ print $NF }' <<<"$line" | tr -d x)
+pick=$(sed -E 's/.*left://' <<<"$line" | tr ';' '\n' | awk '/epochs/ { k = substr($1, 2); if (k == 1 || $4 >= 20) w = k; else exit } END { print w }')
+check "-width auto: the width follows the measured epochs (x${pick:-?} from: ${line#*left:})" \
+  bash -c "[ $rc -eq 0 ] && [ -n '$pick' ] && [ '$pick' = '$chosen' ] && grep -q '\"width\":$chosen,' '$R'"
+check "... without -hours it trains the winner as searched" \
+  bash -c "$DN evolve finish '$T/c' -again -epochs 1 -width auto >'$T/h_untimed.out' 2>&1 && grep -q '\"width\":1,' '$R' &&
+           ! grep -q 'final-width auto' '$T/h_untimed.out'"
+
+# a widened final training killed mid-way continues at its width
+"$DN" evolve finish "$T/c" -again -width 1.5 -epochs 12 >"$T/hk1.out" 2>"$T/hk1.err" &
+pid=$!
+# (the finished run before it left a progress.json too: wait for this one's)
+for _ in $(seq 3000); do grep '"width":1.5' "$T/c/final/progress.json" 2>/dev/null | grep -q '"step":[1-9]' && break
+                         kill -0 $pid 2>/dev/null || break; sleep 0.01; done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+at=$(field step < "$T/c/final/progress.json")
+run hk2 "$DN" evolve finish "$T/c" -width 1.5 -epochs 12
+check "kill -9 during a x1.5 final training, then finish continues at step $at at x1.5 (rc=$rc)" \
+  bash -c "[ -n '$at' ] && [ $rc -eq 0 ] && grep -q 'final: continuing at step $at of' '$T/hk2.out' && grep -q '\"width\":1.5,' '$R'"
+
+# the search's limits hold for the wide model; bad widths are refused
+cp -r "$T/c" "$T/hl"
+sed -i -E "s/^max_params=.*/max_params=$((params * 2))/" "$T/hl/options.cfg"
+expect_error h_limit 1 'width x4: .*max_params' "$DN" evolve finish "$T/hl" -again -width 4 -epochs 1
+run h_limit_auto "$DN" evolve finish "$T/hl" -again -hours 0.002 -width auto
+check "-width auto stays within -max-params (rc=$rc: $(grep -o 'auto:.*' "$T/h_limit_auto.out"))" \
+  bash -c "[ $rc -eq 0 ] && awk -v p=\"\$(sed -nE 's/.*\"params\":([0-9]+).*/\\1/p' '$T/hl/final/result.json')\" 'BEGIN { exit !(p > 0 && p <= $((params * 2))) }'"
+expect_error h_bad 2 "-final-width '0.5'" "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/hb" "${E[@]}" -final-width 0.5
+expect_error h_both 2 '-width and -filters' "$DN" evolve finish "$T/c" -again -width 2 -filters 8
+check "no crash" no_crash "$T"/h*.err
 
 echo "test_fidelity.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -23,7 +23,8 @@
 #      error, and darknet -h says it is a GPU build;
 #   3. evolve -gpus 0,1 (one worker per device): completes, both workers
 #      evaluated, children inherited weights, both devices ran kernels; and
-#      with -workers 4 (two threads per device);
+#      with -workers 4 (two threads per device); a timed finish -width auto
+#      times each width on the device;
 #   4. errors: a device that does not exist (-gpus 2) is a usage error for
 #      evolve and an error for classifier train; out of device memory
 #      (DN_EMU_FAIL_ALLOC_AFTER) is a clean exit 1 for train and failed
@@ -165,6 +166,11 @@ run evolve4 "$DN" "${EVO[@]}" -gpus 0,1 -workers 4 -out "$T/ev4"
 workers=$(grep -oE '"worker":[0-9]+' "$T/ev4/events.jsonl" | sort -u | wc -l)
 check "evolve -workers 4 on 2 devices exits 0 (rc=$rc), 4 workers evaluated ($workers)" [ "$rc" -eq 0 -a "$workers" -eq 4 ]
 check "evolve -workers 4: no sanitizer report" no_crash "$T/evolve4.err"
+# a timed final training with -width auto times each width on the run's first device
+run ev_width "$DN" evolve finish "$T/ev" -again -hours 0.001 -width auto
+check "finish -width auto on a device: the widths timed there, the model trained (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && grep -qE '^final: -final-width auto: .* x1 [0-9]+ ms/step' '$T/ev_width.out' && [ -s '$T/ev/final/result.json' ]"
+check "... on device 0, without a sanitizer report" eval 'ran_on ev_width 0 && no_crash "$T/ev_width.err"'
 
 # ------------------------------------------------------------------ 4. errors
 expect_error evolve_gpus2 2 'device 2 does not exist \(2 CUDA devices\)' "$DN" "${EVO[@]}" -gpus 2 -out "$T/ev2"

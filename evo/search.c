@@ -200,6 +200,22 @@ static int budget_left(const search_ctx *c)
     return 1;
 }
 
+/* The -evals budget counts evaluations in flight, and one of them may yet be
+ * dropped without an event (a promotion whose individual died meanwhile, on a
+ * rank that was lost): a worker out of budget waits for those in flight before
+ * it leaves, so that the place a dropped one frees is used. Lock held; 1 when
+ * budget is left after all. */
+static int budget_after_inflight(search_ctx *c)
+{
+    while (c->error == DN_OK && c->inflight > 0 && c->o->evals > 0 && c->s->evals < c->o->evals &&
+           !(c->o->hours > 0 && elapsed_now(c) >= evo_search_seconds(c->o)) && !budget_left(c)) {
+        pthread_mutex_unlock(&c->lock);
+        usleep(10000);
+        pthread_mutex_lock(&c->lock);
+    }
+    return c->error == DN_OK && budget_left(c);
+}
+
 /* Seconds left: the time budget, or the eval budget at the rate so far. */
 static double seconds_left(const search_ctx *c)
 {
@@ -693,7 +709,7 @@ static void live_report(search_ctx *c)
 static void worker_loop(search_ctx *c, int worker)
 {
     double busy = 0;
-    while (c->error == DN_OK && budget_left(c)) {
+    while (c->error == DN_OK && (budget_left(c) || budget_after_inflight(c))) {
         int promote_i = promotion_candidate(c);
         if (promote_i >= 0) {
             int dropped = 0;

@@ -356,23 +356,10 @@ static dn_status push_copy(evo_genome *g, const evo_gene *src)
     return DN_OK;
 }
 
-static dn_status set_int(evo_gene *g, const char *key, int v)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", v);
-    return evo_gene_set(g, key, buf);
-}
-
 /* Whole-string integer option; 0 when present and an int, else -1. */
 static int gene_int(const evo_gene *g, const char *key, int *out)
 {
-    const char *s = evo_gene_get(g, key);
-    if (!s) return -1;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < -1000000000L || v > 1000000000L) return -1;
-    *out = (int)v;
-    return 0;
+    return evo_gene_get(g, key) ? evo_gene_int(g, key, 0, out) : -1;
 }
 
 static int is_cell(const evo_gene *g) { return strcmp(g->type, "cell") == 0; }
@@ -513,11 +500,11 @@ static dn_status add_conv(builder *b, int role, int size, int stride, int groups
 {
     evo_gene *g = NULL;
     DN_TRY(add_layer(b, role, "convolutional", (const char *const[]){"batch_normalize", "1", NULL}, &g));
-    DN_TRY(set_int(g, "filters", b->filters));
-    DN_TRY(set_int(g, "size", size));
-    DN_TRY(set_int(g, "stride", stride));
+    DN_TRY(evo_gene_set_int(g, "filters", b->filters));
+    DN_TRY(evo_gene_set_int(g, "size", size));
+    DN_TRY(evo_gene_set_int(g, "stride", stride));
     if (size > 1) DN_TRY(evo_gene_set(g, "pad", "1"));
-    if (groups > 1) DN_TRY(set_int(g, "groups", groups));
+    if (groups > 1) DN_TRY(evo_gene_set_int(g, "groups", groups));
     return evo_gene_set(g, "activation", activation);
 }
 
@@ -525,9 +512,9 @@ static dn_status add_pool(builder *b, int role, const char *type, int size, int 
 {
     evo_gene *g = NULL;
     DN_TRY(add_layer(b, role, type, NULL, &g));
-    DN_TRY(set_int(g, "size", size));
-    DN_TRY(set_int(g, "stride", stride));
-    return set_int(g, "padding", size - 1);
+    DN_TRY(evo_gene_set_int(g, "size", size));
+    DN_TRY(evo_gene_set_int(g, "stride", stride));
+    return evo_gene_set_int(g, "padding", size - 1);
 }
 
 /* Op on hidden state `state` (gene id) with stride; *result = its output's id. */
@@ -792,7 +779,7 @@ static dn_status scale_filters(evo_genome *g, int filters)
             return evo_fail(DN_ERR_PARSE, "template: layer %d: [cell] needs filters=F (F >= 1)", i);
         if (!first) first = f;
         long nf = ((long)f * filters + first / 2) / first;
-        DN_TRY(set_int(&g->genes[i], "filters", nf < 1 ? 1 : (int)nf));
+        DN_TRY(evo_gene_set_int(&g->genes[i], "filters", nf < 1 ? 1 : (int)nf));
     }
     return DN_OK;
 }

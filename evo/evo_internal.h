@@ -56,6 +56,10 @@ void evo_genome_free(evo_genome *g);
 /* Option access on genes and [net]; set replaces or appends. */
 const char *evo_gene_get(const evo_gene *g, const char *key);
 dn_status evo_gene_set(evo_gene *g, const char *key, const char *value);
+/* Whole-string integer option: *out = its value, or def when absent; -1 when
+ * present but not an integer (within +-1e9). */
+int evo_gene_int(const evo_gene *g, const char *key, int def, int *out);
+dn_status evo_gene_set_int(evo_gene *g, const char *key, int value);
 const char *evo_net_get(const evo_genome *g, const char *key);
 dn_status evo_net_set(evo_genome *g, const char *key, const char *value);
 int evo_genome_find(const evo_genome *g, int id);   /* index of gene id, or -1 */

@@ -341,6 +341,16 @@ static void print_lineage(FILE *f, evo_state *s, const evo_individual *v, int le
     fputc('\n', f);
 }
 
+/* Size of the network of cfg text (shape inference only); DN_OK when it builds. */
+static dn_status cfg_cost(const char *text, const char *name, evo_cost *cost)
+{
+    evo_genome g;
+    DN_TRY(evo_genome_parse(text, name, &g));
+    dn_status s = evo_genome_check(&g, NULL, cost);
+    evo_genome_free(&g);
+    return s;
+}
+
 static void report_export(FILE *f, const char *dir, evo_state *s, const evo_individual *v, const export_paths *p,
                           const test_result *tr, const char *cfg_text)
 {
@@ -356,12 +366,8 @@ static void report_export(FILE *f, const char *dir, evo_state *s, const evo_indi
         fprintf(f, "  test accuracy:       %.2f%% (%d images of %s)\n", 100.0 * tr->accuracy, tr->n, tr->valid);
     else
         fprintf(f, "  test accuracy:       n/a (the .data has no valid= test set)\n");
-    evo_cost cost = {.params = v->params, .flops = v->flops};   /* the model written: after -final-width, wider */
-    evo_genome g;
-    if (evo_genome_parse(cfg_text, p->cfg, &g) == DN_OK) {
-        if (evo_genome_check(&g, NULL, &cost) != DN_OK) cost = (evo_cost){.params = v->params, .flops = v->flops};
-        evo_genome_free(&g);
-    }
+    evo_cost cost;   /* of the model written: after -final-width, wider than the individual */
+    if (cfg_cost(cfg_text, p->cfg, &cost) != DN_OK) cost = (evo_cost){.params = v->params, .flops = v->flops};
     fprintf(f, "  params: %zu, FLOPs: %.4g M per image\n", cost.params, cost.flops / 1e6);
     fprintf(f, "  wrote: %s %s %s %s\n", p->cfg, p->weights, p->data, p->labels);
     char q1[4200], q2[4200], q3[4200];
@@ -481,13 +487,7 @@ static dn_status export_scaled(evo_store *st, const evo_options *o, const evo_in
     if (s == DN_OK) s = write_labels(&dc, p.labels);
     if (s == DN_OK) s = write_data(&dc, &p, v->id, evo_store_dir(st));
     evo_cost cost = {0};
-    if (s == DN_OK) {
-        evo_genome g;
-        if (evo_genome_parse(plain, p.cfg, &g) == DN_OK) {
-            evo_genome_check(&g, NULL, &cost);
-            evo_genome_free(&g);
-        }
-    }
+    if (s == DN_OK && cfg_cost(plain, p.cfg, &cost) != DN_OK) cost = (evo_cost){0};
     if (s == DN_OK && report) {
         fprintf(report, "export: the cells of individual %d of %s (validation %.2f%%) in the template", v->id,
                 evo_store_dir(st), 100.0 * v->accuracy);

@@ -284,9 +284,9 @@ typedef struct {
 } finish_ctx;
 
 /* The individual's annotated cfg with every hidden layer `width` times as
- * wide, checked against the search's limits; *cost (may be NULL) gets its
- * size. A width that breaks a shape or a limit is an error saying so. */
-static dn_status widened_cfg(evo_store *st, const evo_options *o, int id, double width, char **cfg, evo_cost *cost)
+ * wide, checked against the search's limits. A width that breaks a shape or
+ * a limit is an error saying so. */
+static dn_status widened_cfg(evo_store *st, const evo_options *o, int id, double width, char **cfg)
 {
     char *text = NULL;
     evo_genome g, wide;
@@ -296,7 +296,7 @@ static dn_status widened_cfg(evo_store *st, const evo_options *o, int id, double
     dn_status s = evo_store_load_individual(st, id, &text, NULL, NULL);
     if (s == DN_OK) s = evo_genome_parse(text, "the final model", &g);
     if (s == DN_OK) s = evo_genome_widen(&g, width, &wide);
-    if (s == DN_OK) s = evo_genome_check(&wide, &o->limits, cost);
+    if (s == DN_OK) s = evo_genome_check(&wide, &o->limits, NULL);
     if (s == DN_OK) s = evo_genome_emit(&wide, 1, cfg);
     if (s != DN_OK) s = evo_fail(s, "individual %d at width x%g: %s", id, width, evo_last_error());
     evo_genome_free(&g);
@@ -310,7 +310,7 @@ static dn_status widened_cfg(evo_store *st, const evo_options *o, int id, double
 static dn_status model_cfg(finish_ctx *c, evo_store *st, const evo_individual *v, const progress *p)
 {
     if (c->fo->filters > 0 || c->fo->cells > 0) return evo_scaled_cfg(st, v->id, c->fo->filters, c->fo->cells, &c->cfg);
-    if (p->width > 1) return widened_cfg(st, c->o, v->id, p->width, &c->cfg, NULL);
+    if (p->width > 1) return widened_cfg(st, c->o, v->id, p->width, &c->cfg);
     return evo_store_load_individual(st, v->id, &c->cfg, NULL, NULL);
 }
 
@@ -429,8 +429,7 @@ static dn_status choose_width(finish_ctx *c, evo_store *st, const evo_individual
                         seconds_left);
     for (size_t i = 0; s == DN_OK && i < sizeof WIDTHS / sizeof WIDTHS[0]; ++i) {
         char *cfg = NULL;
-        evo_cost cost = {0};
-        dn_status w = WIDTHS[i] > 1 ? widened_cfg(st, c->o, v->id, WIDTHS[i], &cfg, &cost)
+        dn_status w = WIDTHS[i] > 1 ? widened_cfg(st, c->o, v->id, WIDTHS[i], &cfg)
                                     : evo_store_load_individual(st, v->id, &cfg, NULL, NULL);
         double per = 0;
         if (w == DN_OK) w = seconds_per_step(cfg, c->o->batch, p->seed, device, &per);

@@ -469,6 +469,24 @@ dn_status evo_gene_set(evo_gene *g, const char *key, const char *value)
     return kvs_set(&g->kv, &g->nkv, key, value);
 }
 
+int evo_gene_int(const evo_gene *g, const char *key, int def, int *out)
+{
+    const char *s = evo_gene_get(g, key);
+    if (!s) { *out = def; return 0; }
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || v < -1000000000L || v > 1000000000L) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+dn_status evo_gene_set_int(evo_gene *g, const char *key, int value)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%d", value);
+    return evo_gene_set(g, key, buf);
+}
+
 const char *evo_net_get(const evo_genome *g, const char *key) { return g ? kvs_get(g->net, g->nnet, key) : NULL; }
 
 dn_status evo_net_set(evo_genome *g, const char *key, const char *value)

@@ -80,25 +80,6 @@ static int rand_int_except(uint64_t *rng, int lo, int hi, int skip)
     return v >= skip ? v + 1 : v;
 }
 
-/* Integer option of a gene, `def` when absent; -1 when not a number. */
-static int gene_int(const evo_gene *g, const char *key, int def, int *out)
-{
-    const char *s = evo_gene_get(g, key);
-    if (!s) { *out = def; return 0; }
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || v < -1000000000L || v > 1000000000L) return -1;
-    *out = (int)v;
-    return 0;
-}
-
-static dn_status gene_set_int(evo_gene *g, const char *key, int v)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", v);
-    return evo_gene_set(g, key, buf);
-}
-
 static void gene_clear(evo_gene *g)
 {
     for (int i = 0; i < g->nkv; ++i) {
@@ -254,12 +235,12 @@ static dn_status alter_stride(evo_genome *g, uint64_t *rng)
     int i = pick_body_gene(g, "convolutional", 0, rng, "alter_stride");
     if (i < 0) return DN_ERR_ARG;
     int stride;
-    if (gene_int(&g->genes[i], "stride", 1, &stride) || stride < 1)
+    if (evo_gene_int(&g->genes[i], "stride", 1, &stride) || stride < 1)
         return evo_fail(DN_ERR_ARG, "alter_stride does not apply: stride=%s", evo_gene_get(&g->genes[i], "stride"));
     int k = 0;
     while (k < 30 && (2 << k) <= stride) ++k;   /* floor(log2(stride)) */
     int nk = k <= 0 ? 1 : k >= 3 ? k - 1 : k + (rand_int(rng, 0, 1) ? 1 : -1);
-    return gene_set_int(&g->genes[i], "stride", 1 << nk);
+    return evo_gene_set_int(&g->genes[i], "stride", 1 << nk);
 }
 
 /* filters f -> uniform in [ceil(f/2), 2f], other than f. */
@@ -268,10 +249,10 @@ static dn_status alter_channels(evo_genome *g, uint64_t *rng)
     int i = pick_body_gene(g, "convolutional", 0, rng, "alter_channels");
     if (i < 0) return DN_ERR_ARG;
     int f;
-    if (gene_int(&g->genes[i], "filters", 1, &f) || f < 1 || f > 500000000)
+    if (evo_gene_int(&g->genes[i], "filters", 1, &f) || f < 1 || f > 500000000)
         return evo_fail(DN_ERR_ARG, "alter_channels does not apply: filters=%s", evo_gene_get(&g->genes[i], "filters"));
     int lo = (f + 1) / 2, hi = 2 * f;   /* hi > lo for every f >= 1 */
-    return gene_set_int(&g->genes[i], "filters", rand_int_except(rng, lo, hi, f));
+    return evo_gene_set_int(&g->genes[i], "filters", rand_int_except(rng, lo, hi, f));
 }
 
 /* Odd square kernels: half-width h = (size-1)/2 -> h' uniform in
@@ -283,11 +264,11 @@ static dn_status alter_filter_size(evo_genome *g, uint64_t *rng)
     int i = pick_body_gene(g, "convolutional", 0, rng, "alter_filter_size");
     if (i < 0) return DN_ERR_ARG;
     int size;
-    if (gene_int(&g->genes[i], "size", 1, &size) || size < 1 || size > 100000)
+    if (evo_gene_int(&g->genes[i], "size", 1, &size) || size < 1 || size > 100000)
         return evo_fail(DN_ERR_ARG, "alter_filter_size does not apply: size=%s", evo_gene_get(&g->genes[i], "size"));
     int h = (size - 1) / 2;
     int nh = rand_int_except(rng, h / 2, h > 0 ? 2 * h : 1, h);
-    DN_TRY(gene_set_int(&g->genes[i], "size", 2 * nh + 1));
+    DN_TRY(evo_gene_set_int(&g->genes[i], "size", 2 * nh + 1));
     return evo_gene_set(&g->genes[i], "pad", "1");
 }
 
@@ -444,7 +425,7 @@ static dn_status deepen(evo_genome *g, uint64_t *rng)
     DN_TRY(gene_make(&conv, "convolutional", kv));
     DN_TRY(insert_genes(g, p, &conv, 1));
     if (relu || (rand_int(rng, 0, 1) && evo_crelu_reader(g, p) >= 0)) return DN_OK;
-    DN_TRY(gene_set_int(&g->genes[p], "filters", channels));   /* linear: the draw, or no reader undoes a CReLU */
+    DN_TRY(evo_gene_set_int(&g->genes[p], "filters", channels));   /* linear: the draw, or no reader undoes a CReLU */
     return evo_gene_set(&g->genes[p], "activation", "linear");
 }
 
@@ -459,7 +440,7 @@ static int is_channelwise(const evo_gene *g)
 static int is_plain_conv(const evo_gene *g)
 {
     int groups;
-    return is_type(g, "convolutional") && gene_int(g, "groups", 1, &groups) == 0 && groups == 1;
+    return is_type(g, "convolutional") && evo_gene_int(g, "groups", 1, &groups) == 0 && groups == 1;
 }
 
 /* Layers that pass channels one for one and are linear in them (inference). */
@@ -495,7 +476,7 @@ static dn_status widen(evo_genome *g, uint64_t *rng)
     int *idx = malloc((size_t)(g->body_end + 1) * sizeof *idx), n = 0, f = 0;
     if (!idx) return evo_fail(DN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < g->body_end; ++i)
-        if (evo_widen_reader(g, i) >= 0 && gene_int(&g->genes[i], "filters", 1, &f) == 0 && f >= 1 && f <= 250000000)
+        if (evo_widen_reader(g, i) >= 0 && evo_gene_int(&g->genes[i], "filters", 1, &f) == 0 && f >= 1 && f <= 250000000)
             idx[n++] = i;
     int i = n ? idx[rand_int(rng, 0, n - 1)] : -1;
     free(idx);
@@ -503,8 +484,8 @@ static dn_status widen(evo_genome *g, uint64_t *rng)
         return evo_fail(DN_ERR_ARG, "widen does not apply: no body convolution whose output reaches just one "
                         "[convolutional] or [connected] (through pools, activations, dropout) and no route or "
                         "shortcut");
-    gene_int(&g->genes[i], "filters", 1, &f);
-    return gene_set_int(&g->genes[i], "filters", rand_int(rng, f + 1, 2 * f > 16 ? 2 * f : 16));
+    evo_gene_int(&g->genes[i], "filters", 1, &f);
+    return evo_gene_set_int(&g->genes[i], "filters", rand_int(rng, f + 1, 2 * f > 16 ? 2 * f : 16));
 }
 
 /* The smallest stride s <= 8 with which a 3x3 pad-1 (or 1x1) convolution

@@ -21,8 +21,6 @@
  */
 #include "evo_internal.h"
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 static int weighted(const evo_gene *g)
@@ -33,19 +31,6 @@ static int weighted(const evo_gene *g)
 static const char *width_key(const evo_gene *g)
 {
     return !strcmp(g->type, "convolutional") ? "filters" : "output";
-}
-
-static int int_of(const evo_gene *g, const char *key, int def)
-{
-    const char *v = evo_gene_get(g, key);
-    return v ? atoi(v) : def;
-}
-
-static dn_status set_int(evo_gene *g, const char *key, int value)
-{
-    char buf[32];
-    snprintf(buf, sizeof buf, "%d", value);
-    return evo_gene_set(g, key, buf);
 }
 
 dn_status evo_genome_widen(const evo_genome *g, double k, evo_genome *out)
@@ -63,12 +48,13 @@ dn_status evo_genome_widen(const evo_genome *g, double k, evo_genome *out)
         evo_gene *e = &out->genes[i];
         if (!weighted(e)) continue;
         const char *key = width_key(e);
-        int f = int_of(e, key, 1), groups = int_of(e, "groups", 1);
-        if (f < 1) continue;   /* left for the shape check to report */
+        int f, groups;
+        if (evo_gene_int(e, key, 1, &f) || evo_gene_int(e, "groups", 1, &groups) || f < 1)
+            continue;   /* left for the shape check to report */
         double scaled = floor(f * k + 0.5);
         int nf = scaled < 1 ? 1 : scaled > 1e6 ? 1000000 : (int)scaled;
-        s = set_int(e, key, nf);
-        if (s == DN_OK && groups > 1 && groups == f) s = set_int(e, "groups", nf);
+        s = evo_gene_set_int(e, key, nf);
+        if (s == DN_OK && groups > 1 && groups == f) s = evo_gene_set_int(e, "groups", nf);
     }
     if (s != DN_OK) evo_genome_free(out);
     return s;

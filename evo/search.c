@@ -192,12 +192,14 @@ static int launched(const search_ctx *c) { return c->s->evals + c->inflight; }
 /* Individuals evaluated or being trained: promotions in flight are not new ones. */
 static int individuals(const search_ctx *c) { return c->s->n + c->inflight - c->npromoting; }
 
+static int out_of_time(const search_ctx *c)
+{
+    return c->o->hours > 0 && elapsed_now(c) >= evo_search_seconds(c->o);
+}
+
 static int budget_left(const search_ctx *c)
 {
-    const evo_options *o = c->o;
-    if (o->evals > 0 && launched(c) >= o->evals) return 0;
-    if (o->hours > 0 && elapsed_now(c) >= evo_search_seconds(o)) return 0;
-    return 1;
+    return !(c->o->evals > 0 && launched(c) >= c->o->evals) && !out_of_time(c);
 }
 
 /* The -evals budget counts evaluations in flight, and one of them may yet be
@@ -207,8 +209,8 @@ static int budget_left(const search_ctx *c)
  * budget is left after all. */
 static int budget_after_inflight(search_ctx *c)
 {
-    while (c->error == DN_OK && c->inflight > 0 && c->o->evals > 0 && c->s->evals < c->o->evals &&
-           !(c->o->hours > 0 && elapsed_now(c) >= evo_search_seconds(c->o)) && !budget_left(c)) {
+    while (c->error == DN_OK && c->inflight > 0 && c->o->evals > 0 && c->s->evals < c->o->evals && !out_of_time(c) &&
+           !budget_left(c)) {
         pthread_mutex_unlock(&c->lock);
         usleep(10000);
         pthread_mutex_lock(&c->lock);

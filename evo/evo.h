@@ -73,6 +73,8 @@ typedef enum {
     EVO_MUT_DEEPEN = 50,         /* an identity [convolutional] inserted */
     EVO_MUT_WIDEN,               /* a convolution's filters grow, Net2Net's WiderNet */
     EVO_MUT_SKIP_ZERO,           /* a residual branch whose batch-norm scales start at 0 */
+    EVO_MUT_FLATTEN,             /* the head's global [avgpool] removed: [connected] reads every position */
+    EVO_MUT_DEEPEN_HEAD,         /* a hidden relu [connected] before the classifier */
     /* cell searches (Regularized Evolution); identity is EVO_MUT_IDENTITY */
     EVO_MUT_HIDDEN_STATE = 100,  /* a block input moves to another hidden state */
     EVO_MUT_OP,                  /* a block op changes */

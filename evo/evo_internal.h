@@ -109,14 +109,24 @@ dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint
  *     linear, stride making its map the main path's; or a residual block:
  *     that conv with relu, then a 1x1 BN linear one) -> [shortcut] onto the
  *     main path; the last branch conv's batch-norm scales start at 0, so it
- *     adds 0.
+ *     adds 0;
+ *   flatten: the head's global [avgpool] (read by its [connected], through
+ *     [dropout] only) removed; the [connected] (O outputs) then reads the
+ *     body's C x H x W output with W'[o][c*H*W + p] = W[o][c] / (H*W);
+ *   deepen_head: a hidden [connected] (relu, N = 64, 128 or 256 units, at
+ *     least 2 O) before the classifier (linear, no batch norm, O outputs,
+ *     not already reading a [connected]): units j < O compute relu(z_j) and
+ *     O + j relu(-z_j) from the old logits z, the classifier reads their
+ *     difference (z) and the other units with weight 0.
  * They are plain evo_mutation values: evo_mutate applies them. */
-int evo_mutation_is_morph(evo_mutation m);   /* 1 for deepen, widen, skip_zero */
+int evo_mutation_is_morph(evo_mutation m);   /* 1 for deepen, widen, skip_zero, flatten, deepen_head */
+int evo_flatten_pool(const evo_genome *g);   /* the [avgpool] flatten removes; -1: none */
+int evo_head_classifier(const evo_genome *g);   /* the [connected] deepen_head reads from; -1: none */
 
 /* Which mutations evo_mutate_child_set draws from:
  *   paper: the 11 Large-Scale Evolution mutations (evo_mutate_child: same draws);
- *   morph: deepen, widen, skip_zero, alter_learning_rate, identity;
- *   all:   the paper's 11 and the 3 morphisms. */
+ *   morph: deepen, widen, skip_zero, flatten, deepen_head, alter_learning_rate, identity;
+ *   all:   the paper's 11 and the 5 morphisms. */
 typedef enum { EVO_MUTSET_PAPER, EVO_MUTSET_MORPH, EVO_MUTSET_ALL } evo_mutation_set;
 dn_status evo_mutation_set_from_name(const char *name, evo_mutation_set *out);   /* "paper", "morph", "all" */
 const char *evo_mutation_set_name(evo_mutation_set s);                         /* "unknown" else */

@@ -36,6 +36,21 @@
  *              nothing, while d loss / d scales = sum delta * x_norm is not
  *              0, so it learns (the zero-initialised last batch norm of a
  *              residual block: Goyal et al. 2017).
+ *   flatten    the head's [connected] (O outputs) reads the C channel means
+ *              of the global [avgpool]; it now reads the C x H x W map
+ *              (channel-major, as Darknet flattens) with
+ *                  W'[o][c*H*W + p] = W[o][c] / (H*W)
+ *              at every position p, its other arrays (biases, batch norm)
+ *              as they were: sum_p W[o][c] x[c][p] / (H*W) is the mean's
+ *              term.
+ *   deepen_head the new hidden [connected] H (relu, N units) before the
+ *              classifier K (linear, O outputs, parent weights W (O, D),
+ *              biases b): H's unit j < O gets row W[j] and bias b[j], unit
+ *              O + j row -W[j] and bias -b[j], the others keep their fresh
+ *              weights; K's weights (O, N) are 1 at [o][o], -1 at
+ *              [o][O + o], else 0, biases 0: K reads relu(z) - relu(-z) = z,
+ *              the parent's logits. The 0 weights on the fresh units still
+ *              get gradients (delta_o * h_j), so K starts reading them.
  *
  * The host arrays are written: call it before dn_network_to_gpu.
  */
@@ -379,6 +394,87 @@ static dn_status init_skip_zero(dn_network *child, const evo_genome *cg, const e
     return DN_OK;
 }
 
+/* ------------------------------------------------------------ flatten */
+
+/* The [connected] whose parent twin read fewer inputs: each parent weight
+ * spread over the H*W positions of its channel. */
+static dn_status init_flatten(dn_network *child, const evo_genome *cg, const dn_network *parent, const evo_genome *pg)
+{
+    int ci = -1, pi = -1, count = 0;
+    for (int i = 0; i < cg->n; ++i) {
+        int j = evo_genome_find(pg, cg->genes[i].id);
+        if (j < 0 || child->layers[i].type != DN_CONNECTED || parent->layers[j].type != DN_CONNECTED) continue;
+        if (child->layers[i].inputs != parent->layers[j].inputs) { ci = i; pi = j; ++count; }
+    }
+    if (count != 1)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: %d [connected] layers read more inputs than in the "
+                        "parent, expected 1", count);
+    dn_layer *c = &child->layers[ci];
+    const dn_layer *p = &parent->layers[pi];
+    int C = p->inputs, hw = C > 0 ? c->inputs / C : 0;
+    if (hw < 1 || c->inputs != hw * C || c->out_c != p->out_c)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: layer %d reads %d inputs for %d outputs, not H*W times "
+                        "the parent's %d for %d", ci, c->inputs, c->out_c, C, p->out_c);
+    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
+    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
+    if (nc != np) return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: the [connected]'s arrays differ from its parent's");
+    for (int k = 0; k < nc; ++k) {
+        if (strcmp(cp[k].name, pp[k].name))
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: the [connected]'s arrays differ from its parent's");
+        if (strcmp(cp[k].name, "weights")) {
+            if (cp[k].n != pp[k].n)
+                return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: the [connected]'s %s changed size", cp[k].name);
+            memcpy(cp[k].data, pp[k].data, cp[k].n * sizeof(float));
+            continue;
+        }
+        /* weights (O, C*H*W) from the parent's (O, C) */
+        for (int o = 0; o < c->out_c; ++o)
+            for (int ch = 0; ch < C; ++ch) {
+                float w = pp[k].data[(size_t)o * C + ch] / (float)hw;
+                float *to = cp[k].data + (size_t)o * c->inputs + (size_t)ch * hw;
+                for (int q = 0; q < hw; ++q) to[q] = w;
+            }
+    }
+    return DN_OK;
+}
+
+/* ------------------------------------------------------------ deepen_head */
+
+static dn_status init_deepen_head(dn_network *child, const evo_genome *cg, const dn_network *parent,
+                                  const evo_genome *pg)
+{
+    int h = new_gene(cg, pg, "connected", "deepen_head"), k = h + 1;
+    if (h < 0) return DN_ERR_ARG;
+    int pk = k < cg->n ? evo_genome_find(pg, cg->genes[k].id) : -1;
+    if (pk < 0 || child->layers[k].type != DN_CONNECTED || parent->layers[pk].type != DN_CONNECTED)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen_head: the new [connected] (layer %d) is not read by the "
+                        "parent's classifier", h);
+    dn_layer *hid = &child->layers[h], *cls = &child->layers[k];
+    const dn_layer *old = &parent->layers[pk];
+    int O = old->out_c, D = old->inputs, N = hid->out_c;
+    if (cls->batch_normalize || old->batch_normalize || hid->batch_normalize || cls->activation != DN_LINEAR ||
+        hid->activation != DN_RELU || N < 2 * O || hid->inputs != D || cls->inputs != N || cls->out_c != O)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: deepen_head: want a relu hidden layer of >= %d units on the "
+                        "classifier's %d inputs and a linear classifier without batch norm (got %d units on %d "
+                        "inputs)", 2 * O, D, N, hid->inputs);
+    for (int j = 0; j < O; ++j) {
+        for (int d = 0; d < D; ++d) {
+            float w = old->weights[(size_t)j * D + d];
+            hid->weights[(size_t)j * D + d] = w;
+            hid->weights[(size_t)(O + j) * D + d] = -w;
+        }
+        hid->biases[j] = old->biases[j];
+        hid->biases[O + j] = -old->biases[j];
+    }
+    memset(cls->weights, 0, cls->nweights * sizeof(float));
+    memset(cls->biases, 0, (size_t)O * sizeof(float));
+    for (int o = 0; o < O; ++o) {
+        cls->weights[(size_t)o * N + o] = 1.f;
+        cls->weights[(size_t)o * N + O + o] = -1.f;
+    }
+    return DN_OK;
+}
+
 /* ------------------------------------------------------------ entry */
 
 dn_status evo_morph_init(dn_network *child, const evo_genome *child_genome, const dn_network *parent,
@@ -397,6 +493,8 @@ dn_status evo_morph_init(dn_network *child, const evo_genome *child_genome, cons
     switch (m) {
     case EVO_MUT_DEEPEN: return init_deepen(child, child_genome, parent, parent_genome, X, n);
     case EVO_MUT_WIDEN: return init_widen(child, child_genome, parent, parent_genome, seed);
+    case EVO_MUT_FLATTEN: return init_flatten(child, child_genome, parent, parent_genome);
+    case EVO_MUT_DEEPEN_HEAD: return init_deepen_head(child, child_genome, parent, parent_genome);
     default: return init_skip_zero(child, child_genome, parent_genome);
     }
 }

@@ -21,10 +21,11 @@
  *     truncation of non-primary inputs);
  *   - a gene referenced by a [route] or [shortcut] is never removed.
  *
- * Besides them, three function-preserving mutations (network morphisms:
- * Net2Net, Chen et al. 2016; NASH, Elsken et al. 2017): deepen, widen and
- * skip_zero, whose child computes the parent's function once evo_morph_init
- * (morph.c) has set the weights they add or change; and the mutation sets
+ * Besides them, five function-preserving mutations (network morphisms:
+ * Net2Net, Chen et al. 2016; NASH, Elsken et al. 2017): deepen, widen,
+ * skip_zero, flatten and deepen_head, whose child computes the parent's
+ * function once evo_morph_init (morph.c) has set the weights they add or
+ * change; and the mutation sets
  * (paper, morph, all) evo_mutate_child_set draws from.
  */
 #include "evo_internal.h"
@@ -41,7 +42,8 @@ static const char *const mutation_names[EVO_MUT_COUNT] = {
 
 /* The kinds outside [0, EVO_MUT_COUNT): the morphisms and the cell space's. */
 static const struct { evo_mutation m; const char *name; } other_kinds[] = {
-    {EVO_MUT_DEEPEN, "deepen"}, {EVO_MUT_WIDEN, "widen"}, {EVO_MUT_SKIP_ZERO, "skip_zero"},
+    {EVO_MUT_DEEPEN, "deepen"}, {EVO_MUT_WIDEN, "widen"}, {EVO_MUT_SKIP_ZERO, "skip_zero"}, {EVO_MUT_FLATTEN, "flatten"},
+    {EVO_MUT_DEEPEN_HEAD, "deepen_head"},
     {EVO_MUT_HIDDEN_STATE, "hidden_state"}, {EVO_MUT_OP, "op"}, {EVO_MUT_RANDOM, "random"},
 };
 
@@ -583,9 +585,72 @@ static dn_status skip_zero(evo_genome *g, uint64_t *rng)
     return insert_genes(g, p, b, n);
 }
 
+int evo_flatten_pool(const evo_genome *g)
+{
+    if (!g || g->body_end < 0 || g->body_end >= g->n || !is_type(&g->genes[g->body_end], "avgpool")) return -1;
+    int k = g->body_end + 1;
+    while (k < g->n && is_type(&g->genes[k], "dropout")) ++k;
+    return k < g->n && is_type(&g->genes[k], "connected") ? g->body_end : -1;
+}
+
+/* flatten: the head's global [avgpool] goes, so its [connected] reads the
+ * body's whole C x H x W output instead of the C channel means (the head
+ * of cfg/fashion-small.cfg rather than the trivial seed's); morph.c gives it
+ * W[o][c] / (H W) at every position of channel c: the same logits. */
+static dn_status flatten(evo_genome *g)
+{
+    int i = evo_flatten_pool(g);
+    if (i < 0)
+        return evo_fail(DN_ERR_ARG, "flatten does not apply: the head has no global [avgpool] read by a [connected] "
+                        "(through [dropout] only)");
+    remove_gene(g, i);
+    g->body_end = i;   /* the gene removed was the head's first: the body is as it was */
+    return DN_OK;
+}
+
+int evo_head_classifier(const evo_genome *g)
+{
+    if (!g) return -1;
+    int k = g->n - 1, before;
+    while (k >= g->body_end && k >= 0 && !is_type(&g->genes[k], "connected")) --k;
+    if (k < g->body_end || k < 0) return -1;
+    const char *act = evo_gene_get(&g->genes[k], "activation");
+    int bn = 0;
+    if (!act || strcmp(act, "linear") || evo_gene_int(&g->genes[k], "batch_normalize", 0, &bn) || bn) return -1;
+    for (before = k - 1; before >= 0 && is_type(&g->genes[before], "dropout"); --before) {}
+    return before >= 0 && is_type(&g->genes[before], "connected") ? -1 : k;
+}
+
+/* deepen_head: a hidden [connected] activation=relu of N units (64, 128 or
+ * 256, at least twice the O classes) right before the classifier; morph.c
+ * makes its first 2 O units the CReLU of the old logits z (relu(z),
+ * relu(-z)) and the classifier read relu(z) - relu(-z) = z, the other units
+ * fresh features the classifier starts reading with weight 0 (the head of
+ * cfg/fashion-small.cfg: features -> hidden layer -> classes). */
+static dn_status deepen_head(evo_genome *g, uint64_t *rng)
+{
+    int k = evo_head_classifier(g), classes = 0;
+    if (k < 0 || evo_gene_int(&g->genes[k], "output", 1, &classes) || classes < 1)
+        return evo_fail(DN_ERR_ARG, "deepen_head does not apply: the head's last [connected] is not linear without "
+                        "batch norm, or already reads a [connected]");
+    static const int sizes[] = {64, 128, 256};
+    int units = sizes[rand_int(rng, 0, 2)];
+    if (units < 2 * classes) units = 2 * classes;
+    char out[32];
+    snprintf(out, sizeof out, "%d", units);
+    const char *kv[] = {"output", out, "activation", "relu", NULL};
+    evo_gene hidden;
+    DN_TRY(gene_make(&hidden, "connected", kv));
+    int body_end = g->body_end;
+    DN_TRY(insert_genes(g, k, &hidden, 1));
+    g->body_end = body_end;   /* inserted into the head: the body is as it was */
+    return DN_OK;
+}
+
 int evo_mutation_is_morph(evo_mutation m)
 {
-    return m == EVO_MUT_DEEPEN || m == EVO_MUT_WIDEN || m == EVO_MUT_SKIP_ZERO;
+    return m == EVO_MUT_DEEPEN || m == EVO_MUT_WIDEN || m == EVO_MUT_SKIP_ZERO || m == EVO_MUT_FLATTEN ||
+           m == EVO_MUT_DEEPEN_HEAD;
 }
 
 dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng)
@@ -607,6 +672,8 @@ dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng)
     case EVO_MUT_DEEPEN: return deepen(g, rng);
     case EVO_MUT_WIDEN: return widen(g, rng);
     case EVO_MUT_SKIP_ZERO: return skip_zero(g, rng);
+    case EVO_MUT_FLATTEN: return flatten(g);
+    case EVO_MUT_DEEPEN_HEAD: return deepen_head(g, rng);
     default: return evo_fail(DN_ERR_ARG, "evo_mutate: unknown mutation %d", (int)m);
     }
 }
@@ -644,12 +711,12 @@ const char *evo_mutation_set_name(evo_mutation_set s)
 /* One uniform draw from the set (one rng step, as the paper's step always took). */
 static evo_mutation draw_mutation(evo_mutation_set set, uint64_t *rng)
 {
-    static const evo_mutation morph[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO,
-                                         EVO_MUT_ALTER_LEARNING_RATE, EVO_MUT_IDENTITY};
+    static const evo_mutation morph[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO, EVO_MUT_FLATTEN,
+                                         EVO_MUT_DEEPEN_HEAD, EVO_MUT_ALTER_LEARNING_RATE, EVO_MUT_IDENTITY};
     uint64_t r = dn_rand_u64(rng);
-    if (set == EVO_MUTSET_MORPH) return morph[r % 5];
+    if (set == EVO_MUTSET_MORPH) return morph[r % 7];
     if (set == EVO_MUTSET_ALL) {
-        uint64_t k = r % (EVO_MUT_COUNT + 3);   /* the paper's 11, then the 3 morphisms */
+        uint64_t k = r % (EVO_MUT_COUNT + 5);   /* the paper's 11, then the 5 morphisms */
         return k < EVO_MUT_COUNT ? (evo_mutation)k : morph[k - EVO_MUT_COUNT];
     }
     return (evo_mutation)(r % EVO_MUT_COUNT);

@@ -83,7 +83,7 @@ static const evo_option_spec TABLE[] = {
         "lineage's seen count)"),
     NEW("-mutations", "SET", "mutations", EVO_OPT_STR, mutations, "all", "paper", 0, "paper",
         "growth searches: paper (the 11 of Large-Scale Evolution), morph (function-preserving deepen, widen, "
-        "skip_zero, learning rate, identity) or all (both)"),
+        "skip_zero, flatten, deepen_head, learning rate, identity) or all (both)"),
     NEW("-rungs", "R", "rungs", EVO_OPT_INT, rungs, "3", "1", 0, "1",
         "fidelity levels: children get -steps; the top 1/eta of a level are promoted (trained eta^k times longer "
         "in all, scored on the whole holdout); 1: no promotions"),

@@ -1,6 +1,6 @@
 /*
  * test_evo_morph.c — the function-preserving mutations (deepen, widen,
- * skip_zero) and the mutation sets: each morphism changes the genome as it
+ * skip_zero, flatten, deepen_head) and the mutation sets: each morphism changes the genome as it
  * says; started from a parent with random weights (random batch-norm rolling
  * statistics and scales too), evo_inherit + evo_morph_init give a child whose
  * outputs equal the parent's; leaving out evo_morph_init, or splitting the
@@ -211,9 +211,9 @@ static dn_network *morph_child(const evo_genome *c, const evo_genome *p, dn_netw
 
 static void test_names_and_sets(void)
 {
-    evo_mutation ms[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO};
-    const char *names[] = {"deepen", "widen", "skip_zero"};
-    for (int k = 0; k < 3; ++k) {
+    evo_mutation ms[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO, EVO_MUT_FLATTEN, EVO_MUT_DEEPEN_HEAD};
+    const char *names[] = {"deepen", "widen", "skip_zero", "flatten", "deepen_head"};
+    for (int k = 0; k < 5; ++k) {
         evo_mutation back;
         CHECK(!strcmp(evo_mutation_name(ms[k]), names[k]), "name of %d", (int)ms[k]);
         CHECK(evo_mutation_from_name(names[k], &back) == DN_OK && back == ms[k], "%s round trip", names[k]);
@@ -303,6 +303,22 @@ static void test_set_draws(void)
     uint64_t rng = 1;
     evo_genome c;
     CHECK(evo_mutate_child_set(&g, NULL, (evo_mutation_set)7, &rng, 3, &c, NULL) == DN_ERR_ARG, "unknown set refused");
+    evo_genome_free(&g);
+    /* flatten needs a global [avgpool] head (SMALL has none): on DROP both sets draw it and deepen_head */
+    CHECK_EVO(evo_genome_parse(DROP, "drop", &g));
+    for (int set = EVO_MUTSET_MORPH; set <= EVO_MUTSET_ALL; ++set) {
+        int flattened = 0, headed = 0;
+        rng = 200 + (uint64_t)set;
+        for (int t = 0; t < 300; ++t) {
+            evo_mutation m = EVO_MUT_NONE;
+            CHECK_EVO(evo_mutate_child_set(&g, NULL, (evo_mutation_set)set, &rng, 20, &c, &m));
+            flattened += m == EVO_MUT_FLATTEN;
+            headed += m == EVO_MUT_DEEPEN_HEAD;
+            evo_genome_free(&c);
+        }
+        CHECK(flattened > 300 / 16 / 2 && headed > 300 / 16 / 2, "set %d: flatten drawn %d times, deepen_head %d", set,
+              flattened, headed);
+    }
     evo_genome_free(&g);
 }
 
@@ -447,6 +463,96 @@ static void test_skip_zero_genome(void)
     evo_genome_free(&c);
 }
 
+/* flatten removes the head's global [avgpool] (dropout kept), nothing else;
+ * it applies once, and never without such a head. */
+static void test_flatten_genome(void)
+{
+    const char *cfgs[] = {TRIVIAL, DROP, RES};
+    for (int k = 0; k < 3; ++k) {
+        evo_genome p, c, again;
+        CHECK_EVO(mutate_cfg(cfgs[k], EVO_MUT_FLATTEN, 1, &p, &c));
+        int pool = -1;
+        for (int i = 0; i < p.n; ++i)
+            if (!strcmp(p.genes[i].type, "avgpool")) pool = i;
+        int same = c.n == p.n - 1 && pool == p.body_end && c.body_end == p.body_end;
+        for (int i = 0, j = 0; same && i < p.n; ++i)
+            if (i != pool) same = gene_equal(&p.genes[i], &c.genes[j++]);
+        CHECK(same, "cfg %d: the [avgpool] (gene %d, body_end %d) removed, every other gene kept", k, pool, p.body_end);
+        CHECK(evo_flatten_pool(&c) < 0, "cfg %d: nothing left to flatten", k);
+        dn_network *net = shapes(&c);
+        const dn_layer *fc = net ? &net->layers[c.n - 2] : NULL;
+        int want = k == 0 ? 28 * 28 : k == 1 ? 3 * 3 * 4 : 8 * 8 * 6;
+        CHECK(fc && fc->type == DN_CONNECTED && fc->inputs == want, "cfg %d: the [connected] reads %d inputs, want %d", k,
+              fc ? fc->inputs : -1, want);
+        dn_network_free(net);
+        CHECK(evo_genome_copy(&c, &again) == DN_OK, "copy");
+        uint64_t rng = 2;
+        CHECK(evo_mutate(&again, EVO_MUT_FLATTEN, &rng) == DN_ERR_ARG && genome_equal(&again, &c),
+              "cfg %d: a second flatten does not apply and changes nothing", k);
+        evo_genome_free(&again);
+        evo_genome_free(&p);
+        evo_genome_free(&c);
+    }
+    const char *none[] = {SMALL, FASHION, LOCKED};
+    for (int k = 0; k < 3; ++k) {
+        evo_genome p, c;
+        CHECK(mutate_cfg(none[k], EVO_MUT_FLATTEN, 1, &p, &c) == DN_ERR_ARG &&
+              strstr(evo_last_error(), "flatten does not apply") && genome_equal(&p, &c),
+              "cfg %d without a pooled [connected] head: %s", k, evo_last_error());
+        evo_genome_free(&p);
+        evo_genome_free(&c);
+    }
+}
+
+/* deepen_head inserts one hidden relu [connected] (64, 128 or 256 units)
+ * right before the classifier, never a second one, and not before a
+ * classifier with batch norm or a nonlinear activation. */
+static void test_deepen_head_genome(void)
+{
+    const char *cfgs[] = {TRIVIAL, DROP, SMALL, RES};
+    int sizes[3] = {0};
+    for (int k = 0; k < 4; ++k)
+        for (uint64_t s = 1; s <= 6; ++s) {
+            evo_genome p, c, again;
+            CHECK_EVO(mutate_cfg(cfgs[k], EVO_MUT_DEEPEN_HEAD, s, &p, &c));
+            int cls = evo_head_classifier(&p), units = cls >= 0 ? geti(&c.genes[cls], "output", 0) : 0;
+            int same = cls >= 0 && c.n == p.n + 1 && c.body_end == p.body_end;
+            for (int i = 0, j = 0; same && j < c.n; ++j)
+                if (j != cls) same = gene_equal(&p.genes[i++], &c.genes[j]);
+            CHECK(same && !strcmp(c.genes[cls].type, "connected") && evo_genome_find(&p, c.genes[cls].id) < 0 &&
+                  !strcmp(gets_(&c.genes[cls], "activation"), "relu") && geti(&c.genes[cls], "batch_normalize", 0) == 0,
+                  "cfg %d seed %llu: a new relu [connected] right before the classifier (gene %d), the rest kept", k,
+                  (unsigned long long)s, cls);
+            sizes[0] += units == 64;
+            sizes[1] += units == 128;
+            sizes[2] += units == 256;
+            CHECK(units == 64 || units == 128 || units == 256, "cfg %d: %d hidden units", k, units);
+            CHECK(evo_genome_copy(&c, &again) == DN_OK, "copy");
+            uint64_t rng = s;
+            CHECK(evo_mutate(&again, EVO_MUT_DEEPEN_HEAD, &rng) == DN_ERR_ARG && genome_equal(&again, &c),
+                  "cfg %d: no second hidden layer", k);
+            evo_genome_free(&again);
+            evo_genome_free(&p);
+            evo_genome_free(&c);
+        }
+    CHECK(sizes[0] && sizes[1] && sizes[2], "64 (%d), 128 (%d) and 256 (%d) units drawn", sizes[0], sizes[1], sizes[2]);
+    static const char *const bad[] = {
+        NULL, NULL,   /* FASHION (its classifier reads a hidden [connected]), LOCKED (no [connected]) */
+        "[net]\nwidth=8\nheight=8\nchannels=1\n[avgpool]\n[connected]\noutput=3\nbatch_normalize=1\nactivation=linear\n"
+        "[softmax]\n",
+        "[net]\nwidth=8\nheight=8\nchannels=1\n[avgpool]\n[connected]\noutput=3\nactivation=leaky\n[softmax]\n",
+        "[net]\nwidth=8\nheight=8\nchannels=1\n[avgpool]\n[connected]\noutput=3\n[softmax]\n"};   /* logistic */
+    for (int k = 0; k < 5; ++k) {
+        evo_genome p, c;
+        const char *cfg = k == 0 ? FASHION : k == 1 ? LOCKED : bad[k];
+        CHECK(mutate_cfg(cfg, EVO_MUT_DEEPEN_HEAD, 1, &p, &c) == DN_ERR_ARG &&
+              strstr(evo_last_error(), "deepen_head does not apply") && genome_equal(&p, &c),
+              "case %d: %s", k, evo_last_error());
+        evo_genome_free(&p);
+        evo_genome_free(&c);
+    }
+}
+
 /* ------------------------------------------------------------ function preserved */
 
 /* variant: the children of deepen that are CReLUs, of skip_zero residual blocks */
@@ -515,8 +621,8 @@ static void test_function_preserved(void)
     evo_genome_free(&t1);
     const char *cfgs[] = {SMALL, DROP, RES, FASHION, trivial_deep, TRIVIAL};
     const char *names[] = {"small", "drop", "res", "fashion-small", "trivial+deepen", "trivial"};
-    evo_mutation ms[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO};
-    for (int k = 0; k < 3; ++k) {
+    evo_mutation ms[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO, EVO_MUT_FLATTEN, EVO_MUT_DEEPEN_HEAD};
+    for (int k = 0; k < 5; ++k) {
         tally t = {0};
         for (int c = 0; c < 6; ++c)
             for (uint64_t s = 1; s <= (c == 3 ? 3u : 6u); ++s) exact_case(cfgs[c], names[c], ms[k], s, &t);
@@ -686,6 +792,40 @@ static void test_widen_one_filter(void)
 
 /* Alternating deepen and widen from the trivial seed, each child initialised
  * from its parent network: the function stays the seed's while it grows. */
+/* After deepen_head the classifier learns to read the fresh hidden units
+ * (their weights start at 0 and move under SGD) while the child starts as
+ * its parent. */
+static void test_deepen_head_learns(void)
+{
+    evo_genome p, c;
+    CHECK_EVO(mutate_cfg(SMALL, EVO_MUT_DEEPEN_HEAD, 3, &p, &c));
+    dn_network *parent = build(&p, 3);
+    float *X = parent ? images(parent, 4 * BATCH, 9) : NULL, *Y = calloc(4 * BATCH * 10, sizeof *Y);
+    if (!parent || !X || !Y) { CHECK(0, "setup"); goto done; }
+    randomise(parent, 4);
+    for (int i = 0; i < 4 * BATCH; ++i) Y[i * 10 + i % 10] = 1;
+    dn_network *child = morph_child(&c, &p, parent, EVO_MUT_DEEPEN_HEAD, 1, NULL, 0, 3);
+    if (!child) { CHECK(0, "child builds"); goto done; }
+    CHECK(predict_diff(parent, child, X, 4 * BATCH) <= EXACT, "child = parent before training");
+    const dn_layer *cls = logits(child);
+    int O = cls->out_c, N = cls->inputs;
+    float before = 0, after = 0;
+    for (int o = 0; o < O; ++o)
+        for (int j = 2 * O; j < N; ++j) before += fabsf(cls->weights[(size_t)o * N + j]);
+    train_steps(child, X, Y, 8);
+    for (int o = 0; o < O; ++o)
+        for (int j = 2 * O; j < N; ++j) after += fabsf(cls->weights[(size_t)o * N + j]);
+    CHECK(before == 0 && after > 1e-4f, "the classifier's weights on the %d fresh units: %g before, %g after 8 steps",
+          N - 2 * O, before, after);
+    dn_network_free(child);
+done:
+    dn_network_free(parent);
+    free(X);
+    free(Y);
+    evo_genome_free(&p);
+    evo_genome_free(&c);
+}
+
 static void test_growth_lineage(void)
 {
     evo_genome g;
@@ -702,6 +842,8 @@ static void test_growth_lineage(void)
     for (int t = 0; t < 12; ++t) {
         evo_mutation m = t % 3 == 1 ? EVO_MUT_DEEPEN : EVO_MUT_WIDEN;
         if (t == 0) m = EVO_MUT_DEEPEN;
+        if (t == 5) m = EVO_MUT_FLATTEN;   /* later widens split the [connected]'s H*W blocks */
+        if (t == 9) m = EVO_MUT_DEEPEN_HEAD;   /* then they split the hidden layer's */
         evo_genome c;
         CHECK_EVO(evo_genome_copy(&g, &c));
         if (evo_mutate(&c, m, &rng) != DN_OK || evo_genome_check(&c, NULL, NULL) != DN_OK) {
@@ -769,6 +911,16 @@ static void test_upstream_loads(void)
     }
     CHECK(checked == 5 && morphs > 5, "%d genomes checked against upstream, %d morphisms on the way", checked, morphs);
     evo_genome_free(&g);
+    /* the head morphisms: conv features flattened into a hidden layer, then the classifier */
+    CHECK_EVO(evo_genome_parse(TRIVIAL, "trivial", &g));
+    const evo_mutation head[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_FLATTEN, EVO_MUT_DEEPEN_HEAD, EVO_MUT_WIDEN};
+    for (int k = 0; k < 5; ++k) CHECK_EVO(evo_mutate(&g, head[k], &rng));
+    char *text = NULL;
+    CHECK_EVO(evo_genome_emit(&g, 1, &text));
+    CHECK(text && strstr(text, "relu") && !strstr(text, "[avgpool]") && upstream_same(harness, path, text),
+          "flatten + deepen_head: upstream builds it alike:\n%s", text ? text : "");
+    free(text);
+    evo_genome_free(&g);
     rmdir(dir);
 }
 
@@ -784,6 +936,10 @@ static void test_init_errors(void)
     CHECK(evo_morph_init(child, &c, parent, &p, EVO_MUT_DEEPEN, NULL, 0, 1) == DN_ERR_ARG &&
           strstr(evo_last_error(), "deepen"), "a widened child is no deepened one: %s", evo_last_error());
     CHECK(evo_morph_init(child, &c, parent, &p, EVO_MUT_SKIP_ZERO, NULL, 0, 1) == DN_ERR_ARG, "nor a skip_zero one");
+    CHECK(evo_morph_init(child, &c, parent, &p, EVO_MUT_FLATTEN, NULL, 0, 1) == DN_ERR_ARG &&
+          strstr(evo_last_error(), "flatten"), "nor a flattened one: %s", evo_last_error());
+    CHECK(evo_morph_init(child, &c, parent, &p, EVO_MUT_DEEPEN_HEAD, NULL, 0, 1) == DN_ERR_ARG &&
+          strstr(evo_last_error(), "deepen_head"), "nor a deepened head: %s", evo_last_error());
     evo_genome t;
     CHECK_EVO(evo_genome_parse(TRIVIAL, "t", &t));
     CHECK(evo_morph_init(child, &t, parent, &p, EVO_MUT_WIDEN, NULL, 0, 1) == DN_ERR_ARG &&
@@ -808,7 +964,10 @@ int main(void)
     test_deepen_genome();
     test_widen_genome();
     test_skip_zero_genome();
+    test_flatten_genome();
+    test_deepen_head_genome();
     test_function_preserved();
+    test_deepen_head_learns();
     test_widen_split_and_symmetry();
     test_widen_one_filter();
     test_growth_lineage();

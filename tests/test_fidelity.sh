@@ -170,7 +170,7 @@ check "an old folder resumes (rc=$rc: $(tail -n 1 "$T/d_resume.err"))" [ "$rc" -
 check "... without promotions or final training" \
   bash -c "! grep -q promotion '$T/d/events.jsonl' && [ ! -e '$T/d/final' ]"
 check "... with the paper's mutations only" \
-  bash -c "! grep -qE '\"mutation\":\"(deepen|widen|skip_zero)\"' '$T/d/events.jsonl'"
+  bash -c "! grep -qE '\"mutation\":\"(deepen|widen|skip_zero|flatten|deepen_head)\"' '$T/d/events.jsonl'"
 check "... and its children scored on the whole holdout" bash -c "! grep -v '\"val_images\":300,' '$T/d/events.jsonl' | grep -q ."
 check "no crash" no_crash "$T"/d*.err
 

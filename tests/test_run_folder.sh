@@ -37,7 +37,7 @@ sums() { (cd "$1" && find . -type f ! -path './report/*' -print0 | sort -z | xar
 # a living individual's id (alive: born, never in a "killed" or "lost" list)
 living() {
   local ids dead
-  ids=$(grep '"outcome":"ok"' "$1/events.jsonl" | grep -oE '"id":[0-9]+' | cut -d: -f2)
+  ids=$(grep '"outcome":"ok"' "$1/events.jsonl" | grep -oE '"id":[0-9]+' | cut -d: -f2 | sort -nu)   # a promotion repeats its id
   dead=$(grep -oE '"(killed|lost)":\[[0-9,]*\]' "$1/events.jsonl" | grep -oE '[0-9]+')
   for i in $ids; do grep -qx "$i" <<<"$dead" || echo "$i"; done
 }

@@ -242,21 +242,24 @@ static dn_status init_deepen(dn_network *child, const evo_genome *cg, const dn_n
 
 /* ------------------------------------------------------------ widen */
 
-/* The widened convolution: a child conv whose parent twin has fewer filters. */
-static dn_status widened_pair(const dn_network *child, const evo_genome *cg, const dn_network *parent,
-                              const evo_genome *pg, int *ci, int *pi)
+/* The one child layer of `type` that has `grown` from its parent twin:
+ * indices into *ci, *pi; an error (mutation `mut`, layers `what`) when there
+ * is not exactly one. */
+static dn_status grown_pair(const dn_network *child, const evo_genome *cg, const dn_network *parent,
+                            const evo_genome *pg, dn_layer_type type, int (*grown)(const dn_layer *, const dn_layer *),
+                            const char *mut, const char *what, int *ci, int *pi)
 {
     int count = 0;
     for (int i = 0; i < cg->n; ++i) {
         int j = evo_genome_find(pg, cg->genes[i].id);
-        if (j < 0 || child->layers[i].type != DN_CONVOLUTIONAL || parent->layers[j].type != DN_CONVOLUTIONAL) continue;
-        if (child->layers[i].out_c > parent->layers[j].out_c) { *ci = i; *pi = j; ++count; }
+        if (j < 0 || child->layers[i].type != type || parent->layers[j].type != type) continue;
+        if (grown(&child->layers[i], &parent->layers[j])) { *ci = i; *pi = j; ++count; }
     }
-    if (count != 1)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: %d convolutions have more filters than in the parent, "
-                        "expected 1", count);
+    if (count != 1) return evo_fail(DN_ERR_ARG, "evo_morph_init: %s: %d %s, expected 1", mut, count, what);
     return DN_OK;
 }
+
+static int more_filters(const dn_layer *c, const dn_layer *p) { return c->out_c > p->out_c; }
 
 /* Child layer c's arrays from parent layer p's by filter: block j of each
  * array (n/filters floats) is the parent's block src[j]. */
@@ -315,23 +318,33 @@ static dn_status split_weights(dn_param *c, const dn_param *p, int O, const int 
     return DN_OK;
 }
 
+/* Child layer c from its parent twin p when only its inputs changed: every
+ * array but the weights copied (same size), the weights returned in *cw, *pw
+ * for the caller to map. */
+static dn_status same_but_weights(dn_layer *c, const dn_layer *p, dn_param *cw, dn_param *pw)
+{
+    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
+    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp), found = 0;
+    if (c->type != p->type || nc != np || c->out_c != p->out_c)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: layer differs from its parent's in more than its inputs");
+    for (int k = 0; k < nc; ++k) {
+        if (strcmp(cp[k].name, pp[k].name))
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: the layer's arrays differ from its parent's");
+        if (strcmp(cp[k].name, "weights") == 0) { *cw = cp[k]; *pw = pp[k]; found = 1; }
+        else if (cp[k].n == pp[k].n) memcpy(cp[k].data, pp[k].data, cp[k].n * sizeof(float));
+        else return evo_fail(DN_ERR_ARG, "evo_morph_init: the layer's %s changed size", cp[k].name);
+    }
+    return found ? DN_OK : evo_fail(DN_ERR_ARG, "evo_morph_init: the layer has no weights");
+}
+
 /* The reader of f -> F channels: its weights split among the copies (see
  * split_weights), its other arrays copied. */
 static dn_status split_reader(dn_layer *c, const dn_layer *p, const int *src, int f, int F, const float *sign,
                               uint64_t *rng)
 {
-    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
-    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
-    if (c->type != p->type || nc != np || c->out_c != p->out_c)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader differs from its parent's in more than its inputs");
-    for (int k = 0; k < nc; ++k) {
-        if (strcmp(cp[k].name, pp[k].name))
-            return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader's arrays differ from its parent's");
-        if (strcmp(cp[k].name, "weights") == 0) DN_TRY(split_weights(&cp[k], &pp[k], p->out_c, src, f, F, sign, rng));
-        else if (cp[k].n == pp[k].n) memcpy(cp[k].data, pp[k].data, cp[k].n * sizeof(float));
-        else return evo_fail(DN_ERR_ARG, "evo_morph_init: the reader's %s changed size", cp[k].name);
-    }
-    return DN_OK;
+    dn_param cw, pw;
+    DN_TRY(same_but_weights(c, p, &cw, &pw));
+    return split_weights(&cw, &pw, p->out_c, src, f, F, sign, rng);
 }
 
 /* The CReLU's reader: input channel C + j gets the negated weights of
@@ -355,7 +368,8 @@ static dn_status init_widen(dn_network *child, const evo_genome *cg, const dn_ne
                             uint64_t seed)
 {
     int ci = -1, pi = -1;
-    DN_TRY(widened_pair(child, cg, parent, pg, &ci, &pi));
+    DN_TRY(grown_pair(child, cg, parent, pg, DN_CONVOLUTIONAL, more_filters,
+                      "widen", "convolutions have more filters than in the parent", &ci, &pi));
     int rc = evo_widen_reader(cg, ci), rp = evo_widen_reader(pg, pi);
     if (rc < 0 || rp < 0 || cg->genes[rc].id != pg->genes[rp].id)
         return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: layer %d's output does not reach the same single "
@@ -396,45 +410,28 @@ static dn_status init_skip_zero(dn_network *child, const evo_genome *cg, const e
 
 /* ------------------------------------------------------------ flatten */
 
+static int more_inputs(const dn_layer *c, const dn_layer *p) { return c->inputs > p->inputs; }
+
 /* The [connected] whose parent twin read fewer inputs: each parent weight
  * spread over the H*W positions of its channel. */
 static dn_status init_flatten(dn_network *child, const evo_genome *cg, const dn_network *parent, const evo_genome *pg)
 {
-    int ci = -1, pi = -1, count = 0;
-    for (int i = 0; i < cg->n; ++i) {
-        int j = evo_genome_find(pg, cg->genes[i].id);
-        if (j < 0 || child->layers[i].type != DN_CONNECTED || parent->layers[j].type != DN_CONNECTED) continue;
-        if (child->layers[i].inputs != parent->layers[j].inputs) { ci = i; pi = j; ++count; }
-    }
-    if (count != 1)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: %d [connected] layers read more inputs than in the "
-                        "parent, expected 1", count);
+    int ci = -1, pi = -1;
+    DN_TRY(grown_pair(child, cg, parent, pg, DN_CONNECTED, more_inputs,
+                      "flatten", "[connected] layers read more inputs than in the parent", &ci, &pi));
     dn_layer *c = &child->layers[ci];
     const dn_layer *p = &parent->layers[pi];
     int C = p->inputs, hw = C > 0 ? c->inputs / C : 0;
-    if (hw < 1 || c->inputs != hw * C || c->out_c != p->out_c)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: layer %d reads %d inputs for %d outputs, not H*W times "
-                        "the parent's %d for %d", ci, c->inputs, c->out_c, C, p->out_c);
-    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
-    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
-    if (nc != np) return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: the [connected]'s arrays differ from its parent's");
-    for (int k = 0; k < nc; ++k) {
-        if (strcmp(cp[k].name, pp[k].name))
-            return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: the [connected]'s arrays differ from its parent's");
-        if (strcmp(cp[k].name, "weights")) {
-            if (cp[k].n != pp[k].n)
-                return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: the [connected]'s %s changed size", cp[k].name);
-            memcpy(cp[k].data, pp[k].data, cp[k].n * sizeof(float));
-            continue;
+    if (hw < 1 || c->inputs != hw * C)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: flatten: layer %d reads %d inputs, not H*W times the parent's "
+                        "%d", ci, c->inputs, C);
+    dn_param cw, pw;
+    DN_TRY(same_but_weights(c, p, &cw, &pw));
+    for (int o = 0; o < c->out_c; ++o)   /* weights (O, C*H*W) from the parent's (O, C) */
+        for (int ch = 0; ch < C; ++ch) {
+            float w = pw.data[(size_t)o * C + ch] / (float)hw, *to = cw.data + (size_t)o * c->inputs + (size_t)ch * hw;
+            for (int q = 0; q < hw; ++q) to[q] = w;
         }
-        /* weights (O, C*H*W) from the parent's (O, C) */
-        for (int o = 0; o < c->out_c; ++o)
-            for (int ch = 0; ch < C; ++ch) {
-                float w = pp[k].data[(size_t)o * C + ch] / (float)hw;
-                float *to = cp[k].data + (size_t)o * c->inputs + (size_t)ch * hw;
-                for (int q = 0; q < hw; ++q) to[q] = w;
-            }
-    }
     return DN_OK;
 }
 

@@ -132,7 +132,7 @@ static void remove_gene(evo_genome *g, int i)
     gene_clear(&g->genes[i]);
     memmove(&g->genes[i], &g->genes[i + 1], (size_t)(g->n - i - 1) * sizeof *g->genes);
     g->n--;
-    g->body_end--;
+    if (i < g->body_end) g->body_end--;
 }
 
 static int is_type(const evo_gene *g, const char *type) { return strcmp(g->type, type) == 0; }
@@ -604,7 +604,6 @@ static dn_status flatten(evo_genome *g)
         return evo_fail(DN_ERR_ARG, "flatten does not apply: the head has no global [avgpool] read by a [connected] "
                         "(through [dropout] only)");
     remove_gene(g, i);
-    g->body_end = i;   /* the gene removed was the head's first: the body is as it was */
     return DN_OK;
 }
 

@@ -368,6 +368,7 @@ void evo_evaluate(const evo_genome *child, const evo_genome *parent, const void 
     if (s == DN_OK && o->latency_threads > 0) s = measure_latency(child, data, o, r);
     if (s == DN_OK) { r->outcome = EVO_OK; return; }
     r->outcome = EVO_FAILED;
+    r->diverged = s == DN_ERR_NUMERIC;
     snprintf(r->reason, sizeof r->reason, "%s", *evo_last_error() ? evo_last_error() : dn_status_name(s));
     r->accuracy = 0;
     free(r->weights);

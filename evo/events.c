@@ -224,6 +224,7 @@ dn_status evo_event_line(const evo_event *e, const evo_result *r, char **line, s
     evo_json_str(&w, "mutation", e->mutation == EVO_MUT_NONE ? "none" : evo_mutation_name(e->mutation));
     evo_json_str(&w, "outcome", e->outcome == EVO_OK ? "ok" : "failed");
     if (e->outcome != EVO_OK) evo_json_str(&w, "reason", r ? r->reason : "");
+    if (r && r->retried[0]) evo_json_str(&w, "retried", r->retried);
     evo_json_num(&w, "accuracy", e->accuracy);
     evo_json_int(&w, "rung", e->rung);
     evo_json_int(&w, "val_images", e->val_images);

@@ -83,6 +83,8 @@ dn_status evo_genome_widen(const evo_genome *g, double k, evo_genome *out);
  * apply to this genome (e.g. nothing to remove); g is then unchanged. The
  * result is not yet checked against shapes or limits. */
 dn_status evo_mutate(evo_genome *g, evo_mutation m, uint64_t *rng);
+/* learning_rate *= factor in g's [net] (the framework's default 0.001 when absent). */
+dn_status evo_scale_learning_rate(evo_genome *g, double factor);
 
 /* Number of 1x1 convolutions with stride > 1 (which upstream Darknet computes
  * wrongly); evo_mutate_child never lets a child have more than its parent. */
@@ -318,6 +320,9 @@ typedef struct {
 typedef struct {
     evo_outcome outcome;
     char reason[512];        /* why it failed                              */
+    int diverged;            /* it failed because the loss, weights or outputs became NaN or Inf */
+    char retried[512];       /* a child that diverged at its genome's rate and was trained again
+                                at half the rate (the search's evaluate_child): the first reason */
     float accuracy;          /* validation top-1 in [0,1]                   */
     int val_images;          /* holdout images it was measured on           */
     float loss;              /* mean training loss of the last batches      */
@@ -345,7 +350,7 @@ void evo_result_free(evo_result *r);
  * length-prefixed strings, little-endian. evo_wire_open rejects a short,
  * foreign, wrong-version or wrong-length message with a clear error. */
 
-#define EVO_WIRE_VERSION 3
+#define EVO_WIRE_VERSION 4
 /* ALIVE: a worker's heartbeat, every second while it runs */
 typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP, EVO_MSG_ALIVE } evo_msg_type;
 

@@ -182,8 +182,7 @@ static dn_status genome_shapes(const evo_genome *g, dn_network **net)
 
 /* ------------------------------------------------------------ mutations */
 
-/* learning_rate *= 2^U(-1,1) (the framework's default 0.001 when absent). */
-static dn_status alter_learning_rate(evo_genome *g, uint64_t *rng)
+dn_status evo_scale_learning_rate(evo_genome *g, double factor)
 {
     const char *s = evo_net_get(g, "learning_rate");
     double lr = 0.001;
@@ -191,12 +190,20 @@ static dn_status alter_learning_rate(evo_genome *g, uint64_t *rng)
         char *end;
         lr = strtod(s, &end);
         if (end == s || *end || !(lr > 0) || !isfinite(lr))
-            return evo_fail(DN_ERR_ARG, "alter_learning_rate does not apply: learning_rate=%s is not a positive number", s);
+            return evo_fail(DN_ERR_ARG, "learning_rate=%s is not a positive number", s);
     }
-    double nlr = lr * exp2((double)dn_rand_uniform(rng, -1, 1));
     char buf[64];
-    snprintf(buf, sizeof buf, "%.6g", nlr);
+    snprintf(buf, sizeof buf, "%.6g", lr * factor);
     return evo_net_set(g, "learning_rate", buf);
+}
+
+/* learning_rate *= 2^U(-1,1). */
+static dn_status alter_learning_rate(evo_genome *g, uint64_t *rng)
+{
+    if (evo_scale_learning_rate(g, exp2((double)dn_rand_uniform(rng, -1, 1))) == DN_OK) return DN_OK;
+    char why[512];
+    snprintf(why, sizeof why, "%s", evo_last_error());
+    return evo_fail(DN_ERR_ARG, "alter_learning_rate does not apply: %s", why);
 }
 
 /* [convolutional] size=3 pad=1 stride 1|2, filters = the input channels at
@@ -593,16 +600,31 @@ int evo_flatten_pool(const evo_genome *g)
     return k < g->n && is_type(&g->genes[k], "connected") ? g->body_end : -1;
 }
 
+#define FLATTEN_DOWNSAMPLE 4   /* flatten waits for a map this many times smaller than the input each way */
+
 /* flatten: the head's global [avgpool] goes, so its [connected] reads the
  * body's whole C x H x W output instead of the C channel means (the head
  * of cfg/fashion-small.cfg rather than the trivial seed's); morph.c gives it
- * W[o][c] / (H W) at every position of channel c: the same logits. */
+ * W[o][c] / (H W) at every position of channel c: the same logits. Only once
+ * the body has downsampled (H W <= input positions / FLATTEN_DOWNSAMPLE^2,
+ * 7x7 for 28x28): a flatten at full resolution makes a classifier on pixels
+ * whose quick early gain crowds the convolutional lineages out of the
+ * population, then stalls (a 2 h search stuck at 89.6% validation from its
+ * 10th minute, all of it 1-channel convolutions into a 102k-weight layer). */
 static dn_status flatten(evo_genome *g)
 {
     int i = evo_flatten_pool(g);
     if (i < 0)
         return evo_fail(DN_ERR_ARG, "flatten does not apply: the head has no global [avgpool] read by a [connected] "
                         "(through [dropout] only)");
+    dn_network *net;
+    DN_TRY(genome_shapes(g, &net));
+    int w = net->layers[i].w, h = net->layers[i].h, iw = net->w, ih = net->h;
+    dn_network_free(net);
+    if ((long)w * h * FLATTEN_DOWNSAMPLE * FLATTEN_DOWNSAMPLE > (long)iw * ih)
+        return evo_fail(DN_ERR_ARG, "flatten does not apply: the pooled map is %dx%d, more than 1/%d of the %dx%d "
+                        "input's positions (the body has not downsampled %dx yet)", w, h,
+                        FLATTEN_DOWNSAMPLE * FLATTEN_DOWNSAMPLE, iw, ih, FLATTEN_DOWNSAMPLE);
     remove_gene(g, i);
     return DN_OK;
 }

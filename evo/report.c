@@ -49,6 +49,7 @@ typedef struct {
     evo_options o;
     evo_state s;
     char **reason;           /* (s.n) why each failed, NULL when not recorded */
+    int retried, retried_ok; /* children that diverged, were trained again at half the rate; of them, ok */
     int torn;                /* events.jsonl ends in a partial line          */
     test_record *tests; int ntests;
     const evo_individual *best, *baseline;
@@ -121,12 +122,18 @@ static int index_of(const evo_state *s, int id)
     return -1;
 }
 
-/* The reason of every failed individual (the replayed state keeps none). */
+/* The reason of every failed individual (the replayed state keeps none) and
+ * the count of retried children. */
 static void take_reason(report *r, const char *line, size_t len)
 {
     evo_json_object o;
     if (evo_json_parse(line, len, &o) != DN_OK) return;
     const evo_json_field *id = evo_json_get(&o, "id"), *why = evo_json_get(&o, "reason");
+    const evo_json_field *retried = evo_json_get(&o, "retried"), *outcome = evo_json_get(&o, "outcome");
+    if (retried && retried->type == EVO_JSON_STRING) {
+        r->retried++;
+        r->retried_ok += outcome && outcome->type == EVO_JSON_STRING && !strcmp(outcome->str, "ok");
+    }
     if (id && id->type == EVO_JSON_NUMBER && why && why->type == EVO_JSON_STRING) {
         int i = index_of(&r->s, (int)id->num);
         if (i >= 0 && !r->reason[i]) r->reason[i] = strdup(why->str);
@@ -143,7 +150,8 @@ static dn_status read_reasons(report *r)
     for (const char *p = text; s == DN_OK && p < text + size;) {
         const char *nl = memchr(p, '\n', (size_t)(text + size - p));
         if (!nl) { r->torn = strspn(p, " \t\r") < (size_t)(text + size - p); break; }
-        if (memmem(p, (size_t)(nl - p), "\"failed\"", 8)) take_reason(r, p, (size_t)(nl - p));
+        size_t n = (size_t)(nl - p);
+        if (memmem(p, n, "\"failed\"", 8) || memmem(p, n, "\"retried\"", 9)) take_reason(r, p, n);
         p = nl + 1;
     }
     free(text);
@@ -901,6 +909,10 @@ static void page_failures(evo_text *t, const report *r)
 {
     int failed = count_failed(&r->s), shown = 0;
     evo_text_add(t, "<h2>Failures</h2>\n");
+    if (r->retried)
+        evo_text_add(t, "<p>%d child%s diverged at %s genome's learning rate and trained again at half of it: "
+                        "%d then trained, %d failed again.</p>\n", r->retried, r->retried == 1 ? "" : "ren",
+                     r->retried == 1 ? "its" : "their", r->retried_ok, r->retried - r->retried_ok);
     if (failed == 0) { evo_text_add(t, "<p>No individual failed.</p>\n"); return; }
     evo_text_add(t, "<p>%d individual%s failed (diverged, out of memory, or no valid child); each died at once and "
                     "the search went on.</p>\n<table class=\"failures\">\n<tr><th>individual</th><th>parent</th>"

@@ -250,6 +250,7 @@ static void print_progress(const search_ctx *c, const evo_individual *ind, const
     else fprintf(c->log, "child %d <- %d %s", ind->id, ind->parent, evo_mutation_name(ind->mutation));
     if (r->outcome == EVO_OK) fprintf(c->log, "  val %.1f%%  (%.2f s)", 100.0 * ind->accuracy, ind->seconds);
     else fprintf(c->log, "  FAILED (%.2f s): %s", ind->seconds, r->reason);
+    if (r->retried[0]) fprintf(c->log, "  (diverged at its rate: trained again at half)");
     if (p->killed >= 0) fprintf(c->log, "  kills %d", p->killed);
     int b = best_alive(s);
     fprintf(c->log, " | best %.1f%% median %.1f%% | alive %d", b >= 0 ? 100.0 * s->ind[b].accuracy : 0.0,
@@ -418,12 +419,22 @@ static void evaluate_remote(search_ctx *c, int rank, int id, step_input *in, con
     free(t.parent_cfg);
 }
 
+/* One evaluation with options eo, here or on the worker's MPI rank. */
+static void evaluate_once(search_ctx *c, int worker, int id, step_input *in, const evo_eval_options *eo,
+                          evo_result *r, double *busy, int *dropped)
+{
+    double t0 = dn_time_now();
+    if (c->mpi) { evaluate_remote(c, worker + 1, id, in, eo, r, busy, dropped); return; }
+    evo_evaluate(&in->child, eo->inherit ? &in->parent : NULL, eo->inherit ? in->pweights : NULL,
+                 eo->inherit ? in->pweights_size : 0, &c->data, eo, r);
+    *busy = dn_time_now() - t0;
+}
+
 /* Evaluate the child here or, in an MPI run, on the worker's rank. *busy:
  * the worker's compute seconds; *dropped: an MPI rank failed. */
 static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, evo_result *r, double *busy,
                            int *dropped)
 {
-    double t0 = dn_time_now();
     memset(r, 0, sizeof *r);
     if (in->mut_error[0]) {
         r->outcome = EVO_FAILED;
@@ -451,10 +462,18 @@ static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, ev
         eo.latency_threads = 0;   /* the same network: its latency is known */
         eo.seed = eval_seed(c->o->seed ^ 0x9E3779B97F4A7C15ull * (uint64_t)in->rung, id);
     }
-    if (c->mpi) { evaluate_remote(c, worker + 1, id, in, &eo, r, busy, dropped); return; }
-    evo_evaluate(&in->child, eo.inherit ? &in->parent : NULL, eo.inherit ? in->pweights : NULL,
-                 eo.inherit ? in->pweights_size : 0, &c->data, &eo, r);
-    *busy = dn_time_now() - t0;
+    evaluate_once(c, worker, id, in, &eo, r, busy, dropped);
+    if (in->promotion || !r->diverged || *dropped) return;
+    /* A child that diverged trains again, once, from the same start at half
+     * its genome's rate; the genome records the rate it was trained at. */
+    char first[sizeof r->reason];
+    snprintf(first, sizeof first, "%s", r->reason);
+    if (evo_scale_learning_rate(&in->child, 0.5) != DN_OK) return;
+    double again = 0;
+    evo_result_free(r);
+    evaluate_once(c, worker, id, in, &eo, r, &again, dropped);
+    *busy += again;
+    snprintf(r->retried, sizeof r->retried, "%s", first);
 }
 
 /* Write the child's files and the event (the store then deletes the weights

@@ -302,6 +302,7 @@ dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worke
     evo_wire_u32(w, (uint32_t)id);
     evo_wire_u32(w, (uint32_t)r->outcome);
     evo_wire_str(w, r->reason);
+    evo_wire_u32(w, (uint32_t)r->diverged);
     evo_wire_f64(w, r->accuracy);
     evo_wire_u32(w, (uint32_t)r->val_images);
     evo_wire_f64(w, r->loss);
@@ -323,7 +324,7 @@ dn_status evo_wire_result(evo_wire *w, int id, const evo_result *r, double worke
 
 dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *worker_seconds)
 {
-    uint32_t uid = 0, outcome = 0, steps = 0, copied = 0, initialised = 0, val_images = 0;
+    uint32_t uid = 0, outcome = 0, diverged = 0, steps = 0, copied = 0, initialised = 0, val_images = 0;
     uint64_t params = 0;
     double acc = 0, loss = 0, latency = 0, latency_batch = 0;
     char *reason = NULL;
@@ -331,6 +332,7 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
     evo_read_u32(r, "id", &uid);
     evo_read_u32(r, "outcome", &outcome);
     evo_read_bytes(r, "reason", (void **)&reason, NULL);
+    evo_read_u32(r, "diverged", &diverged);
     evo_read_f64(r, "accuracy", &acc);
     evo_read_u32(r, "validation images", &val_images);
     evo_read_f64(r, "loss", &loss);
@@ -363,6 +365,7 @@ dn_status evo_unwire_result(evo_reader *r, int *id, evo_result *res, double *wor
     res->outcome = (evo_outcome)outcome;
     snprintf(res->reason, sizeof res->reason, "%s", reason ? reason : "");
     free(reason);
+    res->diverged = diverged != 0;
     res->accuracy = (float)acc;
     res->val_images = (int)val_images;
     res->loss = (float)loss;

@@ -246,7 +246,7 @@ static void test_evaluate_trains(const evo_data *d, evo_result *r1)
     evo_genome_free(&g);
 }
 
-static void expect_failure(const evo_data *d, const char *cfg, int steps, const char *why)
+static void expect_failure(const evo_data *d, const char *cfg, int steps, const char *why, int diverged)
 {
     evo_genome g = genome(cfg);
     evo_eval_options o = eval_opts(steps, 0);
@@ -254,6 +254,7 @@ static void expect_failure(const evo_data *d, const char *cfg, int steps, const 
     evo_evaluate(&g, NULL, NULL, 0, d, &o, &r);
     CHECK(r.outcome == EVO_FAILED && strstr(r.reason, why) && r.accuracy == 0 && !r.weights && !r.weights_size,
           "want failure '%s', got outcome %d reason '%s'", why, r.outcome, r.reason);
+    CHECK(r.diverged == diverged, "'%s': diverged %d, want %d", why, r.diverged, diverged);
     evo_result_free(&r);
     evo_genome_free(&g);
 }
@@ -262,9 +263,9 @@ static void test_evaluate_failures(const evo_data *d)
 {
     expect_failure(d, "[net]\nbatch=16\nwidth=10\nheight=10\nchannels=1\n"
                       "[convolutional]\nfilters=4\nsize=3\nactivation=sparkly\n[connected]\noutput=4\n[softmax]\n",
-                   5, "sparkly");
-    expect_failure(d, TINY("0.05", "3"), 5, "3 outputs but the data has 4 classes");
-    expect_failure(d, TINY("1e30", "4"), 20, "diverged");
+                   5, "sparkly", 0);
+    expect_failure(d, TINY("0.05", "3"), 5, "3 outputs but the data has 4 classes", 0);
+    expect_failure(d, TINY("1e30", "4"), 20, "diverged", 1);
 }
 
 static void test_inheritance(const evo_data *d, const evo_result *r1)

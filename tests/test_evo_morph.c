@@ -5,8 +5,9 @@
  * statistics and scales too), evo_inherit + evo_morph_init give a child whose
  * outputs equal the parent's; leaving out evo_morph_init, or splitting the
  * widened channels wrongly, shows; widened copies drift apart under SGD while
- * an equal split keeps them identical; repeated morphisms grow the trivial
- * seed while keeping its function; the paper set draws exactly what
+ * an equal split keeps them identical; repeated morphisms grow a small
+ * seed while keeping its function; flatten waits for a map downsampled 4x
+ * each way; the paper set draws exactly what
  * evo_mutate_child drew before the sets existed.
  */
 #include "evo_internal.h"
@@ -62,6 +63,14 @@ static const char *RES =
     "[route]\nlayers=-1\n"                                                              /* 3 */
     "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=relu\n"             /* 4: 8x8x6 */
     "[avgpool]\n[connected]\noutput=4\nactivation=linear\n[softmax]\n";
+
+/* A trivial seed that has downsampled 4x with two strided convolutions: a
+ * global [avgpool] of a 7x7 map, which flatten may remove. */
+static const char *POOLED =
+    "[net]\nbatch=8\nwidth=28\nheight=28\nchannels=1\nlearning_rate=0.05\nmomentum=0.9\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=3\nsize=3\nstride=2\npad=1\nactivation=relu\n"   /* 0: 14x14x3 */
+    "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=linear\n"                    /* 1: 7x7x4 */
+    "[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
 
 /* The only conv is read by a shortcut: nothing can widen. */
 static const char *LOCKED =
@@ -294,7 +303,7 @@ static void test_set_draws(void)
             unsafe += evo_count_upstream_unsafe(&c) > 0;
             evo_genome_free(&c);
         }
-        for (int k = 20; k < 23; ++k) CHECK(count[k] > 300 / 14 / 2, "set %d: morphism %d drawn %d times", set, k - 20, count[k]);
+        for (int k = 20; k < 23; ++k) CHECK(count[k] > 300 / 16 / 2, "set %d: morphism %d drawn %d times", set, k - 20, count[k]);
         CHECK(count[EVO_MUT_IDENTITY] > 0 && count[EVO_MUT_ALTER_LEARNING_RATE] > 0, "set %d: identity, learning rate", set);
         if (set == EVO_MUTSET_MORPH) CHECK(paper == 0, "morph drew %d structural paper mutations", paper);
         else CHECK(paper > 100, "all drew %d structural paper mutations", paper);
@@ -464,11 +473,12 @@ static void test_skip_zero_genome(void)
 }
 
 /* flatten removes the head's global [avgpool] (dropout kept), nothing else;
- * it applies once, and never without such a head. */
+ * it applies once, never without such a head, and not before the body has
+ * downsampled 4x each way. */
 static void test_flatten_genome(void)
 {
-    const char *cfgs[] = {TRIVIAL, DROP, RES};
-    for (int k = 0; k < 3; ++k) {
+    const char *cfgs[] = {POOLED, DROP};
+    for (int k = 0; k < 2; ++k) {
         evo_genome p, c, again;
         CHECK_EVO(mutate_cfg(cfgs[k], EVO_MUT_FLATTEN, 1, &p, &c));
         int pool = -1;
@@ -481,7 +491,7 @@ static void test_flatten_genome(void)
         CHECK(evo_flatten_pool(&c) < 0, "cfg %d: nothing left to flatten", k);
         dn_network *net = shapes(&c);
         const dn_layer *fc = net ? &net->layers[c.n - 2] : NULL;
-        int want = k == 0 ? 28 * 28 : k == 1 ? 3 * 3 * 4 : 8 * 8 * 6;
+        int want = k == 0 ? 7 * 7 * 4 : 3 * 3 * 4;
         CHECK(fc && fc->type == DN_CONNECTED && fc->inputs == want, "cfg %d: the [connected] reads %d inputs, want %d", k,
               fc ? fc->inputs : -1, want);
         dn_network_free(net);
@@ -499,6 +509,15 @@ static void test_flatten_genome(void)
         CHECK(mutate_cfg(none[k], EVO_MUT_FLATTEN, 1, &p, &c) == DN_ERR_ARG &&
               strstr(evo_last_error(), "flatten does not apply") && genome_equal(&p, &c),
               "cfg %d without a pooled [connected] head: %s", k, evo_last_error());
+        evo_genome_free(&p);
+        evo_genome_free(&c);
+    }
+    const char *early[] = {TRIVIAL, RES}, *maps[] = {"28x28", "8x8"};   /* 28x28 and 16x16 inputs */
+    for (int k = 0; k < 2; ++k) {
+        evo_genome p, c;
+        CHECK(mutate_cfg(early[k], EVO_MUT_FLATTEN, 1, &p, &c) == DN_ERR_ARG &&
+              strstr(evo_last_error(), "has not downsampled 4x") && strstr(evo_last_error(), maps[k]) &&
+              genome_equal(&p, &c), "cfg %d, a %s map: not yet: %s", k, maps[k], evo_last_error());
         evo_genome_free(&p);
         evo_genome_free(&c);
     }
@@ -619,12 +638,12 @@ static void test_function_preserved(void)
     CHECK_EVO(evo_genome_emit(&t1, 1, &trivial_deep));
     evo_genome_free(&t0);
     evo_genome_free(&t1);
-    const char *cfgs[] = {SMALL, DROP, RES, FASHION, trivial_deep, TRIVIAL};
-    const char *names[] = {"small", "drop", "res", "fashion-small", "trivial+deepen", "trivial"};
+    const char *cfgs[] = {SMALL, DROP, RES, FASHION, trivial_deep, TRIVIAL, POOLED};
+    const char *names[] = {"small", "drop", "res", "fashion-small", "trivial+deepen", "trivial", "pooled"};
     evo_mutation ms[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO, EVO_MUT_FLATTEN, EVO_MUT_DEEPEN_HEAD};
     for (int k = 0; k < 5; ++k) {
         tally t = {0};
-        for (int c = 0; c < 6; ++c)
+        for (int c = 0; c < 7; ++c)
             for (uint64_t s = 1; s <= (c == 3 ? 3u : 6u); ++s) exact_case(cfgs[c], names[c], ms[k], s, &t);
         for (uint64_t s = 7; ms[k] == EVO_MUT_DEEPEN && s <= 16; ++s) {   /* more CReLUs: signed inputs */
             exact_case(SMALL, "small", ms[k], s, &t);
@@ -641,7 +660,7 @@ static void test_function_preserved(void)
             printf("skip_zero: %d residual blocks\n", t.variant);
             CHECK(t.variant >= 5, "skip_zero: %d residual blocks among the exact ones", t.variant);
         }
-        CHECK(t.checked >= 20 && t.exact == t.checked, "%s: %d of %d exact", evo_mutation_name(ms[k]), t.exact, t.checked);
+        CHECK(t.checked >= 12 && t.exact == t.checked, "%s: %d of %d exact", evo_mutation_name(ms[k]), t.exact, t.checked);
     }
     free(trivial_deep);
 }
@@ -829,7 +848,7 @@ done:
 static void test_growth_lineage(void)
 {
     evo_genome g;
-    CHECK_EVO(evo_genome_parse(TRIVIAL, "trivial", &g));
+    CHECK_EVO(evo_genome_parse(POOLED, "pooled", &g));
     dn_network *net = build(&g, 1);
     randomise(net, 2);
     dn_network *seed_net = build(&g, 1);
@@ -867,7 +886,7 @@ static void test_growth_lineage(void)
         size_t params = dn_network_param_count(net);
         printf("growth: %d morphisms, %zu -> %zu parameters, worst step %.2g, seed vs grown %.2g\n", steps, params0, params,
                worst, drift);
-        CHECK(params > 1000, "the trivial seed grew to %zu parameters", params);
+        CHECK(params > 1000, "the seed grew to %zu parameters", params);
         CHECK(drift <= 1e-3f, "after %d morphisms the grown network still computes the seed's function (%g)", steps, drift);
     }
     dn_network_free(net);
@@ -912,7 +931,7 @@ static void test_upstream_loads(void)
     CHECK(checked == 5 && morphs > 5, "%d genomes checked against upstream, %d morphisms on the way", checked, morphs);
     evo_genome_free(&g);
     /* the head morphisms: conv features flattened into a hidden layer, then the classifier */
-    CHECK_EVO(evo_genome_parse(TRIVIAL, "trivial", &g));
+    CHECK_EVO(evo_genome_parse(POOLED, "pooled", &g));
     const evo_mutation head[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_FLATTEN, EVO_MUT_DEEPEN_HEAD, EVO_MUT_WIDEN};
     for (int k = 0; k < 5; ++k) CHECK_EVO(evo_mutate(&g, head[k], &rng));
     char *text = NULL;

@@ -113,10 +113,12 @@ static void test_result_round_trip(void)
     /* a failed result keeps its reason */
     a.accuracy = 0; a.outcome = EVO_FAILED; a.weights = NULL; a.weights_size = 0;
     snprintf(a.reason, sizeof a.reason, "%s", "training diverged: loss is NaN");
+    a.diverged = 1;
     CHECK_OK(evo_wire_result(&w, 18, &a, 1));
     CHECK_OK(evo_wire_open(w.data, w.len, &type, &r));
     CHECK_OK(evo_unwire_result(&r, &id, &b, &ws));
     CHECK(b.outcome == EVO_FAILED && !strcmp(b.reason, a.reason) && !b.weights, "failed result");
+    CHECK(b.diverged == 1, "a divergence stays one across the wire (the search retries it)");
     evo_result_free(&b);
     evo_wire_free(&w);
 }

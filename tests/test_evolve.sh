@@ -5,8 +5,9 @@
 #   c. kill -9 mid-search, then -resume: the events written before the kill stay,
 #      eval numbers have no gap or duplicate, the search completes its budget (and,
 #      with the same seed, ends with the same log as the uninterrupted run);
-#   d. a seed with a huge learning rate: failed individuals with a reason, the
-#      search still completes its budget, then exits 1 (nothing to export);
+#   d. a seed with a huge learning rate: failed individuals with a reason, each
+#      trained again at half its rate first, the search still completes its
+#      budget, then exits 1 (nothing to export);
 #   e. export: PREFIX.cfg/.weights load in our `classifier predict` and in Debian's
 #      upstream /usr/bin/darknet with the same top-1 on a few test images;
 #   f. bad input of every kind: non-zero exit and a message, never a crash;
@@ -124,6 +125,12 @@ check "diverging search: says every evaluation failed" grep -q 'every one of the
 check "diverging search: no export hint" bash -c "! grep -q 'export with' '$T/d.out'"
 check "diverging search: 6 events" [ "$(lines "$T/d/events.jsonl")" -eq 6 ]
 check "diverged individuals are recorded as failed with a reason" grep -qE '"reason":"[^"]+' "$T/d/events.jsonl"
+check "a diverged individual is trained again at half its rate: its first reason is recorded" \
+  [ "$(grep -cE '"retried":"[^"]*diverged' "$T/d/events.jsonl")" -eq 6 ]
+check "the retried individual's cfg records the rate it was trained at (1e30 / 2)" \
+  grep -qx 'learning_rate=5e+29' "$T/d/individuals/1.cfg"
+check "the report counts the retried children and how they ended" \
+  grep -q '6 children diverged at their genome.s learning rate and trained again at half of it: 0 then trained, 6 failed again' "$T/d/report/index.html"
 check "failures are shown in the progress" grep -q 'FAILED' "$T/d.out"
 check "diverging search: no crash" no_crash "$T/d.err"
 

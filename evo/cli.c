@@ -33,7 +33,7 @@ static void usage(FILE *out)
     fprintf(out,
         "usage: darknet evolve <data> <seed.cfg> -out DIR [options]   start a search\n"
         "       darknet evolve -resume DIR [-evals N] [-hours H] [-threads N] [-gpus LIST] [-workers N]\n"
-        "                                  [-report-every S] [-final-front K]\n"
+        "                                  [-patience SHARE] [-report-every S] [-final-front K]\n"
         "                                                            continue it (other options from DIR/options.cfg)\n"
         "       darknet evolve export DIR [-id N] [-out PREFIX]      write PREFIX.cfg/.weights/.data/.labels\n"
         "                                                            (default: the best ever, DIR/best/best)\n"
@@ -200,6 +200,9 @@ static int check_fidelity(const evo_options *o)
     if (o->val_images < 0) return usage_error("-val-images %d: must be >= 0 (0: the whole holdout)", o->val_images);
     if (!(o->final_share >= 0 && o->final_share < 1))
         return usage_error("-final %g: the share of -hours for final training must be in [0, 1)", o->final_share);
+    if (!(o->patience >= 0 && o->patience <= 1))
+        return usage_error("-patience %g: the share of the search's time its best may stand must be in [0, 1] "
+                           "(0: search to the end)", o->patience);
     if (!(o->final_epochs > 0)) return usage_error("-final-epochs %g: must be > 0", o->final_epochs);
     if (!one_of(o->final_from, "inherit", "scratch", NULL))
         return usage_error("-final-from '%s': use inherit or scratch", o->final_from ? o->final_from : "");
@@ -406,8 +409,8 @@ out:
 }
 
 /* -resume DIR [flags the option table marks resume]: the other options come
- * from DIR/options.cfg; the budget, threads, devices, workers, the live
- * report's period and -final-front may be changed (and are saved). A new -gpus LIST without -workers gives one worker
+ * from DIR/options.cfg; the budget, -patience, threads, devices, workers, the
+ * live report's period and -final-front may be changed (and are saved). A new -gpus LIST without -workers gives one worker
  * per device. */
 static int resume_overrides(int argc, char **argv, const char **dir, evo_options *o, int *changed)
 {
@@ -459,7 +462,7 @@ static int cmd_resume(int argc, char **argv)
     memset(&o, 0, sizeof o);
     evo_options_defaults(&over);
     over.evals = -1; over.hours = -1; over.threads = -1; over.workers = -1;
-    over.report_every = -1; over.final_front = -1;
+    over.report_every = -1; over.final_front = -1; over.patience = -1;
     if (resume_overrides(argc, argv, &dir, &over, &changed)) { evo_options_free(&over); return DN_EXIT_USAGE; }
     evo_state state;
     memset(&state, 0, sizeof state);
@@ -480,6 +483,7 @@ static int cmd_resume(int argc, char **argv)
         if (over.workers >= 0) o.workers = over.workers;
         if (over.report_every >= 0) o.report_every = over.report_every;
         if (over.final_front >= 0) o.final_front = over.final_front;
+        if (over.patience >= 0) o.patience = over.patience;
         default_workers(&o);
         if (check_budget_not_spent(&over, &state)) { evo_store_close(st); rc = DN_EXIT_USAGE; }
         else if (check_options(&o)) { evo_store_close(st); rc = DN_EXIT_ERROR; }

@@ -154,6 +154,7 @@ static void apply_promotion(evo_state *s, const evo_event *e)
         v->accuracy = e->accuracy;
         v->rung = e->rung;
         v->val_images = e->val_images;
+        v->ranked_at = e->elapsed;
         evo_archive_update(s, (int)(v - s->ind));
     } else {
         v->stalled = 1;
@@ -187,6 +188,7 @@ void evo_event_apply(evo_state *s, const evo_event *e, int *baseline)
     ind.latency_ms = e->latency_ms;
     ind.latency_batch_ms = e->latency_batch_ms;
     ind.elapsed = e->elapsed;
+    ind.ranked_at = e->elapsed;
     ind.val_images = e->val_images;
     s->ind[s->n++] = ind;
     evo_archive_update(s, s->n - 1);

@@ -114,6 +114,8 @@ typedef struct {
     int rungs, eta;          /* fidelity levels and the promotion ratio (rungs 1: none) */
     int val_images;          /* children scored on this many holdout images (0: all) */
     double final_share;      /* final training: share of -hours (0: no final training) */
+    double patience;         /* with -hours: the search ends once its best individual has stood for this
+                                share of the search's time (0: it runs to the end) */
     double final_epochs;     /* final training without -hours */
     char *final_from;        /* "inherit" or "scratch" */
     char *final_width;       /* "auto" or a number in [1, 4]: the final model's width multiplier */
@@ -142,7 +144,9 @@ typedef struct {
     size_t params; double flops;
     int worker;              /* the worker that evaluated it (0 .. workers-1) */
     double worker_busy;      /* that worker's evaluation seconds so far (this session) */
-    double elapsed;          /* search seconds when its event was recorded (replay only) */
+    double elapsed;          /* search seconds when its event was recorded */
+    double ranked_at;        /* search seconds when it reached its level and score (its event, or its
+                                last promotion): how long the best has stood, for -patience */
     int rung;                /* fidelity level: 0 as a child, +1 per promotion */
     int val_images;          /* holdout images its accuracy was measured on (0: unknown) */
     int stalled;             /* a promotion failed (diverged): not promoted again */

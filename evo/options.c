@@ -93,6 +93,9 @@ static const evo_option_spec TABLE[] = {
     NEW("-final", "SHARE", "final", EVO_OPT_DBL, final_share, "0.3", NULL, 0, "0",
         "final training of the winner after the search: the share of -hours kept for it (with -evals only: "
         "-final-epochs); 0: none"),
+    NEW("-patience", "SHARE", "patience", EVO_OPT_DBL, patience, "0.25", NULL, 1, "0",
+        "with -hours: the search ends early once its best individual has stood (no better one, no promotion) "
+        "for this share of the search's time, and final training gets the time left; 0: search to the end"),
     NEW("-final-epochs", "E", "final_epochs", EVO_OPT_DBL, final_epochs, "10", NULL, 0, "10",
         "final training without -hours: epochs over all training images"),
     NEW("-final-from", "HOW", "final_from", EVO_OPT_STR, final_from, "inherit", NULL, 0, "inherit",

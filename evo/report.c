@@ -585,6 +585,14 @@ static void summary_search(evo_text *t, const report *r)
     row(t, "alive", "%d individuals", count_alive(&r->s));
     row(t, "search time", "%s%s (%.0f evaluations per hour)", el, o->hours > 0 ? " of the hours budget" : "",
         r->s.elapsed > 0 ? 3600.0 * r->s.evals / r->s.elapsed : 0.0);
+    double stood = evo_stood_for(o, &r->s, r->s.elapsed);
+    if (stood >= 0 && r->s.elapsed < evo_search_seconds(o)) {
+        char st[32], all[32];
+        fmt_time(stood, st, sizeof st);
+        fmt_time(evo_search_seconds(o), all, sizeof all);
+        row(t, "ended early", "its best had stood for %s, -patience %g of the search's %s%s", st, o->patience, all,
+            o->final_share > 0 ? ": the time left went to final training" : "");
+    }
     int children = r->s.n, levels[9] = {0};
     for (int i = 0; i < r->s.n; ++i)
         if (r->s.ind[i].outcome == EVO_OK) levels[r->s.ind[i].rung < 8 ? r->s.ind[i].rung : 8]++;

@@ -73,6 +73,7 @@ typedef struct {
     evo_schedule schedule;    /* each evaluation's learning rate          */
     int augment;          /* flip + crop in the search's training (-augment all) */
     int costs;            /* -objective: EVO_COST_* bits beside accuracy (0: accuracy alone) */
+    double stood;         /* -patience ended the search: how long its best had stood (-1: it did not) */
     double last_report;   /* dn_time_now() of the last live report (worker 0) */
     int report_warned;    /* a live report failed once: warned, not again */
     int promoting[64], npromoting;  /* ids whose promotion is in flight      */
@@ -192,9 +193,19 @@ static int launched(const search_ctx *c) { return c->s->evals + c->inflight; }
 /* Individuals evaluated or being trained: promotions in flight are not new ones. */
 static int individuals(const search_ctx *c) { return c->s->n + c->inflight - c->npromoting; }
 
+double evo_stood_for(const evo_options *o, const evo_state *s, double now)
+{
+    int b = evo_state_best_ever(s);
+    if (!(o->hours > 0 && o->patience > 0) || b < 0 || s->n < o->population) return -1;
+    double stood = now - s->ind[b].ranked_at;
+    return stood >= o->patience * evo_search_seconds(o) ? stood : -1;
+}
+
 static int out_of_time(const search_ctx *c)
 {
-    return c->o->hours > 0 && elapsed_now(c) >= evo_search_seconds(c->o);
+    if (c->o->hours <= 0) return 0;
+    double now = elapsed_now(c);
+    return now >= evo_search_seconds(c->o) || evo_stood_for(c->o, c->s, now) >= 0;
 }
 
 static int budget_left(const search_ctx *c)
@@ -502,6 +513,7 @@ static dn_status apply_step(search_ctx *c, const evo_individual *ind, const step
     dn_status st = state_push(s, ind);
     if (st != DN_OK) return st;
     evo_archive_update(s, s->n - 1);
+    s->ind[s->n - 1].elapsed = s->ind[s->n - 1].ranked_at = elapsed;
     s->evals = ind->eval;
     if (s->next_id <= ind->id) s->next_id = ind->id + 1;
     s->elapsed = elapsed;
@@ -778,6 +790,7 @@ static void worker_loop(search_ctx *c, int worker)
         if (dropped) { lose_rank(c); return; }
         if (worker == 0) live_report(c);
     }
+    if (c->stood < 0 && elapsed_now(c) < evo_search_seconds(c->o)) c->stood = evo_stood_for(c->o, c->s, elapsed_now(c));
 }
 
 typedef struct { search_ctx *c; int worker; } worker_arg;
@@ -859,6 +872,15 @@ static void print_end(const search_ctx *c)
     int fails = 0;
     for (int i = 0; i < s->n; ++i) fails += s->ind[i].outcome != EVO_OK;
     fprintf(c->log, "evolve: done, %d evaluations (%d failed) in %s\n", s->evals, fails, el);
+    if (c->stood >= 0) {
+        char stood[32], left[32];
+        fmt_hms(c->stood, stood, sizeof stood);
+        fmt_hms(c->o->hours * 3600.0 - elapsed_now(c), left, sizeof left);
+        fprintf(c->log, "evolve: the search ended early: its best had stood for %s (-patience %g of the search's time)",
+                stood, c->o->patience);
+        if (c->o->final_share > 0) fprintf(c->log, "; final training gets the %s left", left);
+        fputc('\n', c->log);
+    }
     int b = evo_state_best_ever(s);   /* what export and the report take */
     if (b < 0) {
         fprintf(c->log, "evolve: no individual trained (every evaluation failed): nothing to export\n");
@@ -949,6 +971,7 @@ dn_status evo_search_run(evo_store *st, const evo_options *o, evo_state *state, 
     search_ctx c;
     memset(&c, 0, sizeof c);
     c.st = st; c.o = o; c.s = state; c.log = progress;
+    c.stood = -1;
     c.mpi = o->mpi_workers > 0 ? o->mpi_workers : 0;
     dn_status s = load_seed(&c);
     if (s != DN_OK) return s;

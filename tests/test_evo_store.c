@@ -462,6 +462,21 @@ static void test_events_replay(void)
     int b = evo_state_best_ever(&s3);
     CHECK(b >= 0 && s3.ind[b].id == 5, "the best ever is of the highest level, whatever its score (%d)",
           b >= 0 ? s3.ind[b].id : -1);
+    /* -patience: how long the best has stood counts from its promotion, not its birth */
+    CHECK(v5->ranked_at == 61 && v5->elapsed < 61, "ranked at its promotion (%g), born at %g", v5->ranked_at, v5->elapsed);
+    o2.hours = 1;
+    o2.final_share = 0.5;   /* 1800 s of search: the best may stand 0.25 x 1800 = 450 s */
+    o2.patience = 0.25;
+    o2.population = NSCRIPT + 1;
+    CHECK(evo_stood_for(&o2, &s3, 61 + 450) < 0, "the initial population is not complete: the search goes on");
+    o2.population = NSCRIPT;
+    CHECK(evo_stood_for(&o2, &s3, 61 + 449) < 0, "stood 449 s of 450: the search goes on");
+    CHECK(evo_stood_for(&o2, &s3, 61 + 450) == 450, "stood 450 s: the search ends");
+    o2.patience = 0;
+    CHECK(evo_stood_for(&o2, &s3, 1e9) < 0, "-patience 0: never");
+    o2.patience = 0.25;
+    o2.hours = 0;
+    CHECK(evo_stood_for(&o2, &s3, 1e9) < 0, "without -hours: never");
     evo_store_close(st2);
     evo_state_free(&s3);
     free_options(&o2);

@@ -14,7 +14,8 @@
 #   g. `evolve status DIR` (read-only) and `evolve -h`;
 #   h. -workers 2: the event log has no gap or duplicate, every individual is
 #      alive, killed (once, while alive) or failed, both workers evaluated;
-#      the final training takes every thread again.
+#      the final training takes every thread again; -patience ends a search
+#      whose best has stood and hands the time left to final training.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -173,6 +174,20 @@ run h_lat "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/h_lat" "${SMALL[@]
   -objective acc,latency
 check "-hours -objective acc,latency without -workers: 1 worker (rc=$rc)" grep -qx "workers=1" "$T/h_lat/options.cfg"
 check "-evals without -workers: 1 worker" grep -qx "workers=1" "$T/a/options.cfg"
+# -patience: once the best has stood that share of the search's time, the search ends and
+# final training gets the time left (18 s in all: 12.6 s of search, its best may stand 0.13 s)
+run p "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/p" "${SMALL[@]}" -evals 0 -hours 0.005 -patience 0.01 -workers 1
+check "-patience: exits 0 (rc=$rc: $(tail -n 2 "$T/p.err"))" [ "$rc" -eq 0 ]
+check "-patience: the search says it ended early" grep -qE "^evolve: the search ended early: its best had stood for 0:00:0[0-9] \(-patience 0.01 of the search's time\); final training gets the 0:00:[01][0-9] left" "$T/p.out"
+final_s=$(field "$T/p/final/result.json" seconds)
+check "-patience: final training took the time left ($final_s s > 7 s; its share is 5.4 s)" \
+  awk -v s="$final_s" 'BEGIN { exit !(s > 7) }'
+check "-patience: the report says the search ended early" grep -q "ended early" "$T/p/report/index.html"
+n_p=$(lines "$T/p/events.jsonl")
+run p_resume "$DN" evolve -resume "$T/p" -patience 0.005
+check "-resume -patience 0.005: the search, still stalled, ends at once (rc=$rc)" \
+  [ "$rc" -eq 0 -a "$(lines "$T/p/events.jsonl")" -eq "$n_p" ]
+check "-resume -patience 0.005 is saved in options.cfg" grep -q "^patience=0.00500*[0-9]\?$" "$T/p/options.cfg"
 run h_status "$DN" evolve status "$T/h"
 check "-workers 2: status reads the run" [ "$rc" -eq 0 ]
 cp -r "$T/h" "$T/h2"
@@ -211,6 +226,7 @@ expect_error workers_many 2 'workers 65' "$DN" evolve "$T/fashion.data" "$SEED_C
 expect_error gpus_cpu_build 2 'no GPU support|does not exist' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -gpus 0
 expect_error gpus_garbage 2 'gpus 0,a: expected device numbers' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -gpus 0,a
 expect_error inherit_bad 2 'inherit' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -inherit 2
+expect_error patience_bad 2 '-patience 2: .* must be in \[0, 1\]' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -patience 2
 expect_error no_budget 2 'budget' "$DN" evolve "$T/fashion.data" "$SEED_CFG" -out "$T/f7" -evals 0 -hours 0
 check "no run folder left by refused starts" [ ! -e "$T/f7" -a ! -e "$T/f1" -a ! -e "$T/f2" ]
 mkdir -p "$T/notarun"

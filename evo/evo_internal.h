@@ -531,8 +531,8 @@ int evo_final_curve(const char *dir, int *step, float *loss, int max);
 
 /* With -hours and -patience: how long the best individual has stood at
  * search second `now` (the same ranking as evo_state_best_ever), when that is
- * at least -patience of the search's time and the initial population is
- * evaluated, so that the search ends; else -1. */
+ * at least -patience of the search's time, the initial population is
+ * evaluated and the search's time is not up: the search ends early; else -1. */
 double evo_stood_for(const evo_options *o, const evo_state *s, double now);
 /* Seconds of -hours the search may spend: all of them, less -final's share. */
 double evo_search_seconds(const evo_options *o);

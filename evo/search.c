@@ -196,7 +196,8 @@ static int individuals(const search_ctx *c) { return c->s->n + c->inflight - c->
 double evo_stood_for(const evo_options *o, const evo_state *s, double now)
 {
     int b = evo_state_best_ever(s);
-    if (!(o->hours > 0 && o->patience > 0) || b < 0 || s->n < o->population) return -1;
+    if (!(o->hours > 0 && o->patience > 0) || b < 0 || s->n < o->population || now >= evo_search_seconds(o))
+        return -1;
     double stood = now - s->ind[b].ranked_at;
     return stood >= o->patience * evo_search_seconds(o) ? stood : -1;
 }
@@ -790,7 +791,7 @@ static void worker_loop(search_ctx *c, int worker)
         if (dropped) { lose_rank(c); return; }
         if (worker == 0) live_report(c);
     }
-    if (c->stood < 0 && elapsed_now(c) < evo_search_seconds(c->o)) c->stood = evo_stood_for(c->o, c->s, elapsed_now(c));
+    if (c->stood < 0) c->stood = evo_stood_for(c->o, c->s, elapsed_now(c));
 }
 
 typedef struct { search_ctx *c; int worker; } worker_arg;

@@ -45,7 +45,7 @@ static void usage(FILE *out)
         "                                                            the most accurate kept model within the budget\n"
         "       darknet evolve finish DIR [-id N | -front K | -max-flops F | -max-params P | -max-latency MS]\n"
         "                                [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1|auto]\n"
-        "                                [-width K|auto | -filters F -cells N] [-again]\n"
+        "                                [-erase P] [-width K|auto | -filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
         "                                                            training images into DIR/final/, then its test\n"
         "                                                            accuracy; export then writes that model; with\n"
@@ -211,6 +211,8 @@ static int check_fidelity(const evo_options *o)
                            EVO_MAX_WIDTH);
     if (!o->augment || (!one_of(o->augment, "none", "auto", "final") && strcmp(o->augment, "all") != 0))
         return usage_error("-augment '%s': use none, auto, final or all", o->augment ? o->augment : "");
+    if (!(o->erase >= 0 && o->erase <= 1))
+        return usage_error("-erase %g: random erasing's probability must be in [0, 1] (0: none)", o->erase);
     if (o->final_front < 1 || o->final_front > 8)
         return usage_error("-final-front %d: must be 1 .. 8 (1: the winner only)", o->final_front);
     int costs;
@@ -522,7 +524,7 @@ typedef struct {
     const char *dir;
     evo_finish_options fo;
     double hours;
-    int again, from_set, aug_set, width_set;
+    int again, from_set, aug_set, erase_set, width_set;
     int front;                 /* -front K; 0: the run's -final-front */
     evo_budget budget;         /* -max-flops/-max-params/-max-latency: the model within it */
 } finish_args;
@@ -560,6 +562,10 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
             fo->augment = num ? (int)x : EVO_AUGMENT_AUTO;
             f->aug_set = 1;
         }
+        else if (!strcmp(a, "-erase") && num && x >= 0 && x <= 1) {
+            fo->erase = (float)x;
+            f->erase_set = 1;
+        }
         else if (!strcmp(a, "-width") && evo_parse_width(v) != 0) {
             fo->width = evo_parse_width(v);
             f->width_set = 1;
@@ -570,7 +576,7 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
         } else {
             return usage_error("finish: '%s %s' is not understood (-id N, -front K, -max-flops F, -max-params P, "
                                "-max-latency MS, -hours H, -epochs E, -lr R, -from inherit|scratch, -augment 0|1|auto, "
-                               "-width K|auto, -filters F, -cells N, -again)", a, v);
+                               "-erase P (0..1), -width K|auto, -filters F, -cells N, -again)", a, v);
         }
     }
     if (!f->dir) return usage_error("finish: needs the run folder: darknet evolve finish DIR");
@@ -655,6 +661,7 @@ static int cmd_finish(int argc, char **argv)
     evo_finish_options_from(&o, &state, &run);
     if (!f.from_set) f.fo.scratch = run.scratch;
     if (!f.aug_set) f.fo.augment = run.augment;
+    if (!f.erase_set) f.fo.erase = run.erase;
     if (!f.width_set) f.fo.width = run.width;
     if (f.fo.epochs <= 0) f.fo.epochs = run.epochs;
     f.fo.seconds = f.hours * 3600.0;

@@ -40,10 +40,19 @@ dn_status evo_schedule_from_name(const char *name, evo_schedule *out)
     return evo_fail(DN_ERR_ARG, "unknown schedule '%s' (cosine, constant or cfg)", name ? name : "");
 }
 
-void evo_augment(dn_loader_options *lo, const dn_data_config *dc, int augment)
+void evo_augment(dn_loader_options *lo, const dn_data_config *dc, int augment, float erase)
 {
     lo->flip = dc->flip || augment;
     lo->crop_pad = dc->crop_pad ? dc->crop_pad : augment ? 2 : 0;
+    lo->erase = dc->erase > 0 ? dc->erase : augment ? erase : 0;
+}
+
+const char *evo_augment_text(int augment, float erase, char *buf, size_t n)
+{
+    if (!augment) snprintf(buf, n, "no augmentation");
+    else if (erase > 0) snprintf(buf, n, "flip + crop + erasing %g", erase);
+    else snprintf(buf, n, "flip + crop");
+    return buf;
 }
 
 float evo_cosine_rate(float lr, int i, int n)
@@ -223,7 +232,7 @@ static dn_status start_loader(eval_ctx *c, const evo_data *data, const evo_eval_
     dn_loader_options_from_network(&lo, c->net);
     lo.split = &data->train;
     lo.batch = batch;
-    evo_augment(&lo, &data->config, o->augment);
+    evo_augment(&lo, &data->config, o->augment, o->erase);
     lo.seed = o->seed;
     c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
     c->Y = malloc((size_t)batch * data->classes * sizeof(float));

@@ -122,6 +122,7 @@ typedef struct {
     int final_front;         /* with -objective costs: final training of the winner and up to
                                 K-1 cheaper archived models (1: the winner only) */
     char *augment;           /* "none", "auto", "final" or "all" */
+    double erase;            /* where augment applies: random erasing's probability per image (0: none) */
     char *objective;         /* "acc", or acc with costs: "acc,flops", "acc,params,latency", ... */
     int latency_threads;     /* threads the latency is measured with */
     double report_every;     /* seconds between live reports (0: only at the end) */
@@ -246,6 +247,7 @@ typedef struct {
     int scratch;             /* 1: from a fresh initialisation, not the individual's weights */
     int augment;             /* 1: random flip + 2-pixel pad-and-crop; EVO_AUGMENT_AUTO: when the
                                 model overfits (see finish.c) */
+    float erase;             /* with augment: random erasing with this probability per image (0: none) */
     int filters, cells;      /* cell searches: the template at this width / depth (from scratch) */
     double width;            /* > 1: every hidden layer this much wider (evo_genome_widen; from
                                 scratch); 0 or 1: as searched; EVO_WIDTH_AUTO: chosen (see finish.c) */
@@ -278,6 +280,7 @@ typedef struct {
     double seconds;
     float test_accuracy;
     float lr_scale;          /* < 1: the peak rate was halved after divergences */
+    float erase;             /* with augment: random erasing's probability (0: none) */
     double width;            /* the width multiplier it was trained at (1: as searched) */
     size_t params; double flops;   /* of the model trained (0: not recorded) */
 } evo_final_info;

@@ -299,9 +299,12 @@ float evo_cosine_rate(float lr, int i, int n);
 /* Set net's rate for step i of n under schedule (evo_schedule): the cfg's
  * policy is left alone for EVO_SCHEDULE_CFG; peak: the genome's learning_rate. */
 void evo_set_rate(dn_network *net, int schedule, float peak, int i, int n);
-/* The loader's augmentation: the .data's flip= / crop_pad=, or with augment
- * a random horizontal flip and a 2-pixel pad-and-crop. */
-void evo_augment(dn_loader_options *lo, const dn_data_config *dc, int augment);
+/* The loader's augmentation: the .data's flip= / crop_pad= / erase=, or with
+ * augment a random horizontal flip, a 2-pixel pad-and-crop and random erasing
+ * with probability erase (0: none). */
+void evo_augment(dn_loader_options *lo, const dn_data_config *dc, int augment, float erase);
+/* "flip + crop", "flip + crop + erasing 0.5" or "no augmentation", into buf. */
+const char *evo_augment_text(int augment, float erase, char *buf, size_t n);
 
 typedef struct {
     int steps;               /* training batches per child                */
@@ -313,6 +316,7 @@ typedef struct {
     int schedule;            /* evo_schedule                               */
     int val_images;          /* score on the first N holdout images (0: all) */
     int augment;             /* 1: flip and 2-pixel crop on training batches (unless the .data says) */
+    float erase;             /* with augment: random erasing's probability per image */
     evo_mutation mutation;   /* a morphism: evo_morph_init after inheritance */
     int latency_threads;     /* > 0: measure the inference latency with this many threads */
 } evo_eval_options;
@@ -350,7 +354,7 @@ void evo_result_free(evo_result *r);
  * length-prefixed strings, little-endian. evo_wire_open rejects a short,
  * foreign, wrong-version or wrong-length message with a clear error. */
 
-#define EVO_WIRE_VERSION 4
+#define EVO_WIRE_VERSION 5
 /* ALIVE: a worker's heartbeat, every second while it runs */
 typedef enum { EVO_MSG_SETUP = 1, EVO_MSG_READY, EVO_MSG_TASK, EVO_MSG_RESULT, EVO_MSG_STOP, EVO_MSG_ALIVE } evo_msg_type;
 

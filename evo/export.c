@@ -604,10 +604,11 @@ static dn_status try_export(const char *dir, export_job *j, int *retry)
         }
         if (r != DN_OK) goto done;
     } else if (j->id < 0 && j->filters <= 0 && j->cells <= 0 && load_final(dir, &s, &v, &in, &fi)) {
+        char aug[64];
         if (j->report)
             fprintf(j->report, "export: the final model of %s: individual %d after final training (%d steps, %.0f s, "
                     "%s, %s)\n", dir, v->id, fi.steps, fi.seconds, fi.scratch ? "from scratch" : "from its weights",
-                    fi.augment ? "flip + crop" : "no augmentation");
+                    evo_augment_text(fi.augment, fi.erase, aug, sizeof aug));
         r = export_loaded(st, &o, &s, v, &in, j->prefix, j->report, NULL);
         goto done;
     }

@@ -62,6 +62,7 @@ typedef struct {
     int evals;                  /* the search's evaluations when it started */
     double seconds;             /* spent so far, over sessions */
     int scratch, augment;
+    float erase;                /* with augment: random erasing's probability */
     float lr;                   /* > 0: the peak rate asked for (finish -lr); 0: the genome's */
     float lr_scale;             /* the peak rate is multiplied by this (halved after a divergence) */
     double width;               /* every hidden layer's width x this (1: as searched) */
@@ -134,6 +135,7 @@ static dn_status save_progress(const char *fdir, const progress *p, const char *
     evo_json_num(&w, "seconds", p->seconds);
     evo_json_str(&w, "from", p->scratch ? "scratch" : "inherit");
     evo_json_int(&w, "augment", p->augment);
+    evo_json_num(&w, "erase", p->erase);
     evo_json_num(&w, "lr", p->lr);
     evo_json_num(&w, "lr_scale", p->lr_scale);
     evo_json_num(&w, "width", p->width);
@@ -186,6 +188,7 @@ static dn_status load_progress(const char *fdir, const char *name, progress *p, 
         p->steps = (int)num_or(&o, "steps", 0);
         p->seconds = num_or(&o, "seconds", 0);
         p->augment = (int)num_or(&o, "augment", 0);
+        p->erase = (float)num_or(&o, "erase", 0);
         p->lr = (float)num_or(&o, "lr", 0);
         p->lr_scale = (float)num_or(&o, "lr_scale", 1);
         p->width = num_or(&o, "width", 1);
@@ -200,8 +203,8 @@ static dn_status load_progress(const char *fdir, const char *name, progress *p, 
             size->flops = num_or(&o, "flops", 0);
         }
         if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps) ||
-            !(p->lr >= 0) || !(p->lr_scale > 0 && p->lr_scale <= 1) || !(p->width >= 1 && p->width <= EVO_MAX_WIDTH))
-            s = evo_fail(DN_ERR_DATA, "%s: id, step, steps, lr_scale or width out of range", path);
+            !(p->lr >= 0) || !(p->erase >= 0 && p->erase <= 1) || !(p->lr_scale > 0 && p->lr_scale <= 1) || !(p->width >= 1 && p->width <= EVO_MAX_WIDTH))
+            s = evo_fail(DN_ERR_DATA, "%s: id, step, steps, erase, lr_scale or width out of range", path);
     }
     evo_json_object_free(&o);
     free(text);
@@ -227,6 +230,7 @@ static dn_status read_result(const char *fdir, evo_final_info *info)
     info->seconds = p.seconds;
     info->scratch = p.scratch;
     info->augment = p.augment;
+    info->erase = p.erase;
     info->lr_scale = p.lr_scale;
     info->width = p.width;
     info->params = size.params;
@@ -460,7 +464,7 @@ static dn_status start_loader(finish_ctx *c, const progress *p)
     int batch = c->net->batch * c->net->subdivisions;
     lo.split = &c->train;
     lo.batch = batch;
-    evo_augment(&lo, &c->dc, p->augment);
+    evo_augment(&lo, &c->dc, p->augment, p->erase);
     lo.seed = p->seed ^ (uint64_t)(p->step + 1) * 0x9E3779B97F4A7C15ull;   /* a resumed run draws anew */
     c->X = malloc((size_t)batch * c->net->inputs * sizeof(float));
     c->Y = malloc((size_t)batch * c->dc.classes * sizeof(float));
@@ -507,7 +511,7 @@ static dn_status decide_augment(finish_ctx *c, evo_store *st, const evo_individu
             fprintf(c->log, "final: -augment auto: individual %d scores %.2f%% on %d of its training images and "
                     "%.2f%% on %d validation images (%+.2f pp%s %.2f: 2 points or two standard errors): %s\n",
                     v->id, 100.0 * t, n, 100.0 * val, nv, 100.0 * gap, p->augment ? " >=" : " <", 100.0 * bar,
-                    p->augment ? "it overfits, flip + crop" : "no augmentation");
+                    p->augment ? "it overfits, augmentation" : "no augmentation");
     }
     dn_split_free(&sample);
     evo_data_free(&d);
@@ -621,9 +625,10 @@ static dn_status finish_files(finish_ctx *c, progress *p, const evo_individual *
     model_size size = {dn_network_param_count(c->net), dn_network_flops(c->net)};
     if (s == DN_OK) s = save_progress(c->fdir, p, "result.json", acc, images, v->accuracy, &size);
     if (s == DN_OK && c->log) {
+        char aug[64];
         fprintf(c->log, "final: individual %d trained %d steps (%.1f epochs, %s, %s) in %.0f s\n", v->id, p->steps,
                 (double)p->steps * c->o->batch / c->train.n, p->scratch ? "from scratch" : "from its weights",
-                p->augment ? "flip + crop" : "no augmentation", p->seconds);
+                evo_augment_text(p->augment, p->erase, aug, sizeof aug), p->seconds);
         if (images > 0)
             fprintf(c->log, "final: test accuracy %.2f%% on %d images (search validation %.2f%%: a gap of %+.2f pp)\n",
                     100.0 * acc, images, 100.0 * v->accuracy, 100.0 * (v->accuracy - acc));
@@ -652,7 +657,7 @@ static int same_run(const progress *p, const evo_individual *v, const evo_finish
     return p->id == v->id && p->evals == evals &&
            p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0 || p->width > 1) &&
            (fo->width == EVO_WIDTH_AUTO || fabs(p->width - width) < 1e-9) &&
-           (fo->augment == EVO_AUGMENT_AUTO || p->augment == fo->augment) && p->lr == fo->lr;
+           (fo->augment == EVO_AUGMENT_AUTO || p->augment == fo->augment) && p->erase == fo->erase && p->lr == fo->lr;
 }
 
 static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, const attempt *a,
@@ -672,6 +677,7 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
         p->id = v->id;
         p->evals = c->evals;
         p->augment = c->fo->augment;
+        p->erase = c->fo->erase;
         p->seed = c->o->seed ^ 0xF1A1ull;
         p->lr = c->fo->lr;
         p->lr_scale = a->restart ? a->lr_scale : 1;
@@ -730,9 +736,10 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
         p.steps = n < 1 ? 1 : n > 1e9 ? 1000000000 : (int)n;
     }
     if (s == DN_OK && log) {
+        char aug[64];
         fprintf(log, "final: training individual %d (val %.2f%%, level %d) on all %d training images, %s, %s, ", v->id,
                 100.0 * v->accuracy, v->rung, c.train.n, p.scratch ? "from scratch" : "from its weights",
-                p.augment ? "flip + crop" : "no augmentation");
+                evo_augment_text(p.augment, p.erase, aug, sizeof aug));
         int threads = dn_threads();
         if (device < 0) fprintf(log, "%d thread%s, ", threads, threads == 1 ? "" : "s");
         if (p.width > 1)
@@ -908,6 +915,7 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
     fo->id = -1;
     fo->scratch = o->final_from && !strcmp(o->final_from, "scratch");
     fo->augment = o->augment && !strcmp(o->augment, "none") ? 0 : o->augment && !strcmp(o->augment, "auto") ? EVO_AUGMENT_AUTO : 1;
+    fo->erase = (float)o->erase;
     fo->epochs = o->final_epochs;
     fo->width = evo_parse_width(o->final_width);
     if (o->hours > 0) {   /* what the search left, at least the share */

@@ -113,6 +113,9 @@ static const evo_option_spec TABLE[] = {
         "random horizontal flip and 2-pixel pad-and-crop: none, auto (in final training when the winner overfits: "
         "its accuracy on training images exceeds its validation accuracy by 2 points or more), final (always in "
         "final training) or all (in the search too); the .data's flip= / crop_pad= apply everywhere when set"),
+    NEW("-erase", "P", "erase", EVO_OPT_DBL, erase, "0", NULL, 0, "0",
+        "random erasing (Zhong et al. 2017) wherever -augment applies flip + crop: with probability P an image gets "
+        "one rectangle of noise (2-40% of it); 0: none"),
     NEW("-objective", "LIST", "objective", EVO_OPT_STR, objective, "acc", NULL, 0, "acc",
         "what selection optimises: acc (validation accuracy) or accuracy together with costs, e.g. acc,flops or "
         "acc,params,latency (a Pareto front: NSGA-II's rank and crowding; the archive of non-dominated models)"),

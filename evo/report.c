@@ -642,8 +642,10 @@ static void summary_final(evo_text *t, const report *r)
         return;
     }
     const evo_individual *v = evo_state_find((evo_state *)&r->s, f->id);
+    char aug[64];
     row(t, "final training", "individual %d, %d steps in %.0f s on all training images, %s, %s", f->id, f->steps,
-        f->seconds, f->scratch ? "from scratch" : "from its search weights", f->augment ? "flip + crop" : "no augmentation");
+        f->seconds, f->scratch ? "from scratch" : "from its search weights",
+        evo_augment_text(f->augment, f->erase, aug, sizeof aug));
     if (f->width > 1)
         row(t, "final model", "every hidden layer %g times as wide as the winner (-final-width): %zu "
             "parameters, %.4g MFLOPs (the winner: %zu, %.4g)", f->width, f->params, f->flops / 1e6,

@@ -251,6 +251,7 @@ dn_status evo_wire_task(evo_wire *w, const evo_task_msg *m)
     evo_wire_u32(w, (uint32_t)m->eval.augment);
     evo_wire_u32(w, (uint32_t)(m->eval.mutation + 1));   /* EVO_MUT_NONE is -1 */
     evo_wire_u32(w, (uint32_t)m->eval.latency_threads);
+    evo_wire_f64(w, m->eval.erase);
     evo_wire_str(w, m->child_cfg);
     evo_wire_str(w, m->parent_cfg);
     evo_wire_bytes(w, m->parent_weights, m->parent_weights_size);
@@ -261,6 +262,7 @@ dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m)
 {
     uint32_t id = 0, steps = 0, batch = 0, inherit = 0, schedule = 0, val_images = 0, augment = 0, mutation = 0,
              latency_threads = 0;
+    double erase = 0;
     memset(m, 0, sizeof *m);
     evo_read_u32(r, "id", &id);
     evo_read_u64(r, "seed", &m->eval.seed);
@@ -272,6 +274,7 @@ dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m)
     evo_read_u32(r, "augment", &augment);
     evo_read_u32(r, "mutation", &mutation);
     evo_read_u32(r, "latency threads", &latency_threads);
+    evo_read_f64(r, "erase", &erase);
     evo_read_bytes(r, "child cfg", (void **)&m->child_cfg, NULL);
     evo_read_bytes(r, "parent cfg", (void **)&m->parent_cfg, NULL);
     evo_read_bytes(r, "parent weights", &m->parent_weights, &m->parent_weights_size);
@@ -279,11 +282,12 @@ dn_status evo_unwire_task(evo_reader *r, evo_task_msg *m)
     m->eval.schedule = (int)schedule; m->eval.val_images = (int)val_images; m->eval.augment = (int)augment;
     m->eval.mutation = (evo_mutation)((int)mutation - 1);
     m->eval.latency_threads = (int)latency_threads;
+    m->eval.erase = (float)erase;
     dn_status s = evo_read_end(r);
     if (s == DN_OK && (schedule > EVO_SCHEDULE_COSINE || val_images > 100000000u || augment > 1 ||
-                       latency_threads > 1024))
-        s = evo_fail(DN_ERR_PARSE, "task message: schedule %u, validation images %u, augment %u or latency "
-                     "threads %u out of range", schedule, val_images, augment, latency_threads);
+                       latency_threads > 1024 || !(erase >= 0 && erase <= 1)))
+        s = evo_fail(DN_ERR_PARSE, "task message: schedule %u, validation images %u, augment %u, latency "
+                     "threads %u or erase %g out of range", schedule, val_images, augment, latency_threads, erase);
     if (s != DN_OK) evo_task_msg_free(m);
     return s;
 }

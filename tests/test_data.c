@@ -399,25 +399,25 @@ static void test_data_config(void)
     char text[2048];
     snprintf(text, sizeof text,
              "# a comment\n; another\nclasses = 3\ntrain  = %s/train.list\n valid=%s/valid.list\n"
-             "labels=%s\nnames=%s\ntop=2\nflip=1\ncrop_pad=4\nclasses=7\nweird=1\nnovalue=\n",
+             "labels=%s\nnames=%s\ntop=2\nflip=1\ncrop_pad=4\nerase=0.5\nclasses=7\nweird=1\nnovalue=\n",
              tmpdir, tmpdir, tp("other.txt"), tp("names.txt"));
     write_text(tp("a.data"), text);
     clear_warnings();
     CHECK_OK(dn_data_config_read(tp("a.data"), &c));
     CHECK(c.classes == 3, "first duplicate wins: %d", c.classes);
-    CHECK(c.top == 2 && c.flip == 1 && c.crop_pad == 4, "ints");
+    CHECK(c.top == 2 && c.flip == 1 && c.crop_pad == 4 && c.erase == 0.5f, "ints and erase");
     CHECK(!strcmp(c.train, tp("train.list")) && !strcmp(c.valid, tp("valid.list")), "paths as written, spaces removed");
     CHECK(!strcmp(c.backup, "backup/"), "backup default is backup/");
     CHECK(c.nlabels == 3 && !strcmp(c.label_names[0], "-cat") && !strcmp(c.label_names[1], "-dog") &&
           !strcmp(c.label_names[2], "-bird"), "names= wins over labels=, trimmed, trailing blank ignored");
-    CHECK(strstr(warnings, "a.data:12: unused field 'weird = 1'") != NULL, "unknown key warns: %s", warnings);
-    CHECK(strstr(warnings, "a.data:13: 'novalue=' has no value") != NULL, "no value warns: %s", warnings);
+    CHECK(strstr(warnings, "a.data:13: unused field 'weird = 1'") != NULL, "unknown key warns: %s", warnings);
+    CHECK(strstr(warnings, "a.data:14: 'novalue=' has no value") != NULL, "no value warns: %s", warnings);
     dn_data_config_free(&c);
     dn_data_config_free(&c);
 
     write_text(tp("b.data"), "train=x.list\n");
     CHECK_OK(dn_data_config_read(tp("b.data"), &c));
-    CHECK(c.classes == 2 && c.top == 1 && c.valid == NULL && c.flip == 0 && c.crop_pad == 0 && c.names == NULL &&
+    CHECK(c.classes == 2 && c.top == 1 && c.valid == NULL && c.flip == 0 && c.crop_pad == 0 && c.erase == 0 && c.names == NULL &&
           !strcmp(c.labels, "data/labels.list") && !strcmp(c.backup, "backup/"), "defaults");
     dn_data_config_free(&c);
 
@@ -434,6 +434,8 @@ static void test_data_config(void)
     CHECK_ERR(dn_data_config_read(tp("e.data"), &c), DN_ERR_PARSE, "e.data:1: classes=abc is not an integer");
     write_text(tp("f.data"), "classes=0\n");
     CHECK_ERR(dn_data_config_read(tp("f.data"), &c), DN_ERR_PARSE, "classes=0 must be at least 1");
+    write_text(tp("h.data"), "classes=3\nerase=1.5\n");
+    CHECK_ERR(dn_data_config_read(tp("h.data"), &c), DN_ERR_PARSE, "h.data:2: [data] erase=1.5 must be a probability in [0, 1]");
     write_text(tp("gap.txt"), "a\n\nb\n");
     snprintf(text, sizeof text, "names=%s\n", tp("gap.txt"));
     write_text(tp("g.data"), text);
@@ -644,6 +646,44 @@ static void shift(const float *in, int w, int h, int c, int dx, int dy, float *o
             }
 }
 
+/* Random erasing of row x, an image of d: the image it was made from, the
+ * rectangle of noise (*bx, *by, *bw, *bh) outside which it is that image
+ * exactly, every pixel inside changed in every channel, in [0, 1). Returns
+ * the image's row, or -1 when x is no such erasing of any image. */
+static int erased_row(const dn_dataset *d, const float *x, int *bx, int *by, int *bw, int *bh)
+{
+    int w = d->w, h = d->h, c = d->c;
+    for (int r = 0; r < d->rows; ++r) {
+        const float *im = d->X + (size_t)r * d->cols;
+        int x0 = w, y0 = h, x1 = -1, y1 = -1, changed = 0;
+        for (int k = 0; k < c; ++k)
+            for (int y = 0; y < h; ++y)
+                for (int i = 0; i < w; ++i) {
+                    size_t at = ((size_t)k * h + y) * w + i;
+                    if (x[at] == im[at]) continue;
+                    ++changed;
+                    if (i < x0) x0 = i;
+                    if (i > x1) x1 = i;
+                    if (y < y0) y0 = y;
+                    if (y > y1) y1 = y;
+                }
+        if (changed == 0) continue;
+        int ew = x1 - x0 + 1, eh = y1 - y0 + 1, ok = changed == ew * eh * c;
+        for (int k = 0; ok && k < c; ++k)
+            for (int y = y0; y <= y1; ++y)
+                for (int i = x0; i <= x1; ++i) {
+                    float v = x[((size_t)k * h + y) * w + i];
+                    ok &= v >= 0 && v < 1;
+                }
+        /* noise differs from an image nearly everywhere: a row of another image changes far more */
+        if (ok && ew * eh <= (int)(0.4f * w * h + w + h)) {
+            *bx = x0; *by = y0; *bw = ew; *bh = eh;
+            return r;
+        }
+    }
+    return -1;
+}
+
 /* Run `batches` batches; fills X (batches*batch*inputs) and Y. */
 static int run_loader(const dn_loader_options *o, int batches, float *X, float *Y)
 {
@@ -725,6 +765,45 @@ static void test_loader_arrays(void)
         ok &= found;
     }
     CHECK(ok && shifted > 0, "crop_pad: every row is a shift within +-2 (%d shifted)", shifted);
+
+    /* erase=1: every row is an image with one rectangle of noise, 2%..40% of it, aspect within [0.3, 3.3] */
+    o.crop_pad = 0;
+    o.erase = 1;
+    run_loader(&o, B, X, Y);
+    ok = 1;
+    int min_area = 1 << 30, max_area = 0, tall = 0, wide = 0;
+    for (int i = 0; i < N; ++i) {
+        int bx, by, bw, bh, r = erased_row(&d, X + (size_t)i * IN, &bx, &by, &bw, &bh);
+        ok &= r >= 0 && Y[i * 10 + d.labels[r]] == 1;
+        if (r < 0) continue;
+        int area = bw * bh;
+        min_area = area < min_area ? area : min_area;
+        max_area = area > max_area ? area : max_area;
+        tall += bh > bw;
+        wide += bw > bh;
+        ok &= bw < 32 && bh < 32 && bh <= 4 * bw && bw <= 4 * bh;
+    }
+    CHECK(ok && min_area >= 16 && max_area <= 440 && max_area > min_area && tall > 0 && wide > 0,
+          "erase=1: each row one noise rectangle of its image (areas %d..%d of 1024; %d tall, %d wide)", min_area,
+          max_area, tall, wide);
+    o.threads = 3;
+    run_loader(&o, B, X2, Y2);
+    CHECK(!memcmp(X, X2, sizeof(float) * N * IN), "erase: the same rectangles with 3 loader threads");
+    /* erase=0.5: some rows intact, some erased */
+    o.erase = 0.5f;
+    run_loader(&o, B, X, Y);
+    int intact = 0, erased = 0;
+    for (int i = 0; i < N; ++i) {
+        int bx, by, bw, bh;
+        intact += find_row(&d, X + (size_t)i * IN) >= 0;
+        erased += erased_row(&d, X + (size_t)i * IN, &bx, &by, &bw, &bh) >= 0;
+    }
+    CHECK(intact + erased == N && intact >= 4 && erased >= 4, "erase=0.5: %d intact, %d erased of %d", intact, erased, N);
+    o.erase = 1.5f;
+    dn_loader *bad = NULL;
+    CHECK_ERR(dn_loader_start(&o, &bad), DN_ERR_ARG, "erase=1.5 is not a probability");
+    o.erase = 0;
+    o.threads = 1;
 
     /* a 28x28 gray input from 32x32 RGB arrays: resized, red plane */
     o.crop_pad = 0; o.w = 28; o.h = 28; o.c = 1;

@@ -514,6 +514,48 @@ static void test_schedule(const evo_data *d, const evo_result *r1)
     evo_genome_free(&child);
 }
 
+/* -augment / -erase to the loader: the .data's keys win, erasing only with augmentation */
+static void test_augment(const evo_data *d)
+{
+    dn_data_config dc;
+    memset(&dc, 0, sizeof dc);
+    dn_loader_options lo;
+    memset(&lo, 0, sizeof lo);
+    evo_augment(&lo, &dc, 1, 0.5f);
+    CHECK(lo.flip == 1 && lo.crop_pad == 2 && lo.erase == 0.5f, "augment: flip, crop 2, erase 0.5 (%d %d %g)", lo.flip,
+          lo.crop_pad, lo.erase);
+    evo_augment(&lo, &dc, 0, 0.5f);
+    CHECK(lo.flip == 0 && lo.crop_pad == 0 && lo.erase == 0, "no augment: nothing, -erase neither (%g)", lo.erase);
+    dc.erase = 0.25f;
+    dc.crop_pad = 4;
+    evo_augment(&lo, &dc, 0, 0.5f);
+    CHECK(lo.crop_pad == 4 && lo.erase == 0.25f, "the .data's crop_pad= and erase= apply always (%d %g)", lo.crop_pad, lo.erase);
+    char buf[64];
+    CHECK(!strcmp(evo_augment_text(1, 0.5f, buf, sizeof buf), "flip + crop + erasing 0.5") &&
+          !strcmp(evo_augment_text(1, 0, buf, sizeof buf), "flip + crop") &&
+          !strcmp(evo_augment_text(0, 0.5f, buf, sizeof buf), "no augmentation"), "the log's words");
+
+    /* an evaluation with augmentation trains on erased images: other weights than without erasing, same seed */
+    evo_genome g = genome(TINY("0.05", "4"));
+    evo_eval_options o = eval_opts(5, 1);
+    o.augment = 1;
+    evo_result plain, again, erased;
+    evo_evaluate(&g, NULL, NULL, 0, d, &o, &plain);
+    evo_evaluate(&g, NULL, NULL, 0, d, &o, &again);
+    o.erase = 1;
+    evo_evaluate(&g, NULL, NULL, 0, d, &o, &erased);
+    CHECK(plain.outcome == EVO_OK && again.outcome == EVO_OK && erased.outcome == EVO_OK, "all three train");
+    if (plain.outcome == EVO_OK && again.outcome == EVO_OK && erased.outcome == EVO_OK)
+        CHECK(max_change(plain.weights, again.weights, plain.weights_size) == 0 &&
+              max_change(plain.weights, erased.weights, plain.weights_size) > 0,
+              "same seed: the same weights, and other ones with -erase 1 (%g)",
+              max_change(plain.weights, erased.weights, plain.weights_size));
+    evo_result_free(&plain);
+    evo_result_free(&again);
+    evo_result_free(&erased);
+    evo_genome_free(&g);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_evo_eval.XXXXXX");
@@ -530,6 +572,7 @@ int main(void)
     if (r1.outcome == EVO_OK) {
         test_inheritance(&d, &r1);
         test_schedule(&d, &r1);
+        test_augment(&d);
         test_export(&d, &r1);
     }
     evo_result_free(&r1);

@@ -23,6 +23,7 @@ static void make_task(evo_wire *w, evo_task_msg *t)
     t->eval.augment = 1;
     t->eval.mutation = EVO_MUT_WIDEN;
     t->eval.latency_threads = 3;
+    t->eval.erase = 0.5f;
     t->child_cfg = "[net]\nbatch=1\n# evo id=3\n[convolutional]\nfilters=8\n";
     t->parent_cfg = "[net]\nbatch=1\n";
     static unsigned char weights[1000];
@@ -43,8 +44,8 @@ static void test_task_round_trip(void)
     CHECK(type == EVO_MSG_TASK, "type %d", type);
     CHECK_OK(evo_unwire_task(&r, &u));
     CHECK(u.eval.schedule == EVO_SCHEDULE_COSINE && u.eval.val_images == 1000 && u.eval.augment == 1 &&
-          u.eval.mutation == EVO_MUT_WIDEN && u.eval.latency_threads == 3,
-          "schedule, validation images, augmentation, mutation and latency threads survive");
+          u.eval.mutation == EVO_MUT_WIDEN && u.eval.latency_threads == 3 && u.eval.erase == 0.5f,
+          "schedule, validation images, augmentation, mutation, latency threads and erase survive");
     CHECK(u.id == 4242 && u.eval.seed == t.eval.seed && u.eval.steps == 200 && u.eval.batch == 64 && u.eval.inherit == 1,
           "task fields");
     CHECK(u.child_cfg && !strcmp(u.child_cfg, t.child_cfg), "child cfg");
@@ -64,6 +65,12 @@ static void test_task_round_trip(void)
     }
     CHECK(rejected == (int)w.len, "%d of %zu truncations rejected", rejected, w.len);
     CHECK(named == (int)w.len, "%d of %zu truncations say 'truncated'", named, w.len);
+    evo_wire_free(&w);
+    /* a field out of range is refused, named */
+    t.eval.erase = 2;   /* t's strings and weights are static */
+    CHECK_OK(evo_wire_task(&w, &t));
+    CHECK(evo_wire_open(w.data, w.len, &type, &r) == DN_OK && evo_unwire_task(&r, &u) == DN_ERR_PARSE &&
+          strstr(dn_last_error(), "erase 2 out of range"), "erase 2: %s", dn_last_error());
     evo_wire_free(&w);
 }
 
@@ -175,8 +182,9 @@ static void test_bad_headers(void)
           "trailing byte: %s", dn_last_error());
     /* a payload that claims more than it holds inside a string length */
     CHECK_OK(evo_wire_open(m, w.len, &type, &r));
-    m[20 + 4 + 8 + 28] = 0xff;   /* high byte region of the child cfg length (after 7 u32 fields) */
-    m[20 + 4 + 8 + 28 + 7] = 0x7f;
+    size_t cfg_len = 20 + 4 + 8 + 8 * 4 + 8;   /* header, id, seed, 8 u32 fields, erase: the child cfg's u64 length */
+    m[cfg_len + 6] = 0xff;
+    m[cfg_len + 7] = 0x7f;
     CHECK_OK(evo_wire_open(m, w.len, &type, &r));
     CHECK(evo_unwire_task(&r, &t) == DN_ERR_PARSE && strstr(dn_last_error(), "child cfg"), "huge length: %s",
           dn_last_error());

@@ -33,6 +33,8 @@
 #      none without -hours; kill -9 during a widened final training, then
 #      finish continues at its width; the search's -max-params holds; bad
 #      widths are refused;
+#   i. -erase: finish -augment 1 -erase 0.5 adds random erasing, said in the
+#      log, result.json and the report; bad probabilities are refused.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -220,7 +222,7 @@ for g in over under; do
   want=0; awk -v t="${tr:-0}" -v v="${va:-0}" -v b="${bar:-0}" 'BEGIN { exit !(t - v >= b && b >= 2) }' && want=1
   check "-augment auto, $g: the decision follows its figures (train ${tr:-?}%, val ${va:-?}%, bar ${bar:-?})" \
     bash -c "[ -n '$bar' ] && grep -q '\"augment\":$want' '$T/g_$g/final/result.json' &&
-             grep -q '$([ $want = 1 ] && echo 'it overfits, flip + crop' || echo ': no augmentation$')' <<<'$line'"
+             grep -q '$([ $want = 1 ] && echo 'it overfits, augmentation' || echo ': no augmentation$')' <<<'$line'"
 done
 check "... the winner that memorised 200 images augments" grep -q '"augment":1' "$T/g_over/final/result.json"
 check "... the trivial seed's winner, which underfits, does not" grep -q '"augment":0' "$T/g_under/final/result.json"
@@ -279,6 +281,20 @@ check "-width auto stays within -max-params (rc=$rc: $(grep -o 'auto:.*' "$T/h_l
 expect_error h_bad 2 "-final-width '0.5'" "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/hb" "${E[@]}" -final-width 0.5
 expect_error h_both 2 '-width and -filters' "$DN" evolve finish "$T/c" -again -width 2 -filters 8
 check "no crash" no_crash "$T"/h*.err
+
+# ------------------------------------------------------------------ i. -erase
+run i_erase "$DN" evolve finish "$T/c" -again -epochs 1 -augment 1 -erase 0.5
+check "finish -erase 0.5: flip + crop + random erasing, in the log and result.json (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && grep -q '^final: training individual .*, flip + crop + erasing 0.5, ' '$T/i_erase.out' &&
+           grep -q '\"erase\":0.5,' '$R' && grep -q '\"augment\":1,' '$R'"
+run i_report "$DN" evolve report "$T/c"
+check "... the report says so" grep -q 'flip + crop + erasing 0.5' "$T/c/report/index.html"
+run i_plain "$DN" evolve finish "$T/c" -again -epochs 1 -augment 1
+check "... the run's -erase (0) without the flag" bash -c "[ $rc -eq 0 ] && grep -q '\"erase\":0,' '$R'"
+expect_error i_bad 2 "'-erase 1.5' is not understood" "$DN" evolve finish "$T/c" -again -erase 1.5
+expect_error i_bad_run 2 "-erase 1.5: random erasing's probability" \
+  "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/ib" "${E[@]}" -erase 1.5
+check "no crash" no_crash "$T"/i_*.err
 
 echo "test_fidelity.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

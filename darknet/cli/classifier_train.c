@@ -229,6 +229,7 @@ int classifier_train(const cli_classifier_args *a)
     o.batch = full;   /* after: the network's own batch is one replica's share */
     o.flip = dc.flip;
     o.crop_pad = dc.crop_pad;
+    o.erase = dc.erase;
     o.seed = a->seed;
     X = malloc(sizeof(float) * (size_t)full * net->inputs);
     Y = malloc(sizeof(float) * (size_t)full * dc.classes);

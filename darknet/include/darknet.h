@@ -374,6 +374,7 @@ typedef struct {
     char *train_labels, *valid_labels;  /* IDX label files (inferred when absent) */
     int flip;                           /* array data: random horizontal flip (0) */
     int crop_pad;                       /* array data: pad by N and random-crop back (0) */
+    float erase;                        /* random erasing: probability per image (0; our key) */
     char **label_names; int nlabels;    /* read from names= (or labels=) */
 } dn_data_config;
 
@@ -413,6 +414,9 @@ typedef struct {
     int center;
     /* array augmentation: random flip, pad-and-crop (paper style) */
     int flip, crop_pad;
+    /* random erasing (Zhong et al. 2017), any data: with this probability an
+     * image gets one rectangle of uniform noise (see dn_augment_erase) */
+    float erase;
     uint64_t seed;
     int threads;           /* decode threads for image lists (0: 2)   */
 } dn_loader_options;

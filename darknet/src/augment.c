@@ -4,7 +4,8 @@
  * Image lists follow upstream's classifier: a random window of the scaled,
  * rotated and aspect-jittered image (bilinear, black outside the image),
  * then HSV jitter. Arrays (IDX, CIFAR) get the papers' augmentation:
- * random horizontal flip and zero-pad + random crop.
+ * random horizontal flip and zero-pad + random crop. Any data may also get
+ * random erasing (a rectangle of noise; Zhong et al. 2017).
  * Every random draw comes from the caller's rng, so a batch is reproducible.
  */
 #include "data_internal.h"
@@ -133,4 +134,29 @@ void dn_augment_array(const float *in, int w, int h, int c, int flip, int pad, u
                 if (sx >= 0 && sy >= 0 && sx < w && sy < h) v = in[((size_t)k * h + sy) * w + sx];
                 out[((size_t)k * h + y) * w + x] = v;
             }
+}
+
+/* ------------------------------------------------------------ erasing */
+
+#define ERASE_MIN_AREA 0.02f    /* the paper's s_l, s_h: the rectangle's share of the image */
+#define ERASE_MAX_AREA 0.4f
+#define ERASE_MIN_ASPECT 0.3f   /* the paper's r_1 (r_2 = 1/r_1): height / width */
+#define ERASE_DRAWS 100
+
+void dn_augment_erase(float *x, int w, int h, int c, float p, uint64_t *rng)
+{
+    if (!(p > 0) || w < 1 || h < 1 || c < 1) return;
+    if (dn_rand_uniform(rng, 0, 1) >= p) return;
+    float log_r = logf(ERASE_MIN_ASPECT);
+    for (int t = 0; t < ERASE_DRAWS; ++t) {
+        float area = dn_rand_uniform(rng, ERASE_MIN_AREA, ERASE_MAX_AREA) * (float)w * (float)h;
+        float aspect = expf(dn_rand_uniform(rng, log_r, -log_r));
+        int eh = (int)lroundf(sqrtf(area * aspect)), ew = (int)lroundf(sqrtf(area / aspect));
+        if (eh < 1 || ew < 1 || eh >= h || ew >= w) continue;
+        int x0 = dn_rand_int(rng, 0, w - ew), y0 = dn_rand_int(rng, 0, h - eh);
+        for (int k = 0; k < c; ++k)
+            for (int y = y0; y < y0 + eh; ++y)
+                for (int i = x0; i < x0 + ew; ++i) x[((size_t)k * h + y) * w + i] = dn_rand_uniform(rng, 0, 1);
+        return;
+    }
 }

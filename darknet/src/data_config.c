@@ -6,7 +6,8 @@
  * Keys: classes (2), train ("data/train.list"), valid (none: the split loader
  * falls back to train, as upstream), labels ("data/labels.list"), names, backup
  * ("backup/", upstream's "/backup/" would write to the root), top (1), tree
- * (ignored), train_labels, valid_labels, flip (0), crop_pad (0).
+ * (ignored), train_labels, valid_labels, flip (0), crop_pad (0), and erase (0: our
+ * key, random erasing's probability; upstream ignores it).
  * Class names come from names= or else labels=, one per line. A file named
  * by the .data must be readable; the default labels file is read only when
  * it exists. Paths are used as written (relative to the working directory).
@@ -55,10 +56,13 @@ static dn_status read_keys(dn_opts o, dn_data_config *out)
     DN_TRY(dn_opt_int(o, "top", 1, &out->top));
     DN_TRY(dn_opt_int(o, "flip", 0, &out->flip));
     DN_TRY(dn_opt_int(o, "crop_pad", 0, &out->crop_pad));
+    DN_TRY(dn_opt_float(o, "erase", 0, &out->erase));
     if (out->classes < 1) return dn_opt_fail(o, "classes", DN_ERR_PARSE, "classes=%d must be at least 1", out->classes);
     if (out->top < 1) return dn_opt_fail(o, "top", DN_ERR_PARSE, "top=%d must be at least 1", out->top);
     if (out->flip != 0 && out->flip != 1) return dn_opt_fail(o, "flip", DN_ERR_PARSE, "flip=%d must be 0 or 1", out->flip);
     if (out->crop_pad < 0) return dn_opt_fail(o, "crop_pad", DN_ERR_PARSE, "crop_pad=%d must not be negative", out->crop_pad);
+    if (!(out->erase >= 0 && out->erase <= 1))
+        return dn_opt_fail(o, "erase", DN_ERR_PARSE, "erase=%g must be a probability in [0, 1]", out->erase);
     if (out->top > out->classes) {
         dn_warn("%s:%d: top=%d is more than classes=%d; using %d", o.cfg->name, dn_opt_line(o, "top"), out->top,
                 out->classes, out->classes);

@@ -62,6 +62,12 @@ void dn_augment_hsv(dn_image *im, float hue, float saturation, float exposure, u
 /* Array augmentation: random horizontal flip (flip) and zero-pad by pad then a
  * random crop back to w x h. in, out: (c, h, w), distinct. */
 void dn_augment_array(const float *in, int w, int h, int c, int flip, int pad, uint64_t *rng, float *out);
+/* Random erasing (Zhong et al. 2017, "Random Erasing Data Augmentation"):
+ * with probability p, one rectangle of x (c, h, w) covering 2%..40% of the
+ * image, aspect ratio in [0.3, 1/0.3] (log-uniform), at a uniform position,
+ * is filled with uniform [0,1) noise in every channel (up to 100 draws for a
+ * rectangle that fits; none fitting: x unchanged). p <= 0 draws nothing. */
+void dn_augment_erase(float *x, int w, int h, int c, float p, uint64_t *rng);
 
 /* ------------------------------------------------------------ datasets */
 

@@ -86,7 +86,9 @@ static dn_status make_sample(dn_loader *ld, int slot)
     float *y = ld->Y + (size_t)slot * ld->classes;
     memset(y, 0, (size_t)ld->classes * sizeof(float));
     y[ld->o.split->labels[idx]] = 1;
-    return ld->o.split->is_list ? sample_image(ld, idx, &rng, x) : sample_array(ld, idx, &rng, x);
+    DN_TRY(ld->o.split->is_list ? sample_image(ld, idx, &rng, x) : sample_array(ld, idx, &rng, x));
+    dn_augment_erase(x, ld->o.w, ld->o.h, ld->o.c, ld->o.erase, &rng);
+    return DN_OK;
 }
 
 /* ------------------------------------------------------------ threads */
@@ -160,6 +162,8 @@ static dn_status check_options(const dn_loader_options *o)
         return dn_fail(DN_ERR_SHAPE, "dn_loader_start: cannot feed %d-channel images to a %d-channel input",
                        s->arrays.c, o->c);
     if (o->crop_pad < 0) return dn_fail(DN_ERR_ARG, "dn_loader_start: crop_pad=%d is negative", o->crop_pad);
+    if (!(o->erase >= 0 && o->erase <= 1))
+        return dn_fail(DN_ERR_ARG, "dn_loader_start: erase=%g is not a probability in [0, 1]", o->erase);
     return DN_OK;
 }
 

@@ -202,11 +202,13 @@ double evo_stood_for(const evo_options *o, const evo_state *s, double now)
     return stood >= o->patience * evo_search_seconds(o) ? stood : -1;
 }
 
+/* -patience is judged at the last recorded event's time (c->s->elapsed), so
+ * the decision follows from the log alone: the report and a -resume replaying
+ * it come to the same answer. */
 static int out_of_time(const search_ctx *c)
 {
     if (c->o->hours <= 0) return 0;
-    double now = elapsed_now(c);
-    return now >= evo_search_seconds(c->o) || evo_stood_for(c->o, c->s, now) >= 0;
+    return elapsed_now(c) >= evo_search_seconds(c->o) || evo_stood_for(c->o, c->s, c->s->elapsed) >= 0;
 }
 
 static int budget_left(const search_ctx *c)
@@ -792,7 +794,7 @@ static void worker_loop(search_ctx *c, int worker)
         if (dropped) { lose_rank(c); return; }
         if (worker == 0) live_report(c);
     }
-    if (c->stood < 0) c->stood = evo_stood_for(c->o, c->s, elapsed_now(c));
+    if (c->stood < 0) c->stood = evo_stood_for(c->o, c->s, c->s->elapsed);
 }
 
 typedef struct { search_ctx *c; int worker; } worker_arg;

@@ -203,7 +203,8 @@ static dn_status load_progress(const char *fdir, const char *name, progress *p, 
             size->flops = num_or(&o, "flops", 0);
         }
         if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps) ||
-            !(p->lr >= 0) || !(p->erase >= 0 && p->erase <= 1) || !(p->lr_scale > 0 && p->lr_scale <= 1) || !(p->width >= 1 && p->width <= EVO_MAX_WIDTH))
+            !(p->lr >= 0) || !(p->erase >= 0 && p->erase <= 1) || !(p->lr_scale > 0 && p->lr_scale <= 1) ||
+            !(p->width >= 1 && p->width <= EVO_MAX_WIDTH))
             s = evo_fail(DN_ERR_DATA, "%s: id, step, steps, erase, lr_scale or width out of range", path);
     }
     evo_json_object_free(&o);

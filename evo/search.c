@@ -465,7 +465,7 @@ static void evaluate_child(search_ctx *c, int worker, int id, step_input *in, ev
     eo.gpu = c->ngpus ? 1 + c->gpu[worker % c->ngpus] : 0;
     eo.schedule = c->schedule;
     eo.augment = c->augment;
-    eo.erase = c->augment ? (float)c->o->erase : 0;
+    eo.erase = (float)c->o->erase;   /* evo_augment applies it only with augment */
     eo.val_images = c->o->rungs > 1 ? c->o->val_images : 0;   /* without promotions: the whole holdout */
     eo.mutation = in->mutation;
     eo.latency_threads = c->costs & EVO_COST_LATENCY ? c->o->latency_threads : 0;

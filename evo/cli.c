@@ -44,8 +44,8 @@ static void usage(FILE *out)
         "       darknet evolve export DIR -max-flops F | -max-params P | -max-latency MS [-out PREFIX]\n"
         "                                                            the most accurate kept model within the budget\n"
         "       darknet evolve finish DIR [-id N | -front K | -max-flops F | -max-params P | -max-latency MS]\n"
-        "                                [-hours H | -epochs E] [-lr R] [-from inherit|scratch] [-augment 0|1|auto]\n"
-        "                                [-erase P] [-width K|auto | -filters F -cells N] [-again]\n"
+        "                                [-hours H | -epochs E] [-lr R] [-decay D] [-from inherit|scratch]\n"
+        "                                [-augment 0|1|auto] [-erase P] [-width K|auto | -filters F -cells N] [-again]\n"
         "                                                            final training of the winner (or N) on all\n"
         "                                                            training images into DIR/final/, then its test\n"
         "                                                            accuracy; export then writes that model; with\n"
@@ -555,6 +555,7 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
         else if (!strcmp(a, "-hours") && num && x > 0) f->hours = x;
         else if (!strcmp(a, "-epochs") && num && x > 0) fo->epochs = x;
         else if (!strcmp(a, "-lr") && num && x > 0 && x < 1e30) fo->lr = (float)x;
+        else if (!strcmp(a, "-decay") && num && x > 0 && x < 1) fo->decay = x;
         else if (!strcmp(a, "-filters") && num && x >= 1 && x == (int)x) fo->filters = (int)x;
         else if (!strcmp(a, "-cells") && num && x >= 1 && x == (int)x) fo->cells = (int)x;
         else if (!strcmp(a, "-front") && num && x >= 1 && x <= 8 && x == (int)x) f->front = (int)x;
@@ -575,8 +576,8 @@ static int parse_finish_args(int argc, char **argv, finish_args *f)
             f->from_set = 1;
         } else {
             return usage_error("finish: '%s %s' is not understood (-id N, -front K, -max-flops F, -max-params P, "
-                               "-max-latency MS, -hours H, -epochs E, -lr R, -from inherit|scratch, -augment 0|1|auto, "
-                               "-erase P (0..1), -width K|auto, -filters F, -cells N, -again)", a, v);
+                               "-max-latency MS, -hours H, -epochs E, -lr R, -decay D (0..1), -from inherit|scratch, "
+                               "-augment 0|1|auto, -erase P (0..1), -width K|auto, -filters F, -cells N, -again)", a, v);
         }
     }
     if (!f->dir) return usage_error("finish: needs the run folder: darknet evolve finish DIR");

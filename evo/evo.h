@@ -252,6 +252,7 @@ typedef struct {
     double width;            /* > 1: every hidden layer this much wider (evo_genome_widen; from
                                 scratch); 0 or 1: as searched; EVO_WIDTH_AUTO: chosen (see finish.c) */
     float lr;                /* > 0: this peak learning rate instead of the genome's */
+    double decay;            /* > 0: this weight decay instead of the genome's [net] decay */
     int front;               /* 1: into DIR/final/front/ID (a model of the front besides the winner) */
 } evo_finish_options;
 /* The options a search's own final training uses (-final, -final-epochs,
@@ -281,6 +282,7 @@ typedef struct {
     float test_accuracy;
     float lr_scale;          /* < 1: the peak rate was halved after divergences */
     float erase;             /* with augment: random erasing's probability (0: none) */
+    double decay;            /* > 0: the weight decay it was trained with instead of its genome's */
     double width;            /* the width multiplier it was trained at (1: as searched) */
     size_t params; double flops;   /* of the model trained (0: not recorded) */
 } evo_final_info;

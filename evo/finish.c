@@ -64,6 +64,7 @@ typedef struct {
     int scratch, augment;
     float erase;                /* with augment: random erasing's probability */
     float lr;                   /* > 0: the peak rate asked for (finish -lr); 0: the genome's */
+    double decay;               /* > 0: the weight decay asked for (finish -decay); 0: the genome's */
     float lr_scale;             /* the peak rate is multiplied by this (halved after a divergence) */
     double width;               /* every hidden layer's width x this (1: as searched) */
     uint64_t seed;
@@ -138,6 +139,7 @@ static dn_status save_progress(const char *fdir, const progress *p, const char *
     evo_json_num(&w, "erase", p->erase);
     evo_json_num(&w, "lr", p->lr);
     evo_json_num(&w, "lr_scale", p->lr_scale);
+    evo_json_num(&w, "decay", p->decay);
     evo_json_num(&w, "width", p->width);
     char seed[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
@@ -190,6 +192,7 @@ static dn_status load_progress(const char *fdir, const char *name, progress *p, 
         p->augment = (int)num_or(&o, "augment", 0);
         p->erase = (float)num_or(&o, "erase", 0);
         p->lr = (float)num_or(&o, "lr", 0);
+        p->decay = num_or(&o, "decay", 0);
         p->lr_scale = (float)num_or(&o, "lr_scale", 1);
         p->width = num_or(&o, "width", 1);
         const evo_json_field *from = evo_json_get(&o, "from");
@@ -203,9 +206,10 @@ static dn_status load_progress(const char *fdir, const char *name, progress *p, 
             size->flops = num_or(&o, "flops", 0);
         }
         if (p->id < 0 || p->step < 0 || p->steps < 0 || (p->steps && p->step > p->steps) ||
-            !(p->lr >= 0) || !(p->erase >= 0 && p->erase <= 1) || !(p->lr_scale > 0 && p->lr_scale <= 1) ||
+            !(p->lr >= 0) || !(p->decay >= 0 && p->decay < 1) || !(p->erase >= 0 && p->erase <= 1) ||
+            !(p->lr_scale > 0 && p->lr_scale <= 1) ||
             !(p->width >= 1 && p->width <= EVO_MAX_WIDTH))
-            s = evo_fail(DN_ERR_DATA, "%s: id, step, steps, erase, lr_scale or width out of range", path);
+            s = evo_fail(DN_ERR_DATA, "%s: id, step, steps, decay, erase, lr_scale or width out of range", path);
     }
     evo_json_object_free(&o);
     free(text);
@@ -233,6 +237,7 @@ static dn_status read_result(const char *fdir, evo_final_info *info)
     info->augment = p.augment;
     info->erase = p.erase;
     info->lr_scale = p.lr_scale;
+    info->decay = p.decay;
     info->width = p.width;
     info->params = size.params;
     info->flops = size.flops;
@@ -310,13 +315,33 @@ static dn_status widened_cfg(evo_store *st, const evo_options *o, int id, double
     return s;
 }
 
+/* An annotated cfg with [net] decay= set (the model.cfg written then says
+ * what was trained). */
+static dn_status with_decay(char **cfg, double decay)
+{
+    evo_genome g;
+    DN_TRY(evo_genome_parse(*cfg, "the final model", &g));
+    char value[32], *out = NULL;
+    snprintf(value, sizeof value, "%g", decay);
+    dn_status s = evo_net_set(&g, "decay", value);
+    if (s == DN_OK) s = evo_genome_emit(&g, 1, &out);
+    evo_genome_free(&g);
+    if (s == DN_OK) {
+        free(*cfg);
+        *cfg = out;
+    }
+    return s;
+}
+
 /* The winner's (or -id's) cfg at the width p->width, or the cell template
- * scaled with its cells. */
+ * scaled with its cells; p->decay > 0 replaces its weight decay. */
 static dn_status model_cfg(finish_ctx *c, evo_store *st, const evo_individual *v, const progress *p)
 {
-    if (c->fo->filters > 0 || c->fo->cells > 0) return evo_scaled_cfg(st, v->id, c->fo->filters, c->fo->cells, &c->cfg);
-    if (p->width > 1) return widened_cfg(st, c->o, v->id, p->width, &c->cfg);
-    return evo_store_load_individual(st, v->id, &c->cfg, NULL, NULL);
+    dn_status s;
+    if (c->fo->filters > 0 || c->fo->cells > 0) s = evo_scaled_cfg(st, v->id, c->fo->filters, c->fo->cells, &c->cfg);
+    else if (p->width > 1) s = widened_cfg(st, c->o, v->id, p->width, &c->cfg);
+    else s = evo_store_load_individual(st, v->id, &c->cfg, NULL, NULL);
+    return s == DN_OK && p->decay > 0 ? with_decay(&c->cfg, p->decay) : s;
 }
 
 /* The network of an annotated cfg (genome annotations dropped). */
@@ -658,7 +683,8 @@ static int same_run(const progress *p, const evo_individual *v, const evo_finish
     return p->id == v->id && p->evals == evals &&
            p->scratch == (fo->scratch || fo->filters > 0 || fo->cells > 0 || p->width > 1) &&
            (fo->width == EVO_WIDTH_AUTO || fabs(p->width - width) < 1e-9) &&
-           (fo->augment == EVO_AUGMENT_AUTO || p->augment == fo->augment) && p->erase == fo->erase && p->lr == fo->lr;
+           (fo->augment == EVO_AUGMENT_AUTO || p->augment == fo->augment) && p->erase == fo->erase && p->lr == fo->lr &&
+           p->decay == fo->decay;
 }
 
 static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_individual *v, const attempt *a,
@@ -681,6 +707,7 @@ static dn_status start_or_continue(finish_ctx *c, evo_store *st, const evo_indiv
         p->erase = c->fo->erase;
         p->seed = c->o->seed ^ 0xF1A1ull;
         p->lr = c->fo->lr;
+        p->decay = c->fo->decay;
         p->lr_scale = a->restart ? a->lr_scale : 1;
         p->seconds = a->restart ? a->spent : 0;   /* a timed retry fits the time the failed attempts left */
         p->width = 1;
@@ -747,6 +774,7 @@ static dn_status finish_on(evo_store *st, const evo_options *o, const evo_state 
             fprintf(log, "width x%g (%zu params, %.3g MFLOPs), ", p.width, dn_network_param_count(c.net),
                     dn_network_flops(c.net) / 1e6);
         if (p.lr > 0 || p.lr_scale < 1) fprintf(log, "peak learning rate %g, ", peak_rate(&c, &p));
+        if (p.decay > 0) fprintf(log, "weight decay %g, ", p.decay);
         if (p.steps > 0) fprintf(log, "%d steps\n", p.steps);
         else fprintf(log, "%.0f s\n", fo->seconds);
         fflush(log);

@@ -34,7 +34,11 @@
 #      finish continues at its width; the search's -max-params holds; bad
 #      widths are refused;
 #   i. -erase: finish -augment 1 -erase 0.5 adds random erasing, said in the
-#      log, result.json and the report; bad probabilities are refused.
+#      log, result.json and the report; bad probabilities are refused;
+#   j. -decay: finish -decay D trains with weight decay D instead of the
+#      genome's: other weights than the same training without it (which
+#      repeats bit for bit), said in the log, result.json, model.cfg and the
+#      report; bad values are refused.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -291,10 +295,26 @@ run i_report "$DN" evolve report "$T/c"
 check "... the report says so" grep -q 'flip + crop + erasing 0.5' "$T/c/report/index.html"
 run i_plain "$DN" evolve finish "$T/c" -again -epochs 1 -augment 1
 check "... the run's -erase (0) without the flag" bash -c "[ $rc -eq 0 ] && grep -q '\"erase\":0,' '$R'"
+cp "$T/c/final/final.weights" "$T/i_plain.weights"
 expect_error i_bad 2 "'-erase 1.5' is not understood" "$DN" evolve finish "$T/c" -again -erase 1.5
 expect_error i_bad_run 2 "-erase 1.5: random erasing's probability" \
   "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/ib" "${E[@]}" -erase 1.5
 check "no crash" no_crash "$T"/i_*.err
+
+# ------------------------------------------------------------------ j. -decay
+run j_again "$DN" evolve finish "$T/c" -again -epochs 1 -augment 1
+check "the same final training twice gives the same weights (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && cmp -s '$T/c/final/final.weights' '$T/i_plain.weights' && grep -q '\"decay\":0,' '$R'"
+run j_decay "$DN" evolve finish "$T/c" -again -epochs 1 -augment 1 -decay 0.05
+check "finish -decay 0.05: in the log, result.json and model.cfg (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && grep -q '^final: training individual .*, weight decay 0.05, ' '$T/j_decay.out' &&
+           grep -q '\"decay\":0.05,' '$R' && grep -qx 'decay=0.05' '$T/c/final/model.cfg'"
+check "... and it trains other weights" bash -c "[ -s '$T/c/final/final.weights' ] && ! cmp -s '$T/c/final/final.weights' '$T/i_plain.weights'"
+run j_report "$DN" evolve report "$T/c"
+check "... the report says so" grep -q 'final weight decay</th><td>0.05' "$T/c/report/index.html"
+expect_error j_zero 2 "'-decay 0' is not understood" "$DN" evolve finish "$T/c" -again -decay 0
+expect_error j_one 2 "'-decay 1' is not understood" "$DN" evolve finish "$T/c" -again -decay 1
+check "no crash" no_crash "$T"/j_*.err
 
 echo "test_fidelity.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -103,10 +103,13 @@ dn_status evo_mutate_child(const evo_genome *parent, const evo_limits *lim, uint
  *     where its input is never negative, else a CReLU (2C filters, relu; its
  *     reader's weights for the second half negated) or linear (see mutate.c);
  *   widen: a body convolution's filters f -> [f+1, max(2f,16)], the new
- *     filters copies of old ones, the reader's weights split among the copies;
- *     only where its output reaches exactly one [convolutional] (groups=1) or
+ *     filters copies of old ones, the reader's weights split among the copies
+ *     where its output reaches exactly one [convolutional] (groups=1) or
  *     [connected] through [maxpool], [avgpool], [local_avgpool], [activation]
- *     and [dropout], and no route/shortcut reads any of them;
+ *     and [dropout], and no route/shortcut reads any of them; elsewhere (its
+ *     channels read through routes and shortcuts, or by several layers) the
+ *     new filters start fresh and every reader weighs them 0, where
+ *     evo_widen_flow says that keeps the function;
  *   skip_zero: [route] of an earlier body layer -> [convolutional] (BN,
  *     linear, stride making its map the main path's; or a residual block:
  *     that conv with relu, then a 1x1 BN linear one) -> [shortcut] onto the
@@ -137,9 +140,16 @@ const char *evo_mutation_set_name(evo_mutation_set s);                         /
  * failure draw again (up to max_tries). EVO_MUTSET_PAPER is evo_mutate_child. */
 dn_status evo_mutate_child_set(const evo_genome *parent, const evo_limits *lim, evo_mutation_set set,
                                uint64_t *rng, int max_tries, evo_genome *child, evo_mutation *applied);
-/* widen: index of the layer that reads body convolution i's output (see
- * above), or -1 when widening gene i could not be made exact. */
+/* widen's Net2Net case: index of the one layer that reads body convolution
+ * i's output (see above), -1 when there is no such single reader. */
 int evo_widen_reader(const evo_genome *g, int i);
+/* widen's general case: DN_OK when layer `layer` of net (a child's network,
+ * shapes are enough), a [convolutional] grown from old_filters, can start
+ * with its parent's function: its new channels reach only one-for-one
+ * layers, routes, shortcuts that add them onto nothing old (nor shift what
+ * they add), and the [convolutional] (groups 1) and [connected] layers that
+ * then weigh them 0 (morph.c); an error saying where they go otherwise. */
+dn_status evo_widen_flow(const dn_network *net, int layer, int old_filters);
 /* deepen's CReLU: index of the layer that reads body convolution i's output
  * through layers linear in it ([avgpool], [local_avgpool], [dropout],
  * linear [activation]) and nothing else reads, a [convolutional] or

@@ -30,6 +30,15 @@
  *              summing to 1: R's pre-activation sums are unchanged, while the
  *              copies receive different gradients (the symmetry breaks).
  *              The layers between L and R pass channels one for one.
+ *              Where L's channels go further (routes concatenate them,
+ *              shortcuts add them, several layers read them): the new
+ *              filters keep their fresh weights and every [convolutional]
+ *              or [connected] that reads a new channel (wherever it sits in
+ *              its input: flow_build follows them) weighs it 0, its old
+ *              channels the parent's weights. Exact whatever the new filters
+ *              compute, provided no shortcut adds them onto an old channel
+ *              or shifts which channels it adds (evo_widen_flow refuses
+ *              those); the 0 weights get gradients at once.
  *   skip_zero  the branch's last conv (its only one, or a residual block's
  *              1x1 after a relu conv) has its batch norm start at scales 0,
  *              biases 0: it outputs exactly 0 and the [shortcut] adds
@@ -364,6 +373,199 @@ static dn_status crelu_reader(dn_layer *c, const dn_layer *p, int C)
     return s;
 }
 
+/* ------------------------------------------------------------ widen: any reader */
+
+/* Where the new channels of a widened layer go (evo_widen_flow): per layer,
+ * which of its output channels carry them (ch[i]: out_c flags, NULL: none),
+ * and which layers read them with weights (reader[i]: a [convolutional] or
+ * [connected], whose weights for them start at 0). */
+typedef struct {
+    int n;
+    unsigned char **ch;
+    unsigned char *reader;
+} widen_flow;
+
+static void flow_free(widen_flow *w)
+{
+    for (int i = 0; w->ch && i < w->n; ++i) free(w->ch[i]);
+    free(w->ch);
+    free(w->reader);
+    memset(w, 0, sizeof *w);
+}
+
+/* Index among the old (unflagged) channels of position j; flags may be NULL. */
+static int old_rank(const unsigned char *flags, int j)
+{
+    int r = 0;
+    for (int k = 0; flags && k < j; ++k) r += !flags[k];
+    return flags ? r : j;
+}
+
+static int count_new(const unsigned char *flags, int n)
+{
+    int c = 0;
+    for (int k = 0; flags && k < n; ++k) c += flags[k];
+    return c;
+}
+
+/* A [route]'s flags: its inputs' concatenated (NULL when none has new ones). */
+static dn_status route_flags(const dn_network *net, int i, widen_flow *w)
+{
+    const dn_layer *x = &net->layers[i];
+    int any = 0;
+    for (int k = 0; k < x->n_inputs; ++k) any |= w->ch[x->input_layers[k]] != NULL;
+    if (!any) return DN_OK;
+    if (!(w->ch[i] = calloc((size_t)x->out_c, 1))) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    for (int k = 0, at = 0; k < x->n_inputs; ++k) {
+        const dn_layer *in = &net->layers[x->input_layers[k]];
+        if (at + in->out_c > x->out_c) return evo_fail(DN_ERR_SHAPE, "widen: route %d's channels do not add up", i);
+        if (w->ch[x->input_layers[k]]) memcpy(w->ch[i] + at, w->ch[x->input_layers[k]], (size_t)in->out_c);
+        at += in->out_c;
+    }
+    return DN_OK;
+}
+
+/* A [shortcut] adds `from`'s channel j onto the previous layer's channel j
+ * for j below both counts (upstream's rule). Every old output channel must
+ * get what it got in the parent: the same old channel of `from` (by rank),
+ * or nothing; new channels may get anything. */
+static dn_status shortcut_flags(const dn_network *net, int i, widen_flow *w)
+{
+    const dn_layer *x = &net->layers[i];
+    const unsigned char *p = w->ch[i - 1], *q = w->ch[x->from];
+    if (!p && !q) return DN_OK;
+    int cp = x->c, cf = x->shortcut_c, minc = cp < cf ? cp : cf;
+    int pminc = (cp - count_new(p, cp)) < (cf - count_new(q, cf)) ? cp - count_new(p, cp) : cf - count_new(q, cf);
+    for (int j = 0; j < cp; ++j) {
+        if (p && p[j]) continue;   /* a new channel: its readers ignore it */
+        int r = old_rank(p, j), child_adds = j < minc, parent_adds = r < pminc;
+        if (child_adds != parent_adds || (child_adds && ((q && q[j]) || old_rank(q, j) != r)))
+            return evo_fail(DN_ERR_ARG, "widen: the new channels would change what [shortcut] %d adds to channel %d",
+                            i, j);
+    }
+    if (p && !(w->ch[i] = malloc((size_t)x->out_c))) return evo_fail(DN_ERR_NOMEM, "out of memory");
+    if (p) memcpy(w->ch[i], p, (size_t)x->out_c);
+    return DN_OK;
+}
+
+/* Layer i reads the previous layer's flagged channels `in`. */
+static dn_status read_flags(const dn_network *net, int i, const unsigned char *in, widen_flow *w)
+{
+    const dn_layer *x = &net->layers[i];
+    switch (x->type) {
+    case DN_CONVOLUTIONAL:
+        if (x->groups != 1)
+            return evo_fail(DN_ERR_ARG, "widen: the new channels reach [convolutional] %d of %d groups", i, x->groups);
+        w->reader[i] = 1;
+        return DN_OK;
+    case DN_CONNECTED: w->reader[i] = 1; return DN_OK;
+    case DN_MAXPOOL: case DN_AVGPOOL: case DN_LOCAL_AVGPOOL: case DN_DROPOUT: case DN_ACTIVATION_LAYER:
+        if (x->out_c != x->c) return evo_fail(DN_ERR_SHAPE, "widen: layer %d changes its channel count", i);
+        if (!(w->ch[i] = malloc((size_t)x->out_c))) return evo_fail(DN_ERR_NOMEM, "out of memory");
+        memcpy(w->ch[i], in, (size_t)x->out_c);
+        return DN_OK;
+    default:
+        return evo_fail(DN_ERR_ARG, "widen: the new channels would reach [%s] %d, which has no weights to ignore them",
+                        dn_layer_type_name(x->type), i);
+    }
+}
+
+/* The flow of layer L's new output channels f..out_c-1 through `net` (the
+ * child; shapes are enough). An error when widening L could not keep the
+ * function: the new channels reach a layer other than one-for-one layers,
+ * routes, shortcuts and the convolutions (groups 1) and connected layers
+ * that read them, or a shortcut would add them onto old channels (or shift
+ * what it adds). */
+static dn_status flow_build(const dn_network *net, int L, int f, widen_flow *w)
+{
+    memset(w, 0, sizeof *w);
+    if (!net || L < 0 || L >= net->n || net->layers[L].type != DN_CONVOLUTIONAL || f < 1 || f >= net->layers[L].out_c)
+        return evo_fail(DN_ERR_ARG, "widen: layer %d is no [convolutional] grown from %d filters", L, f);
+    w->n = net->n;
+    w->ch = calloc((size_t)net->n, sizeof *w->ch);
+    w->reader = calloc((size_t)net->n, 1);
+    if (!w->ch || !w->reader || !(w->ch[L] = calloc((size_t)net->layers[L].out_c, 1))) {
+        flow_free(w);
+        return evo_fail(DN_ERR_NOMEM, "out of memory");
+    }
+    memset(w->ch[L] + f, 1, (size_t)(net->layers[L].out_c - f));
+    dn_status s = DN_OK;
+    for (int i = L + 1; s == DN_OK && i < net->n; ++i) {
+        const dn_layer *x = &net->layers[i];
+        if (x->type == DN_ROUTE) s = route_flags(net, i, w);
+        else if (x->type == DN_SHORTCUT) s = shortcut_flags(net, i, w);
+        else if (w->ch[i - 1]) s = read_flags(net, i, w->ch[i - 1], w);
+    }
+    if (s != DN_OK) flow_free(w);
+    return s;
+}
+
+dn_status evo_widen_flow(const dn_network *net, int layer, int old_filters)
+{
+    widen_flow w;
+    DN_TRY(flow_build(net, layer, old_filters, &w));
+    flow_free(&w);
+    return DN_OK;
+}
+
+/* A reader of flagged input channels: old channel j gets the parent's
+ * weights of its rank, a new one weight 0. */
+static dn_status zero_reader(dn_layer *c, const dn_layer *p, const unsigned char *flags, int C)
+{
+    int f = C - count_new(flags, C), *src = malloc((size_t)C * sizeof *src);
+    float *keep = malloc((size_t)C * sizeof *keep);
+    dn_status s = src && keep ? DN_OK : evo_fail(DN_ERR_NOMEM, "evo_morph_init: out of memory");
+    for (int j = 0, r = 0; s == DN_OK && j < C; ++j) {
+        src[j] = flags[j] ? 0 : r++;
+        keep[j] = flags[j] ? 0.f : 1.f;
+    }
+    if (s == DN_OK) s = split_reader(c, p, src, f, C, keep, NULL);
+    free(src);
+    free(keep);
+    return s;
+}
+
+/* Child layer c keeps parent p's f filters as its first f (every array); its
+ * other filters keep their fresh initialisation. */
+static dn_status keep_old_filters(dn_layer *c, const dn_layer *p, int f, int F)
+{
+    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
+    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
+    if (nc != np)
+        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the widened layer's arrays differ from its parent's");
+    for (int k = 0; k < nc; ++k) {
+        size_t per = pp[k].n / (size_t)f;
+        if (strcmp(cp[k].name, pp[k].name) || pp[k].n != per * f || cp[k].n != per * F)
+            return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: %s of %zu floats does not widen %d -> %d filters "
+                            "into %zu", pp[k].name, pp[k].n, f, F, cp[k].n);
+        memcpy(cp[k].data, pp[k].data, pp[k].n * sizeof(float));
+    }
+    return DN_OK;
+}
+
+/* Widened layer ci (parent pi) whose new channels reach several readers (or
+ * one through routes and shortcuts): the new filters keep their fresh
+ * weights, every reader weighs them 0 (the zero-initialised outgoing weights
+ * of a network morphism: exact whatever the new filters compute, and each
+ * reader's weights for them get gradients at once). */
+static dn_status widen_zero_readers(dn_network *child, const evo_genome *cg, const dn_network *parent,
+                                    const evo_genome *pg, int ci, int pi)
+{
+    int f = parent->layers[pi].out_c, F = child->layers[ci].out_c;
+    widen_flow w;
+    dn_status s = flow_build(child, ci, f, &w);
+    if (s != DN_OK) return evo_fail(s, "evo_morph_init: widen of layer %d: %s", ci, evo_last_error());
+    s = keep_old_filters(&child->layers[ci], &parent->layers[pi], f, F);
+    for (int i = ci + 1; s == DN_OK && i < child->n; ++i) {
+        if (!w.reader[i]) continue;
+        int j = evo_genome_find(pg, cg->genes[i].id);
+        if (j < 0) s = evo_fail(DN_ERR_ARG, "evo_morph_init: widen: reader %d is not in the parent", i);
+        else s = zero_reader(&child->layers[i], &parent->layers[j], w.ch[i - 1], child->layers[i - 1].out_c);
+    }
+    flow_free(&w);
+    return s == DN_OK ? DN_OK : evo_fail(s, "evo_morph_init: widen of layer %d: %s", ci, evo_last_error());
+}
+
 static dn_status init_widen(dn_network *child, const evo_genome *cg, const dn_network *parent, const evo_genome *pg,
                             uint64_t seed)
 {
@@ -371,6 +573,7 @@ static dn_status init_widen(dn_network *child, const evo_genome *cg, const dn_ne
     DN_TRY(grown_pair(child, cg, parent, pg, DN_CONVOLUTIONAL, more_filters,
                       "widen", "convolutions have more filters than in the parent", &ci, &pi));
     int rc = evo_widen_reader(cg, ci), rp = evo_widen_reader(pg, pi);
+    if (rc < 0 && rp < 0) return widen_zero_readers(child, cg, parent, pg, ci, pi);
     if (rc < 0 || rp < 0 || cg->genes[rc].id != pg->genes[rp].id)
         return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: layer %d's output does not reach the same single "
                         "[convolutional] or [connected] in parent and child", ci);

@@ -478,23 +478,40 @@ int evo_crelu_reader(const evo_genome *g, int i) { return reader_through(g, i, i
 
 int evo_widen_reader(const evo_genome *g, int i) { return reader_through(g, i, is_channelwise); }
 
-/* widen: a body convolution whose output evo_widen_reader can split gets
- * filters f -> uniform in [f+1, max(2f, 16)]. */
+/* widen's general case for body convolution i of f filters: the child
+ * with f + 1 (or `F`) filters builds and evo_widen_flow keeps its function. */
+static int widens_exactly(const evo_genome *g, int i, int f, int F)
+{
+    evo_genome c;
+    dn_network *net = NULL;
+    if (evo_genome_copy(g, &c) != DN_OK) return 0;
+    int ok = evo_gene_set_int(&c.genes[i], "filters", F) == DN_OK && genome_shapes(&c, &net) == DN_OK &&
+             evo_widen_flow(net, i, f) == DN_OK;
+    dn_network_free(net);
+    evo_genome_free(&c);
+    return ok;
+}
+
+/* widen: a body convolution (groups 1) whose output evo_widen_reader can
+ * split, or whose new channels evo_widen_flow can have its readers weigh 0,
+ * gets filters f -> uniform in [f+1, max(2f, 16)]. */
 static dn_status widen(evo_genome *g, uint64_t *rng)
 {
     int *idx = malloc((size_t)(g->body_end + 1) * sizeof *idx), n = 0, f = 0;
     if (!idx) return evo_fail(DN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < g->body_end; ++i)
-        if (evo_widen_reader(g, i) >= 0 && evo_gene_int(&g->genes[i], "filters", 1, &f) == 0 && f >= 1 && f <= 250000000)
+        if (is_plain_conv(&g->genes[i]) && evo_gene_int(&g->genes[i], "filters", 1, &f) == 0 && f >= 1 &&
+            f <= 250000000 && (evo_widen_reader(g, i) >= 0 || widens_exactly(g, i, f, f + 1)))
             idx[n++] = i;
     int i = n ? idx[rand_int(rng, 0, n - 1)] : -1;
     free(idx);
     if (i < 0)
-        return evo_fail(DN_ERR_ARG, "widen does not apply: no body convolution whose output reaches just one "
-                        "[convolutional] or [connected] (through pools, activations, dropout) and no route or "
-                        "shortcut");
+        return evo_fail(DN_ERR_ARG, "widen does not apply: no body convolution whose new channels could reach only "
+                        "layers that weigh them (through pools, activations, dropout, routes and shortcuts)");
     evo_gene_int(&g->genes[i], "filters", 1, &f);
-    return evo_gene_set_int(&g->genes[i], "filters", rand_int(rng, f + 1, 2 * f > 16 ? 2 * f : 16));
+    int F = rand_int(rng, f + 1, 2 * f > 16 ? 2 * f : 16);
+    if (evo_widen_reader(g, i) < 0 && !widens_exactly(g, i, f, F)) F = f + 1;   /* a shortcut's alignment */
+    return evo_gene_set_int(&g->genes[i], "filters", F);
 }
 
 /* The smallest stride s <= 8 with which a 3x3 pad-1 (or 1x1) convolution

@@ -72,7 +72,34 @@ static const char *POOLED =
     "[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=linear\n"                    /* 1: 7x7x4 */
     "[avgpool]\n[connected]\noutput=10\nactivation=linear\n[softmax]\n";
 
-/* The only conv is read by a shortcut: nothing can widen. */
+/* Interconnected, as grown bodies are: every conv's new channels reach their
+ * readers through shortcuts and routes (in the middle of a concatenation,
+ * and flattened into the [connected]), so each can widen with its readers
+ * weighing the new channels 0. */
+static const char *WIRED =
+    "[net]\nbatch=8\nwidth=12\nheight=12\nchannels=1\nlearning_rate=0.05\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=3\nsize=3\npad=1\nactivation=relu\n"    /* 0: 12x12x3 */
+    "[convolutional]\nbatch_normalize=1\nfilters=3\nsize=3\npad=1\nactivation=leaky\n"   /* 1: 12x12x3 */
+    "[shortcut]\nfrom=-2\nactivation=linear\n"                                          /* 2: 1 + 0 */
+    "[route]\nlayers=-1,-3\n"                                                            /* 3: 12x12x6 (2, 0) */
+    "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"                           /* 4: 12x12x4 */
+    "[maxpool]\nsize=2\nstride=2\n"                                                     /* 5: 6x6x4 */
+    "[convolutional]\nbatch_normalize=1\nfilters=5\nsize=3\npad=1\nactivation=relu\n"    /* 6: 6x6x5 */
+    "[route]\nlayers=-1,-2\n"                                                            /* 7: 6x6x9 (6, 5) */
+    "[connected]\noutput=10\nactivation=linear\n[softmax]\n";
+
+/* conv 0 (2 filters) is added onto conv 1's first 2 of 4 channels: new
+ * channels of conv 0 would land on conv 1's old channels 2 and 3, so only
+ * conv 1 can widen. */
+static const char *ALIGNED =
+    "[net]\nbatch=8\nwidth=8\nheight=8\nchannels=2\nlearning_rate=0.05\n"
+    "[convolutional]\nbatch_normalize=1\nfilters=2\nsize=3\npad=1\nactivation=relu\n"    /* 0: 8x8x2 */
+    "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=relu\n"    /* 1: 8x8x4 */
+    "[shortcut]\nfrom=-2\nactivation=linear\n"                                          /* 2: 1 + 0 on 2 channels */
+    "[avgpool]\n[connected]\noutput=3\nactivation=linear\n[softmax]\n";
+
+/* The only conv's channels reach the [softmax] (through a shortcut and the
+ * pool): nothing can widen. */
 static const char *LOCKED =
     "[net]\nwidth=8\nheight=8\nchannels=4\n"
     "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=relu\n"
@@ -381,7 +408,7 @@ static void test_deepen_genome(void)
 
 static void test_widen_genome(void)
 {
-    int grew[5] = {0};
+    int grew[5] = {0}, res[3] = {0}, wired[8] = {0};
     for (uint64_t s = 1; s <= 40; ++s) {
         evo_genome p, c;
         CHECK_EVO(mutate_cfg(SMALL, EVO_MUT_WIDEN, s, &p, &c));
@@ -396,14 +423,30 @@ static void test_widen_genome(void)
         }
         evo_genome_free(&p);
         evo_genome_free(&c);
-        /* RES: only conv 4 qualifies (0 is read by the shortcut, 1 feeds it) */
+        /* RES: conv 0 (read by conv 1 and the shortcut), 1 (the shortcut's previous layer) and 4 */
         CHECK_EVO(mutate_cfg(RES, EVO_MUT_WIDEN, s, &p, &c));
-        CHECK(geti(&c.genes[4], "filters", 0) > 6 && geti(&c.genes[0], "filters", 0) == 4 && geti(&c.genes[1], "filters", 0) == 4,
-              "RES widens conv 4 only");
+        int r0 = geti(&c.genes[0], "filters", 0) > 4, r1 = geti(&c.genes[1], "filters", 0) > 4;
+        int r4 = geti(&c.genes[4], "filters", 0) > 6;
+        CHECK(r0 + r1 + r4 == 1, "RES widens one conv");
+        res[0] += r0; res[1] += r1; res[2] += r4;
+        evo_genome_free(&p);
+        evo_genome_free(&c);
+        /* ALIGNED: conv 1 only */
+        CHECK_EVO(mutate_cfg(ALIGNED, EVO_MUT_WIDEN, s, &p, &c));
+        CHECK(geti(&c.genes[1], "filters", 0) > 4 && geti(&c.genes[0], "filters", 0) == 2, "ALIGNED widens conv 1 only");
+        evo_genome_free(&p);
+        evo_genome_free(&c);
+        CHECK_EVO(mutate_cfg(WIRED, EVO_MUT_WIDEN, s, &p, &c));
+        for (int i = 0; i < p.n; ++i)
+            if (!strcmp(p.genes[i].type, "convolutional") && geti(&c.genes[i], "filters", 0) > geti(&p.genes[i], "filters", 0))
+                wired[i]++;
         evo_genome_free(&p);
         evo_genome_free(&c);
     }
     CHECK(grew[0] && grew[2] && grew[4], "every conv of SMALL widened (%d %d %d)", grew[0], grew[2], grew[4]);
+    CHECK(res[0] && res[1] && res[2], "every conv of RES widened (%d %d %d)", res[0], res[1], res[2]);
+    CHECK(wired[0] && wired[1] && wired[4] && wired[6], "every conv of WIRED widened (%d %d %d %d)", wired[0], wired[1],
+          wired[4], wired[6]);
     evo_genome p, c;
     CHECK(mutate_cfg(LOCKED, EVO_MUT_WIDEN, 1, &p, &c) == DN_ERR_ARG && strstr(evo_last_error(), "widen does not apply"),
           "LOCKED: %s", evo_last_error());
@@ -638,13 +681,14 @@ static void test_function_preserved(void)
     CHECK_EVO(evo_genome_emit(&t1, 1, &trivial_deep));
     evo_genome_free(&t0);
     evo_genome_free(&t1);
-    const char *cfgs[] = {SMALL, DROP, RES, FASHION, trivial_deep, TRIVIAL, POOLED};
-    const char *names[] = {"small", "drop", "res", "fashion-small", "trivial+deepen", "trivial", "pooled"};
+    const char *cfgs[] = {SMALL, DROP, RES, FASHION, trivial_deep, TRIVIAL, POOLED, WIRED, ALIGNED};
+    const char *names[] = {"small", "drop", "res", "fashion-small", "trivial+deepen", "trivial", "pooled", "wired",
+                           "aligned"};
     evo_mutation ms[] = {EVO_MUT_DEEPEN, EVO_MUT_WIDEN, EVO_MUT_SKIP_ZERO, EVO_MUT_FLATTEN, EVO_MUT_DEEPEN_HEAD};
     for (int k = 0; k < 5; ++k) {
         tally t = {0};
-        for (int c = 0; c < 7; ++c)
-            for (uint64_t s = 1; s <= (c == 3 ? 3u : 6u); ++s) exact_case(cfgs[c], names[c], ms[k], s, &t);
+        for (int c = 0; c < 9; ++c)
+            for (uint64_t s = 1; s <= (c == 3 ? 3u : c == 7 ? 12u : 6u); ++s) exact_case(cfgs[c], names[c], ms[k], s, &t);
         for (uint64_t s = 7; ms[k] == EVO_MUT_DEEPEN && s <= 16; ++s) {   /* more CReLUs: signed inputs */
             exact_case(SMALL, "small", ms[k], s, &t);
             exact_case(DROP, "drop", ms[k], s, &t);
@@ -965,6 +1009,32 @@ static void test_init_errors(void)
           strstr(evo_last_error(), "layer count"), "mismatched genome refused: %s", evo_last_error());
     evo_genome_free(&t);
     dn_network_free(parent);
+    dn_network_free(child);
+    evo_genome_free(&p);
+    evo_genome_free(&c);
+    /* ALIGNED's conv 0 widened by hand: its new channels would be added onto conv 1's old ones */
+    CHECK_EVO(evo_genome_parse(ALIGNED, "p", &p));
+    CHECK_EVO(evo_genome_copy(&p, &c));
+    CHECK_EVO(evo_gene_set_int(&c.genes[0], "filters", 3));
+    parent = build(&p, 1);
+    child = build(&c, 2);
+    CHECK(parent && child && evo_widen_flow(child, 0, 2) == DN_ERR_ARG &&
+          strstr(evo_last_error(), "[shortcut] 2 adds to channel 2"), "evo_widen_flow refuses: %s", evo_last_error());
+    CHECK(parent && child && evo_morph_init(child, &c, parent, &p, EVO_MUT_WIDEN, NULL, 0, 1) == DN_ERR_ARG &&
+          strstr(evo_last_error(), "widen of layer 0") && strstr(evo_last_error(), "shortcut"),
+          "evo_morph_init refuses it: %s", evo_last_error());
+    CHECK(evo_widen_flow(child, 1, 4) == DN_ERR_ARG, "layer 1 did not grow from 4 filters: refused");
+    dn_network_free(parent);
+    dn_network_free(child);
+    evo_genome_free(&c);
+    /* LOCKED's conv widened: its channels would reach the [softmax] */
+    evo_genome_free(&p);
+    CHECK_EVO(evo_genome_parse(LOCKED, "p", &p));
+    CHECK_EVO(evo_genome_copy(&p, &c));
+    CHECK_EVO(evo_gene_set_int(&c.genes[0], "filters", 5));
+    child = build(&c, 2);
+    CHECK(child == NULL || (evo_widen_flow(child, 0, 4) == DN_ERR_ARG && strstr(evo_last_error(), "[softmax]")),
+          "LOCKED: %s", evo_last_error());
     dn_network_free(child);
     evo_genome_free(&p);
     evo_genome_free(&c);

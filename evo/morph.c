@@ -271,7 +271,8 @@ static dn_status grown_pair(const dn_network *child, const evo_genome *cg, const
 static int more_filters(const dn_layer *c, const dn_layer *p) { return c->out_c > p->out_c; }
 
 /* Child layer c's arrays from parent layer p's by filter: block j of each
- * array (n/filters floats) is the parent's block src[j]. */
+ * array (n/filters floats) is the parent's block src[j]; src NULL: the
+ * first f blocks are the parent's, the others keep their fresh values. */
 static dn_status copy_filters(dn_layer *c, const dn_layer *p, const int *src, int f, int F)
 {
     dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
@@ -283,8 +284,8 @@ static dn_status copy_filters(dn_layer *c, const dn_layer *p, const int *src, in
         if (strcmp(cp[k].name, pp[k].name) || pp[k].n != per * f || cp[k].n != per * F)
             return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: %s of %zu floats does not widen %d -> %d filters "
                             "into %zu", pp[k].name, pp[k].n, f, F, cp[k].n);
-        for (int j = 0; j < F; ++j)
-            memcpy(cp[k].data + (size_t)j * per, pp[k].data + (size_t)src[j] * per, per * sizeof(float));
+        for (int j = 0; j < (src ? F : f); ++j)
+            memcpy(cp[k].data + (size_t)j * per, pp[k].data + (size_t)(src ? src[j] : j) * per, per * sizeof(float));
     }
     return DN_OK;
 }
@@ -525,24 +526,6 @@ static dn_status zero_reader(dn_layer *c, const dn_layer *p, const unsigned char
     return s;
 }
 
-/* Child layer c keeps parent p's f filters as its first f (every array); its
- * other filters keep their fresh initialisation. */
-static dn_status keep_old_filters(dn_layer *c, const dn_layer *p, int f, int F)
-{
-    dn_param cp[DN_MAX_PARAMS], pp[DN_MAX_PARAMS];
-    int nc = dn_layer_params(c, cp), np = dn_layer_params(p, pp);
-    if (nc != np)
-        return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: the widened layer's arrays differ from its parent's");
-    for (int k = 0; k < nc; ++k) {
-        size_t per = pp[k].n / (size_t)f;
-        if (strcmp(cp[k].name, pp[k].name) || pp[k].n != per * f || cp[k].n != per * F)
-            return evo_fail(DN_ERR_ARG, "evo_morph_init: widen: %s of %zu floats does not widen %d -> %d filters "
-                            "into %zu", pp[k].name, pp[k].n, f, F, cp[k].n);
-        memcpy(cp[k].data, pp[k].data, pp[k].n * sizeof(float));
-    }
-    return DN_OK;
-}
-
 /* Widened layer ci (parent pi) whose new channels reach several readers (or
  * one through routes and shortcuts): the new filters keep their fresh
  * weights, every reader weighs them 0 (the zero-initialised outgoing weights
@@ -555,7 +538,7 @@ static dn_status widen_zero_readers(dn_network *child, const evo_genome *cg, con
     widen_flow w;
     dn_status s = flow_build(child, ci, f, &w);
     if (s != DN_OK) return evo_fail(s, "evo_morph_init: widen of layer %d: %s", ci, evo_last_error());
-    s = keep_old_filters(&child->layers[ci], &parent->layers[pi], f, F);
+    s = copy_filters(&child->layers[ci], &parent->layers[pi], NULL, f, F);
     for (int i = ci + 1; s == DN_OK && i < child->n; ++i) {
         if (!w.reader[i]) continue;
         int j = evo_genome_find(pg, cg->genes[i].id);

@@ -213,6 +213,8 @@ static int check_fidelity(const evo_options *o)
         return usage_error("-augment '%s': use none, auto, final or all", o->augment ? o->augment : "");
     if (!(o->erase >= 0 && o->erase <= 1))
         return usage_error("-erase %g: random erasing's probability must be in [0, 1] (0: none)", o->erase);
+    if (!(o->final_decay >= 0 && o->final_decay < 1))
+        return usage_error("-final-decay %g: must be in [0, 1) (0: the winner's own decay)", o->final_decay);
     if (o->final_front < 1 || o->final_front > 8)
         return usage_error("-final-front %d: must be 1 .. 8 (1: the winner only)", o->final_front);
     int costs;
@@ -663,6 +665,7 @@ static int cmd_finish(int argc, char **argv)
     if (!f.from_set) f.fo.scratch = run.scratch;
     if (!f.aug_set) f.fo.augment = run.augment;
     if (!f.erase_set) f.fo.erase = run.erase;
+    if (f.fo.decay <= 0) f.fo.decay = run.decay;
     if (!f.width_set) f.fo.width = run.width;
     if (f.fo.epochs <= 0) f.fo.epochs = run.epochs;
     f.fo.seconds = f.hours * 3600.0;

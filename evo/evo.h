@@ -123,6 +123,7 @@ typedef struct {
                                 K-1 cheaper archived models (1: the winner only) */
     char *augment;           /* "none", "auto", "final" or "all" */
     double erase;            /* where augment applies: random erasing's probability per image (0: none) */
+    double final_decay;      /* > 0: final training's weight decay; 0: the winner's own */
     char *objective;         /* "acc", or acc with costs: "acc,flops", "acc,params,latency", ... */
     int latency_threads;     /* threads the latency is measured with */
     double report_every;     /* seconds between live reports (0: only at the end) */

@@ -945,6 +945,7 @@ void evo_finish_options_from(const evo_options *o, const evo_state *state, evo_f
     fo->scratch = o->final_from && !strcmp(o->final_from, "scratch");
     fo->augment = o->augment && !strcmp(o->augment, "none") ? 0 : o->augment && !strcmp(o->augment, "auto") ? EVO_AUGMENT_AUTO : 1;
     fo->erase = (float)o->erase;
+    fo->decay = o->final_decay;
     fo->epochs = o->final_epochs;
     fo->width = evo_parse_width(o->final_width);
     if (o->hours > 0) {   /* what the search left, at least the share */

@@ -116,6 +116,8 @@ static const evo_option_spec TABLE[] = {
     NEW("-erase", "P", "erase", EVO_OPT_DBL, erase, "0", NULL, 0, "0",
         "random erasing (Zhong et al. 2017) wherever -augment applies flip + crop: with probability P an image gets "
         "one rectangle of noise (2-40% of it); 0: none"),
+    NEW("-final-decay", "D", "final_decay", EVO_OPT_DBL, final_decay, "0", NULL, 0, "0",
+        "final training's weight decay (0: the winner's own [net] decay=, which the search used)"),
     NEW("-objective", "LIST", "objective", EVO_OPT_STR, objective, "acc", NULL, 0, "acc",
         "what selection optimises: acc (validation accuracy) or accuracy together with costs, e.g. acc,flops or "
         "acc,params,latency (a Pareto front: NSGA-II's rank and crowding; the archive of non-dominated models)"),

@@ -38,7 +38,8 @@
 #   j. -decay: finish -decay D trains with weight decay D instead of the
 #      genome's: other weights than the same training without it (which
 #      repeats bit for bit), said in the log, result.json, model.cfg and the
-#      report; bad values are refused.
+#      report; a search's -final-decay does the same for its final training
+#      and is finish's default; bad values are refused.
 # Env: BIN (where darknet lives, default bin), BUILD (build-san => smaller runs).
 # Prints "N passed, M failed"; exits non-zero on failure.
 set -u
@@ -312,6 +313,13 @@ check "finish -decay 0.05: in the log, result.json and model.cfg (rc=$rc)" \
 check "... and it trains other weights" bash -c "[ -s '$T/c/final/final.weights' ] && ! cmp -s '$T/c/final/final.weights' '$T/i_plain.weights'"
 run j_report "$DN" evolve report "$T/c"
 check "... the report says so" grep -q 'final weight decay</th><td>0.05' "$T/c/report/index.html"
+run j_run "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/jr" "${E[@]}" -steps 4 -evals 6 -final-epochs 1 -final-decay 0.02
+check "a search's -final-decay 0.02 trains its final model with it (rc=$rc)" \
+  bash -c "[ $rc -eq 0 ] && grep -q '\"decay\":0.02,' '$T/jr/final/result.json' && grep -qx 'decay=0.02' '$T/jr/final/model.cfg'"
+run j_run_finish "$DN" evolve finish "$T/jr" -again -epochs 1
+check "... and finish without -decay keeps the run's (rc=$rc)" bash -c "[ $rc -eq 0 ] && grep -q '\"decay\":0.02,' '$T/jr/final/result.json'"
+expect_error j_bad_run 2 "-final-decay 1: must be in" \
+  "$DN" evolve "$T/fashion.data" "$T/conv.cfg" -out "$T/jb" "${E[@]}" -final-decay 1
 expect_error j_zero 2 "'-decay 0' is not understood" "$DN" evolve finish "$T/c" -again -decay 0
 expect_error j_one 2 "'-decay 1' is not understood" "$DN" evolve finish "$T/c" -again -decay 1
 check "no crash" no_crash "$T"/j_*.err

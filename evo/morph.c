@@ -394,14 +394,6 @@ static void flow_free(widen_flow *w)
     memset(w, 0, sizeof *w);
 }
 
-/* Index among the old (unflagged) channels of position j; flags may be NULL. */
-static int old_rank(const unsigned char *flags, int j)
-{
-    int r = 0;
-    for (int k = 0; flags && k < j; ++k) r += !flags[k];
-    return flags ? r : j;
-}
-
 static int count_new(const unsigned char *flags, int n)
 {
     int c = 0;
@@ -436,13 +428,17 @@ static dn_status shortcut_flags(const dn_network *net, int i, widen_flow *w)
     const unsigned char *p = w->ch[i - 1], *q = w->ch[x->from];
     if (!p && !q) return DN_OK;
     int cp = x->c, cf = x->shortcut_c, minc = cp < cf ? cp : cf;
-    int pminc = (cp - count_new(p, cp)) < (cf - count_new(q, cf)) ? cp - count_new(p, cp) : cf - count_new(q, cf);
-    for (int j = 0; j < cp; ++j) {
-        if (p && p[j]) continue;   /* a new channel: its readers ignore it */
-        int r = old_rank(p, j), child_adds = j < minc, parent_adds = r < pminc;
-        if (child_adds != parent_adds || (child_adds && ((q && q[j]) || old_rank(q, j) != r)))
-            return evo_fail(DN_ERR_ARG, "widen: the new channels would change what [shortcut] %d adds to channel %d",
-                            i, j);
+    int old_p = cp - count_new(p, cp), old_f = cf - count_new(q, cf), pminc = old_p < old_f ? old_p : old_f;
+    for (int j = 0, rp = 0, rq = 0; j < cp; ++j) {   /* rp, rq: old channels before j in prev and from */
+        int new_p = p && p[j], new_q = j < cf && q && q[j];
+        if (!new_p) {   /* an old channel: it must get what it got in the parent (a new one: its readers ignore it) */
+            int child_adds = j < minc, parent_adds = rp < pminc;
+            if (child_adds != parent_adds || (child_adds && (new_q || rq != rp)))
+                return evo_fail(DN_ERR_ARG, "widen: the new channels would change what [shortcut] %d adds to "
+                                "channel %d", i, j);
+        }
+        rp += !new_p;
+        rq += j < cf && !new_q;
     }
     if (p && !(w->ch[i] = malloc((size_t)x->out_c))) return evo_fail(DN_ERR_NOMEM, "out of memory");
     if (p) memcpy(w->ch[i], p, (size_t)x->out_c);

@@ -652,7 +652,8 @@ static void summary_final(evo_text *t, const report *r)
             v ? v->params : 0, v ? v->flops / 1e6 : 0);
     if (f->lr_scale < 1)
         row(t, "final learning rate", "the genome's peak rate times %g: the training diverged at higher rates", f->lr_scale);
-    if (f->decay > 0) row(t, "final weight decay", "%g (finish -decay; the genome's own is in its cfg)", f->decay);
+    if (f->decay > 0)
+        row(t, "final weight decay", "%g (-final-decay or finish -decay; the genome's own is in its cfg)", f->decay);
     if (f->images > 0 && v)
         row(t, "final test accuracy", "%.2f%% on %d test images (its search validation %.2f%%: a gap of %+.2f "
             "points, the optimism of selection plus the extra training)", 100.0 * f->test_accuracy, f->images,
